@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+// The canonical byte encodings every hash depends on (DESIGN.md §3.10) and the
+// hashes built from them: H_C, blocks_root, D, T_i, the safety number.
+#pragma once
+
+#include <array>
+#include <string>
+#include <string_view>
+
+#include "cowpi/protocol/expected.hpp"
+#include "cowpi/protocol/types.hpp"
+
+namespace cowpi::protocol {
+
+/// `L(n)`: "cowpi/v1/" + n, as raw ASCII bytes.
+std::string label(std::string_view n);
+
+/// Returns `enc(C)`. Fails with `errc::not_canonical` when a list is unsorted
+/// or holds a duplicate id, an id is malformed, a field that does not belong
+/// to `c.type` is set, or a count exceeds the protocol limits; fails with
+/// `errc::unsupported_version` for a version other than 1. Never sorts.
+[[nodiscard]] expected<bytes> enc_common(const common& c);
+
+/// `enc_list(L) = be32(#L) || (lp(id) || lpk)...`. REQUIRES: sorted (not checked).
+void enc_list(byte_writer& w, const member_list& l);
+
+/// `enc(ref)`: 41 bytes.
+std::array<uint8_t, enc_ref_size> enc_ref(const key_ref& r) noexcept;
+/// `enc(block)`: 185 bytes.
+std::array<uint8_t, block_size> enc_block(const block& b) noexcept;
+/// Parses `enc(block)`. Fails with `errc::bad_length` unless exactly 185
+/// bytes, `errc::malformed` for an unknown key kind.
+[[nodiscard]] expected<block> decode_block(byte_view b) noexcept;
+/// `H(block) = SHA-256(enc(block))`.
+hash32 block_hash(const block& b) noexcept;
+
+/// `H_C = H(L("C") || enc(C))`. Fails as `enc_common`.
+[[nodiscard]] expected<hash32> hash_common(const common& c);
+
+/// One recipient's entry in blocks_root: its id and H(block_R).
+struct block_digest {
+  std::string recipient;
+  hash32 hash{};
+  friend bool operator==(const block_digest&, const block_digest&) = default;
+};
+
+/// `blocks_root = H(L("blocks") || be32(#R) || (lp(R) || H(block_R))...)`.
+/// REQUIRES: `d` sorted by recipient (checked by callers through `validate`).
+hash32 blocks_root(const std::vector<block_digest>& d);
+
+/// `D = H(L("D") || H_C || blocks_root)`.
+hash32 entry_digest(const hash32& h_c, const hash32& root);
+
+/// `T_i = H(L("T") || conv || be64(i) || T_{i-1} || D_i)`.
+hash32 transcript_hash(const conv_id& conv, uint64_t i, const hash32& t_prev, const hash32& d);
+
+/// `T_{-1}`: 32 zero bytes.
+inline constexpr hash32 t_genesis{};
+
+/// The safety number `S = H(L("safety") || enc_list(members))`, rendered as
+/// three lines of four 5-digit groups (DESIGN.md §3.6).
+std::string safety_number(const member_list& members);
+
+/// `pad(p)`: p || 0x80 || 0x00... to the smallest multiple of 256 >= len(p)+1.
+bytes pad(byte_view p);
+/// Undoes `pad`: strips trailing zeros and one 0x80. Fails with
+/// `errc::malformed` if the bytes do not end in 0x80 followed by zeros.
+[[nodiscard]] expected<bytes> unpad(byte_view p);
+
+}  // namespace cowpi::protocol

@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: Apache-2.0
+// The wire codec: plain structs <-> Cap'n Proto bytes (protocol/schema/*.capnp).
+// Decoders take untrusted bytes, never crash and never throw; only
+// protocol/src/wire/ sees the generated Cap'n Proto code.
+#pragma once
+
+#include <optional>
+
+#include "cowpi/protocol/expected.hpp"
+#include "cowpi/protocol/messages.hpp"
+
+namespace cowpi::protocol::wire {
+
+/// Why a client frame was refused, and whether the connection survives it.
+struct frame_problem {
+  error err;
+  /// The request id when the frame was readable far enough to answer it.
+  std::optional<uint64_t> request_id;
+  /// A rejection to answer instead of closing (e.g. BAD_BLOCK_SIZE).
+  std::optional<rejection> answer;
+};
+
+// Encoders (trusted input; the structs must satisfy the documented sizes).
+bytes encode(const clear_frame& f);
+bytes encode(const client_frame& f);
+bytes encode(const router_frame& f);
+bytes encode(const link_request& m);
+bytes encode(const link_response& m);
+bytes encode_common(const common& c);
+bytes encode_envelope(const envelope& e);
+bytes encode_submit(const submit_msg& s);
+bytes encode_prekey_bundle(const prekey_bundle& b);
+
+// Decoders (untrusted input). Fail with `errc::malformed` (not Cap'n Proto,
+// truncated, bad pointer, unknown union tag, a field of the wrong size),
+// `errc::too_large` (over the byte limit or a protocol list limit) or
+// `errc::unsupported_version`.
+[[nodiscard]] expected<clear_frame> decode_clear_frame(byte_view b);
+/// A client frame; a SUBMIT whose blocks are not 185 B yields a problem
+/// with `answer = BAD_BLOCK_SIZE` and the request id, the connection survives.
+[[nodiscard]] expected<client_frame, frame_problem> decode_client_frame(byte_view b);
+[[nodiscard]] expected<router_frame> decode_router_frame(byte_view b);
+[[nodiscard]] expected<link_request> decode_link_request(byte_view b);
+[[nodiscard]] expected<link_response> decode_link_response(byte_view b);
+[[nodiscard]] expected<common> decode_common(byte_view b);
+[[nodiscard]] expected<envelope> decode_envelope(byte_view b);
+[[nodiscard]] expected<submit_msg> decode_submit(byte_view b);
+[[nodiscard]] expected<prekey_bundle> decode_prekey_bundle(byte_view b);
+
+}  // namespace cowpi::protocol::wire
