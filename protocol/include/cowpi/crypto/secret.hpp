@@ -12,6 +12,7 @@
 #include <span>
 
 #include "cowpi/crypto/bytes.hpp"
+#include "cowpi/protocol/expected.hpp"
 
 namespace cowpi::crypto {
 
@@ -19,8 +20,10 @@ namespace cowpi::crypto {
 /// false when the lengths differ. The only way cowpi compares MACs, tags,
 /// keys and anything derived from a secret.
 [[nodiscard]] inline bool ct_equal(byte_view a, byte_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  if (a.empty()) return true;
+  if (a.size() != b.size()) { return false;
+}
+  if (a.empty()) { return true;
+}
   return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
@@ -56,10 +59,11 @@ public:
     return *this;
   }
 
-  /// Copies `b` in. REQUIRES: `b.size() == N`.
+  /// Copies `b` in. REQUIRES: `b.size() == N` (asserted: a wrong size is a bug).
   static secret from(byte_view b) noexcept {
+    COWPI_ASSERT(b.size() == N);
     secret s;
-    if (b.size() == N) std::memcpy(s.bytes_, b.data(), N);
+    std::memcpy(s.bytes_, b.data(), N);
     return s;
   }
 
@@ -94,11 +98,15 @@ private:
 /// keys. Move-only. Thread-safe: readers may be taken from several threads.
 template <size_t N>
 class locked_secret {
+  // Declared before `reader`, whose member declarations name it (clang requires this).
+  struct shared;
+
 public:
   /// Allocates zeroed, locked memory. Aborts on allocation failure (OOM is fatal).
   locked_secret() : state_(new shared) {
     state_->ptr = static_cast<uint8_t*>(sodium_malloc(N));
-    if (state_->ptr == nullptr) std::abort();  // out of memory is fatal
+    if (state_->ptr == nullptr) { std::abort();  // out of memory is fatal
+}
     std::memset(state_->ptr, 0, N);
     sodium_mprotect_noaccess(state_->ptr);
   }
@@ -132,11 +140,13 @@ public:
   public:
     explicit reader(const locked_secret& s) : st_(s.state_) {
       std::lock_guard<std::mutex> g(st_->mu);
-      if (st_->readers++ == 0) sodium_mprotect_readonly(st_->ptr);
+      if (st_->readers++ == 0) { sodium_mprotect_readonly(st_->ptr);
+}
     }
     ~reader() {
       std::lock_guard<std::mutex> g(st_->mu);
-      if (--st_->readers == 0) sodium_mprotect_noaccess(st_->ptr);
+      if (--st_->readers == 0) { sodium_mprotect_noaccess(st_->ptr);
+}
     }
     reader(const reader&) = delete;
     reader& operator=(const reader&) = delete;

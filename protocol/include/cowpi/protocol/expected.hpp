@@ -16,7 +16,7 @@
 #define COWPI_ASSERT(cond)                                                           \
   do {                                                                               \
     if (!(cond)) {                                                                   \
-      std::fprintf(stderr, "%s:%d: COWPI_ASSERT failed: %s\n", __FILE__, __LINE__, \
+      (void)std::fprintf(stderr, "%s:%d: COWPI_ASSERT failed: %s\n", __FILE__, __LINE__, \
                    #cond);                                                           \
       std::abort();                                                                  \
     }                                                                                \
