@@ -37,6 +37,16 @@ inline constexpr uint64_t rekey_interval = uint64_t{1} << 20;
 inline constexpr size_t max_prekey_batch = 4096;
 /// Most owners named in one pre-key fetch (one SETUP of maximum size plus its mirrors).
 inline constexpr size_t max_fetch_owners = max_members + max_mirrors;
+/// Most recipients of one entry. |Recipients(C)| <= |state.members| + |adds| - 1 (UPDATE), with
+/// |state.members| <= max_members, |adds| + |removes| <= max_ops and |state.members| + |adds| -
+/// |removes| <= max_members, so |adds| <= max_ops / 2 when the state is full: 1151.
+inline constexpr size_t max_recipients = max_members + max_ops / 2 - 1;
+/// Most slots (recipients plus the author) of one entry: the mirror blocks in one ANSWER.
+inline constexpr size_t max_slots = max_recipients + 1;
+/// Most D values in one AUDIT answer; a mirror splits longer ranges.
+inline constexpr size_t max_audit_batch = 4096;
+/// Longest human-readable text on the wire (ERROR messages, rejection details, mirror reasons).
+inline constexpr size_t max_text_len = 1024;
 /// Largest transport frame any message within these limits needs (bytes after
 /// the 4-byte length). Config refuses a smaller `max_frame`; a test builds the
 /// largest SUBMIT and checks it fits.

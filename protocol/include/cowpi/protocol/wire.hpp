@@ -11,6 +11,12 @@
 
 namespace cowpi::protocol::wire {
 
+/// The wire version every top-level frame carries (clear, client and router frames, link
+/// requests and responses). Decoders refuse any other value with `errc::unsupported_version`.
+/// It versions the encoding only; `hello::version` and `link_hello::version` are the protocol
+/// versions the handshakes bind and check, and `common::version` is C's (checked on decode).
+inline constexpr uint8_t wire_version = 1;
+
 /// Why a client frame was refused, and whether the connection survives it.
 struct frame_problem {
   error err;
@@ -20,7 +26,9 @@ struct frame_problem {
   std::optional<rejection> answer;
 };
 
-// Encoders (trusted input; the structs must satisfy the documented sizes).
+// Encoders (trusted input; the structs must satisfy the documented sizes). They write
+// standard (unpacked) Cap'n Proto framing and never fail; a C is written with exactly the
+// fields of its type (docs/wire.md), so fields that do not belong to `c.type` are dropped.
 bytes encode(const clear_frame& f);
 bytes encode(const client_frame& f);
 bytes encode(const router_frame& f);
@@ -35,6 +43,10 @@ bytes encode_prekey_bundle(const prekey_bundle& b);
 // truncated, bad pointer, unknown union tag, a field of the wrong size),
 // `errc::too_large` (over the byte limit or a protocol list limit) or
 // `errc::unsupported_version`.
+// The byte limit is `max_frame_protocol`; the list limits are those of limits.hpp; an id may
+// have at most `max_id_len` bytes and a text `max_text_len`. A decoded C has been checked for
+// shape only: callers run `validate` (ids, order, counts against the state). The error
+// context names the field and never holds message bytes or ids.
 [[nodiscard]] expected<clear_frame> decode_clear_frame(byte_view b);
 /// A client frame; a SUBMIT whose blocks are not 185 B yields a problem
 /// with `answer = BAD_BLOCK_SIZE` and the request id, the connection survives.
