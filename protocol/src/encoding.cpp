@@ -279,6 +279,69 @@ std::string safety_number(const member_list& members) {
   return out;
 }
 
+bytes ad_block(const hash32& h_c, std::string_view author, std::string_view recipient) {
+  byte_writer w(64 + author.size() + recipient.size());
+  w.raw(label("block")).raw(h_c).lp(author).lp(recipient);
+  return std::move(w).take();
+}
+
+bytes ad_amb(const hash32& h_c, const hash32& root, std::string_view author,
+             std::string_view mirror) {
+  byte_writer w(96 + author.size() + mirror.size());
+  w.raw(label("amb")).raw(h_c).raw(root).lp(author).lp(mirror);
+  return std::move(w).take();
+}
+
+bytes ad_mirror_block(const conv_id& conv, uint64_t i, const hash32& t_i,
+                      std::string_view mirror, std::string_view member, const hash32& bind) {
+  byte_writer w(128 + mirror.size() + member.size());
+  w.raw(label("mb")).raw(conv).be64(i).raw(t_i).lp(mirror).lp(member).raw(bind);
+  return std::move(w).take();
+}
+
+bytes ad_body(const conv_id& conv, std::string_view author, uint64_t aseq) {
+  byte_writer w(48 + author.size());
+  w.raw(label("body")).raw(conv).lp(author).be64(aseq);
+  return std::move(w).take();
+}
+
+crypto::secret<32> body_key(const crypto::secret<32>& seed) {
+  return crypto::hkdf32({}, seed.expose(), as_bytes(label("body-key")));
+}
+
+hash32 body_commit(const crypto::secret<32>& seed) {
+  auto c = crypto::hkdf32({}, seed.expose(), as_bytes(label("body-commit")));
+  hash32 out{};
+  std::copy_n(c.expose().data(), 32, out.begin());
+  return out;
+}
+
+bytes seal_body(const crypto::secret<32>& seed, const conv_id& conv, std::string_view author,
+                uint64_t aseq, byte_view plaintext, crypto::rng& r) {
+  auto key = body_key(seed);
+  auto nonce = r.array<24>();
+  bytes padded = pad(plaintext);
+  bytes body(24 + padded.size() + crypto::aead_tag_size);
+  std::copy(nonce.begin(), nonce.end(), body.begin());
+  auto ad = ad_body(conv, author, aseq);
+  auto ok = crypto::aead_seal_into(std::span<uint8_t>(body).subspan(24), key.expose(), nonce,
+                                   padded, ad);
+  COWPI_ASSERT(ok.has_value());
+  sodium_memzero(padded.data(), padded.size());
+  return body;
+}
+
+expected<bytes> open_body(const crypto::secret<32>& seed, const conv_id& conv,
+                          std::string_view author, uint64_t aseq, byte_view body) {
+  if (body.size() < 24 + crypto::aead_tag_size) return fail(errc::bad_length, "body too short");
+  auto key = body_key(seed);
+  auto ad = ad_body(conv, author, aseq);
+  COWPI_TRY(bytes padded, crypto::aead_open(key.expose(), body.first(24), body.subspan(24), ad));
+  auto out = unpad(padded);
+  sodium_memzero(padded.data(), padded.size());
+  return out;
+}
+
 bytes pad(byte_view p) {
   size_t n = (p.size() + 1 + pad_block - 1) / pad_block * pad_block;
   bytes out(n, 0);

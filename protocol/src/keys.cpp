@@ -19,18 +19,32 @@ identity identity::from_secret(std::string id, const crypto::secret<32>& lsk) {
   return identity(std::move(id), crypto::locked_secret<32>(lsk), pub);
 }
 
-naxos_keypair naxos_derive(const crypto::secret<32>& esk, const identity& owner) {
-  naxos_keypair kp;
+bool usable_public_key(const public_key& pk) {
+  // Clamped scalars are multiples of the cofactor 8, so exactly the
+  // low-order points give zero.
+  crypto::secret<32> eight;
+  eight.expose()[0] = 8;
+  return crypto::x25519(eight, pk).has_value();
+}
+
+crypto::secret<32> naxos_secret(const crypto::secret<32>& esk, const identity& owner) {
+  crypto::secret<32> x;
   {
     auto lsk = owner.lsk();
     crypto_hash_sha256_state st;
     crypto_hash_sha256_init(&st);
     crypto_hash_sha256_update(&st, esk.expose().data(), esk.size);
     crypto_hash_sha256_update(&st, lsk.expose().data(), 32);
-    crypto_hash_sha256_final(&st, kp.x.expose().data());
+    crypto_hash_sha256_final(&st, x.expose().data());
     sodium_memzero(&st, sizeof st);
   }
-  crypto::clamp(kp.x.expose());
+  crypto::clamp(x.expose());
+  return x;
+}
+
+naxos_keypair naxos_derive(const crypto::secret<32>& esk, const identity& owner) {
+  naxos_keypair kp;
+  kp.x = naxos_secret(esk, owner);
   kp.pub = crypto::x25519_base(kp.x);
   return kp;
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "cowpi/crypto/rng.hpp"
 #include "cowpi/protocol/expected.hpp"
 #include "cowpi/protocol/types.hpp"
 
@@ -37,13 +38,6 @@ hash32 block_hash(const block& b) noexcept;
 /// `H_C = H(L("C") || enc(C))`. Fails as `enc_common`.
 [[nodiscard]] expected<hash32> hash_common(const common& c);
 
-/// One recipient's entry in blocks_root: its id and H(block_R).
-struct block_digest {
-  std::string recipient;
-  hash32 hash{};
-  friend bool operator==(const block_digest&, const block_digest&) = default;
-};
-
 /// `blocks_root = H(L("blocks") || be32(#R) || (lp(R) || H(block_R))...)`.
 /// REQUIRES: `d` sorted by recipient (checked by callers through `validate`).
 hash32 blocks_root(const std::vector<block_digest>& d);
@@ -60,6 +54,31 @@ inline constexpr hash32 t_genesis{};
 /// The safety number `S = H(L("safety") || enc_list(members))`, rendered as
 /// three lines of four 5-digit groups (DESIGN.md §3.6).
 std::string safety_number(const member_list& members);
+
+/// Author block AD: `L("block") || H_C || lp(author) || lp(R)`.
+bytes ad_block(const hash32& h_c, std::string_view author, std::string_view recipient);
+/// Author->mirror block AD: `L("amb") || H_C || blocks_root || lp(author) || lp(o)`.
+bytes ad_amb(const hash32& h_c, const hash32& root, std::string_view author,
+             std::string_view mirror);
+/// Mirror block AD: `L("mb") || conv || be64(i) || T_i || lp(o) || lp(U) || bind`,
+/// where `bind` is blocks_root for the author and H(block_U) for others.
+bytes ad_mirror_block(const conv_id& conv, uint64_t i, const hash32& t_i,
+                      std::string_view mirror, std::string_view member, const hash32& bind);
+/// Body AD: `L("body") || conv || lp(author) || be64(aseq)`.
+bytes ad_body(const conv_id& conv, std::string_view author, uint64_t aseq);
+
+/// `body_key = HKDF(k, L("body-key"))`.
+crypto::secret<32> body_key(const crypto::secret<32>& seed);
+/// `body_commit = HKDF(k, L("body-commit"))` (key commitment).
+hash32 body_commit(const crypto::secret<32>& seed);
+/// `body = nonce || AEAD(body_key, nonce, pad(plaintext), ad_body)`.
+bytes seal_body(const crypto::secret<32>& seed, const conv_id& conv, std::string_view author,
+                uint64_t aseq, byte_view plaintext, crypto::rng& r);
+/// Opens a body: AEAD then padding. Fails with `errc::bad_length`,
+/// `errc::decrypt_failed` or `errc::malformed` (padding).
+[[nodiscard]] expected<bytes> open_body(const crypto::secret<32>& seed, const conv_id& conv,
+                                        std::string_view author, uint64_t aseq,
+                                        byte_view body);
 
 /// `pad(p)`: p || 0x80 || 0x00... to the smallest multiple of 256 >= len(p)+1.
 bytes pad(byte_view p);

@@ -39,6 +39,10 @@ private:
   public_key lpk_{};
 };
 
+/// Returns true iff `pk` is usable as an X25519 public key: not a low-order
+/// point (X25519 with any clamped scalar would give zero).
+bool usable_public_key(const public_key& pk);
+
 /// A NAXOS key pair derived from a stored or fresh seed:
 /// `x = clamp(H(esk || lsk))`, `X = x * G`.
 struct naxos_keypair {
@@ -48,6 +52,10 @@ struct naxos_keypair {
 
 /// Derives the NAXOS key pair of seed `esk` for the owner of `lsk`.
 naxos_keypair naxos_derive(const crypto::secret<32>& esk, const identity& owner);
+
+/// Derives only the secret scalar `x = clamp(H(esk || lsk))` (a receiver
+/// opening a block needs no public key: this saves a base-point multiplication).
+crypto::secret<32> naxos_secret(const crypto::secret<32>& esk, const identity& owner);
 
 /// Returns a fresh one-shot NAXOS ephemeral (`esk` drawn from `r` and wiped).
 naxos_keypair naxos_fresh(const identity& owner, crypto::rng& r);

@@ -105,6 +105,13 @@ struct common {
   friend bool operator==(const common&, const common&) = default;
 };
 
+/// One recipient's entry in blocks_root: its id and H(block_R).
+struct block_digest {
+  std::string recipient;
+  hash32 hash{};
+  friend bool operator==(const block_digest&, const block_digest&) = default;
+};
+
 /// One recipient's author block, as carried in a SUBMIT.
 struct recipient_block {
   std::string recipient;

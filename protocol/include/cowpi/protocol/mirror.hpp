@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: Apache-2.0
+// The mirror provider's state machine (DESIGN.md §3.4): PREPARE (a dry run),
+// COMMIT (each index exactly once, CONFLICT and GAP answers, a stored answer
+// for retries), mirror blocks binding (conv, i, T_i, H(block_U)), ACK, STATUS,
+// AUDIT and its pre-keys. Pure: the caller persists and answers.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "cowpi/crypto/rng.hpp"
+#include "cowpi/protocol/channel.hpp"
+#include "cowpi/protocol/keys.hpp"
+#include "cowpi/protocol/messages.hpp"
+#include "cowpi/protocol/state.hpp"
+
+namespace cowpi::protocol {
+
+/// A mirror's record of one conversation. Conversation records are never
+/// deleted: an existing record is the tombstone that refuses a second SETUP.
+struct mirror_conv {
+  conv_state st;
+  /// Channels with each member (blocks to them, amb from them).
+  std::map<std::string, channel> channels;
+  /// RATCHET id counters per member; they outlive the channels.
+  std::map<std::string, uint64_t> ratchet_next;
+  /// Members' LAST_RESORT keys attached by the router (used until a member
+  /// announces a key to us).
+  std::map<std::string, published_key> member_lr;
+  /// Answers kept until the router acknowledges them.
+  std::map<uint64_t, answer> answers;
+
+  mirror_conv clone() const;
+};
+
+/// D_i for every index, kept forever by storage (CONFLICT answers, AUDIT).
+class mirror_history {
+public:
+  virtual ~mirror_history() = default;
+  virtual std::optional<hash32> d_at(const conv_id& conv, uint64_t i) const = 0;
+};
+
+struct mirror_options {
+  uint64_t prekey_max_age = 30 * 24 * 3600;
+  uint64_t last_resort_period = 7 * 24 * 3600;
+  uint64_t last_resort_grace = 30 * 24 * 3600;
+  /// Most indices one AUDIT answers.
+  uint64_t max_audit = 4096;
+};
+
+/// What a COMMIT produced. When `persist` is set the caller writes the
+/// conversation record (state, channels, the answer), `d` at `index` and
+/// the key store in ONE synced batch, and only then sends `response`.
+struct commit_outcome {
+  link_response response;
+  bool persist = false;
+  uint64_t index = 0;
+  hash32 d{};
+};
+
+/// One mirror. Not thread-safe: one writer per conversation (the caller's
+/// conversation actor); distinct conversations may be driven by one caller
+/// at a time.
+class mirror {
+public:
+  mirror(identity self, mirror_options opts = {});
+  mirror(const mirror&) = delete;
+  mirror& operator=(const mirror&) = delete;
+  mirror(mirror&&) = default;
+  mirror& operator=(mirror&&) = default;
+  ~mirror() = default;
+  mirror clone() const;
+
+  const identity& self() const noexcept { return self_; }
+  /// Test hook: a lying mirror skips `validate`, the LAST_RESORT checks and
+  /// the amb check, and attests whatever the router sends (tests only).
+  void set_lying_for_test(bool lie) noexcept { lying_ = lie; }
+
+  /// PREPARE: `validate` without the index rules (`parent < next`), `amb`,
+  /// the attached LAST_RESORT keys; answers `prepared{D}` or `link_reject`.
+  /// Changes nothing durable.
+  link_response prepare(const prepare_msg& p, uint64_t now);
+  /// COMMIT(i, D): see DESIGN.md §3.4 step 4.
+  commit_outcome commit(const commit_msg& cm, const mirror_history& h, uint64_t now,
+                        crypto::rng& r);
+  /// ACK(conv, i): drops answers <= i. Returns true if something changed.
+  bool ack(const link_ack& a);
+  status_answer status(const conv_id& conv) const;
+  audit_answer audit(const audit_query& q, const mirror_history& h) const;
+  /// Makes `count` one-time pre-keys (and rotates LAST_RESORT when due).
+  mirror_prekeys make_prekeys(size_t count, uint64_t now, crypto::rng& r);
+  /// Retires expired keys, except those an outstanding PREPARE references.
+  bool expire_keys(uint64_t now);
+
+  const std::map<conv_id, mirror_conv>& convs() const noexcept { return convs_; }
+  const mirror_conv* find(const conv_id& conv) const noexcept;
+  const key_store& keys() const noexcept { return keys_; }
+  std::map<conv_id, mirror_conv>& mutable_convs() noexcept { return convs_; }
+  key_store& mutable_keys() noexcept { return keys_; }
+
+private:
+  struct checked;
+  expected<checked, link_reject> check(const prepare_msg& p, std::optional<uint64_t> index) const;
+
+  identity self_;
+  mirror_options opts_;
+  key_store keys_;
+  std::map<conv_id, mirror_conv> convs_;
+  bool lying_ = false;
+  /// Keys named by PREPAREs not yet committed, with the PREPARE time.
+  std::map<std::pair<key_kind, uint64_t>, uint64_t> prepared_refs_;
+};
+
+}  // namespace cowpi::protocol

@@ -1,0 +1,1093 @@
+// SPDX-License-Identifier: Apache-2.0
+// The client state machine: building messages (§3.2), acceptance (§3.5),
+// membership (§3.6), receipts (§3.7) and the outbox (§3.8).
+#include "cowpi/protocol/client.hpp"
+
+#include <algorithm>
+
+#include "cowpi/protocol/encoding.hpp"
+#include "cowpi/protocol/limits.hpp"
+#include "cowpi/protocol/validate.hpp"
+
+namespace cowpi::protocol {
+
+std::string_view to_string(alarm_kind k) noexcept {
+  switch (k) {
+    case alarm_kind::provider: return "PROVIDER";
+    case alarm_kind::fork: return "FORK";
+    case alarm_kind::sender: return "SENDER";
+    case alarm_kind::directory: return "DIRECTORY";
+    case alarm_kind::impersonation: return "IMPERSONATION";
+  }
+  return "UNKNOWN";
+}
+
+client_conv client_conv::clone() const {
+  client_conv c;
+  c.st = st;
+  c.status = status;
+  c.halt_index = halt_index;
+  for (const auto& [peer, ch] : channels) c.channels.emplace(peer, ch.clone());
+  c.ratchet_next = ratchet_next;
+  c.outbox = outbox;
+  c.orphans = orphans;
+  c.next_outbox_id = next_outbox_id;
+  c.voids_pending = voids_pending;
+  c.last_foreign = last_foreign;
+  c.own_parent = own_parent;
+  c.last_receipt_time = last_receipt_time;
+  c.alarmed = alarmed;
+  c.d_recent = d_recent;
+  return c;
+}
+
+client::client(identity self, member_list pinned_ms, client_options opts)
+    : self_(std::move(self)), pinned_ms_(std::move(pinned_ms)), opts_(opts) {}
+
+client client::clone() const {
+  client c(identity::from_secret(self_.id(), self_.export_secret()), pinned_ms_, opts_);
+  c.hooks_ = hooks_;
+  c.keys_ = keys_.clone();
+  for (const auto& [id, cc] : convs_) c.convs_.emplace(id, cc.clone());
+  c.tombstones_ = tombstones_;
+  return c;
+}
+
+const client_conv* client::find(const conv_id& conv) const noexcept {
+  auto it = convs_.find(conv);
+  return it == convs_.end() ? nullptr : &it->second;
+}
+
+// ---------------------------------------------------------------------------
+// Pre-keys.
+
+upload_prekeys client::make_prekeys(size_t count, uint64_t now, crypto::rng& r) {
+  upload_prekeys up;
+  up.one_time = keys_.make_prekeys(self_, std::min(count, max_prekey_batch), now, r);
+  auto lr = keys_.current_last_resort();
+  bool rotate = !lr.has_value();
+  if (lr) {
+    const auto& slot = keys_.last_resort().at(lr->id);
+    rotate = now >= slot.key.created + opts_.last_resort_period;
+  }
+  if (rotate) up.last_resort = keys_.rotate_last_resort(self_, now, r);
+  return up;
+}
+
+size_t client::prekeys_needed(uint64_t router_remaining) const noexcept {
+  if (router_remaining >= opts_.prekey_low_water) return 0;
+  return opts_.prekey_target > router_remaining ? opts_.prekey_target - router_remaining : 0;
+}
+
+bool client::expire_keys(uint64_t now) {
+  return !keys_.expire(now, opts_.prekey_max_age, opts_.last_resort_grace).empty();
+}
+
+// ---------------------------------------------------------------------------
+// Helpers.
+
+namespace {
+
+uint64_t next_aseq(const client_conv& cc, const std::string& self) {
+  if (!cc.outbox.empty()) return cc.outbox.back().aseq + 1;
+  auto it = cc.st.aseq_last.find(self);
+  return (it == cc.st.aseq_last.end() ? 0 : it->second.value) + 1;
+}
+
+const public_key* lpk_for(const client_conv& cc, const common& c, const std::string& id) {
+  if (c.type == msg_type::setup) {
+    const member* m = find_member(c.members, id);
+    return m ? &m->lpk : nullptr;
+  }
+  if (const member* m = find_member(cc.st.members, id)) return &m->lpk;
+  if (c.type == msg_type::update)
+    if (const member* m = find_member(c.adds, id)) return &m->lpk;
+  return nullptr;
+}
+
+bool is_zero_seed(const crypto::secret<32>& s) { return crypto::is_zero(s.expose()); }
+
+// The floor our next RECEIPT's voids start above: the parent of our last
+// ordered RECEIPT, or of an earlier one still in the outbox.
+int64_t receipt_floor_for(const client_conv& cc, const std::string& self, size_t before) {
+  int64_t floor = -1;
+  if (auto f = cc.st.receipt_floor.find(self); f != cc.st.receipt_floor.end())
+    floor = f->second.value;
+  for (size_t k = 0; k < before && k < cc.outbox.size(); ++k) {
+    const auto& e = cc.outbox[k];
+    if (e.type == msg_type::receipt && !e.versions.empty())
+      floor = std::max(floor, static_cast<int64_t>(e.versions.back().submit.c.parent));
+  }
+  return floor;
+}
+
+std::vector<uint64_t> voids_in(const client_conv& cc, int64_t floor, uint64_t& parent) {
+  std::vector<uint64_t> v;
+  for (uint64_t x : cc.voids_pending)
+    if (static_cast<int64_t>(x) > floor && x <= parent) v.push_back(x);
+  if (v.size() > max_voids) {
+    // Report the first max_voids and acknowledge only up to just before the next.
+    parent = v[max_voids] - 1;
+    v.resize(max_voids);
+  }
+  return v;
+}
+
+}  // namespace
+
+struct client::build_result {
+  outbox_version version;
+};
+
+expected<client::build_result> client::build(client_conv& cc, const common& c_template,
+                                             const bytes* plaintext, uint64_t now,
+                                             crypto::rng& r, const member_list* /*unused*/) {
+  common c = c_template;
+  crypto::secret<32> seed;
+  submit_msg s;
+  if (hooks_.on_common && c.type != msg_type::message) hooks_.on_common(c);
+  if (c.type == msg_type::message) {
+    seed = r.secret_bytes<32>();
+    bytes body = seal_body(seed, c.conv, c.author, c.aseq, *plaintext, r);
+    c.body_len = body.size();
+    c.body_hash = crypto::sha256(body);
+    c.body_commit = body_commit(seed);
+    s.body = std::move(body);
+    if (hooks_.on_common) hooks_.on_common(c);
+  }
+  COWPI_TRY(hash32 h_c, hash_common(c));
+  const conv_state* st = c.type == msg_type::setup ? nullptr : &cc.st;
+  const auto rcpts = recipients(st, c);
+  const member_list& ms = c.type == msg_type::setup ? c.ms : cc.st.ms;
+
+  // Work on copies of the channels so that a failure changes nothing.
+  std::map<std::string, channel> work;
+  std::map<std::string, uint64_t> counters = cc.ratchet_next;
+  auto work_channel = [&](const std::string& peer) -> channel& {
+    auto it = work.find(peer);
+    if (it != work.end()) return it->second;
+    auto orig = cc.channels.find(peer);
+    return work.emplace(peer, orig == cc.channels.end() ? channel{} : orig->second.clone())
+        .first->second;
+  };
+
+  std::vector<block_digest> digests;
+  digests.reserve(rcpts.size());
+  s.blocks.reserve(rcpts.size());
+  const crypto::secret<32> zero_seed;
+  for (const auto& rid : rcpts) {
+    const public_key* lpk = lpk_for(cc, c, rid);
+    if (lpk == nullptr) return fail(errc::internal, "recipient without a long-term key");
+    channel& ch = work_channel(rid);
+    auto target = choose_target(ch);
+    if (!target) return fail(errc::unknown_key, "no key to send to a member");
+    auto ad = ad_block(h_c, c.author, rid);
+    crypto::secret<32> rseed = c.type == msg_type::message ? seed.clone() : zero_seed.clone();
+    if (hooks_.on_seed) hooks_.on_seed(rid, rseed);
+    auto b = send_on_channel(self_, ch, counters[rid], c.conv, rid, *lpk, *target, rseed, ad, now, r);
+    if (!b) {
+      // A bad announced key fails when used: forget it so the next attempt
+      // falls back to a fetched key (§2).
+      if (ch.peer_latest) {
+        cc.channels[rid].peer_latest.reset();
+        cc.channels[rid].first_contact.reset();
+      }
+      return fail(errc::unknown_key, "a member's key is unusable; fetch a new one");
+    }
+    if (hooks_.on_block) hooks_.on_block(rid, *b);
+    digests.push_back(block_digest{rid, block_hash(*b)});
+    s.blocks.push_back(recipient_block{rid, *b});
+  }
+  const hash32 root = blocks_root(digests);
+  for (const auto& o : ms) {
+    channel& ch = work_channel(o.id);
+    auto target = choose_target(ch);
+    if (!target) return fail(errc::unknown_key, "no key to send to a mirror");
+    auto ad = ad_amb(h_c, root, c.author, o.id);
+    auto b = send_on_channel(self_, ch, counters[o.id], c.conv, o.id, o.lpk, *target, zero_seed,
+                             ad, now, r);
+    if (!b) {
+      if (ch.peer_latest) {
+        cc.channels[o.id].peer_latest.reset();
+        cc.channels[o.id].first_contact.reset();
+      }
+      return fail(errc::unknown_key, "a mirror's key is unusable; fetch a new one");
+    }
+    if (hooks_.on_amb) hooks_.on_amb(o.id, *b);
+    s.ambs.push_back(*b);
+  }
+  s.c = std::move(c);
+  for (auto& [peer, ch] : work) cc.channels[peer] = std::move(ch);
+  cc.ratchet_next = std::move(counters);
+  build_result out;
+  out.version.d = entry_digest(h_c, root);
+  out.version.submit = std::move(s);
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Sending.
+
+std::vector<std::string> client::missing_keys(const conv_id& conv) const {
+  std::vector<std::string> out;
+  const client_conv* cc = find(conv);
+  if (cc == nullptr) return out;
+  auto check = [&](const std::string& id) {
+    if (id == self_.id()) return;
+    auto it = cc->channels.find(id);
+    if (it == cc->channels.end() || !choose_target(it->second)) out.push_back(id);
+  };
+  for (const auto& m : cc->st.members) check(m.id);
+  for (const auto& o : cc->st.ms) check(o.id);
+  for (const auto& e : cc->outbox)
+    for (const auto& a : e.adds) check(a.id);
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+expected<void> client::add_bundles(const conv_id& conv, const std::vector<prekey_bundle>& bundles) {
+  auto it = convs_.find(conv);
+  if (it == convs_.end()) return fail(errc::not_found, "no such conversation");
+  client_conv& cc = it->second;
+  for (const auto& b : bundles) {
+    if (const member* o = find_member(pinned_ms_, b.owner); o != nullptr && o->lpk != b.lpk)
+      return fail(errc::directory, "mirror key differs from the pinned mirror set");
+  }
+  for (const auto& b : bundles) {
+    if (b.key.kind == key_kind::ratchet) continue;
+    auto& ch = cc.channels[b.owner];
+    if (!ch.peer_latest) ch.first_contact = b.key;
+  }
+  return {};
+}
+
+expected<outgoing> client::create(const member_list& others,
+                                  const std::vector<prekey_bundle>& bundles, uint64_t now,
+                                  crypto::rng& r) {
+  if (others.empty()) return fail(errc::invalid_argument, "a conversation needs another member");
+  if (pinned_ms_.empty()) return fail(errc::invalid_argument, "no pinned mirror set");
+  member_list members = others;
+  members.push_back(self_.as_member());
+  std::sort(members.begin(), members.end(),
+            [](const member& a, const member& b) { return a.id < b.id; });
+  if (!is_sorted_unique(members)) return fail(errc::invalid_argument, "duplicate member");
+  if (members.size() > max_members) return fail(errc::too_large, "too many members");
+  for (const auto& m : members)
+    if (!valid_id(m.id)) return fail(errc::invalid_argument, "malformed member id");
+
+  conv_id conv{};
+  do {
+    conv = r.array<16>();
+  } while (convs_.contains(conv) || tombstones_.contains(conv));
+
+  client_conv cc;
+  cc.status = conv_status::pending_setup;
+  cc.st.conv = conv;
+  auto find_bundle = [&](const std::string& id) -> const prekey_bundle* {
+    for (const auto& b : bundles)
+      if (b.owner == id) return &b;
+    return nullptr;
+  };
+  for (const auto& m : others) {
+    const prekey_bundle* b = find_bundle(m.id);
+    if (b == nullptr || b->key.kind == key_kind::ratchet)
+      return fail(errc::unknown_key, "no pre-key for a member");
+    cc.channels[m.id].first_contact = b->key;
+  }
+  for (const auto& o : pinned_ms_) {
+    const prekey_bundle* b = find_bundle(o.id);
+    if (b == nullptr || b->key.kind == key_kind::ratchet)
+      return fail(errc::unknown_key, "no pre-key for a mirror");
+    if (b->lpk != o.lpk) return fail(errc::directory, "mirror key differs from the pinned set");
+    cc.channels[o.id].first_contact = b->key;
+  }
+  common c;
+  c.conv = conv;
+  c.type = msg_type::setup;
+  c.author = self_.id();
+  c.aseq = 1;
+  c.ms = pinned_ms_;
+  c.members = std::move(members);
+  COWPI_TRY(build_result b, build(cc, c, nullptr, now, r, nullptr));
+  outbox_entry e;
+  e.id = cc.next_outbox_id++;
+  e.aseq = 1;
+  e.type = msg_type::setup;
+  e.versions.push_back(b.version);
+  cc.outbox.push_back(std::move(e));
+  outgoing out{conv, 1, b.version.submit};
+  convs_.emplace(conv, std::move(cc));
+  return out;
+}
+
+namespace {
+expected<void> check_can_send(const client_conv* cc, const std::string& self) {
+  if (cc == nullptr) return fail(errc::not_found, "no such conversation");
+  if (cc->status == conv_status::halted) return fail(errc::bad_state, "conversation halted");
+  if (cc->status == conv_status::pending_setup)
+    return fail(errc::bad_state, "conversation not yet set up");
+  if (!cc->st.is_member(self)) return fail(errc::bad_state, "not a member");
+  return {};
+}
+
+common ordered_template(const client_conv& cc, msg_type type, const std::string& self,
+                        uint64_t aseq) {
+  common c;
+  c.conv = cc.st.conv;
+  c.type = type;
+  c.author = self;
+  c.aseq = aseq;
+  c.parent = cc.st.next - 1;
+  c.parent_hash = *cc.st.t_at(c.parent);
+  return c;
+}
+}  // namespace
+
+expected<outgoing> client::send_message(const conv_id& conv, byte_view plaintext, uint64_t now,
+                                        crypto::rng& r) {
+  auto it = convs_.find(conv);
+  COWPI_TRY_VOID(check_can_send(it == convs_.end() ? nullptr : &it->second, self_.id()));
+  if (plaintext.size() > max_plaintext) return fail(errc::too_large, "message too long");
+  client_conv& cc = it->second;
+  const uint64_t aseq = next_aseq(cc, self_.id());
+  common c = ordered_template(cc, msg_type::message, self_.id(), aseq);
+  bytes pt(plaintext.begin(), plaintext.end());
+  COWPI_TRY(build_result b, build(cc, c, &pt, now, r, nullptr));
+  outbox_entry e;
+  e.id = cc.next_outbox_id++;
+  e.aseq = aseq;
+  e.type = msg_type::message;
+  e.plaintext = std::move(pt);
+  e.versions.push_back(b.version);
+  cc.outbox.push_back(std::move(e));
+  cc.own_parent = std::max(cc.own_parent, static_cast<int64_t>(c.parent));
+  return outgoing{conv, aseq, b.version.submit};
+}
+
+expected<outgoing> client::send_receipt(const conv_id& conv, uint64_t now, crypto::rng& r) {
+  auto it = convs_.find(conv);
+  COWPI_TRY_VOID(check_can_send(it == convs_.end() ? nullptr : &it->second, self_.id()));
+  client_conv& cc = it->second;
+  const uint64_t aseq = next_aseq(cc, self_.id());
+  common c = ordered_template(cc, msg_type::receipt, self_.id(), aseq);
+  uint64_t parent = c.parent;
+  c.voids = voids_in(cc, receipt_floor_for(cc, self_.id(), cc.outbox.size()), parent);
+  if (parent != c.parent) {
+    if (parent < cc.st.last_update || cc.st.t_at(parent) == nullptr)
+      return fail(errc::too_large, "too many VOIDs to report in one RECEIPT");
+    c.parent = parent;
+    c.parent_hash = *cc.st.t_at(parent);
+  }
+  COWPI_TRY(build_result b, build(cc, c, nullptr, now, r, nullptr));
+  outbox_entry e;
+  e.id = cc.next_outbox_id++;
+  e.aseq = aseq;
+  e.type = msg_type::receipt;
+  e.versions.push_back(b.version);
+  cc.outbox.push_back(std::move(e));
+  cc.own_parent = std::max(cc.own_parent, static_cast<int64_t>(c.parent));
+  cc.last_receipt_time = now;
+  return outgoing{conv, aseq, b.version.submit};
+}
+
+expected<outgoing> client::update(const conv_id& conv, const member_list& adds,
+                                  const std::vector<std::string>& removes, uint64_t now,
+                                  crypto::rng& r) {
+  auto it = convs_.find(conv);
+  COWPI_TRY_VOID(check_can_send(it == convs_.end() ? nullptr : &it->second, self_.id()));
+  client_conv& cc = it->second;
+  member_list a = adds;
+  std::sort(a.begin(), a.end(), [](const member& x, const member& y) { return x.id < y.id; });
+  std::vector<std::string> rm = removes;
+  std::sort(rm.begin(), rm.end());
+  if (!is_sorted_unique(a) || !is_sorted_unique(rm))
+    return fail(errc::invalid_argument, "duplicate id in ops");
+  if (a.empty() && rm.empty()) return fail(errc::invalid_argument, "an UPDATE needs an op");
+  if (a.size() + rm.size() > max_ops) return fail(errc::too_large, "too many ops");
+  for (const auto& m : a) {
+    if (!valid_id(m.id)) return fail(errc::invalid_argument, "malformed id");
+    if (cc.st.is_member(m.id)) return fail(errc::invalid_argument, "already a member");
+    if (find_member(cc.st.ms, m.id) != nullptr)
+      return fail(errc::invalid_argument, "a mirror cannot be a member");
+  }
+  for (const auto& id : rm)
+    if (!cc.st.is_member(id)) return fail(errc::invalid_argument, "not a member");
+  member_list result = apply_ops(cc.st.members, a, rm);
+  if (result.size() > max_members) return fail(errc::too_large, "too many members");
+  const uint64_t aseq = next_aseq(cc, self_.id());
+  common c = ordered_template(cc, msg_type::update, self_.id(), aseq);
+  c.ms = cc.st.ms;
+  c.adds = a;
+  c.removes = rm;
+  c.members = std::move(result);
+  COWPI_TRY(build_result b, build(cc, c, nullptr, now, r, nullptr));
+  outbox_entry e;
+  e.id = cc.next_outbox_id++;
+  e.aseq = aseq;
+  e.type = msg_type::update;
+  e.adds = std::move(a);
+  e.removes = std::move(rm);
+  e.versions.push_back(b.version);
+  cc.outbox.push_back(std::move(e));
+  cc.own_parent = std::max(cc.own_parent, static_cast<int64_t>(c.parent));
+  return outgoing{conv, aseq, b.version.submit};
+}
+
+bool client::receipt_due(const conv_id& conv, uint64_t now) const {
+  const client_conv* cc = find(conv);
+  if (cc == nullptr || cc->status != conv_status::active || !cc->st.is_member(self_.id()))
+    return false;
+  const bool something_new = cc->last_foreign > cc->own_parent;
+  const int64_t floor = receipt_floor_for(*cc, self_.id(), cc->outbox.size());
+  const bool unreported_void =
+      std::any_of(cc->voids_pending.begin(), cc->voids_pending.end(),
+                  [floor](uint64_t v) { return static_cast<int64_t>(v) > floor; });
+  if (!something_new && !unreported_void) return false;
+  // R(n) = max(10 s, n/5 s) between RECEIPTs.
+  const uint64_t rate = std::max<uint64_t>(10, cc->st.members.size() / 5);
+  return cc->last_receipt_time == 0 || now >= cc->last_receipt_time + rate;
+}
+
+std::vector<outgoing> client::pending(const conv_id& conv) const {
+  std::vector<outgoing> out;
+  const client_conv* cc = find(conv);
+  if (cc == nullptr || cc->status == conv_status::halted) return out;
+  // A message waiting for its STALE rebuild goes out unchanged too: if the UPDATE never comes
+  // (a false or lost hint), only a resend gets it ordered (§3.8).
+  for (const auto& e : cc->outbox)
+    if (!e.versions.empty()) out.push_back(outgoing{conv, e.aseq, e.versions.back().submit});
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// The outbox: rebuilds and rejections (§3.6, §3.8).
+
+std::vector<outgoing> client::rebuild_from(client_conv& cc, size_t first, uint64_t now,
+                                           crypto::rng& r) {
+  std::vector<outgoing> out;
+  if (cc.status != conv_status::active || !cc.st.is_member(self_.id())) return out;
+  uint64_t aseq = 0;
+  if (first == 0) {
+    auto it = cc.st.aseq_last.find(self_.id());
+    aseq = (it == cc.st.aseq_last.end() ? 0 : it->second.value) + 1;
+  } else {
+    aseq = cc.outbox[first - 1].aseq + 1;
+  }
+  size_t k = first;
+  while (k < cc.outbox.size()) {
+    outbox_entry& e = cc.outbox[k];
+    common c = ordered_template(cc, e.type, self_.id(), aseq);
+    const bytes* pt = nullptr;
+    if (e.type == msg_type::message) {
+      pt = &e.plaintext;
+    } else if (e.type == msg_type::receipt) {
+      uint64_t parent = c.parent;
+      c.voids = voids_in(cc, receipt_floor_for(cc, self_.id(), k), parent);
+      c.parent = parent;
+      c.parent_hash = *cc.st.t_at(parent);
+    } else if (e.type == msg_type::update) {
+      // Re-apply the ops to the current members; drop those that no longer apply.
+      member_list adds;
+      for (const auto& a : e.adds)
+        if (!cc.st.is_member(a.id)) adds.push_back(a);
+      std::vector<std::string> removes;
+      for (const auto& id : e.removes)
+        if (cc.st.is_member(id)) removes.push_back(id);
+      if (adds.empty() && removes.empty()) {
+        // Nothing left: abandon it. Its versions may still come back ordered.
+        for (const auto& v : e.versions) cc.orphans.push_back(orphan_version{e.aseq, v.d});
+        cc.outbox.erase(cc.outbox.begin() + static_cast<std::ptrdiff_t>(k));
+        continue;
+      }
+      c.ms = cc.st.ms;
+      c.adds = adds;
+      c.removes = removes;
+      c.members = apply_ops(cc.st.members, adds, removes);
+    } else {
+      ++k;  // a SETUP is never rebuilt
+      continue;
+    }
+    auto b = build(cc, c, pt, now, r, nullptr);
+    if (!b) {
+      // Missing keys: keep it due; `flush_rebuilds` retries after a fetch.
+      e.stale_after = cc.st.last_update;
+      break;
+    }
+    if (e.aseq != aseq) {
+      // Its old versions may still be ordered under the old aseq: if one is, this entry
+      // is sent (entry_id links them).
+      for (const auto& v : e.versions)
+        cc.orphans.push_back(orphan_version{e.aseq, v.d, e.plaintext, e.id});
+      e.versions.clear();
+    }
+    e.aseq = aseq;
+    e.stale_after.reset();
+    e.versions.push_back(b->version);
+    cc.own_parent = std::max(cc.own_parent, static_cast<int64_t>(c.parent));
+    out.push_back(outgoing{cc.st.conv, aseq, b->version.submit});
+    ++aseq;
+    ++k;
+  }
+  return out;
+}
+
+std::vector<outgoing> client::flush_rebuilds(const conv_id& conv, uint64_t now, crypto::rng& r) {
+  auto it = convs_.find(conv);
+  if (it == convs_.end()) return {};
+  client_conv& cc = it->second;
+  for (size_t k = 0; k < cc.outbox.size(); ++k) {
+    const auto& e = cc.outbox[k];
+    if (e.stale_after && *e.stale_after <= cc.st.last_update && cc.st.last_update > 0)
+      return rebuild_from(cc, k, now, r);
+  }
+  return {};
+}
+
+rejection_result client::on_rejection(const conv_id& conv, uint64_t aseq, const rejection& rej,
+                                      uint64_t now, crypto::rng& r) {
+  rejection_result out;
+  auto it = convs_.find(conv);
+  // A halted conversation sends nothing more (§3.5), not even in answer to a hint.
+  if (it == convs_.end() || it->second.status == conv_status::halted) return out;
+  client_conv& cc = it->second;
+  auto pos = std::find_if(cc.outbox.begin(), cc.outbox.end(),
+                          [aseq](const outbox_entry& e) { return e.aseq == aseq; });
+  if (pos == cc.outbox.end()) return out;
+  const size_t k = static_cast<size_t>(pos - cc.outbox.begin());
+  switch (rej.kind) {
+    case rejection_kind::stale:
+      // STALE(u) means parent < u. If the current version already builds on u or later, the
+      // hint is about an older version: rebuilding again would only resend everything.
+      if (pos->versions.empty() || pos->versions.back().submit.c.parent >= rej.value) return out;
+      out.changes.convs.insert(conv);
+      if (cc.st.last_update >= rej.value && rej.value > 0) {
+        out.resubmit = rebuild_from(cc, k, now, r);
+      } else {
+        pos->stale_after = rej.value;
+      }
+      return out;
+    case rejection_kind::aseq_gap:
+      if (auto own = cc.st.aseq_last.find(self_.id());
+          own != cc.st.aseq_last.end() && rej.value <= own->second.value) {
+        // Every mirror attested that aseq to us already: the hint is false, and no resend
+        // could satisfy it.
+        return out;
+      }
+      if (rej.value < aseq) {
+        // Resend the message the router expects, then this one, unchanged. Every message
+        // queued behind a rejected head gets its own ASEQ_GAP (§3.4 step 1): resending the
+        // whole outbox from `expected` for each of them multiplies the traffic with every
+        // round while the head keeps failing. Nothing is resent while a message in between
+        // waits for its STALE rebuild: this one would only meet the same gap again, without
+        // end if the UPDATE never comes; it follows the rebuild, or `pending` (§3.8).
+        const outbox_entry* head = nullptr;
+        for (const auto& e : cc.outbox) {
+          if (e.aseq < rej.value || e.aseq > aseq) continue;
+          if (e.stale_after) return out;
+          if (e.aseq == rej.value) head = &e;
+        }
+        if (head != nullptr && !head->versions.empty())
+          out.resubmit.push_back(outgoing{conv, head->aseq, head->versions.back().submit});
+        if (!pos->versions.empty())
+          out.resubmit.push_back(outgoing{conv, aseq, pos->versions.back().submit});
+      }
+      return out;  // expected > aseq: that aseq is taken; wait for the echo
+    case rejection_kind::already_ordered:
+      return out;
+    case rejection_kind::unavailable:
+      out.resubmit.push_back(outgoing{conv, aseq, pos->versions.back().submit});
+      return out;
+    case rejection_kind::not_member:
+    case rejection_kind::limit:
+    case rejection_kind::bad_block_size:
+    case rejection_kind::bad_body:
+    case rejection_kind::unknown_mirror:
+    case rejection_kind::mirror_reject:
+    case rejection_kind::invalid:
+    case rejection_kind::stopped:
+    case rejection_kind::history_expired:
+    case rejection_kind::unknown_user:
+      break;
+  }
+  // A permanent rejection: abandon this aseq; later messages move one down.
+  out.dropped = rej;
+  out.changes.convs.insert(conv);
+  // Rejections are unauthenticated hints: keep every version, in case one is ordered
+  // anyway. A refused SETUP leaves the conversation pending: its echo is still accepted.
+  for (const auto& v : pos->versions)
+    cc.orphans.push_back(orphan_version{aseq, v.d, pos->plaintext});
+  if (pos->type == msg_type::setup) {
+    cc.outbox.erase(pos);
+    return out;
+  }
+  cc.outbox.erase(pos);
+  out.resubmit = rebuild_from(cc, k, now, r);
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Receiving (§3.5).
+
+namespace {
+
+alarm make_alarm(alarm_kind k, const conv_id& conv, uint64_t i, std::string party,
+                 std::string evidence, bool halted = false) {
+  return alarm{k, conv, i, std::move(party), std::move(evidence), halted};
+}
+
+// The values of one envelope every check below shares.
+struct entry_view {
+  hash32 h_c{};
+  hash32 d{};
+  hash32 t_prev{};
+  hash32 t{};
+};
+
+}  // namespace
+
+receive_result client::receive(const envelope& e, uint64_t now, crypto::rng& r,
+                               const client_history* history) {
+  receive_result out;
+  process_one(e, now, r, history, out);
+  // Process buffered envelopes that have become due.
+  auto b = buffer_.find(e.conv);
+  while (b != buffer_.end()) {
+    auto cc = convs_.find(e.conv);
+    if (cc == convs_.end() || cc->second.status == conv_status::halted) break;
+    auto due = b->second.find(cc->second.st.next);
+    if (due == b->second.end()) break;
+    envelope next = std::move(due->second);
+    b->second.erase(due);
+    const uint64_t before = cc->second.st.next;
+    process_one(next, now, r, history, out);
+    // A removal or a re-creation drops the conversation's buffer: `b` may be gone.
+    b = buffer_.find(e.conv);
+    auto cc2 = convs_.find(e.conv);
+    if (cc2 == convs_.end() || cc2->second.st.next == before) break;
+  }
+  if (b != buffer_.end()) {
+    auto cc = convs_.find(e.conv);
+    if (cc == convs_.end()) {
+      buffer_.erase(b);
+    } else {
+      // Drop what is no longer ahead.
+      auto& m = b->second;
+      m.erase(m.begin(), m.lower_bound(cc->second.st.next));
+      if (m.empty()) buffer_.erase(b);
+    }
+  }
+  return out;
+}
+
+void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
+                         const client_history* history, receive_result& out) {
+  const std::string& self = self_.id();
+  const common& c = e.c;
+  const uint64_t i = e.index;
+  auto it = convs_.find(e.conv);
+  client_conv* cc = it == convs_.end() ? nullptr : &it->second;
+
+  if (c.conv != e.conv) {
+    if (cc != nullptr && cc->alarmed.insert(i).second) {
+      out.alarms.push_back(
+          make_alarm(alarm_kind::provider, e.conv, i, "router", "envelope conv differs from C"));
+      out.changes.convs.insert(e.conv);
+    }
+    return;
+  }
+
+  // Step 0: what kind of entry this can be for us.
+  enum class mode { normal, setup_first, creator, join } m = mode::normal;
+  if (cc == nullptr) {
+    const bool setup_for_us =
+        c.type == msg_type::setup && i == 0 && find_member(c.members, self) != nullptr;
+    // A joining UPDATE from before our removal is a replay: it would re-add us to a past.
+    const auto tomb = tombstones_.find(e.conv);
+    const bool join_for_us = c.type == msg_type::update && find_member(c.adds, self) != nullptr &&
+                             (tomb == tombstones_.end() || i >= tomb->second.next);
+    if (setup_for_us && !tombstones_.contains(e.conv)) {
+      m = mode::setup_first;
+    } else if (join_for_us) {
+      m = mode::join;
+    } else if (tombstones_.contains(e.conv)) {
+      // After our removal: nothing for us, and nothing we can verify. No acknowledgement
+      // either: a forged or misdirected envelope would move our cursor past the UPDATE
+      // that adds us again, and the router would never deliver it.
+      return;
+    } else {
+      return;  // not ours; the caller may log it
+    }
+  } else if (cc->status == conv_status::halted) {
+    return;
+  } else if (cc->status == conv_status::pending_setup) {
+    if (i != 0 || c.type != msg_type::setup) {
+      if (buffer_[e.conv].size() < opts_.max_buffered) buffer_[e.conv].emplace(i, e);
+      return;
+    }
+    m = mode::creator;
+  } else {
+    // Step 1: duplicates and entries ahead.
+    if (i < cc->st.next) {
+      auto hc = hash_common(c);
+      std::optional<hash32> stored;
+      if (auto d = cc->d_recent.find(i); d != cc->d_recent.end()) {
+        stored = d->second;
+      } else if (history != nullptr) {
+        stored = history->d_at(e.conv, i);
+      }
+      if (stored && (!hc || !crypto::ct_equal(entry_digest(*hc, e.blocks_root), *stored))) {
+        if (cc->alarmed.insert(i).second) {
+          out.alarms.push_back(make_alarm(alarm_kind::provider, e.conv, i, "router",
+                                          "a different entry at an accepted index"));
+          out.changes.convs.insert(e.conv);
+        }
+        return;
+      }
+      out.acks.push_back(ack_msg{e.conv, i});
+      return;
+    }
+    if (i > cc->st.next) {
+      if (buffer_[e.conv].size() < opts_.max_buffered) buffer_[e.conv].emplace(i, e);
+      return;
+    }
+  }
+
+  // A scratch conversation for first entries; `cc` for the rest.
+  client_conv fresh;
+  client_conv& target = m == mode::normal || m == mode::creator ? *cc : fresh;
+  const bool own = c.author == self;
+  auto provider = [&](std::string party, std::string why, alarm_kind k = alarm_kind::provider) {
+    bool first = true;
+    if (cc != nullptr) {
+      first = cc->alarmed.insert(i).second;
+      if (first) out.changes.convs.insert(e.conv);
+    }
+    if (first) out.alarms.push_back(make_alarm(k, e.conv, i, std::move(party), std::move(why)));
+  };
+
+  // Step 2: the entry itself, fixed by every mirror's block.
+  if (c.type == msg_type::message && !own) {
+    if (!e.body || e.body->size() != c.body_len || crypto::sha256(*e.body) != c.body_hash)
+      return provider("router", "body does not match C");
+  }
+  auto h_c = hash_common(c);
+  if (!h_c) return provider("router", "C is not canonical");
+  entry_view v;
+  v.h_c = *h_c;
+  v.d = entry_digest(v.h_c, e.blocks_root);
+  if (m == mode::normal) {
+    v.t_prev = *cc->st.t_at(i - 1);
+  } else if (m == mode::join) {
+    if (!e.t_prev) return provider("router", "joining envelope lacks T_{u-1}");
+    v.t_prev = *e.t_prev;
+  } else {
+    v.t_prev = t_genesis;
+  }
+  v.t = transcript_hash(e.conv, i, v.t_prev, v.d);
+  if (!own && !e.block_u) return provider("router", "envelope lacks our block");
+  const hash32 bind = own ? e.blocks_root : block_hash(*e.block_u);
+  const member_list& ms = m == mode::normal ? cc->st.ms : c.ms;
+  if (m != mode::normal && ms != pinned_ms_)
+    return provider("router", "mirror set differs from the pinned set");
+  if (e.mirror_blocks.size() != ms.size())
+    return provider("router", "wrong number of mirror blocks");
+  std::vector<block_effects> effects;
+  for (size_t k = 0; k < ms.size(); ++k) {
+    const member& o = ms[k];
+    const channel* ch = nullptr;
+    if (auto f = target.channels.find(o.id); f != target.channels.end()) ch = &f->second;
+    auto ad = ad_mirror_block(e.conv, i, v.t, o.id, self, bind);
+    auto opened = open_on_channel(self_, keys_, ch, e.conv, o.id, o.lpk, e.mirror_blocks[k], ad);
+    if (!opened) {
+      if (opened.error() == block_failure::directory)
+        return provider(o.id, "mirror block names a key we never published",
+                        alarm_kind::directory);
+      return provider(o.id, "mirror block does not verify");
+    }
+    if (!is_zero_seed(opened->pt.seed)) return provider(o.id, "mirror block carries a seed");
+    effects.push_back(opened->effects);
+  }
+
+  // Step 3: the rules (or, for a joiner, what it can check).
+  auto halt = [&](alarm_kind k, std::string party, std::string why) {
+    if (cc == nullptr) {
+      // Nothing to halt yet: refuse the entry.
+      out.alarms.push_back(make_alarm(k, e.conv, i, std::move(party), std::move(why)));
+      return;
+    }
+    cc->status = conv_status::halted;
+    cc->halt_index = i;
+    out.changes.convs.insert(e.conv);
+    out.alarms.push_back(make_alarm(k, e.conv, i, std::move(party), std::move(why), true));
+  };
+  const member* me_in = nullptr;
+  if (m == mode::normal) {
+    recipient_check rc;
+    if (!own) rc.self = self;
+    auto ok = validate(&cc->st, false, c, rc, validate_at::exactly(i));
+    if (!ok)
+      return halt(alarm_kind::fork, "mirrors",
+                  std::string("every mirror attested an entry breaking rule ") +
+                      std::string(to_string(ok.error())));
+  } else if (m == mode::join) {
+    me_in = find_member(c.adds, self);
+    bool consistent = !c.adds.empty() || !c.removes.empty();
+    for (const auto& a : c.adds) consistent = consistent && find_member(c.members, a.id) != nullptr;
+    for (const auto& id : c.removes)
+      consistent = consistent && find_member(c.members, id) == nullptr &&
+                   find_member(c.adds, id) == nullptr;
+    if (!consistent) return halt(alarm_kind::fork, "mirrors", "joining UPDATE is inconsistent");
+  } else {
+    recipient_check rc;
+    if (!own) rc.self = self;
+    auto ok = validate(nullptr, false, c, rc, validate_at::exactly(0));
+    if (!ok)
+      return halt(alarm_kind::fork, "mirrors",
+                  std::string("every mirror attested a SETUP breaking rule ") +
+                      std::string(to_string(ok.error())));
+    me_in = find_member(c.members, self);
+  }
+  if (me_in != nullptr && me_in->lpk != self_.lpk())
+    return halt(alarm_kind::directory, "router", "our entry carries a different long-term key");
+
+  // The creator rule (§3.5 step 0 (a)): only our own SETUP under our conv id.
+  if (m == mode::creator) {
+    // Ours if it is a version we submitted: current, or refused but ordered anyway.
+    bool ours = false;
+    if (own) {
+      for (const auto& oe : cc->outbox)
+        for (const auto& ov : oe.versions) ours = ours || ov.d == v.d;
+      for (const auto& o : cc->orphans) ours = ours || (o.aseq == 1 && o.d == v.d);
+    }
+    if (!ours) {
+      out.alarms.push_back(make_alarm(alarm_kind::provider, e.conv, i, "router",
+                                      "someone else's SETUP under the conv id we chose"));
+      // Tombstone the id and, if our SETUP still waits, create the conversation anew under
+      // a fresh id.
+      std::optional<common> mine;
+      if (!cc->outbox.empty() && !cc->outbox.front().versions.empty())
+        mine = cc->outbox.front().versions.back().submit.c;
+      member_list others;
+      std::vector<prekey_bundle> bundles;
+      if (mine) {
+        for (const auto& mm : mine->members)
+          if (mm.id != self) others.push_back(mm);
+        for (const auto& [peer, ch] : cc->channels)
+          if (ch.first_contact) bundles.push_back(prekey_bundle{peer, {}, *ch.first_contact});
+        for (auto& bb : bundles) {
+          if (const member* mm = find_member(mine->members, bb.owner)) bb.lpk = mm->lpk;
+          if (const member* o = find_member(pinned_ms_, bb.owner)) bb.lpk = o->lpk;
+        }
+      }
+      tombstones_.emplace(e.conv, client_tombstone{});
+      convs_.erase(it);
+      buffer_.erase(e.conv);
+      out.changes.removed_convs.insert(e.conv);
+      if (!mine) return;
+      auto again = create(others, bundles, now, r);
+      if (again) {
+        out.recreated = std::make_pair(e.conv, again->conv);
+        out.changes.convs.insert(again->conv);
+        out.resubmit.push_back(std::move(*again));
+      }
+      return;
+    }
+  }
+
+  // Step 4: our own entry, or the author's block to us.
+  accepted_entry acc;
+  acc.conv = e.conv;
+  acc.index = i;
+  acc.type = c.type;
+  acc.author = c.author;
+  acc.aseq = c.aseq;
+  if (c.type != msg_type::setup) acc.parent = c.parent;
+  acc.d = v.d;
+  acc.t = v.t;
+  acc.own = own;
+  std::optional<block_effects> author_effects;
+  bool orphan_echo = false;
+  uint64_t orphan_entry = 0;
+  if (own) {
+    bool matched = false;
+    const bytes* own_text = nullptr;
+    for (const auto& oe : target.outbox)
+      if (oe.aseq == c.aseq)
+        for (const auto& ov : oe.versions)
+          if (ov.d == v.d) {
+            matched = true;
+            own_text = &oe.plaintext;
+          }
+    for (const auto& o : target.orphans) {
+      if (o.aseq == c.aseq && o.d == v.d && !matched) {
+        matched = true;
+        orphan_echo = true;
+        orphan_entry = o.entry_id;
+        own_text = &o.plaintext;
+      }
+    }
+    if (!matched) return halt(alarm_kind::impersonation, "router", "our entry with a D we never submitted");
+    // The plaintext of the version that was ordered: an orphan's own, never that of the
+    // message that has moved into its aseq since.
+    if (c.type == msg_type::message && own_text != nullptr) acc.plaintext = *own_text;
+  } else {
+    const public_key* lpk_a = nullptr;
+    if (m == mode::normal) {
+      if (const member* a = find_member(cc->st.members, c.author)) lpk_a = &a->lpk;
+    } else if (const member* a = find_member(c.members, c.author)) {
+      lpk_a = &a->lpk;
+    }
+    const bool membership = c.type == msg_type::setup || c.type == msg_type::update;
+    auto sender_fail = [&](alarm_kind k, std::string why) -> bool {
+      // DIRECTORY evidence points at the directory (§2: the router substituted
+      // the key), never at the author.
+      std::string party = k == alarm_kind::directory ? "router" : c.author;
+      if (membership) {
+        halt(k, std::move(party), std::move(why));
+        return false;
+      }
+      acc.is_void = true;
+      out.alarms.push_back(make_alarm(k, e.conv, i, std::move(party), std::move(why)));
+      return true;
+    };
+    // A joiner added by an author that removed itself in the same UPDATE has
+    // no key for it: the mirrors' attestation (they verified amb) stands alone.
+    if (lpk_a != nullptr) {
+      const channel* ch = nullptr;
+      if (auto f = target.channels.find(c.author); f != target.channels.end()) ch = &f->second;
+      auto ad = ad_block(v.h_c, c.author, self);
+      auto opened = open_on_channel(self_, keys_, ch, e.conv, c.author, *lpk_a, *e.block_u, ad);
+      if (!opened) {
+        const bool dir = opened.error() == block_failure::directory;
+        if (!sender_fail(dir ? alarm_kind::directory : alarm_kind::sender,
+                         dir ? "author block names a key we never published"
+                             : "author block does not open"))
+          return;
+      } else {
+        bool good = true;
+        if (opened->effects.prekey_reused)
+          out.alarms.push_back(make_alarm(alarm_kind::directory, e.conv, i, "router",
+                                          "a pre-key of ours was handed out twice"));
+        if (c.type == msg_type::message) {
+          if (!crypto::ct_equal(body_commit(opened->pt.seed), c.body_commit)) {
+            good = sender_fail(alarm_kind::sender, "body key does not match its commitment");
+          } else {
+            auto pt = open_body(opened->pt.seed, e.conv, c.author, c.aseq, *e.body);
+            if (!pt) {
+              good = sender_fail(alarm_kind::sender, "body does not open");
+            } else {
+              acc.plaintext = std::move(*pt);
+            }
+          }
+          if (!good && !acc.is_void) return;
+        } else if (!is_zero_seed(opened->pt.seed)) {
+          good = sender_fail(alarm_kind::sender, "a seed where none belongs");
+          if (!good && !acc.is_void) return;
+        }
+        if (!acc.is_void) author_effects = opened->effects;
+      }
+    }
+  }
+
+  // Step 5 (state part): advance and apply. Nothing below can fail.
+  if (c.type == msg_type::receipt) {
+    acc.voids = c.voids;
+    if (auto f = target.st.receipt_floor.find(c.author); f != target.st.receipt_floor.end())
+      acc.floor_before = f->second.value;
+  }
+  if (m == mode::normal || m == mode::creator) {
+    if (m == mode::normal) {
+      advance_in_place(target.st, c, i, v.d);
+    } else {
+      target.st = setup_state(c, i, v.d);
+    }
+    target.status = conv_status::active;
+  } else if (m == mode::setup_first) {
+    target.st = setup_state(c, i, v.d);
+    target.status = conv_status::active;
+  } else {
+    uint64_t own_aseq = 0;
+    if (auto t = tombstones_.find(e.conv); t != tombstones_.end()) {
+      own_aseq = t->second.own_aseq;
+      target.ratchet_next = t->second.ratchet_next;
+    }
+    target.st = join_state(c, i, v.t_prev, v.d, self, own_aseq);
+    target.status = conv_status::active;
+  }
+  COWPI_ASSERT(target.st.t_at(i) != nullptr && *target.st.t_at(i) == v.t);
+  for (size_t k = 0; k < ms.size(); ++k)
+    apply_effects(target.channels[ms[k].id], keys_, effects[k]);
+  if (author_effects) apply_effects(target.channels[c.author], keys_, *author_effects);
+  out.changes.keys = true;
+
+  if (c.type == msg_type::setup || c.type == msg_type::update) {
+    acc.members = c.members;
+    acc.adds = c.adds;
+    acc.removes = c.removes;
+    acc.safety_number = safety_number(c.members);
+    for (const auto& id : c.removes) target.channels.erase(id);
+  }
+  if (acc.is_void) target.voids_pending.insert(i);
+  if (!own) target.last_foreign = static_cast<int64_t>(i);
+  target.d_recent[i] = v.d;
+  while (target.d_recent.size() > opts_.d_window) target.d_recent.erase(target.d_recent.begin());
+
+  // Our own entry is sent: take it out of the outbox.
+  std::vector<outgoing> rebuilt;
+  if (own) {
+    if (c.type == msg_type::receipt)
+      for (auto vp = target.voids_pending.begin(); vp != target.voids_pending.end();)
+        vp = *vp <= c.parent ? target.voids_pending.erase(vp) : std::next(vp);
+    if (orphan_echo) {
+      // An older version was ordered: the entry it came from is sent; every message
+      // still waiting moves after it (§3.6).
+      if (orphan_entry != 0) {
+        // Its current versions may be in flight under their own aseq: keep them, in case
+        // one is ordered too (§3.8), or our own entry would look like an impersonation.
+        for (const auto& oe : target.outbox)
+          if (oe.id == orphan_entry)
+            for (const auto& ov : oe.versions)
+              target.orphans.push_back(orphan_version{oe.aseq, ov.d, oe.plaintext});
+        std::erase_if(target.outbox, [&](const outbox_entry& oe) { return oe.id == orphan_entry; });
+      }
+      std::erase_if(target.orphans, [&](const orphan_version& o) { return o.aseq <= c.aseq; });
+      if (target.status == conv_status::active) rebuilt = rebuild_from(target, 0, now, r);
+    } else {
+      std::erase_if(target.outbox, [&](const outbox_entry& oe) { return oe.aseq == c.aseq; });
+      std::erase_if(target.orphans, [&](const orphan_version& o) { return o.aseq <= c.aseq; });
+    }
+  }
+  out.accepted.push_back(std::move(acc));
+  out.acks.push_back(ack_msg{e.conv, i});
+  out.changes.convs.insert(e.conv);
+
+  if (m != mode::normal && m != mode::creator) {
+    tombstones_.erase(e.conv);
+    it = convs_.emplace(e.conv, std::move(fresh)).first;
+    cc = &it->second;
+  }
+
+  // Removed: wipe the conversation's secrets, keep the tombstone (§3.6).
+  if (c.type == msg_type::update &&
+      std::binary_search(c.removes.begin(), c.removes.end(), self)) {
+    client_tombstone tomb;
+    tomb.own_aseq = cc->st.aseq_last[self].value;
+    tomb.ratchet_next = cc->ratchet_next;
+    tomb.next = i + 1;
+    tombstones_[e.conv] = std::move(tomb);
+    convs_.erase(e.conv);
+    buffer_.erase(e.conv);
+    out.changes.removed_convs.insert(e.conv);
+    return;
+  }
+  // STALE messages waiting for this UPDATE can now be rebuilt.
+  if (c.type == msg_type::update) {
+    auto more = flush_rebuilds(e.conv, now, r);
+    rebuilt.insert(rebuilt.end(), std::make_move_iterator(more.begin()),
+                   std::make_move_iterator(more.end()));
+  }
+  for (auto& o : rebuilt) out.resubmit.push_back(std::move(o));
+}
+
+}  // namespace cowpi::protocol

@@ -1,0 +1,313 @@
+// SPDX-License-Identifier: Apache-2.0
+// The mirror: PREPARE, COMMIT and mirror blocks (DESIGN.md §3.4).
+#include "cowpi/protocol/mirror.hpp"
+
+#include <algorithm>
+
+#include "cowpi/protocol/encoding.hpp"
+#include "cowpi/protocol/limits.hpp"
+#include "cowpi/protocol/validate.hpp"
+
+namespace cowpi::protocol {
+
+mirror_conv mirror_conv::clone() const {
+  mirror_conv c;
+  c.st = st;
+  for (const auto& [peer, ch] : channels) c.channels.emplace(peer, ch.clone());
+  c.ratchet_next = ratchet_next;
+  c.member_lr = member_lr;
+  c.answers = answers;
+  return c;
+}
+
+mirror::mirror(identity self, mirror_options opts) : self_(std::move(self)), opts_(opts) {}
+
+mirror mirror::clone() const {
+  mirror m(identity::from_secret(self_.id(), self_.export_secret()), opts_);
+  m.keys_ = keys_.clone();
+  for (const auto& [id, mc] : convs_) m.convs_.emplace(id, mc.clone());
+  m.prepared_refs_ = prepared_refs_;
+  return m;
+}
+
+const mirror_conv* mirror::find(const conv_id& conv) const noexcept {
+  auto it = convs_.find(conv);
+  return it == convs_.end() ? nullptr : &it->second;
+}
+
+namespace {
+
+link_reject reject(std::string why) { return link_reject{std::move(why)}; }
+
+}  // namespace
+
+struct mirror::checked {
+  hash32 h_c{};
+  hash32 root{};
+  hash32 d{};
+  block_effects amb_effects;
+};
+
+expected<mirror::checked, link_reject> mirror::check(const prepare_msg& p,
+                                                     std::optional<uint64_t> index) const {
+  const common& c = p.c;
+  const mirror_conv* mc = find(c.conv);
+  const conv_state* st = mc == nullptr ? nullptr : &mc->st;
+  // Our own (id, lpk) must be in the conversation's mirror set.
+  const member_list& ms = c.type == msg_type::setup || st == nullptr ? c.ms : st->ms;
+  const member* me = find_member(ms, self_.id());
+  if (me == nullptr || me->lpk != self_.lpk()) return unexpected{reject("not_in_mirror_set")};
+
+  checked out;
+  auto h_c = hash_common(c);
+  if (lying_) {
+    // Attest anything (tests): only the digest is computed.
+    if (!h_c) return unexpected{reject("not_canonical")};
+    out.h_c = *h_c;
+    out.root = blocks_root(p.block_hashes);
+    out.d = entry_digest(out.h_c, out.root);
+    out.amb_effects.chan = channel_ref{c.conv, c.author};
+    out.amb_effects.ref = key_ref{key_kind::ratchet, 0, {}};
+    return out;
+  }
+  std::vector<std::string> ids;
+  ids.reserve(p.block_hashes.size());
+  for (const auto& bh : p.block_hashes) ids.push_back(bh.recipient);
+  recipient_check rc;
+  rc.full = &ids;
+  auto ok = validate(st, false, c, rc,
+                     index ? validate_at::exactly(*index) : validate_at::prepare());
+  if (!ok) return unexpected{reject(std::string("invalid:") + std::string(to_string(ok.error())))};
+
+  // LAST_RESORT keys: one per added member (every member for SETUP), usable.
+  std::vector<std::string> need;
+  if (c.type == msg_type::setup) {
+    for (const auto& m : c.members) need.push_back(m.id);
+  } else if (c.type == msg_type::update) {
+    for (const auto& m : c.adds) need.push_back(m.id);
+  }
+  for (const auto& id : need) {
+    auto it = std::find_if(p.last_resort.begin(), p.last_resort.end(),
+                           [&](const last_resort_attachment& a) { return a.member == id; });
+    if (it == p.last_resort.end()) return unexpected{reject("missing_last_resort")};
+    if (it->key_id == 0 || !usable_public_key(it->pub)) return unexpected{reject("bad_last_resort")};
+  }
+
+  COWPI_ASSERT(h_c.has_value());  // validate checked canonical form
+  out.h_c = *h_c;
+  out.root = blocks_root(p.block_hashes);
+  out.d = entry_digest(out.h_c, out.root);
+
+  // The author's block to us authenticates the author (deniably).
+  const member_list& members = st == nullptr ? c.members : st->members;
+  const member* author = find_member(members, c.author);
+  COWPI_ASSERT(author != nullptr);  // validate checked membership
+  const channel* ch = nullptr;
+  if (mc != nullptr)
+    if (auto f = mc->channels.find(c.author); f != mc->channels.end()) ch = &f->second;
+  auto ad = ad_amb(out.h_c, out.root, c.author, self_.id());
+  auto opened = open_on_channel(self_, keys_, ch, c.conv, c.author, author->lpk, p.amb, ad);
+  if (!opened) {
+    return unexpected{reject(opened.error() == block_failure::directory ? "amb_unknown_key"
+                                                                        : "amb_does_not_verify")};
+  }
+  if (!crypto::is_zero(opened->pt.seed.expose())) return unexpected{reject("amb_has_seed")};
+  out.amb_effects = opened->effects;
+  return out;
+}
+
+link_response mirror::prepare(const prepare_msg& p, uint64_t now) {
+  auto ck = check(p, std::nullopt);
+  if (!ck) return ck.error();
+  if (p.amb.ref.kind != key_kind::ratchet) prepared_refs_[{p.amb.ref.kind, p.amb.ref.id}] = now;
+  return prepared{ck->d};
+}
+
+commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uint64_t now,
+                              crypto::rng& r) {
+  commit_outcome out;
+  const common& c = cm.payload.c;
+  auto it = convs_.find(c.conv);
+  const uint64_t next = it == convs_.end() ? 0 : it->second.st.next;
+  const uint64_t i = cm.index;
+  if (i < next) {
+    // Each index is committed exactly once; a retry gets the stored answer.
+    auto d = h.d_at(c.conv, i);
+    if (d && crypto::ct_equal(*d, cm.d)) {
+      if (auto a = it->second.answers.find(i); a != it->second.answers.end()) {
+        out.response = a->second;
+      } else {
+        out.response = already_answered{i};
+      }
+    } else {
+      out.response = conflict{i, d.value_or(hash32{})};
+    }
+    return out;
+  }
+  if (i > next) {
+    out.response = gap{next};
+    return out;
+  }
+  // COMMIT always re-verifies: PREPARE was only a dry run.
+  auto ck = check(cm.payload, i);
+  if (!ck) {
+    out.response = ck.error();
+    return out;
+  }
+  if (!crypto::ct_equal(ck->d, cm.d)) {
+    out.response = reject("d_mismatch");
+    return out;
+  }
+
+  mirror_conv& mc = it == convs_.end() ? convs_[c.conv] : it->second;
+  const bool fresh = it == convs_.end();
+  const auto slot_ids = slots(fresh ? nullptr : &mc.st, c);
+  // Members an UPDATE removes still get this entry's block: keep their keys.
+  member_list removed;
+  if (!fresh)
+    for (const auto& id : c.removes)
+      if (const member* m = find_member(mc.st.members, id)) removed.push_back(*m);
+  // Advance in place (never a copy of the state per entry).
+  if (fresh) {
+    mc.st = setup_state(c, i, ck->d);
+  } else {
+    advance_in_place(mc.st, c, i, ck->d);
+  }
+  const hash32 t_i = *mc.st.t_at(i);
+
+  // Apply amb's announcement first, so our block to the author uses the key
+  // it has just announced (§2).
+  if (!lying_) apply_effects(mc.channels[c.author], keys_, ck->amb_effects);
+  for (const auto& a : cm.payload.last_resort)
+    mc.member_lr[a.member] = published_key{a.key_id, a.pub};
+
+  answer ans;
+  ans.index = i;
+  ans.t = t_i;
+  ans.mirror_blocks.reserve(slot_ids.size());
+  const crypto::secret<32> zero_seed;
+  for (const auto& u : slot_ids) {
+    const member* mu = find_member(mc.st.members, u);
+    if (mu == nullptr) mu = find_member(removed, u);
+    if (mu == nullptr && lying_) {
+      // A lying mirror attesting an entry from a non-member: nobody can read its block.
+      block junk;
+      r.fill(junk.x);
+      r.fill(junk.ct);
+      ans.mirror_blocks.push_back(junk);
+      continue;
+    }
+    COWPI_ASSERT(mu != nullptr);
+    hash32 bind = ck->root;
+    if (u != c.author) {
+      auto bh = std::lower_bound(
+          cm.payload.block_hashes.begin(), cm.payload.block_hashes.end(), u,
+          [](const block_digest& b, const std::string& id) { return b.recipient < id; });
+      COWPI_ASSERT(bh != cm.payload.block_hashes.end() && bh->recipient == u);
+      bind = bh->hash;
+    }
+    auto ad = ad_mirror_block(c.conv, i, t_i, self_.id(), u, bind);
+    channel& ch = mc.channels[u];
+    // Mirror blocks carry no secret: use the member's announced key, else its
+    // LAST_RESORT key, never a PREKEY (§2).
+    std::optional<send_target> target;
+    if (ch.peer_latest)
+      target = send_target{key_ref{key_kind::ratchet, ch.peer_latest->id, {}}, ch.peer_latest->pub};
+    auto lr = mc.member_lr.find(u);
+    auto via_lr = [&]() -> std::optional<send_target> {
+      if (lr == mc.member_lr.end()) return std::nullopt;
+      return send_target{key_ref{key_kind::last_resort, lr->second.id, lr->second.pub},
+                         lr->second.pub};
+    };
+    if (!target) target = via_lr();
+    COWPI_ASSERT(target.has_value());  // check() required LAST_RESORT keys for new members
+    auto b = send_on_channel(self_, ch, mc.ratchet_next[u], c.conv, u, mu->lpk, *target, zero_seed,
+                             ad, now, r);
+    if (!b && target->ref.kind == key_kind::ratchet) {
+      // A bad announced key fails when used: fall back to LAST_RESORT.
+      ch.peer_latest.reset();
+      if (auto fb = via_lr())
+        b = send_on_channel(self_, ch, mc.ratchet_next[u], c.conv, u, mu->lpk, *fb, zero_seed, ad,
+                            now, r);
+    }
+    COWPI_ASSERT(b.has_value());  // LAST_RESORT keys were checked usable at PREPARE/COMMIT
+    ans.mirror_blocks.push_back(*b);
+  }
+  // Removed members: no more pairwise state (the id counters stay).
+  for (const auto& id : c.removes) {
+    mc.channels.erase(id);
+    mc.member_lr.erase(id);
+  }
+  mc.answers[i] = ans;
+  prepared_refs_.erase({cm.payload.amb.ref.kind, cm.payload.amb.ref.id});
+  out.response = std::move(ans);
+  out.persist = true;
+  out.index = i;
+  out.d = ck->d;
+  return out;
+}
+
+bool mirror::ack(const link_ack& a) {
+  auto it = convs_.find(a.conv);
+  if (it == convs_.end()) return false;
+  auto& answers = it->second.answers;
+  auto end = answers.upper_bound(a.index);
+  if (end == answers.begin()) return false;
+  answers.erase(answers.begin(), end);
+  return true;
+}
+
+status_answer mirror::status(const conv_id& conv) const {
+  const mirror_conv* mc = find(conv);
+  if (mc == nullptr) return status_answer{false, 0, {}};
+  return status_answer{true, mc->st.next, *mc->st.t_at(mc->st.next - 1)};
+}
+
+audit_answer mirror::audit(const audit_query& q, const mirror_history& h) const {
+  audit_answer out;
+  out.from = q.from;
+  const mirror_conv* mc = find(q.conv);
+  if (mc == nullptr || q.to < q.from) return out;
+  const uint64_t last = std::min({q.to, mc->st.next - 1, q.from + opts_.max_audit - 1});
+  for (uint64_t i = q.from; i <= last; ++i) {
+    auto d = h.d_at(q.conv, i);
+    if (!d) break;
+    out.d.push_back(*d);
+  }
+  return out;
+}
+
+mirror_prekeys mirror::make_prekeys(size_t count, uint64_t now, crypto::rng& r) {
+  mirror_prekeys out;
+  out.one_time = keys_.make_prekeys(self_, std::min(count, max_prekey_batch), now, r);
+  auto lr = keys_.current_last_resort();
+  bool rotate = !lr.has_value();
+  if (lr) rotate = now >= keys_.last_resort().at(lr->id).key.created + opts_.last_resort_period;
+  if (rotate) {
+    out.last_resort = keys_.rotate_last_resort(self_, now, r);
+  } else {
+    out.last_resort = lr;
+  }
+  return out;
+}
+
+bool mirror::expire_keys(uint64_t now) {
+  // Keep what an outstanding PREPARE references (for up to a day): set those
+  // PREKEYs aside while the store expires the rest.
+  for (auto it = prepared_refs_.begin(); it != prepared_refs_.end();)
+    it = now >= it->second + 24 * 3600 ? prepared_refs_.erase(it) : std::next(it);
+  auto& pre = keys_.mutable_prekeys();
+  std::map<uint64_t, prekey_slot> held;
+  for (const auto& [ref, t] : prepared_refs_) {
+    if (ref.first != key_kind::prekey) continue;
+    if (auto f = pre.find(ref.second); f != pre.end()) {
+      held.emplace(f->first, std::move(f->second));
+      pre.erase(f);
+    }
+  }
+  const bool changed = !keys_.expire(now, opts_.prekey_max_age, opts_.last_resort_grace).empty();
+  for (auto& [id, slot] : held) pre.emplace(id, std::move(slot));
+  return changed;
+}
+
+}  // namespace cowpi::protocol

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: Apache-2.0
+// End-to-end conversations over the pure state machines (router, mirrors, clients).
+#include <gtest/gtest.h>
+
+#include "cowpi/sim/world.hpp"
+
+namespace cowpi::sim {
+namespace {
+
+std::string text_of(const accepted_entry& e) { return std::string(e.plaintext.begin(), e.plaintext.end()); }
+
+// Every pair of members agrees on D and T at every index both accepted.
+void expect_same_transcripts(world& w, const conv_id& conv, const std::vector<std::string>& users) {
+  for (size_t a = 0; a < users.size(); ++a) {
+    for (size_t b = a + 1; b < users.size(); ++b) {
+      std::map<uint64_t, hash32> ta;
+      for (const auto& e : w.transcript(users[a], conv)) ta[e.index] = e.t;
+      size_t common = 0;
+      for (const auto& e : w.transcript(users[b], conv)) {
+        auto it = ta.find(e.index);
+        if (it == ta.end()) continue;
+        ++common;
+        EXPECT_EQ(it->second, e.t) << users[a] << " and " << users[b] << " differ at " << e.index;
+      }
+      EXPECT_GT(common, 0u);
+    }
+  }
+}
+
+TEST(conversation, three_members_agree_on_setup_and_messages) {
+  world w;
+  for (auto u : {"alice", "bob", "carol"}) w.add_user(u);
+  auto conv = w.create("alice", {"bob", "carol"});
+  ASSERT_TRUE(conv.has_value()) << conv.error().message();
+  w.run();
+  for (auto u : {"alice", "bob", "carol"}) {
+    ASSERT_EQ(w.transcript(u, *conv).size(), 1u) << u;
+    EXPECT_EQ(w.transcript(u, *conv)[0].type, msg_type::setup);
+  }
+  ASSERT_TRUE(w.send("alice", *conv, "hello").has_value());
+  w.run();
+  ASSERT_TRUE(w.send("bob", *conv, "hi alice").has_value());
+  w.run();
+  for (auto u : {"alice", "bob", "carol"}) {
+    const auto& t = w.transcript(u, *conv);
+    ASSERT_EQ(t.size(), 3u) << u;
+    EXPECT_EQ(text_of(t[1]), "hello") << u;
+    EXPECT_EQ(text_of(t[2]), "hi alice") << u;
+    EXPECT_FALSE(t[1].is_void);
+  }
+  expect_same_transcripts(w, *conv, {"alice", "bob", "carol"});
+  EXPECT_TRUE(w.alarms().empty());
+}
+
+TEST(conversation, pipelined_messages_from_several_authors_are_all_ordered) {
+  world w;
+  for (auto u : {"alice", "bob", "carol"}) w.add_user(u);
+  auto conv = *w.create("alice", {"bob", "carol"});
+  w.run();
+  for (int k = 0; k < 5; ++k) {
+    ASSERT_TRUE(w.send("alice", conv, "a" + std::to_string(k)).has_value());
+    ASSERT_TRUE(w.send("bob", conv, "b" + std::to_string(k)).has_value());
+  }
+  w.run();
+  for (auto u : {"alice", "bob", "carol"}) EXPECT_EQ(w.transcript(u, conv).size(), 11u) << u;
+  expect_same_transcripts(w, conv, {"alice", "bob", "carol"});
+  EXPECT_TRUE(w.alarms().empty());
+}
+
+TEST(conversation, receipts_offline_catch_up_add_and_remove) {
+  world w;
+  for (auto u : {"alice", "bob", "carol", "dave"}) w.add_user(u);
+  auto conv = *w.create("alice", {"bob", "carol"});
+  w.run();
+  ASSERT_TRUE(w.send("alice", conv, "one").has_value());
+  w.run();
+  w.advance_time(60);
+  w.receipts_due();
+  w.run();
+  // Bob and carol acknowledged alice's message with RECEIPTs.
+  size_t receipts = 0;
+  for (const auto& e : w.transcript("alice", conv)) receipts += e.type == msg_type::receipt;
+  EXPECT_EQ(receipts, 2u);
+
+  w.set_online("carol", false);
+  for (int k = 0; k < 20; ++k) ASSERT_TRUE(w.send(k % 2 ? "alice" : "bob", conv, "m" + std::to_string(k)).has_value());
+  w.run();
+  w.set_online("carol", true);
+  w.run();
+  EXPECT_EQ(w.transcript("carol", conv).size(), w.transcript("alice", conv).size());
+
+  ASSERT_TRUE(w.update("bob", conv, {"dave"}, {}).has_value());
+  w.run();
+  ASSERT_TRUE(w.send("dave", conv, "hi, I am new").has_value());
+  w.run();
+  ASSERT_TRUE(w.update("alice", conv, {}, {"carol"}).has_value());
+  w.run();
+  ASSERT_TRUE(w.send("alice", conv, "after carol left").has_value());
+  w.run();
+  const auto& ta = w.transcript("alice", conv);
+  EXPECT_EQ(text_of(ta.back()), "after carol left");
+  // Carol received the UPDATE removing her and nothing after.
+  EXPECT_EQ(w.transcript("carol", conv).back().type, msg_type::update);
+  EXPECT_FALSE(w.user("carol").find(conv));
+  // Dave's transcript starts at the UPDATE that added him.
+  EXPECT_EQ(w.transcript("dave", conv).front().type, msg_type::update);
+  EXPECT_EQ(text_of(w.transcript("dave", conv).back()), "after carol left");
+  expect_same_transcripts(w, conv, {"alice", "bob", "carol", "dave"});
+  EXPECT_TRUE(w.alarms().empty()) << w.alarms().begin()->second[0].evidence;
+}
+
+}  // namespace
+}  // namespace cowpi::sim

@@ -1,0 +1,555 @@
+// SPDX-License-Identifier: Apache-2.0
+// Generation and verification of the seeded protocol vectors (see vectors.hpp).
+#include "vectors.hpp"
+
+#include <functional>
+#include <map>
+#include <memory>
+
+#include "cowpi/crypto/rng.hpp"
+#include "cowpi/protocol/encoding.hpp"
+#include "cowpi/protocol/keys.hpp"
+#include "cowpi/protocol/wire.hpp"
+#include "cowpi/sim/world.hpp"
+
+namespace cowpi::vectors {
+
+using json = nlohmann::json;
+using namespace cowpi::protocol;  // NOLINT(google-build-using-namespace): vector tool
+
+namespace {
+
+std::string hex(byte_view b) { return to_hex(b); }
+template <size_t N>
+std::string hex(const crypto::secret<N>& s) {
+  return to_hex(s.expose());
+}
+
+bytes unhex(const json& j) {
+  auto b = from_hex(j.get<std::string>());
+  return b ? *b : bytes{};
+}
+template <size_t N>
+byte_array<N> unhex_array(const json& j) {
+  byte_array<N> a{};
+  auto b = unhex(j);
+  if (b.size() == N) std::copy(b.begin(), b.end(), a.begin());
+  return a;
+}
+template <size_t N>
+crypto::secret<N> unhex_secret(const json& j) {
+  auto b = unhex(j);
+  if (b.size() != N) return crypto::secret<N>{};  // a damaged file: verification then fails
+  return crypto::secret<N>::from(b);
+}
+
+std::optional<std::string> mismatch(const std::string& what, const json& want, const json& got) {
+  if (want == got) return std::nullopt;
+  return what + ": expected " + want.dump() + ", got " + got.dump();
+}
+
+json members_json(const member_list& l) {
+  json a = json::array();
+  for (const auto& m : l) a.push_back({{"id", m.id}, {"lpk", hex(m.lpk)}});
+  return a;
+}
+member_list members_from(const json& a) {
+  member_list l;
+  for (const auto& m : a) l.push_back(member{m.at("id"), unhex_array<32>(m.at("lpk"))});
+  return l;
+}
+
+json ref_json(const key_ref& r) {
+  return {{"kind", static_cast<int>(r.kind)}, {"id", r.id}, {"pub", hex(r.pub)}};
+}
+key_ref ref_from(const json& j) {
+  return key_ref{static_cast<key_kind>(j.at("kind").get<int>()), j.at("id").get<uint64_t>(),
+                 unhex_array<32>(j.at("pub"))};
+}
+
+json common_json(const common& c) {
+  json j = {{"version", c.version}, {"conv", hex(c.conv)}, {"type", static_cast<int>(c.type)},
+            {"author", c.author},   {"aseq", c.aseq}};
+  if (c.type != msg_type::setup) {
+    j["parent"] = c.parent;
+    j["parent_hash"] = hex(c.parent_hash);
+  }
+  if (c.type == msg_type::message) {
+    j["body_len"] = c.body_len;
+    j["body_hash"] = hex(c.body_hash);
+    j["body_commit"] = hex(c.body_commit);
+  }
+  if (c.type == msg_type::receipt) j["voids"] = c.voids;
+  if (c.type == msg_type::setup || c.type == msg_type::update) {
+    j["ms"] = members_json(c.ms);
+    j["members"] = members_json(c.members);
+  }
+  if (c.type == msg_type::update) {
+    j["adds"] = members_json(c.adds);
+    j["removes"] = c.removes;
+  }
+  return j;
+}
+
+common common_from(const json& j) {
+  common c;
+  c.version = j.at("version").get<uint8_t>();
+  c.conv = unhex_array<16>(j.at("conv"));
+  c.type = static_cast<msg_type>(j.at("type").get<int>());
+  c.author = j.at("author");
+  c.aseq = j.at("aseq");
+  if (j.contains("parent")) {
+    c.parent = j.at("parent");
+    c.parent_hash = unhex_array<32>(j.at("parent_hash"));
+  }
+  if (j.contains("body_len")) {
+    c.body_len = j.at("body_len");
+    c.body_hash = unhex_array<32>(j.at("body_hash"));
+    c.body_commit = unhex_array<32>(j.at("body_commit"));
+  }
+  if (j.contains("voids")) c.voids = j.at("voids").get<std::vector<uint64_t>>();
+  if (j.contains("ms")) c.ms = members_from(j.at("ms"));
+  if (j.contains("members")) c.members = members_from(j.at("members"));
+  if (j.contains("adds")) c.adds = members_from(j.at("adds"));
+  if (j.contains("removes")) c.removes = j.at("removes").get<std::vector<std::string>>();
+  return c;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// NAXOS keys.
+
+json generate_naxos(uint64_t seed) {
+  crypto::deterministic_rng r(seed);
+  json cases = json::array();
+  const key_kind kinds[] = {key_kind::prekey, key_kind::last_resort, key_kind::ratchet};
+  for (uint64_t k = 0; k < 6; ++k) {
+    identity alice = identity::generate("alice", r);
+    identity bob = identity::generate("b\xc3\xb8" "b", r);  // a two-byte UTF-8 id
+    auto e_esk = r.secret_bytes<32>();
+    auto e = naxos_derive(e_esk, bob);
+    auto x_esk = r.secret_bytes<32>();
+    auto x = naxos_derive(x_esk, alice);
+    conv_id conv = r.array<16>();
+    const key_kind kind = kinds[k % 3];
+    key_ref ref{kind, k + 1, kind == key_kind::ratchet ? public_key{} : e.pub};
+    pair_context ctx{alice.id(), bob.id(), conv, ref, x.pub};
+    auto key = pair_key_send(alice, x.x, bob.lpk(), e.pub, ctx);
+    cases.push_back({{"sender", alice.id()},
+                     {"sender_lsk", hex(alice.export_secret())},
+                     {"sender_lpk", hex(alice.lpk())},
+                     {"receiver", bob.id()},
+                     {"receiver_lsk", hex(bob.export_secret())},
+                     {"receiver_lpk", hex(bob.lpk())},
+                     {"receiver_key_esk", hex(e_esk)},
+                     {"receiver_key_secret", hex(e.x)},
+                     {"receiver_key_pub", hex(e.pub)},
+                     {"ephemeral_esk", hex(x_esk)},
+                     {"ephemeral_secret", hex(x.x)},
+                     {"x_s", hex(x.pub)},
+                     {"conv", hex(conv)},
+                     {"ref", ref_json(ref)},
+                     {"info", hex(pair_info(ctx))},
+                     {"key", key ? hex(*key) : std::string("error")}});
+  }
+  return {{"kind", "naxos"},
+          {"seed", seed},
+          {"description",
+           "x = clamp(SHA-256(esk || lsk)), X = x*G; K = HKDF(L(\"pair\"), DH(lsk_S,E_R) || "
+           "DH(x,lpk_R) || DH(x,E_R), lp(S) || lp(R) || conv || enc(ref) || X_S)"},
+          {"cases", cases}};
+}
+
+std::optional<std::string> verify_naxos(const json& v) {
+  size_t n = 0;
+  for (const auto& c : v.at("cases")) {
+    const std::string tag = "naxos case " + std::to_string(n++) + " ";
+    identity s = identity::from_secret(c.at("sender"), unhex_secret<32>(c.at("sender_lsk")));
+    identity r = identity::from_secret(c.at("receiver"), unhex_secret<32>(c.at("receiver_lsk")));
+    if (auto m = mismatch(tag + "sender_lpk", c.at("sender_lpk"), hex(s.lpk()))) return m;
+    if (auto m = mismatch(tag + "receiver_lpk", c.at("receiver_lpk"), hex(r.lpk()))) return m;
+    auto e = naxos_derive(unhex_secret<32>(c.at("receiver_key_esk")), r);
+    auto x = naxos_derive(unhex_secret<32>(c.at("ephemeral_esk")), s);
+    if (auto m = mismatch(tag + "receiver_key_secret", c.at("receiver_key_secret"), hex(e.x)))
+      return m;
+    if (auto m = mismatch(tag + "receiver_key_pub", c.at("receiver_key_pub"), hex(e.pub)))
+      return m;
+    if (auto m = mismatch(tag + "ephemeral_secret", c.at("ephemeral_secret"), hex(x.x))) return m;
+    if (auto m = mismatch(tag + "x_s", c.at("x_s"), hex(x.pub))) return m;
+    const conv_id conv = unhex_array<16>(c.at("conv"));
+    const key_ref ref = ref_from(c.at("ref"));
+    pair_context ctx{s.id(), r.id(), conv, ref, x.pub};
+    if (auto m = mismatch(tag + "info", c.at("info"), hex(pair_info(ctx)))) return m;
+    auto ks = pair_key_send(s, x.x, r.lpk(), e.pub, ctx);
+    auto kr = pair_key_recv(r, e.x, s.lpk(), ctx);
+    if (!ks || !kr) return tag + "key derivation failed";
+    if (auto m = mismatch(tag + "sender key", c.at("key"), hex(*ks))) return m;
+    if (auto m = mismatch(tag + "receiver key", c.at("key"), hex(*kr))) return m;
+  }
+  if (n == 0) return std::string("naxos: no cases");
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------
+// Blocks.
+
+json generate_blocks(uint64_t seed) {
+  crypto::deterministic_rng r(seed);
+  json cases = json::array();
+  for (uint64_t k = 0; k < 4; ++k) {
+    identity alice = identity::generate("alice", r);
+    identity bob = identity::generate("bob", r);
+    auto e_esk = r.secret_bytes<32>();
+    auto e = naxos_derive(e_esk, bob);
+    conv_id conv = r.array<16>();
+    key_ref ref{k % 2 ? key_kind::prekey : key_kind::ratchet, 7 + k,
+                k % 2 ? e.pub : public_key{}};
+    block_plaintext pt;
+    if (k == 1) pt.seed = r.secret_bytes<32>();  // a MESSAGE author block
+    pt.announced_id = 100 + k;
+    pt.announced_pub = r.array<32>();
+    const bytes ad(40 + k, static_cast<uint8_t>(k));
+    const uint64_t rng_seed = seed * 10 + k;
+    crypto::deterministic_rng br(rng_seed);
+    auto b = seal_block(alice, bob.id(), bob.lpk(), conv, ref, e.pub, pt, ad, br);
+    cases.push_back({{"sender_lsk", hex(alice.export_secret())},
+                     {"receiver_lsk", hex(bob.export_secret())},
+                     {"receiver_key_esk", hex(e_esk)},
+                     {"receiver_key_pub", hex(e.pub)},
+                     {"conv", hex(conv)},
+                     {"ref", ref_json(ref)},
+                     {"seed", hex(pt.seed)},
+                     {"announced_id", pt.announced_id},
+                     {"announced_pub", hex(pt.announced_pub)},
+                     {"ad", hex(ad)},
+                     {"rng_seed", rng_seed},
+                     {"block", b ? hex(enc_block(*b)) : std::string("error")}});
+  }
+  return {{"kind", "blocks"},
+          {"seed", seed},
+          {"description",
+           "enc(block) = X_S || enc(ref) || nonce || AEAD(K, nonce, seed || be64(id) || pub, "
+           "AD); X_S and the nonce come from deterministic_rng(rng_seed)"},
+          {"cases", cases}};
+}
+
+std::optional<std::string> verify_blocks(const json& v) {
+  size_t n = 0;
+  for (const auto& c : v.at("cases")) {
+    const std::string tag = "block case " + std::to_string(n++) + " ";
+    identity alice = identity::from_secret("alice", unhex_secret<32>(c.at("sender_lsk")));
+    identity bob = identity::from_secret("bob", unhex_secret<32>(c.at("receiver_lsk")));
+    auto e = naxos_derive(unhex_secret<32>(c.at("receiver_key_esk")), bob);
+    const conv_id conv = unhex_array<16>(c.at("conv"));
+    const key_ref ref = ref_from(c.at("ref"));
+    block_plaintext pt;
+    pt.seed = unhex_secret<32>(c.at("seed"));
+    pt.announced_id = c.at("announced_id");
+    pt.announced_pub = unhex_array<32>(c.at("announced_pub"));
+    const bytes ad = unhex(c.at("ad"));
+    crypto::deterministic_rng br(c.at("rng_seed").get<uint64_t>());
+    auto b = seal_block(alice, "bob", bob.lpk(), conv, ref, e.pub, pt, ad, br);
+    if (!b) return tag + "seal failed";
+    if (auto m = mismatch(tag + "block", c.at("block"), hex(enc_block(*b)))) return m;
+    auto opened = open_block(bob, e.x, "alice", alice.lpk(), conv, *b, ad);
+    if (!opened) return tag + "does not open";
+    if (hex(opened->seed) != c.at("seed") || opened->announced_id != pt.announced_id ||
+        opened->announced_pub != pt.announced_pub)
+      return tag + "opens to a different plaintext";
+    block bad = *b;
+    bad.ct[0] ^= 1;
+    if (open_block(bob, e.x, "alice", alice.lpk(), conv, bad, ad)) return tag + "tamper opened";
+  }
+  if (n == 0) return std::string("blocks: no cases");
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------
+// Transcript hashes.
+
+json generate_transcript(uint64_t seed) {
+  crypto::deterministic_rng r(seed);
+  auto mk = [&](std::string id) { return member{std::move(id), r.array<32>()}; };
+  const member_list ms = {mk("mirror-a"), mk("mirror-b")};
+  member_list members = {mk("alice"), mk("bob"), mk("carol")};
+  const member dave = mk("dave");
+  const conv_id conv = r.array<16>();
+  std::vector<common> cs;
+  common setup;
+  setup.conv = conv;
+  setup.type = msg_type::setup;
+  setup.author = "alice";
+  setup.aseq = 1;
+  setup.ms = ms;
+  setup.members = members;
+  cs.push_back(setup);
+  common msg;
+  msg.conv = conv;
+  msg.type = msg_type::message;
+  msg.author = "bob";
+  msg.aseq = 1;
+  msg.body_len = 40 + 256;
+  msg.body_hash = r.array<32>();
+  msg.body_commit = r.array<32>();
+  cs.push_back(msg);
+  common rcpt;
+  rcpt.conv = conv;
+  rcpt.type = msg_type::receipt;
+  rcpt.author = "carol";
+  rcpt.aseq = 1;
+  rcpt.parent = 1;
+  rcpt.voids = {1};
+  cs.push_back(rcpt);
+  common upd;
+  upd.conv = conv;
+  upd.type = msg_type::update;
+  upd.author = "alice";
+  upd.aseq = 2;
+  upd.parent = 2;
+  upd.ms = ms;
+  upd.adds = {dave};
+  upd.removes = {"carol"};
+  upd.members = apply_ops(members, upd.adds, upd.removes);
+  cs.push_back(upd);
+
+  json entries = json::array();
+  hash32 t = t_genesis;
+  std::optional<conv_state> st;
+  for (uint64_t i = 0; i < cs.size(); ++i) {
+    common& c = cs[i];
+    if (c.type != msg_type::setup) c.parent_hash = *st->t_at(c.parent);
+    auto rcpts = recipients(st ? &*st : nullptr, c);
+    std::vector<block_digest> dg;
+    for (const auto& id : rcpts) dg.push_back(block_digest{id, r.array<32>()});
+    auto e = enc_common(c);
+    auto h_c = hash_common(c);
+    const hash32 root = blocks_root(dg);
+    const hash32 d = entry_digest(*h_c, root);
+    const hash32 t_prev = t;
+    t = transcript_hash(conv, i, t_prev, d);
+    json jd = json::array();
+    for (const auto& x : dg) jd.push_back({{"recipient", x.recipient}, {"hash", hex(x.hash)}});
+    entries.push_back({{"index", i},
+                       {"c", common_json(c)},
+                       {"enc_c", hex(*e)},
+                       {"h_c", hex(*h_c)},
+                       {"block_hashes", jd},
+                       {"blocks_root", hex(root)},
+                       {"d", hex(d)},
+                       {"t_prev", hex(t_prev)},
+                       {"t", hex(t)}});
+    st = advance(st ? &*st : nullptr, c, i, d);
+  }
+  return {{"kind", "transcript"},
+          {"seed", seed},
+          {"description",
+           "H_C = H(L(\"C\") || enc(C)); blocks_root = H(L(\"blocks\") || be32(#R) || (lp(R) || "
+           "H(block_R))...); D = H(L(\"D\") || H_C || blocks_root); T_i = H(L(\"T\") || conv || "
+           "be64(i) || T_{i-1} || D_i)"},
+          {"entries", entries}};
+}
+
+std::optional<std::string> verify_transcript(const json& v) {
+  hash32 t = t_genesis;
+  size_t n = 0;
+  for (const auto& e : v.at("entries")) {
+    const std::string tag = "transcript entry " + std::to_string(n++) + " ";
+    const common c = common_from(e.at("c"));
+    auto enc = enc_common(c);
+    if (!enc) return tag + "enc(C) refused: " + enc.error().message();
+    if (auto m = mismatch(tag + "enc_c", e.at("enc_c"), hex(*enc))) return m;
+    auto h_c = hash_common(c);
+    if (auto m = mismatch(tag + "h_c", e.at("h_c"), hex(*h_c))) return m;
+    std::vector<block_digest> dg;
+    for (const auto& x : e.at("block_hashes"))
+      dg.push_back(block_digest{x.at("recipient"), unhex_array<32>(x.at("hash"))});
+    const hash32 root = blocks_root(dg);
+    if (auto m = mismatch(tag + "blocks_root", e.at("blocks_root"), hex(root))) return m;
+    const hash32 d = entry_digest(*h_c, root);
+    if (auto m = mismatch(tag + "d", e.at("d"), hex(d))) return m;
+    if (auto m = mismatch(tag + "t_prev", e.at("t_prev"), hex(t))) return m;
+    t = transcript_hash(c.conv, e.at("index").get<uint64_t>(), t, d);
+    if (auto m = mismatch(tag + "t", e.at("t"), hex(t))) return m;
+  }
+  if (n == 0) return std::string("transcript: no entries");
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------------------
+// A recorded conversation.
+
+namespace {
+
+json export_secrets(const client& c) {
+  json pre = json::array();
+  for (const auto& [id, slot] : c.keys().prekeys())
+    pre.push_back({{"id", id}, {"esk", hex(slot.key.esk)}, {"pub", hex(slot.key.pub)},
+                   {"created", slot.key.created}});
+  json lr = json::array();
+  for (const auto& [id, slot] : c.keys().last_resort())
+    lr.push_back({{"id", id}, {"esk", hex(slot.key.esk)}, {"pub", hex(slot.key.pub)},
+                  {"created", slot.key.created}});
+  return {{"id", c.self().id()},
+          {"lsk", hex(c.self().export_secret())},
+          {"pinned_ms", members_json(c.pinned_ms())},
+          {"prekeys", pre},
+          {"last_resort", lr},
+          {"next_prekey_id", c.keys().next_prekey_id()},
+          {"next_last_resort_id", c.keys().next_last_resort_id()},
+          {"current_last_resort", c.keys().current_last_resort_id()}};
+}
+
+std::unique_ptr<client> import_secrets(const json& j) {
+  auto c = std::make_unique<client>(
+      identity::from_secret(j.at("id"), unhex_secret<32>(j.at("lsk"))),
+      members_from(j.at("pinned_ms")));
+  key_store& ks = c->mutable_keys();
+  for (const auto& p : j.at("prekeys")) {
+    owned_key k{unhex_secret<32>(p.at("esk")), unhex_array<32>(p.at("pub")), p.at("created")};
+    ks.mutable_published()[{key_kind::prekey, p.at("id")}] = k.pub;
+    ks.mutable_prekeys().emplace(p.at("id").get<uint64_t>(), prekey_slot{std::move(k), {}});
+  }
+  for (const auto& p : j.at("last_resort")) {
+    owned_key k{unhex_secret<32>(p.at("esk")), unhex_array<32>(p.at("pub")), p.at("created")};
+    ks.mutable_published()[{key_kind::last_resort, p.at("id")}] = k.pub;
+    ks.mutable_last_resort().emplace(p.at("id").get<uint64_t>(),
+                                     last_resort_slot{std::move(k), 0, {}});
+  }
+  ks.restore_counters(j.at("next_prekey_id"), j.at("next_last_resort_id"),
+                      j.at("current_last_resort"));
+  return c;
+}
+
+// Feeds the recorded envelopes to a fresh client and writes down what it decided.
+json replay(const json& secrets, const std::vector<bytes>& envelopes, uint64_t rng_seed,
+            uint64_t now) {
+  auto c = import_secrets(secrets);
+  crypto::deterministic_rng r(rng_seed);
+  json out = json::array();
+  for (const auto& raw : envelopes) {
+    auto env = wire::decode_envelope(raw);
+    json step = {{"decoded", env.has_value()}};
+    if (env) {
+      auto res = c->receive(*env, now, r);
+      json acc = json::array();
+      for (const auto& a : res.accepted)
+        acc.push_back({{"index", a.index}, {"type", static_cast<int>(a.type)}, {"author", a.author},
+                       {"void", a.is_void}, {"t", hex(a.t)},
+                       {"plaintext", std::string(a.plaintext.begin(), a.plaintext.end())}});
+      json al = json::array();
+      for (const auto& a : res.alarms)
+        al.push_back({{"kind", std::string(to_string(a.kind))}, {"index", a.index},
+                      {"party", a.party}, {"halted", a.halted}});
+      json acks = json::array();
+      for (const auto& a : res.acks) acks.push_back(a.index);
+      step["accepted"] = acc;
+      step["alarms"] = al;
+      step["acks"] = acks;
+    }
+    out.push_back(step);
+  }
+  return out;
+}
+
+}  // namespace
+
+json generate_conversation(uint64_t seed) {
+  sim::world_options o;
+  o.seed = seed;
+  sim::world w(o);
+  for (auto u : {"alice", "bob", "carol", "dave"}) w.add_user(u);
+  const json secrets = export_secrets(w.user("bob"));
+  std::vector<envelope> honest;
+  w.set_interceptor([&](sim::in_flight& m) {
+    if (auto* e = std::get_if<sim::to_client_envelope>(&m); e && e->user == "bob")
+      honest.push_back(e->env);
+    return true;
+  });
+  auto conv = w.create("alice", {"bob", "carol"});
+  w.run();
+  (void)w.send("alice", *conv, "hello bob");
+  w.run();
+  (void)w.send("carol", *conv, "hello alice");
+  w.run();
+  // Alice equivocates: garbage in bob's block (bob VOIDs it).
+  client_test_hooks h;
+  h.on_block = [](const std::string& rid, block& b) {
+    if (rid == "bob") b.ct[5] ^= 0x40;
+  };
+  w.user("alice").set_hooks_for_test(h);
+  (void)w.send("alice", *conv, "bob cannot read this");
+  w.user("alice").set_hooks_for_test({});
+  w.run();
+  (void)w.update("carol", *conv, {"dave"}, {});
+  w.run();
+  (void)w.send("dave", *conv, "hi from dave");
+  w.run();
+  w.advance_time(60);
+  // Bob stays a passive reader: a replaying client holds only his initial secrets, so it
+  // could not verify echoes of messages it never sent.
+  for (auto u : {"alice", "carol", "dave"}) (void)w.receipt(u, *conv);
+  w.run();
+  w.set_interceptor(nullptr);
+
+  // The delivery order bob sees, with a lying router's additions.
+  std::vector<bytes> feed;
+  std::vector<std::string> notes;
+  auto add = [&](const envelope& e, std::string note) {
+    feed.push_back(wire::encode_envelope(e));
+    notes.push_back(std::move(note));
+  };
+  add(honest.at(0), "SETUP: accepted");
+  envelope tampered = honest.at(1);
+  if (tampered.body) (*tampered.body)[40] ^= 1;
+  add(tampered, "alice's message with a flipped body byte: PROVIDER, not accepted");
+  add(honest.at(2), "index 2, ahead of index 1: buffered");
+  add(honest.at(1), "index 1 honest: accepted, then the buffered index 2");
+  add(honest.at(1), "index 1 again: acknowledged and dropped");
+  envelope swapped = honest.at(3);
+  swapped.mirror_blocks[0].ct[0] ^= 1;
+  add(swapped, "a mirror block tampered: PROVIDER, not accepted");
+  for (size_t i = 3; i < honest.size(); ++i) add(honest[i], "honest delivery");
+  const uint64_t rng_seed = seed + 1;
+  const uint64_t now = w.now();
+  json raw = json::array();
+  for (size_t i = 0; i < feed.size(); ++i)
+    raw.push_back({{"envelope", hex(feed[i])}, {"note", notes[i]}});
+  return {{"kind", "conversation"},
+          {"seed", seed},
+          {"description",
+           "bob's secrets, the wire-encoded envelopes bob receives in this order (honest and "
+           "tampered), and the decisions a fresh client must reproduce"},
+          {"member", secrets},
+          {"rng_seed", rng_seed},
+          {"now", now},
+          {"deliveries", raw},
+          {"decisions", replay(secrets, feed, rng_seed, now)}};
+}
+
+std::optional<std::string> verify_conversation(const json& v) {
+  std::vector<bytes> feed;
+  for (const auto& d : v.at("deliveries")) feed.push_back(unhex(d.at("envelope")));
+  if (feed.empty()) return std::string("conversation: no deliveries");
+  json got = replay(v.at("member"), feed, v.at("rng_seed"), v.at("now"));
+  const json& want = v.at("decisions");
+  if (want.size() != got.size()) return std::string("conversation: decision count differs");
+  for (size_t i = 0; i < want.size(); ++i)
+    if (auto m = mismatch("conversation delivery " + std::to_string(i) + " (" +
+                              v.at("deliveries")[i].at("note").get<std::string>() + ")",
+                          want[i], got[i]))
+      return m;
+  return std::nullopt;
+}
+
+const std::vector<kind>& all_kinds() {
+  static const std::vector<kind> kinds = {
+      {"naxos.json", generate_naxos, verify_naxos},
+      {"blocks.json", generate_blocks, verify_blocks},
+      {"transcript.json", generate_transcript, verify_transcript},
+      {"conversation.json", generate_conversation, verify_conversation},
+  };
+  return kinds;
+}
+
+}  // namespace cowpi::vectors

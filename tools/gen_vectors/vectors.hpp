@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: Apache-2.0
+// Seeded protocol test vectors: each kind has generate(seed) -> JSON and verify(JSON) ->
+// the first mismatch, if any. tools/gen_vectors writes them; tests verify the checked-in
+// files and that regenerating them from their seed gives the same bytes.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cowpi::vectors {
+
+/// One kind of vector file.
+struct kind {
+  std::string file;  // e.g. "naxos.json"
+  nlohmann::json (*generate)(uint64_t seed);
+  std::optional<std::string> (*verify)(const nlohmann::json& v);
+};
+
+/// NAXOS key pairs and pairwise block keys (both sides).
+nlohmann::json generate_naxos(uint64_t seed);
+std::optional<std::string> verify_naxos(const nlohmann::json& v);
+
+/// Block protection: enc(block) from fixed inputs and a seeded RNG; opening it back.
+nlohmann::json generate_blocks(uint64_t seed);
+std::optional<std::string> verify_blocks(const nlohmann::json& v);
+
+/// enc(C), H_C, blocks_root, D and the T chain of a small conversation.
+nlohmann::json generate_transcript(uint64_t seed);
+std::optional<std::string> verify_transcript(const nlohmann::json& v);
+
+/// A recorded conversation: a member's secrets, the envelopes it received (honest and
+/// tampered, in delivery order) and its accept/reject decisions, which a fresh client must
+/// reproduce with the same transcript hashes.
+nlohmann::json generate_conversation(uint64_t seed);
+std::optional<std::string> verify_conversation(const nlohmann::json& v);
+
+/// Every kind, in a fixed order.
+const std::vector<kind>& all_kinds();
+
+/// The seed the checked-in vectors are generated from.
+inline constexpr uint64_t default_seed = 20261126;
+
+}  // namespace cowpi::vectors
