@@ -1,0 +1,487 @@
+// SPDX-License-Identifier: Apache-2.0
+// Parses and renders the `cowpi-provider` TOML: strict keys, role checks, protocol-bounded limits.
+#include "cowpi/config/provider_config.hpp"
+
+#include "cowpi/protocol/types.hpp"
+
+#include "detail/toml_reader.hpp"
+
+#include <algorithm>
+#include <system_error>
+
+namespace cowpi::config {
+
+namespace fs = std::filesystem;
+using detail::quote;
+using detail::reporter;
+using detail::table_reader;
+
+std::string_view to_string(role r) noexcept {
+  switch (r) {
+    case role::router:
+      return "router";
+    case role::mirror:
+      return "mirror";
+  }
+  return "unknown";
+}
+
+std::string_view to_string(log_level l) noexcept {
+  switch (l) {
+    case log_level::trace:
+      return "trace";
+    case log_level::debug:
+      return "debug";
+    case log_level::info:
+      return "info";
+    case log_level::warn:
+      return "warn";
+    case log_level::error:
+      return "error";
+    case log_level::off:
+      return "off";
+  }
+  return "unknown";
+}
+
+provider_config defaults_for(role r) {
+  provider_config c;
+  c.role = r;
+  if (r == role::mirror) {
+    c.storage_key_file = "storage.key";
+  }
+  return c;
+}
+
+namespace {
+
+// Bounds that are ours, not the protocol's (docs/configuration.md lists them).
+constexpr uint64_t max_timeout_ms = 86'400'000;         // 24 h
+constexpr uint64_t max_retention_s = 3'155'760'000;     // 100 years
+constexpr uint64_t max_update_interval_s = 31'536'000;  // 1 year
+constexpr uint64_t max_pending = 1'000'000;
+constexpr uint64_t max_queue_depth = 1'000'000'000;
+constexpr uint64_t max_connections_cap = 1'000'000;
+// sockaddr_un::sun_path holds 108 bytes including the terminating NUL.
+constexpr size_t max_socket_path = 107;
+
+fs::path resolve(const fs::path& base, const fs::path& p) {
+  if (base.empty() || p.is_absolute()) {
+    return p.lexically_normal();
+  }
+  return (base / p).lexically_normal();
+}
+
+unexpected<error> missing_table(const reporter& rep, const toml::table& root,
+                                std::string_view name) {
+  return rep.fail(root, "missing the required table [" + std::string(name) + "]");
+}
+
+// Reads a required table of the top level.
+expected<const toml::table*> required_table(const table_reader& top, const toml::table& root,
+                                            std::string_view name) {
+  COWPI_TRY(const toml::table* t, top.table(name));
+  if (t == nullptr) {
+    return missing_table(top.rep(), root, name);
+  }
+  return t;
+}
+
+// Reads a required path and resolves it against `base`.
+expected<fs::path> required_path(const table_reader& r, std::string_view key,
+                                 const fs::path& base) {
+  COWPI_TRY(auto p, r.path(key));
+  if (!p) {
+    return r.missing(key);
+  }
+  return resolve(base, *p);
+}
+
+expected<std::chrono::milliseconds> timeout(const table_reader& r, std::string_view key,
+                                            std::chrono::milliseconds def) {
+  COWPI_TRY(uint64_t v,
+            r.integer(key, static_cast<uint64_t>(def.count()), 1, max_timeout_ms, {}, "24 hours"));
+  return std::chrono::milliseconds(static_cast<int64_t>(v));
+}
+
+expected<void> read_provider_section(const table_reader& prov, const fs::path& base_dir,
+                                     provider_config& c) {
+  COWPI_TRY_VOID(
+      prov.check_keys({"role", "name", "data_dir", "identity_key_file", "storage_key_file"}));
+  COWPI_TRY(c.name, prov.id("name"));
+  COWPI_TRY(c.data_dir, required_path(prov, "data_dir", base_dir));
+  COWPI_TRY(auto identity, prov.path("identity_key_file"));
+  if (identity) {
+    c.identity_key_file = *identity;
+  }
+  c.identity_key_file = resolve(c.data_dir, c.identity_key_file);
+  COWPI_TRY(auto storage, prov.path("storage_key_file"));
+  if (storage) {
+    c.storage_key_file = *storage;
+  }
+  if (c.storage_key_file) {
+    c.storage_key_file = resolve(c.data_dir, *c.storage_key_file);
+  }
+  return {};
+}
+
+expected<void> read_listen(const table_reader& listen, const table_reader& prov,
+                           provider_config& c) {
+  const bool router = c.role == role::router;
+  if (router) {
+    COWPI_TRY_VOID(listen.check_keys({"clients", "admin_socket"}, {"links"}, "mirror", "router"));
+    COWPI_TRY(c.clients, listen.endpoint_value("clients", true));
+  } else {
+    COWPI_TRY_VOID(listen.check_keys({"links", "admin_socket"}, {"clients"}, "router", "mirror"));
+    COWPI_TRY(c.links, listen.endpoint_value("links", true));
+  }
+  COWPI_TRY(auto sock, listen.path("admin_socket"));
+  if (sock) {
+    c.admin_socket = *sock;
+  }
+  c.admin_socket = resolve(c.data_dir, c.admin_socket);
+  const size_t len = c.admin_socket.native().size();
+  if (len > max_socket_path) {
+    const std::string reason = "the admin socket path " + quote(c.admin_socket.string()) + " is "
+                               + std::to_string(len)
+                               + " bytes; a Unix socket path holds at most 107";
+    // Blame the key that made it long: the socket when written, else the data directory.
+    if (listen.find("admin_socket") != nullptr) {
+      return listen.fail_at("admin_socket", reason);
+    }
+    return prov.fail_at("data_dir", reason);
+  }
+  return {};
+}
+
+expected<void> read_tls(const table_reader& tls, provider_config& c) {
+  COWPI_TRY_VOID(tls.check_keys({"certificate", "key", "ca"}));
+  COWPI_TRY(c.tls.certificate, required_path(tls, "certificate", c.data_dir));
+  COWPI_TRY(c.tls.key, required_path(tls, "key", c.data_dir));
+  COWPI_TRY(c.tls.ca, required_path(tls, "ca", c.data_dir));
+  return {};
+}
+
+expected<void> read_router_peer(const table_reader& r, provider_config& c) {
+  COWPI_TRY_VOID(r.check_keys({"name", "public_key"}));
+  COWPI_TRY(c.router.name, r.id("name"));
+  COWPI_TRY(c.router.public_key, r.public_key("public_key"));
+  if (c.router.name == c.name) {
+    return r.fail_at("name", "router.name " + quote(c.name) + " is this mirror's own name");
+  }
+  return {};
+}
+
+expected<void> read_limits(const table_reader& lim, provider_config& c) {
+  auto& l = c.limits;
+  if (c.role == role::router) {
+    COWPI_TRY_VOID(lim.check_keys({"max_frame", "max_members", "max_body", "max_pending_per_author",
+                                   "max_pending_per_conv", "queue_depth", "max_connections",
+                                   "min_update_interval_s"}));
+  } else {
+    COWPI_TRY_VOID(
+        lim.check_keys({"max_frame"},
+                       {"max_members", "max_body", "max_pending_per_author", "max_pending_per_conv",
+                        "queue_depth", "max_connections", "min_update_interval_s"},
+                       "router", "mirror"));
+  }
+  COWPI_TRY(l.max_frame,
+            lim.integer("max_frame", l.max_frame, protocol::max_frame_protocol, max_config_frame,
+                        "protocol::max_frame_protocol, the largest frame the "
+                        "protocol limits allow",
+                        "64 MiB"));
+  if (c.role != role::router) {
+    return {};
+  }
+  COWPI_TRY(l.max_members, lim.integer("max_members", l.max_members, 2, protocol::max_members,
+                                       "a conversation has at least 2 members",
+                                       "protocol::max_members; config may only be stricter"));
+  COWPI_TRY(l.max_body, lim.integer("max_body", l.max_body, min_config_body, protocol::max_body,
+                                    "one padded block, the smallest body",
+                                    "protocol::max_body; config may only be stricter"));
+  COWPI_TRY(l.max_pending_per_author,
+            lim.integer("max_pending_per_author", l.max_pending_per_author, 1, max_pending));
+  COWPI_TRY(l.max_pending_per_conv,
+            lim.integer("max_pending_per_conv", l.max_pending_per_conv, 1, max_pending));
+  if (l.max_pending_per_author > l.max_pending_per_conv) {
+    const std::string reason =
+        "limits.max_pending_per_author (" + std::to_string(l.max_pending_per_author)
+        + ") exceeds limits.max_pending_per_conv (" + std::to_string(l.max_pending_per_conv) + ")";
+    if (lim.find("max_pending_per_author") != nullptr) {
+      return lim.fail_at("max_pending_per_author", reason);
+    }
+    return lim.fail_at("max_pending_per_conv", reason);
+  }
+  COWPI_TRY(l.queue_depth, lim.integer("queue_depth", l.queue_depth, 1, max_queue_depth));
+  COWPI_TRY(l.max_connections,
+            lim.integer("max_connections", l.max_connections, 1, max_connections_cap));
+  COWPI_TRY(uint64_t interval, lim.integer("min_update_interval_s",
+                                           static_cast<uint64_t>(l.min_update_interval.count()), 0,
+                                           max_update_interval_s, {}, "one year"));
+  l.min_update_interval = std::chrono::seconds(static_cast<int64_t>(interval));
+  return {};
+}
+
+expected<void> read_timeouts(const table_reader& to, provider_config& c) {
+  auto& t = c.timeouts;
+  if (c.role == role::router) {
+    COWPI_TRY_VOID(
+        to.check_keys({"prepare", "commit", "handshake", "idle", "heartbeat", "connection"}));
+    COWPI_TRY(t.prepare, timeout(to, "prepare", t.prepare));
+    COWPI_TRY(t.commit, timeout(to, "commit", t.commit));
+    COWPI_TRY(t.handshake, timeout(to, "handshake", t.handshake));
+    COWPI_TRY(t.idle, timeout(to, "idle", t.idle));
+  } else {
+    COWPI_TRY_VOID(to.check_keys({"heartbeat", "connection"},
+                                 {"prepare", "commit", "handshake", "idle"}, "router", "mirror"));
+  }
+  COWPI_TRY(t.heartbeat, timeout(to, "heartbeat", t.heartbeat));
+  COWPI_TRY(t.connection, timeout(to, "connection", t.connection));
+  if (t.connection <= t.heartbeat) {
+    // CAF would drop a healthy link whose heartbeats cannot arrive within the timeout.
+    const std::string reason = "timeouts.connection (" + std::to_string(t.connection.count())
+                               + " ms) must exceed timeouts.heartbeat ("
+                               + std::to_string(t.heartbeat.count()) + " ms)";
+    if (to.find("connection") != nullptr) {
+      return to.fail_at("connection", reason);
+    }
+    return to.fail_at("heartbeat", reason);
+  }
+  return {};
+}
+
+expected<void> read_retention(const table_reader& r, provider_config& c) {
+  COWPI_TRY_VOID(r.check_keys({"max_age_s"}));
+  COWPI_TRY(uint64_t s, r.integer("max_age_s", static_cast<uint64_t>(c.retention.count()), 1,
+                                  max_retention_s, {}, "100 years"));
+  c.retention = std::chrono::seconds(static_cast<int64_t>(s));
+  return {};
+}
+
+expected<void> read_cluster(const table_reader& cl, provider_config& c) {
+  if (!cl.present()) {
+    c.cluster.nodes = {c.name};
+    c.cluster.self = c.name;
+    return {};
+  }
+  COWPI_TRY_VOID(cl.check_keys({"nodes", "self"}));
+  COWPI_TRY(const toml::array* nodes, cl.array("nodes"));
+  if (nodes == nullptr) {
+    return cl.missing("nodes");
+  }
+  if (nodes->empty()) {
+    return cl.fail_at("nodes", "cluster.nodes is empty; list at least one node");
+  }
+  const reporter& rep = cl.rep();
+  for (const toml::node& n : *nodes) {
+    if (!n.is_string()) {
+      return rep.fail(
+          n, "cluster.nodes entries must be strings, not " + std::string(detail::describe(n)));
+    }
+    const std::string& id = n.as_string()->get();
+    if (!protocol::valid_id(id)) {
+      return rep.fail(n, "cluster.nodes entry " + quote(id) + " is not a valid id");
+    }
+    if (std::find(c.cluster.nodes.begin(), c.cluster.nodes.end(), id) != c.cluster.nodes.end()) {
+      return rep.fail(n, "cluster node " + quote(id) + " appears twice");
+    }
+    c.cluster.nodes.push_back(id);
+  }
+  COWPI_TRY(c.cluster.self, cl.id("self"));
+  if (std::find(c.cluster.nodes.begin(), c.cluster.nodes.end(), c.cluster.self)
+      == c.cluster.nodes.end()) {
+    return cl.fail_at("self",
+                      "cluster.self " + quote(c.cluster.self) + " is not one of cluster.nodes");
+  }
+  return {};
+}
+
+expected<void> read_logging(const table_reader& lg, provider_config& c) {
+  COWPI_TRY_VOID(lg.check_keys({"level", "file"}));
+  COWPI_TRY(auto level, lg.choice("level", {"trace", "debug", "info", "warn", "error", "off"}));
+  if (level) {
+    c.logging.level = static_cast<log_level>(*level);
+  }
+  COWPI_TRY(auto file, lg.value_string("file"));
+  if (file && !file->empty()) {
+    if (file->find('\0') != std::string::npos) {
+      return lg.fail_at("file", "logging.file must not hold a NUL character");
+    }
+    c.logging.file = resolve(c.data_dir, fs::path(*file));
+  }
+  return {};
+}
+
+expected<provider_config> read_provider(const toml::table& root, const reporter& rep,
+                                        const fs::path& base_dir) {
+  const table_reader top(rep, &root, "");
+  COWPI_TRY(const toml::table* prov_t, required_table(top, root, "provider"));
+  const table_reader prov(rep, prov_t, "provider");
+  COWPI_TRY(auto which, prov.choice("role", {"router", "mirror"}));
+  if (!which) {
+    return prov.missing("role");
+  }
+  provider_config c = defaults_for(*which == 0 ? role::router : role::mirror);
+  const bool router = c.role == role::router;
+
+  if (router) {
+    COWPI_TRY_VOID(top.check_keys({"provider", "listen", "tls", "mirrors", "limits", "timeouts",
+                                   "retention", "cluster", "logging"},
+                                  {"router"}, "mirror", "router"));
+  } else {
+    COWPI_TRY_VOID(top.check_keys(
+        {"provider", "listen", "tls", "router", "limits", "timeouts", "cluster", "logging"},
+        {"mirrors", "retention"}, "router", "mirror"));
+  }
+  COWPI_TRY_VOID(read_provider_section(prov, base_dir, c));
+
+  COWPI_TRY(const toml::table* listen_t, required_table(top, root, "listen"));
+  COWPI_TRY_VOID(read_listen(table_reader(rep, listen_t, "listen"), prov, c));
+
+  COWPI_TRY(const toml::table* tls_t, required_table(top, root, "tls"));
+  COWPI_TRY_VOID(read_tls(table_reader(rep, tls_t, "tls"), c));
+
+  if (router) {
+    COWPI_TRY(c.mirrors, detail::read_mirrors(top, c.name, std::nullopt, true));
+  } else {
+    COWPI_TRY(const toml::table* router_t, required_table(top, root, "router"));
+    COWPI_TRY_VOID(read_router_peer(table_reader(rep, router_t, "router"), c));
+  }
+
+  COWPI_TRY(const toml::table* limits_t, top.table("limits"));
+  COWPI_TRY_VOID(read_limits(table_reader(rep, limits_t, "limits"), c));
+  COWPI_TRY(const toml::table* timeouts_t, top.table("timeouts"));
+  COWPI_TRY_VOID(read_timeouts(table_reader(rep, timeouts_t, "timeouts"), c));
+  if (router) {
+    COWPI_TRY(const toml::table* retention_t, top.table("retention"));
+    COWPI_TRY_VOID(read_retention(table_reader(rep, retention_t, "retention"), c));
+  }
+  COWPI_TRY(const toml::table* cluster_t, top.table("cluster"));
+  COWPI_TRY_VOID(read_cluster(table_reader(rep, cluster_t, "cluster"), c));
+  COWPI_TRY(const toml::table* logging_t, top.table("logging"));
+  COWPI_TRY_VOID(read_logging(table_reader(rep, logging_t, "logging"), c));
+  return c;
+}
+
+// TOML output helpers: one `key = value` line each.
+void put(std::string& out, std::string_view key, std::string_view value) {
+  out += key;
+  out += " = ";
+  out += quote(value);
+  out += '\n';
+}
+
+void put_int(std::string& out, std::string_view key, uint64_t value) {
+  out += key;
+  out += " = ";
+  out += std::to_string(value);
+  out += '\n';
+}
+
+}  // namespace
+
+expected<provider_config> parse_provider_config(std::string_view text, std::string_view source_name,
+                                                const fs::path& base_dir) {
+  const reporter rep(source_name);
+  COWPI_TRY(const toml::table root, rep.parse(text));
+  return read_provider(root, rep, base_dir);
+}
+
+expected<provider_config> load_provider_config(const fs::path& path) {
+  COWPI_TRY(const std::string text, detail::read_file(path));
+  std::error_code ec;
+  const fs::path absolute = fs::absolute(path, ec);
+  const fs::path base = ec ? path.parent_path() : absolute.parent_path();
+  return parse_provider_config(text, path.string(), base);
+}
+
+std::string to_toml(const provider_config& c) {
+  const bool router = c.role == role::router;
+  std::string out;
+  out += "# cowpi-provider configuration (role ";
+  out += to_string(c.role);
+  out += "); docs/configuration.md describes every key.\n";
+
+  out += "\n[provider]\n";
+  put(out, "role", to_string(c.role));
+  put(out, "name", c.name);
+  put(out, "data_dir", c.data_dir.string());
+  put(out, "identity_key_file", c.identity_key_file.string());
+  if (c.storage_key_file) {
+    put(out, "storage_key_file", c.storage_key_file->string());
+  }
+
+  out += "\n[listen]\n";
+  if (router) {
+    put(out, "clients", to_string(c.clients));
+  } else {
+    put(out, "links", to_string(c.links));
+  }
+  put(out, "admin_socket", c.admin_socket.string());
+
+  out += "\n[tls]\n";
+  put(out, "certificate", c.tls.certificate.string());
+  put(out, "key", c.tls.key.string());
+  put(out, "ca", c.tls.ca.string());
+
+  if (router) {
+    for (const auto& m : c.mirrors) {
+      out += "\n[[mirrors]]\n";
+      put(out, "name", m.name);
+      put(out, "address", to_string(m.address));
+      put(out, "public_key", to_hex(m.public_key));
+    }
+  } else {
+    out += "\n[router]\n";
+    put(out, "name", c.router.name);
+    put(out, "public_key", to_hex(c.router.public_key));
+  }
+
+  out += "\n[limits]\n";
+  put_int(out, "max_frame", c.limits.max_frame);
+  if (router) {
+    put_int(out, "max_members", c.limits.max_members);
+    put_int(out, "max_body", c.limits.max_body);
+    put_int(out, "max_pending_per_author", c.limits.max_pending_per_author);
+    put_int(out, "max_pending_per_conv", c.limits.max_pending_per_conv);
+    put_int(out, "queue_depth", c.limits.queue_depth);
+    put_int(out, "max_connections", c.limits.max_connections);
+    put_int(out, "min_update_interval_s",
+            static_cast<uint64_t>(c.limits.min_update_interval.count()));
+  }
+
+  out += "\n[timeouts]\n";
+  if (router) {
+    put_int(out, "prepare", static_cast<uint64_t>(c.timeouts.prepare.count()));
+    put_int(out, "commit", static_cast<uint64_t>(c.timeouts.commit.count()));
+    put_int(out, "handshake", static_cast<uint64_t>(c.timeouts.handshake.count()));
+    put_int(out, "idle", static_cast<uint64_t>(c.timeouts.idle.count()));
+  }
+  put_int(out, "heartbeat", static_cast<uint64_t>(c.timeouts.heartbeat.count()));
+  put_int(out, "connection", static_cast<uint64_t>(c.timeouts.connection.count()));
+
+  if (router) {
+    out += "\n[retention]\n";
+    put_int(out, "max_age_s", static_cast<uint64_t>(c.retention.count()));
+  }
+
+  // An empty node list means "the default": parsing fills in the single node itself.
+  if (!c.cluster.nodes.empty()) {
+    out += "\n[cluster]\nnodes = [";
+    for (size_t i = 0; i < c.cluster.nodes.size(); ++i) {
+      if (i > 0) {
+        out += ", ";
+      }
+      out += quote(c.cluster.nodes[i]);
+    }
+    out += "]\n";
+    put(out, "self", c.cluster.self);
+  }
+
+  out += "\n[logging]\n";
+  put(out, "level", to_string(c.logging.level));
+  put(out, "file", c.logging.file.string());
+  return out;
+}
+
+}  // namespace cowpi::config

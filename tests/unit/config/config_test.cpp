@@ -1,0 +1,815 @@
+// SPDX-License-Identifier: Apache-2.0
+// The provider config and the client deployment file: the examples, every refusal with its
+// FILE:LINE:COL, path resolution, defaults and render -> parse round trips.
+#include "cowpi/config/deployment_file.hpp"
+#include "cowpi/config/provider_config.hpp"
+#include "cowpi/protocol/limits.hpp"
+
+#include "hex.hpp"
+#include "temp_dir.hpp"
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+
+namespace cowpi::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::string_view router_key_hex =
+    "d51e87cca9e9996cfa783867889d1465d49b317f5eeed6d1bf6093e45f49f42f";
+constexpr std::string_view key_a_hex =
+    "f4d48feb61b03aa16520be5d99811cf9d74ae8d7f8f136e77e6df5f29a92bb5d";
+constexpr std::string_view key_b_hex =
+    "3e2b969c48138990270aadf694428be5dacca001c1474e20d42fecc188aee55d";
+
+fs::path example(std::string_view name) {
+  return fs::path(COWPI_SOURCE_DIR) / "config" / "examples" / std::string(name);
+}
+
+// A small valid router config; tests append to it or replace parts of it.
+std::string router_text() {
+  return std::string(R"([provider]
+role = "router"
+name = "router"
+data_dir = "/srv/router"
+
+[listen]
+clients = "127.0.0.1:0"
+
+[tls]
+certificate = "tls/node.pem"
+key = "tls/node.key"
+ca = "tls/ca.pem"
+
+[[mirrors]]
+name = "mirror-a"
+address = "127.0.0.1:7411"
+public_key = ")")
+         + std::string(key_a_hex) + "\"\n";
+}
+
+// A small valid mirror config.
+std::string mirror_text() {
+  return std::string(R"([provider]
+role = "mirror"
+name = "mirror-a"
+data_dir = "/srv/mirror-a"
+
+[listen]
+links = "127.0.0.1:0"
+
+[tls]
+certificate = "tls/node.pem"
+key = "tls/node.key"
+ca = "tls/ca.pem"
+
+[router]
+name = "router"
+public_key = ")")
+         + std::string(router_key_hex) + "\"\n";
+}
+
+// A small valid deployment file.
+std::string deployment_text() {
+  return std::string(R"([router]
+name = "router"
+address = "127.0.0.1:7400"
+public_key = ")")
+         + std::string(router_key_hex) + R"("
+retention_s = 86400
+
+[[mirrors]]
+name = "mirror-b"
+public_key = ")"
+         + std::string(key_b_hex) + R"("
+
+[[mirrors]]
+name = "mirror-a"
+public_key = ")"
+         + std::string(key_a_hex) + "\"\n";
+}
+
+std::string mirror_entry(std::string_view name, std::string_view address, std::string_view key) {
+  return "\n[[mirrors]]\nname = \"" + std::string(name) + "\"\naddress = \"" + std::string(address)
+         + "\"\npublic_key = \"" + std::string(key) + "\"\n";
+}
+
+// Returns `text` with the only occurrence of `from` replaced by `to`.
+std::string replace(std::string text, std::string_view from, std::string_view to) {
+  const size_t at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << "test bug: no " << from;
+  EXPECT_EQ(text.find(from, at + 1), std::string::npos) << "test bug: " << from << " twice";
+  if (at != std::string::npos) {
+    text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+// Returns "test.toml:LINE:COL: " for the only occurrence of `needle` in `text`.
+std::string at(std::string_view text, std::string_view needle,
+               std::string_view source = "test.toml") {
+  const size_t pos = text.find(needle);
+  EXPECT_NE(pos, std::string_view::npos) << "test bug: no " << needle;
+  EXPECT_EQ(text.find(needle, pos + 1), std::string_view::npos)
+      << "test bug: " << needle << " twice";
+  if (pos == std::string_view::npos) {
+    return "?";
+  }
+  size_t line = 1;
+  size_t line_start = 0;
+  for (size_t i = 0; i < pos; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      line_start = i + 1;
+    }
+  }
+  return std::string(source) + ":" + std::to_string(line) + ":"
+         + std::to_string(pos - line_start + 1) + ": ";
+}
+
+expected<provider_config> parse(std::string_view text) {
+  return parse_provider_config(text, "test.toml");
+}
+
+expected<deployment_file> parse_deployment(std::string_view text) {
+  return parse_deployment_file(text, "test.toml");
+}
+
+// Succeeds iff `r` failed with errc::config, a context starting with `where` and holding `part`.
+template <class T>
+::testing::AssertionResult fails_with(const expected<T>& r, std::string_view where,
+                                      std::string_view part) {
+  if (r.has_value()) {
+    return ::testing::AssertionFailure() << "parsed without an error";
+  }
+  if (r.error().code != errc::config) {
+    return ::testing::AssertionFailure() << "code " << to_string(r.error().code);
+  }
+  const std::string& ctx = r.error().context;
+  if (ctx.rfind(where, 0) != 0) {
+    return ::testing::AssertionFailure()
+           << "\"" << ctx << "\" does not start with \"" << where << "\"";
+  }
+  if (ctx.find(part) == std::string::npos) {
+    return ::testing::AssertionFailure() << "\"" << ctx << "\" does not mention \"" << part << "\"";
+  }
+  return ::testing::AssertionSuccess();
+}
+
+template <class T>
+T ok(expected<T> r) {
+  EXPECT_TRUE(r.has_value()) << r.error().message();
+  return r.has_value() ? std::move(r).value() : T{};
+}
+
+// ---------------------------------------------------------------------------------------------
+// The examples.
+
+TEST(config_examples, every_example_parses) {
+  for (const char* name : {"router.toml", "mirror-a.toml", "mirror-b.toml"}) {
+    auto c = load_provider_config(example(name));
+    EXPECT_TRUE(c.has_value()) << name << ": " << c.error().message();
+  }
+  auto d = load_deployment_file(example("deployment.toml"));
+  EXPECT_TRUE(d.has_value()) << d.error().message();
+}
+
+TEST(config_examples, router_example_holds_the_values_written) {
+  const auto c = ok(load_provider_config(example("router.toml")));
+  EXPECT_EQ(c.role, role::router);
+  EXPECT_EQ(c.name, "router");
+  EXPECT_EQ(c.data_dir, fs::path("/var/lib/cowpi/router"));
+  EXPECT_EQ(c.identity_key_file, fs::path("/var/lib/cowpi/router/identity.key"));
+  EXPECT_EQ(c.storage_key_file, fs::path("/var/lib/cowpi/router/storage.key"));
+  EXPECT_EQ(c.clients, (endpoint{"127.0.0.1", 7400}));
+  EXPECT_EQ(c.admin_socket, fs::path("/var/lib/cowpi/router/admin.sock"));
+  EXPECT_EQ(c.tls.ca, fs::path("/var/lib/cowpi/router/tls/ca.pem"));
+  ASSERT_EQ(c.mirrors.size(), 2u);
+  EXPECT_EQ(c.mirrors[0].name, "mirror-a");
+  EXPECT_EQ(c.mirrors[0].address, (endpoint{"127.0.0.1", 7411}));
+  EXPECT_EQ(c.mirrors[0].public_key, testing::hex_array<32>(key_a_hex));
+  EXPECT_EQ(c.mirrors[1].name, "mirror-b");
+  EXPECT_EQ(c.limits, limits_config{});
+  EXPECT_EQ(c.timeouts, timeouts_config{});
+  EXPECT_EQ(c.retention, std::chrono::seconds(2592000));
+  EXPECT_EQ(c.cluster.nodes, std::vector<std::string>{"router"});
+  EXPECT_EQ(c.logging.level, log_level::info);
+  EXPECT_TRUE(c.logging.file.empty());
+}
+
+TEST(config_examples, minimal_mirror_example_takes_every_default) {
+  const auto c = ok(load_provider_config(example("mirror-b.toml")));
+  EXPECT_EQ(c.role, role::mirror);
+  EXPECT_EQ(c.identity_key_file, fs::path("/var/lib/cowpi/mirror-b/identity.key"));
+  EXPECT_EQ(c.storage_key_file, fs::path("/var/lib/cowpi/mirror-b/storage.key"));
+  EXPECT_EQ(c.admin_socket, fs::path("/var/lib/cowpi/mirror-b/admin.sock"));
+  EXPECT_EQ(c.links, (endpoint{"127.0.0.1", 7412}));
+  EXPECT_EQ(c.limits, limits_config{});
+  EXPECT_EQ(c.timeouts, timeouts_config{});
+  EXPECT_EQ(c.cluster.nodes, std::vector<std::string>{"mirror-b"});
+  EXPECT_EQ(c.cluster.self, "mirror-b");
+  EXPECT_EQ(c.logging, logging_config{});
+  EXPECT_TRUE(c.mirrors.empty());
+}
+
+TEST(config_examples, examples_describe_one_consistent_deployment) {
+  const auto router = ok(load_provider_config(example("router.toml")));
+  const auto a = ok(load_provider_config(example("mirror-a.toml")));
+  const auto b = ok(load_provider_config(example("mirror-b.toml")));
+  const auto d = ok(load_deployment_file(example("deployment.toml")));
+  const auto router_key = testing::hex_array<32>(router_key_hex);
+
+  EXPECT_EQ(deployment_for(router, router_key), d);
+  EXPECT_EQ(to_member_list(router.mirrors), to_member_list(d.mirrors));
+  for (const auto* m : {&a, &b}) {
+    EXPECT_EQ(m->router, (peer{d.router.name, d.router.public_key}));
+    const auto it = std::find_if(router.mirrors.begin(), router.mirrors.end(),
+                                 [&](const mirror_peer& p) { return p.name == m->name; });
+    ASSERT_NE(it, router.mirrors.end()) << m->name;
+    EXPECT_EQ(it->address, m->links);
+  }
+  EXPECT_EQ(a.logging.file, fs::path("/var/lib/cowpi/mirror-a/mirror-a.log"));
+}
+
+TEST(config_examples, every_example_survives_render_and_parse) {
+  for (const char* name : {"router.toml", "mirror-a.toml", "mirror-b.toml"}) {
+    const auto c = ok(load_provider_config(example(name)));
+    const std::string text = to_toml(c);
+    const auto again = ok(parse_provider_config(text, "rendered.toml"));
+    EXPECT_TRUE(again == c) << name << " rendered as:\n" << text;
+    EXPECT_EQ(to_toml(again), text) << name;
+  }
+  const auto d = ok(load_deployment_file(example("deployment.toml")));
+  EXPECT_EQ(ok(parse_deployment_file(to_toml(d), "rendered.toml")), d);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unknown keys and syntax.
+
+TEST(provider_config, small_router_and_mirror_configs_parse) {
+  const auto r = ok(parse(router_text()));
+  EXPECT_EQ(r.clients, (endpoint{"127.0.0.1", 0}));
+  EXPECT_FALSE(r.storage_key_file.has_value());
+  const auto m = ok(parse(mirror_text()));
+  EXPECT_EQ(m.router.name, "router");
+  EXPECT_EQ(m.storage_key_file, fs::path("/srv/mirror-a/storage.key"));
+}
+
+TEST(provider_config, unknown_key_is_refused_at_its_file_line_and_column) {
+  const std::string text = router_text() + "\n[limits]\nbogus = 1\n";
+  const auto r = parse(text);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, errc::config);
+  EXPECT_EQ(r.error().context, "test.toml:20:1: unknown key \"bogus\" in [limits]");
+  EXPECT_EQ(r.error().context, at(text, "bogus") + "unknown key \"bogus\" in [limits]");
+}
+
+TEST(provider_config, unknown_table_is_refused) {
+  const std::string text = router_text() + "\n[extras]\nx = 1\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "extras"), "unknown table or key \"extras\""));
+}
+
+TEST(provider_config, unknown_key_in_a_mirror_entry_is_refused) {
+  const std::string text = replace(router_text(), "address = ", "weight = 3\naddress = ");
+  EXPECT_TRUE(fails_with(parse(text), at(text, "weight"), "unknown key \"weight\" in [mirrors]"));
+}
+
+TEST(provider_config, the_unknown_key_that_comes_first_in_the_file_is_reported) {
+  // toml++ iterates keys alphabetically; the report must follow the file instead.
+  const std::string text = router_text() + "\n[logging]\nzzz = 1\naaa = 2\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "zzz"), "\"zzz\""));
+}
+
+TEST(provider_config, toml_syntax_error_is_reported_at_its_position) {
+  const std::string text = replace(router_text(), "name = \"router\"", "name = \"router");
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:3:", ""));
+}
+
+TEST(provider_config, redefined_key_is_a_syntax_error) {
+  const std::string text = router_text() + "\n[tls]\nca = \"x\"\n";
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:19:", ""));
+}
+
+TEST(provider_config, integer_beyond_64_bits_is_a_syntax_error) {
+  const std::string text = router_text() + "\n[limits]\nmax_frame = 99999999999999999999\n";
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:20:", "64 bits"));
+}
+
+TEST(provider_config, garbage_bytes_are_an_error_not_a_crash) {
+  const std::string garbage("\xff\xfe\x00\x01[[[\x80", 8);
+  EXPECT_TRUE(fails_with(parse(garbage), "test.toml:", ""));
+  EXPECT_TRUE(fails_with(parse(""), "test.toml:1:1: ", "missing the required table [provider]"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Types and values.
+
+TEST(provider_config, wrong_type_is_refused_at_the_value) {
+  std::string text = router_text() + "\n[limits]\nmax_frame = \"big\"\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"big\""),
+                         "limits.max_frame must be an integer, not a string"));
+  text = router_text() + "\n[limits]\nmax_frame = 1.5e6\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "1.5e6"), "must be an integer, not a float"));
+  text = replace(router_text(), "name = \"router\"", "name = 7");
+  EXPECT_TRUE(fails_with(parse(text), at(text, "7\n"), "provider.name must be a string"));
+  text = "logging = 3\n" + router_text();
+  EXPECT_TRUE(fails_with(parse(text), at(text, "3\n"), "logging must be a table"));
+  text = replace(router_text(), "[[mirrors]]", "[mirrors]");
+  EXPECT_TRUE(fails_with(parse(text), at(text, "[mirrors]"), "mirrors must be an array"));
+}
+
+TEST(provider_config, unknown_role_is_refused) {
+  const std::string text = replace(router_text(), "\"router\"\nname", "\"relay\"\nname");
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"relay\""),
+                         "provider.role must be \"router\" or \"mirror\", not \"relay\""));
+}
+
+TEST(provider_config, bad_hex_public_key_is_refused_without_echoing_it) {
+  const std::string short_key(key_a_hex.substr(1));
+  std::string text = replace(router_text(), key_a_hex, short_key);
+  auto r = parse(text);
+  EXPECT_TRUE(fails_with(r, at(text, "\"" + short_key), "must be 64 hex characters"));
+  EXPECT_EQ(r.error().context.find(short_key), std::string::npos);
+
+  const std::string not_hex = "g" + short_key;
+  text = replace(router_text(), key_a_hex, not_hex);
+  r = parse(text);
+  EXPECT_TRUE(fails_with(r, at(text, "\"" + not_hex), "not hex"));
+  EXPECT_EQ(r.error().context.find(not_hex), std::string::npos);
+
+  text = replace(router_text(), key_a_hex, std::string(64, '0'));
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"" + std::string(64, '0')), "all zeros"));
+
+  text = replace(mirror_text(), router_key_hex, std::string(router_key_hex) + "00");
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:16:", "router.public_key must be 64 hex"));
+}
+
+TEST(provider_config, bad_id_is_refused) {
+  std::string text = replace(router_text(), "name = \"router\"", "name = \"\"");
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"\""), "provider.name is empty"));
+  text = replace(router_text(), "name = \"router\"", "name = \"" + std::string(65, 'n') + "\"");
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:3:8: ", "65 bytes long"));
+  text = replace(router_text(), "name = \"router\"", R"(name = "rou\u0007ter")");
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:3:8: ", "not a valid id"));
+  // U+202E RIGHT-TO-LEFT OVERRIDE makes ids look alike.
+  text = replace(router_text(), "name = \"mirror-a\"", R"(name = "mirror\u202Ea")");
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:15:8: ", "mirrors.name is not a valid id"));
+  text = replace(mirror_text(), "name = \"router\"", "name = \"\"");
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:15:8: ", "router.name is empty"));
+}
+
+TEST(provider_config, duplicate_mirror_name_is_refused) {
+  const std::string text = router_text() + mirror_entry("mirror-a", "127.0.0.1:7412", key_b_hex);
+  EXPECT_TRUE(fails_with(
+      parse(text), "test.toml:20:8: ", "mirror \"mirror-a\" appears twice (first at line 14)"));
+}
+
+TEST(provider_config, duplicate_mirror_public_key_is_refused) {
+  const std::string text = router_text() + mirror_entry("mirror-b", "127.0.0.1:7412", key_a_hex);
+  EXPECT_TRUE(
+      fails_with(parse(text), "test.toml:22:14: ", "the same as that of mirror \"mirror-a\""));
+}
+
+TEST(provider_config, mirror_named_like_the_router_is_refused) {
+  const std::string text = router_text() + mirror_entry("router", "127.0.0.1:7412", key_b_hex);
+  EXPECT_TRUE(
+      fails_with(parse(text), "test.toml:20:8: ", "mirrors.name \"router\" is the router's name"));
+  const std::string m = replace(mirror_text(), "name = \"router\"", "name = \"mirror-a\"");
+  EXPECT_TRUE(fails_with(parse(m), "test.toml:15:8: ", "this mirror's own name"));
+}
+
+TEST(provider_config, mirror_set_size_is_bounded) {
+  std::string text = router_text();
+  for (size_t i = 1; i < protocol::max_mirrors; ++i) {
+    // Distinct, nonzero keys: the index in the last byte.
+    std::string key(62, '1');
+    key += (i < 16 ? "0" : "") + std::string(1, "0123456789abcdef"[i % 16]);
+    text += mirror_entry("m" + std::to_string(i), "127.0.0.1:7500", key);
+  }
+  EXPECT_EQ(ok(parse(text)).mirrors.size(), protocol::max_mirrors);
+  text += mirror_entry("m-extra", "127.0.0.1:7500", key_b_hex);
+  EXPECT_TRUE(
+      fails_with(parse(text), at(text, "[[mirrors]]\nname = \"m-extra\""), "more than 8 mirrors"));
+
+  const size_t cut = router_text().find("[[mirrors]]");
+  EXPECT_TRUE(
+      fails_with(parse(router_text().substr(0, cut)), "test.toml:1:1: ", "missing [[mirrors]]"));
+  const std::string empty = "mirrors = []\n" + router_text().substr(0, cut);
+  EXPECT_TRUE(fails_with(parse(empty), "test.toml:1:11: ", "mirrors is empty"));
+}
+
+TEST(provider_config, mirrors_are_sorted_by_name) {
+  const std::string text = replace(router_text(), "mirror-a", "zeta")
+                           + mirror_entry("alpha", "127.0.0.1:7412", key_b_hex);
+  const auto c = ok(parse(text));
+  ASSERT_EQ(c.mirrors.size(), 2u);
+  EXPECT_EQ(c.mirrors[0].name, "alpha");
+  EXPECT_EQ(c.mirrors[1].name, "zeta");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits and timeouts.
+
+TEST(provider_config, limits_looser_than_the_protocol_constants_are_refused) {
+  std::string text = router_text() + "\n[limits]\nmax_members = 1025\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "1025"),
+                         "limits.max_members = 1025 is above the maximum 1024 "
+                         "(protocol::max_members; config may only be stricter)"));
+  const std::string body = std::to_string(protocol::max_body + 1);
+  text = router_text() + "\n[limits]\nmax_body = " + body + "\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, body), "protocol::max_body"));
+  text = router_text() + "\n[limits]\nmax_members = -1\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "-1"), "is below the minimum 2"));
+}
+
+TEST(provider_config, limits_stricter_than_the_protocol_constants_are_taken) {
+  const std::string text =
+      router_text() + "\n[limits]\nmax_members = 16\nmax_body = 296\nmax_pending_per_author = 4\n"
+      + "max_pending_per_conv = 4\nqueue_depth = 10\nmax_connections = 3\n"
+      + "min_update_interval_s = 60\n";
+  const auto c = ok(parse(text));
+  EXPECT_EQ(c.limits.max_members, 16u);
+  EXPECT_EQ(c.limits.max_body, 296u);
+  EXPECT_EQ(c.limits.max_pending_per_author, 4u);
+  EXPECT_EQ(c.limits.queue_depth, 10u);
+  EXPECT_EQ(c.limits.max_connections, 3u);
+  EXPECT_EQ(c.limits.min_update_interval, std::chrono::seconds(60));
+}
+
+TEST(provider_config, max_frame_below_the_largest_protocol_frame_is_refused) {
+  const std::string small = std::to_string(protocol::max_frame_protocol - 1);
+  std::string text = router_text() + "\n[limits]\nmax_frame = " + small + "\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, small), "protocol::max_frame_protocol"));
+  text = mirror_text() + "\n[limits]\nmax_frame = " + small + "\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, small), "is below the minimum"));
+
+  text = router_text() + "\n[limits]\nmax_frame = " + std::to_string(protocol::max_frame_protocol)
+         + "\n";
+  EXPECT_EQ(ok(parse(text)).limits.max_frame, protocol::max_frame_protocol);
+  text = router_text() + "\n[limits]\nmax_frame = " + std::to_string(max_config_frame + 1) + "\n";
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:20:13: ", "64 MiB"));
+}
+
+TEST(provider_config, per_author_pending_above_per_conversation_pending_is_refused) {
+  const std::string text = router_text() + "\n[limits]\nmax_pending_per_author = 2048\n";
+  EXPECT_TRUE(
+      fails_with(parse(text), at(text, "2048"), "exceeds limits.max_pending_per_conv (1024)"));
+}
+
+TEST(provider_config, connection_timeout_must_exceed_the_heartbeat) {
+  std::string text = router_text() + "\n[timeouts]\nheartbeat = 5000\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "5000"), "must exceed timeouts.heartbeat"));
+  text = router_text() + "\n[timeouts]\nconnection = 500\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "500"), "must exceed"));
+  text = router_text() + "\n[timeouts]\nprepare = 0\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "0\n"), "is below the minimum 1"));
+  text = router_text() + "\n[timeouts]\nidle = 86400001\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "86400001"), "24 hours"));
+  text = router_text() + "\n[timeouts]\nprepare = 250\ncommit = 750\n";
+  const auto c = ok(parse(text));
+  EXPECT_EQ(c.timeouts.prepare, std::chrono::milliseconds(250));
+  EXPECT_EQ(c.timeouts.commit, std::chrono::milliseconds(750));
+}
+
+TEST(provider_config, retention_must_be_positive) {
+  std::string text = router_text() + "\n[retention]\nmax_age_s = 0\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "0\n"), "retention.max_age_s = 0 is below"));
+  text = router_text() + "\n[retention]\nmax_age_s = 3600\n";
+  EXPECT_EQ(ok(parse(text)).retention, std::chrono::seconds(3600));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Roles and required values.
+
+TEST(provider_config, sections_of_the_other_role_are_refused) {
+  std::string text = mirror_text() + mirror_entry("mirror-b", "127.0.0.1:7412", key_b_hex);
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:18:3: ",
+                         "[[mirrors]] is for the router only (this is a mirror config)"));
+  text = router_text() + "\n[router]\nname = \"r\"\n";
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:19:2: ",
+                         "[router] is for the mirror only (this is a router config)"));
+  text = mirror_text() + "\n[retention]\nmax_age_s = 60\n";
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:18:2: ", "[retention] is for the router only"));
+}
+
+TEST(provider_config, keys_of_the_other_role_are_refused) {
+  std::string text = replace(mirror_text(), "links = ", "clients = \"127.0.0.1:1\"\nlinks = ");
+  EXPECT_TRUE(fails_with(parse(text), at(text, "clients"),
+                         "listen.clients is for the router only (this is a mirror config)"));
+  text = replace(router_text(), "clients = ", "links = \"127.0.0.1:1\"\nclients = ");
+  EXPECT_TRUE(fails_with(parse(text), at(text, "links"), "listen.links is for the mirror only"));
+  text = mirror_text() + "\n[limits]\nmax_members = 10\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "max_members"),
+                         "limits.max_members is for the router only"));
+  text = mirror_text() + "\n[timeouts]\nprepare = 10\n";
+  EXPECT_TRUE(
+      fails_with(parse(text), at(text, "prepare"), "timeouts.prepare is for the router only"));
+}
+
+TEST(provider_config, missing_required_values_are_refused_at_their_table) {
+  std::string text = replace(router_text(), "role = \"router\"\n", "");
+  EXPECT_TRUE(fails_with(parse(text),
+                         "test.toml:1:1: ", "[provider] is missing the required key \"role\""));
+  text = replace(router_text(), "data_dir = \"/srv/router\"\n", "");
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:1:1: ", "\"data_dir\""));
+  text = replace(router_text(), "ca = \"tls/ca.pem\"\n", "");
+  EXPECT_TRUE(
+      fails_with(parse(text), at(text, "[tls]"), "[tls] is missing the required key \"ca\""));
+  text = replace(router_text(), "clients = \"127.0.0.1:0\"\n", "");
+  EXPECT_TRUE(fails_with(parse(text), at(text, "[listen]"), "\"clients\""));
+  text = replace(router_text(), "public_key", "public_kex");
+  EXPECT_TRUE(fails_with(parse(text), at(text, "public_kex"), "unknown key \"public_kex\""));
+  text = replace(router_text(), "address = \"127.0.0.1:7411\"\n", "");
+  EXPECT_TRUE(fails_with(parse(text), at(text, "[[mirrors]]"),
+                         "[mirrors] is missing the required key \"address\""));
+
+  const size_t tls = router_text().find("[tls]");
+  const size_t mirrors = router_text().find("[[mirrors]]");
+  text = router_text().substr(0, tls) + router_text().substr(mirrors);
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:1:1: ", "missing the required table [tls]"));
+  const size_t router = mirror_text().find("[router]");
+  EXPECT_TRUE(fails_with(parse(mirror_text().substr(0, router)),
+                         "test.toml:1:1: ", "missing the required table [router]"));
+}
+
+TEST(provider_config, inline_tables_and_dotted_keys_are_read_like_tables) {
+  const std::string r = router_text();
+  const std::string no_tls = r.substr(0, r.find("[tls]")) + r.substr(r.find("[[mirrors]]"));
+  std::string text =
+      "tls = { certificate = \"c.pem\", key = \"k.pem\", ca = \"ca.pem\" }\n"
+      "limits.max_members = 8\n"
+      + no_tls;
+  const auto c = ok(parse(text));
+  EXPECT_EQ(c.tls.ca, fs::path("/srv/router/ca.pem"));
+  EXPECT_EQ(c.limits.max_members, 8u);
+  text = "tls = { certificate = \"c.pem\", key = \"k.pem\" }\n" + no_tls;
+  EXPECT_TRUE(
+      fails_with(parse(text), "test.toml:1:7: ", "[tls] is missing the required key \"ca\""));
+  text = "limits.bogus = 8\n" + r;
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:1:8: ", "unknown key \"bogus\" in [limits]"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paths.
+
+TEST(provider_config, relative_paths_are_resolved_against_data_dir) {
+  std::string text =
+      replace(router_text(), "data_dir = \"/srv/router\"",
+              "data_dir = \"/srv/./router\"\nidentity_key_file = \"keys/../id.key\"\n"
+              "storage_key_file = \"/etc/cowpi/storage.key\"");
+  text = replace(text, "[listen]\n", "[listen]\nadmin_socket = \"run/admin.sock\"\n");
+  text += "\n[logging]\nfile = \"log/router.log\"\n";
+  const auto c = ok(parse(text));
+  EXPECT_EQ(c.data_dir, fs::path("/srv/router"));
+  EXPECT_EQ(c.identity_key_file, fs::path("/srv/router/id.key"));
+  EXPECT_EQ(c.storage_key_file, fs::path("/etc/cowpi/storage.key"));
+  EXPECT_EQ(c.admin_socket, fs::path("/srv/router/run/admin.sock"));
+  EXPECT_EQ(c.tls.certificate, fs::path("/srv/router/tls/node.pem"));
+  EXPECT_EQ(c.tls.key, fs::path("/srv/router/tls/node.key"));
+  EXPECT_EQ(c.tls.ca, fs::path("/srv/router/tls/ca.pem"));
+  EXPECT_EQ(c.logging.file, fs::path("/srv/router/log/router.log"));
+}
+
+TEST(provider_config, relative_data_dir_is_resolved_against_the_config_directory) {
+  const std::string text = replace(router_text(), "\"/srv/router\"", "\"data/router\"");
+  auto c = ok(parse_provider_config(text, "test.toml", "/etc/cowpi"));
+  EXPECT_EQ(c.data_dir, fs::path("/etc/cowpi/data/router"));
+  EXPECT_EQ(c.identity_key_file, fs::path("/etc/cowpi/data/router/identity.key"));
+  // Without a base the path stays relative (to the working directory).
+  c = ok(parse(text));
+  EXPECT_EQ(c.data_dir, fs::path("data/router"));
+  EXPECT_EQ(c.tls.ca, fs::path("data/router/tls/ca.pem"));
+
+  const testing::temp_dir dir("config");
+  const fs::path file = dir.path() / "router.toml";
+  std::ofstream(file) << text;
+  c = ok(load_provider_config(file));
+  EXPECT_EQ(c.data_dir, fs::absolute(dir.path()) / "data" / "router");
+}
+
+TEST(provider_config, empty_path_is_refused) {
+  const std::string text = replace(router_text(), "\"tls/ca.pem\"", "\"\"");
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"\""), "tls.ca must not be empty"));
+}
+
+TEST(provider_config, admin_socket_longer_than_a_unix_socket_path_is_refused) {
+  const std::string long_dir = "/" + std::string(100, 'd');
+  std::string text = replace(router_text(), "/srv/router", long_dir);
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"" + long_dir), "at most 107"));
+  text = replace(router_text(), "[listen]\n",
+                 "[listen]\nadmin_socket = \"" + std::string(100, 's') + "\"\n");
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:7:16: ", "Unix socket path holds at most 107"));
+}
+
+TEST(provider_config, missing_file_is_reported_at_line_one) {
+  const testing::temp_dir dir("config");
+  const fs::path file = dir.path() / "absent.toml";
+  EXPECT_TRUE(fails_with(load_provider_config(file), file.string() + ":1:1: ", "cannot open"));
+  EXPECT_TRUE(fails_with(load_deployment_file(file), file.string() + ":1:1: ", "cannot open"));
+}
+
+TEST(provider_config, errors_in_a_loaded_file_name_that_file) {
+  const testing::temp_dir dir("config");
+  const fs::path file = dir.path() / "bad.toml";
+  std::ofstream(file) << router_text() << "\n[limits]\nbogus = 1\n";
+  EXPECT_TRUE(fails_with(load_provider_config(file), file.string() + ":20:1: ", "bogus"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints, cluster, logging.
+
+TEST(provider_config, endpoints_parse_host_and_port) {
+  EXPECT_EQ(ok(parse_endpoint("127.0.0.1:7400")), (endpoint{"127.0.0.1", 7400}));
+  EXPECT_EQ(ok(parse_endpoint("mirror-a.example:65535")), (endpoint{"mirror-a.example", 65535}));
+  EXPECT_EQ(ok(parse_endpoint("[::1]:0")), (endpoint{"::1", 0}));
+  EXPECT_EQ(to_string(endpoint{"::1", 7400}), "[::1]:7400");
+  EXPECT_EQ(to_string(endpoint{"localhost", 1}), "localhost:1");
+  for (const char* bad :
+       {"127.0.0.1", ":7400", "host:", "host:65536", "host:-1", "host:7e3", "::1:7400", "[::1]7400",
+        "[]:1", "[::1", "[host]:1", "ho st:1", "host:123456", ""}) {
+    auto e = parse_endpoint(bad);
+    EXPECT_FALSE(e.has_value()) << bad;
+    if (!e.has_value()) {
+      EXPECT_EQ(e.error().code, errc::config) << bad;
+    }
+  }
+}
+
+TEST(provider_config, bad_endpoints_are_refused_at_their_value) {
+  std::string text = replace(router_text(), "\"127.0.0.1:0\"", "\"127.0.0.1\"");
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"127.0.0.1\""), "is not host:port"));
+  text = replace(router_text(), "\"127.0.0.1:7411\"", "\"127.0.0.1:0\"");
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:16:11: ", "mirrors.address has port 0"));
+  text = replace(router_text(), "\"127.0.0.1:0\"", "\"[::]:7400\"");
+  EXPECT_EQ(ok(parse(text)).clients, (endpoint{"::", 7400}));
+}
+
+TEST(provider_config, cluster_defaults_to_one_node_named_after_the_provider) {
+  const auto c = ok(parse(router_text()));
+  EXPECT_EQ(c.cluster.nodes, std::vector<std::string>{"router"});
+  EXPECT_EQ(c.cluster.self, "router");
+  const std::string text =
+      router_text() + "\n[cluster]\nnodes = [\"node-1\", \"node-2\"]\nself = \"node-2\"\n";
+  const auto d = ok(parse(text));
+  EXPECT_EQ(d.cluster.nodes, (std::vector<std::string>{"node-1", "node-2"}));
+  EXPECT_EQ(d.cluster.self, "node-2");
+}
+
+TEST(provider_config, bad_cluster_is_refused) {
+  std::string text = router_text() + "\n[cluster]\nnodes = [\"n1\"]\nself = \"n2\"\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"n2\""), "cluster.self \"n2\" is not one of"));
+  text = router_text() + "\n[cluster]\nnodes = [\"n1\", \"n1\"]\nself = \"n1\"\n";
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:20:16: ", "cluster node \"n1\" appears twice"));
+  text = router_text() + "\n[cluster]\nnodes = [\"n1\", 2]\nself = \"n1\"\n";
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:20:16: ", "must be strings, not an integer"));
+  text = router_text() + "\n[cluster]\nnodes = []\nself = \"n1\"\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "[]"), "cluster.nodes is empty"));
+  text = router_text() + "\n[cluster]\nnodes = [\"n1\"]\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "[cluster]"), "missing the required key \"self\""));
+}
+
+TEST(provider_config, bad_log_level_is_refused) {
+  const std::string text = router_text() + "\n[logging]\nlevel = \"loud\"\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"loud\""),
+                         "logging.level must be \"trace\", \"debug\", \"info\", \"warn\", "
+                         "\"error\" or \"off\", not \"loud\""));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defaults and rendering.
+
+TEST(provider_config, defaults_for_each_role) {
+  const auto r = defaults_for(role::router);
+  EXPECT_EQ(r.role, role::router);
+  EXPECT_TRUE(r.name.empty());
+  EXPECT_FALSE(r.storage_key_file.has_value());
+  EXPECT_EQ(r.identity_key_file, fs::path("identity.key"));
+  EXPECT_EQ(r.admin_socket, fs::path("admin.sock"));
+  EXPECT_EQ(r.limits.max_frame, protocol::max_frame_protocol);
+  EXPECT_EQ(r.limits.max_members, protocol::max_members);
+  EXPECT_EQ(r.limits.max_body, protocol::max_body);
+  EXPECT_EQ(r.retention, std::chrono::seconds(2592000));
+  const auto m = defaults_for(role::mirror);
+  EXPECT_EQ(m.role, role::mirror);
+  EXPECT_EQ(m.storage_key_file, fs::path("storage.key"));
+}
+
+TEST(provider_config, filled_in_defaults_render_to_a_config_that_parses) {
+  // What the local launcher does: take the defaults, fill in the required values, render.
+  auto c = defaults_for(role::mirror);
+  c.name = "mirror-\xc3\xa9";  // "mirror-é": ids are UTF-8
+  c.data_dir = R"(/tmp/cowpi "quoted"\dir)";
+  c.links = {"127.0.0.1", 0};
+  c.tls = {"tls/m.pem", "tls/m.key", "tls/ca.pem"};
+  c.router = {"router", testing::hex_array<32>(router_key_hex)};
+  c.logging.level = log_level::debug;
+  const auto parsed = ok(parse_provider_config(to_toml(c), "rendered.toml"));
+  EXPECT_EQ(parsed.name, c.name);
+  EXPECT_EQ(parsed.data_dir, c.data_dir);
+  EXPECT_EQ(parsed.storage_key_file, c.data_dir / "storage.key");
+  EXPECT_EQ(parsed.tls.key, c.data_dir / "tls/m.key");
+  EXPECT_EQ(parsed.router, c.router);
+  EXPECT_EQ(parsed.logging.level, log_level::debug);
+  // Parsed once, the config is a fixed point of render -> parse.
+  EXPECT_TRUE(ok(parse_provider_config(to_toml(parsed), "again.toml")) == parsed);
+}
+
+TEST(provider_config, render_writes_only_the_keys_of_its_role) {
+  const auto m = ok(parse(mirror_text()));
+  const std::string text = to_toml(m);
+  EXPECT_EQ(text.find("[[mirrors]]"), std::string::npos);
+  EXPECT_EQ(text.find("clients"), std::string::npos);
+  EXPECT_EQ(text.find("max_members"), std::string::npos);
+  EXPECT_EQ(text.find("[retention]"), std::string::npos);
+  EXPECT_NE(text.find("[router]"), std::string::npos);
+  const auto r = ok(parse(router_text() + "\n[timeouts]\nidle = 1234\n"));
+  const std::string rt = to_toml(r);
+  EXPECT_NE(rt.find("idle = 1234\n"), std::string::npos);
+  EXPECT_EQ(rt.find("links"), std::string::npos);
+  EXPECT_TRUE(ok(parse(rt)) == r);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The deployment file.
+
+TEST(deployment_file, parses_and_sorts_the_pinned_mirror_set) {
+  const auto d = ok(parse_deployment(deployment_text()));
+  EXPECT_EQ(d.router.name, "router");
+  EXPECT_EQ(d.router.address, (endpoint{"127.0.0.1", 7400}));
+  EXPECT_EQ(d.router.public_key, testing::hex_array<32>(router_key_hex));
+  EXPECT_EQ(d.router.retention, std::chrono::seconds(86400));
+  ASSERT_EQ(d.mirrors.size(), 2u);
+  EXPECT_EQ(d.mirrors[0], (peer{"mirror-a", testing::hex_array<32>(key_a_hex)}));
+  EXPECT_EQ(d.mirrors[1], (peer{"mirror-b", testing::hex_array<32>(key_b_hex)}));
+  const protocol::member_list ms = to_member_list(d.mirrors);
+  EXPECT_TRUE(protocol::is_sorted_unique(ms));
+}
+
+TEST(deployment_file, survives_render_and_parse) {
+  const auto d = ok(parse_deployment(deployment_text()));
+  const std::string text = to_toml(d);
+  EXPECT_EQ(ok(parse_deployment_file(text, "rendered.toml")), d);
+
+  const testing::temp_dir dir("deployment");
+  const fs::path file = dir.path() / "deployment.toml";
+  std::ofstream(file) << text;
+  EXPECT_EQ(ok(load_deployment_file(file)), d);
+}
+
+TEST(deployment_file, bad_files_are_refused_with_their_position) {
+  const std::string base = deployment_text();
+  std::string text = base + "\n[extra]\n";
+  EXPECT_TRUE(fails_with(parse_deployment(text), at(text, "extra"), "unknown table or key"));
+  text = replace(base, "retention_s = 86400\n", "retention_s = 86400\nport = 1\n");
+  EXPECT_TRUE(fails_with(parse_deployment(text), at(text, "port"), "unknown key \"port\""));
+  text = replace(base, "retention_s = 86400\n", "");
+  EXPECT_TRUE(fails_with(parse_deployment(text), "test.toml:1:1: ",
+                         "[router] is missing the required key \"retention_s\""));
+  text = replace(base, "retention_s = 86400", "retention_s = 0");
+  EXPECT_TRUE(fails_with(parse_deployment(text), at(text, "0\n"), "retention_s = 0 is below"));
+  text = replace(base, "retention_s = 86400", "retention_s = \"1d\"");
+  EXPECT_TRUE(fails_with(parse_deployment(text), at(text, "\"1d\""), "must be an integer"));
+  text = replace(base, "127.0.0.1:7400", "127.0.0.1:0");
+  EXPECT_TRUE(fails_with(parse_deployment(text), at(text, "\"127.0.0.1:0\""), "port 0"));
+  text = replace(base, "mirror-b", "mirror-a");
+  EXPECT_TRUE(
+      fails_with(parse_deployment(text), "test.toml:12:8: ", "appears twice (first at line 7)"));
+  text = replace(base, "mirror-b", "router");
+  EXPECT_TRUE(fails_with(parse_deployment(text), "test.toml:8:8: ", "is the router's name"));
+  text = replace(base, "public_key = \"" + std::string(key_b_hex),
+                 "public_key = \"" + std::string(router_key_hex));
+  EXPECT_TRUE(fails_with(parse_deployment(text), "test.toml:9:14: ", "the router's public key"));
+  text = replace(base, key_a_hex, "xyz");
+  EXPECT_TRUE(fails_with(parse_deployment(text), at(text, "\"xyz\""), "64 hex characters"));
+  text = base.substr(0, base.find("[[mirrors]]"));
+  EXPECT_TRUE(fails_with(parse_deployment(text), "test.toml:1:1: ", "missing [[mirrors]]"));
+  text = base.substr(base.find("[[mirrors]]"));
+  EXPECT_TRUE(
+      fails_with(parse_deployment(text), "test.toml:1:1: ", "missing the required table [router]"));
+  text = replace(base, "[[mirrors]]\nname = \"mirror-a\"",
+                 "[[mirrors]]\naddress = \"127.0.0.1:1\"\nname = \"mirror-a\"");
+  EXPECT_TRUE(fails_with(parse_deployment(text), at(text, "address = \"127.0.0.1:1\""),
+                         "unknown key \"address\" in [mirrors]"));
+}
+
+TEST(deployment_file, deployment_for_a_router_config_names_its_mirror_set) {
+  const auto r = ok(parse(router_text() + mirror_entry("alpha", "10.0.0.2:1", key_b_hex)
+                          + "\n[retention]\nmax_age_s = 77\n"));
+  const auto key = testing::hex_array<32>(router_key_hex);
+  const auto d = deployment_for(r, key);
+  EXPECT_EQ(d.router.name, "router");
+  EXPECT_EQ(d.router.address, r.clients);
+  EXPECT_EQ(d.router.public_key, key);
+  EXPECT_EQ(d.router.retention, std::chrono::seconds(77));
+  ASSERT_EQ(d.mirrors.size(), 2u);
+  EXPECT_EQ(d.mirrors[0].name, "alpha");
+  EXPECT_EQ(to_member_list(d.mirrors), to_member_list(r.mirrors));
+}
+
+}  // namespace
+}  // namespace cowpi::config
