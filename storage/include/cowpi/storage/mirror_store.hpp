@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: Apache-2.0
+// A mirror provider's persistent state (DESIGN.md §3.4, §5): per conversation its state, D_i for
+// every index, T_j since last_update, the sealed pairwise channels, the answers kept until the
+// router acknowledges them, and its own sealed key store.
+#pragma once
+
+#include "cowpi/crypto/rng.hpp"
+#include "cowpi/protocol/expected.hpp"
+#include "cowpi/protocol/mirror.hpp"
+#include "cowpi/storage/sealer.hpp"
+#include "cowpi/storage/store.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+namespace cowpi::storage {
+
+namespace detail {
+class row_cache;
+}
+
+/// The mirror's store; also its `mirror_history` (D_i read from disk). Every write is one
+/// synced batch that contains only the rows the operation changed (a row cache remembers what
+/// was written). The caller serialises calls, as it serialises calls into `protocol::mirror`;
+/// `d_at` may be called from any thread.
+class mirror_store final : public protocol::mirror_history {
+public:
+  /// Opens (creating) the mirror store at `path` and unlocks it with `key` (see `unlock`).
+  /// `r` supplies the sealing nonces for the store's lifetime and must outlive it.
+  [[nodiscard]] static expected<std::unique_ptr<mirror_store>> open(
+      const std::filesystem::path& path, const key_source& key, crypto::rng& r,
+      const open_options& o = {});
+
+  mirror_store(std::unique_ptr<store> s, sealer sl, crypto::rng& r);
+  ~mirror_store() override;
+  mirror_store(const mirror_store&) = delete;
+  mirror_store& operator=(const mirror_store&) = delete;
+
+  store& raw() noexcept { return *s_; }
+
+  /// Loads the mirror: its key store, every conversation record (a record is also the
+  /// tombstone that refuses a second SETUP) and the answers still held. The first load binds
+  /// the store to `self`'s (id, lpk); a later load with another identity fails with
+  /// `errc::bad_state` (a mirror with lost or restored data must take a new identity, §4).
+  [[nodiscard]] expected<protocol::mirror> load(protocol::identity self,
+                                                protocol::mirror_options opts = {});
+
+  /// After `mirror::commit` returned `persist`: writes the changed rows of conversation `conv`
+  /// (state, channels, the new answer), D_index and the key store changes in ONE synced batch.
+  /// Only then may the answer be sent.
+  [[nodiscard]] expected<void> persist_commit(const protocol::mirror& m,
+                                              const protocol::conv_id& conv, uint64_t index,
+                                              const hash32& d);
+  /// After `mirror::ack` returned true: deletes the acknowledged answers.
+  [[nodiscard]] expected<void> persist_ack(const protocol::mirror& m,
+                                           const protocol::conv_id& conv);
+  /// After `make_prekeys` or `expire_keys`: writes the key store's changes.
+  [[nodiscard]] expected<void> persist_keys(const protocol::mirror& m);
+
+  /// D_i, kept forever (CONFLICT answers and AUDIT). A storage error reads as "not held".
+  std::optional<hash32> d_at(const protocol::conv_id& conv, uint64_t i) const override;
+
+private:
+  void conv_rows(const protocol::mirror_conv& mc, write_batch& b);
+
+  std::unique_ptr<store> s_;
+  sealer sealer_;
+  crypto::rng& rng_;
+  std::mutex mu_;
+  std::unique_ptr<detail::row_cache> cache_;
+};
+
+}  // namespace cowpi::storage

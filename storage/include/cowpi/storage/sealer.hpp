@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: Apache-2.0
+// Secrets at rest: the sealer (libsodium secretbox, XSalsa20-Poly1305) and where its key comes
+// from (a key file or a passphrase through argon2id).
+#pragma once
+
+#include "cowpi/crypto/rng.hpp"
+#include "cowpi/crypto/secret.hpp"
+#include "cowpi/protocol/expected.hpp"
+#include "cowpi/storage/secure_bytes.hpp"
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace cowpi::storage {
+
+class store;
+
+/// Seals and opens records with one 32-byte key. A sealed blob is
+/// `u8(1) || nonce[24] || crypto_secretbox_easy(plaintext)` (16-byte MAC included): a fresh
+/// random nonce per record, so the same key may seal any number of records. Sealing gives each
+/// record confidentiality and integrity; it does not bind a record to its row, nor prevent a
+/// party who can write the disk from rolling the whole store back (DESIGN.md §5: never restore
+/// ratchet state from a backup). The key lives in locked memory. Move-only; thread-safe.
+class sealer {
+public:
+  /// Builds a sealer over `key` (copied into locked memory).
+  explicit sealer(const crypto::secret<32>& key);
+
+  /// Reads the 32-byte key file at `path`, creating it (mode 0600, 32 bytes from `r`) if it
+  /// does not exist. Fails with `errc::config` if it is not a regular file or its permissions
+  /// give any access to group or others, `errc::bad_length` if it is not exactly 32 bytes, and
+  /// `errc::storage` on an I/O error. The error context never holds key bytes.
+  [[nodiscard]] static expected<sealer> from_key_file(const std::filesystem::path& path,
+                                                      crypto::rng& r);
+  /// Derives the key from `passphrase` with argon2id (crypto_pwhash) under `salt` and the
+  /// given limits. Fails with `errc::invalid_argument` for limits libsodium refuses and
+  /// `errc::unavailable` when it runs out of memory.
+  [[nodiscard]] static expected<sealer> from_passphrase(std::string_view passphrase,
+                                                        const byte_array<16>& salt,
+                                                        uint64_t opslimit, uint64_t memlimit);
+
+  /// Returns the sealed blob of `plaintext`, with a nonce from `r`.
+  bytes seal(byte_view plaintext, crypto::rng& r) const;
+  /// Opens a sealed blob. Fails with `errc::decrypt_failed` (wrong key or damaged bytes) or
+  /// `errc::corruption` (not a sealed blob) and returns nothing then.
+  [[nodiscard]] expected<secure_bytes> open(byte_view sealed) const;
+
+  /// Bytes a sealed blob adds to its plaintext (1 + 24 + 16).
+  static constexpr size_t overhead = 41;
+
+private:
+  crypto::locked_secret<32> key_;
+};
+
+/// A key file: 32 random bytes, created 0600 when missing.
+struct key_file {
+  std::filesystem::path path;
+};
+
+/// A user passphrase. The argon2id salt and limits are stored in the store's `meta` column at
+/// first use; later opens take them from there. Defaults: libsodium's MODERATE limits.
+struct passphrase {
+  std::string text;
+  uint64_t opslimit = 3;          // crypto_pwhash_OPSLIMIT_MODERATE
+  uint64_t memlimit = 268435456;  // crypto_pwhash_MEMLIMIT_MODERATE (256 MiB)
+};
+
+/// Where the storage key of a client or mirror store comes from.
+using key_source = std::variant<key_file, passphrase>;
+
+/// Builds the sealer of `s` from `src` and checks it against the store's `seal.check` record
+/// (writing the record, and for a passphrase its salt and limits, on first use; a read-only
+/// store that has none fails with `errc::not_found`). A key that does not open the check
+/// record fails with `errc::decrypt_failed` ("wrong storage key").
+[[nodiscard]] expected<sealer> unlock(store& s, const key_source& src, crypto::rng& r);
+
+}  // namespace cowpi::storage

@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: Apache-2.0
+// The mirror store: conversation records split in rows, sealed channels, D history, answers
+// until acknowledged and the sealed key store; every COMMIT result in one synced batch.
+#include "cowpi/storage/mirror_store.hpp"
+
+#include "detail/rows.hpp"
+
+#include <map>
+
+namespace cowpi::storage {
+
+using protocol::conv_id;
+
+namespace {
+
+struct scan_error {
+  std::optional<error> err;
+  bool set(error e) {
+    err = std::move(e);
+    return false;
+  }
+};
+
+}  // namespace
+
+expected<std::unique_ptr<mirror_store>> mirror_store::open(const std::filesystem::path& path,
+                                                           const key_source& key, crypto::rng& r,
+                                                           const open_options& o) {
+  COWPI_TRY(auto s, open_store(path, role::mirror, o));
+  COWPI_TRY(sealer sl, unlock(*s, key, r));
+  return std::make_unique<mirror_store>(std::move(s), std::move(sl), r);
+}
+
+mirror_store::mirror_store(std::unique_ptr<store> s, sealer sl, crypto::rng& r)
+    : s_(std::move(s)),
+      sealer_(std::move(sl)),
+      rng_(r),
+      cache_(std::make_unique<detail::row_cache>()) {
+  COWPI_ASSERT(s_ && s_->kind() == role::mirror);
+}
+
+mirror_store::~mirror_store() = default;
+
+expected<protocol::mirror> mirror_store::load(protocol::identity self,
+                                              protocol::mirror_options opts) {
+  std::lock_guard<std::mutex> g(mu_);
+  COWPI_TRY(auto bound, s_->get(column::meta, keys::meta_identity()));
+  if (bound) {
+    COWPI_TRY(identity_binding b, decode_identity_binding(*bound));
+    if (b.id != self.id() || b.lpk != self.lpk())
+      return fail(errc::bad_state,
+                  "this data directory belongs to another mirror identity; a mirror with lost "
+                  "or restored data must start afresh under a new identity");
+  } else if (s_->mode() == open_mode::read_write) {
+    write_batch b;
+    b.put(column::meta, keys::meta_identity(),
+          encode_identity_binding(identity_binding{self.id(), self.lpk()}));
+    COWPI_TRY_VOID(s_->apply(std::move(b)));
+  }
+
+  protocol::mirror m(std::move(self), opts);
+  auto cache = std::make_unique<detail::row_cache>();
+  COWPI_TRY_VOID(detail::load_keys(*s_, sealer_, *cache, m.mutable_keys()));
+
+  std::map<conv_id, detail::conv_rows> rows;
+  scan_error se;
+  COWPI_TRY_VOID(s_->scan(column::conv, "", "", [&](std::string_view key, byte_view v) {
+    auto conv = keys::conv_of(key);
+    if (!conv || key.size() < 17)
+      return se.set(error{errc::corruption, "conversation row key"});
+    auto r = detail::absorb_conv_row(detail::after_conv(key), v, rows[*conv]);
+    if (!r)
+      return se.set(r.error());
+    const auto kind = static_cast<conv_row>(static_cast<uint8_t>(key[16]));
+    if (kind == conv_row::t) {
+      cache->note_ordered(column::conv, std::string(key));
+    } else {
+      cache->note(column::conv, std::string(key), v);
+    }
+    return true;
+  }));
+  if (se.err)
+    return unexpected{std::move(*se.err)};
+
+  auto& convs = m.mutable_convs();
+  for (auto& [conv, cr] : rows) {
+    if (!cr.header)
+      return fail(errc::corruption, "a conversation without its header row");
+    COWPI_TRY(mirror_header h, decode_mirror_header(*cr.header));
+    protocol::mirror_conv mc;
+    mc.st.last_update = h.last_update;
+    mc.st.next = h.next;
+    mc.st.joiner = h.joiner;
+    for (const auto& [id, p] : cr.peers) {
+      if (p.ratchet_next)
+        mc.ratchet_next[id] = *p.ratchet_next;
+      if (p.member_lr)
+        mc.member_lr[id] = *p.member_lr;
+    }
+    detail::assemble_state(conv, cr, mc.st);
+    convs.emplace(conv, std::move(mc));
+  }
+
+  COWPI_TRY_VOID(s_->scan(column::channels, "", "", [&](std::string_view key, byte_view v) {
+    auto conv = keys::conv_of(key);
+    if (!conv || key.size() <= 16)
+      return se.set(error{errc::corruption, "channel row key"});
+    auto it = convs.find(*conv);
+    if (it == convs.end())
+      return se.set(error{errc::corruption, "a channel without its conversation"});
+    auto plain = sealer_.open(v);
+    if (!plain)
+      return se.set(plain.error());
+    auto ch = decode_channel(plain->view());
+    if (!ch)
+      return se.set(ch.error());
+    cache->note_sealed(column::channels, std::string(key), detail::fingerprint(*ch));
+    it->second.channels.emplace(std::string(detail::after_conv(key)), std::move(*ch));
+    return true;
+  }));
+  if (se.err)
+    return unexpected{std::move(*se.err)};
+
+  COWPI_TRY_VOID(s_->scan(column::answers, "", "", [&](std::string_view key, byte_view v) {
+    auto conv = keys::conv_of(key);
+    auto i = keys::be64_at(key, 16);
+    if (!conv || !i || key.size() != 24)
+      return se.set(error{errc::corruption, "answer row key"});
+    auto it = convs.find(*conv);
+    if (it == convs.end())
+      return se.set(error{errc::corruption, "an answer without its conversation"});
+    auto a = decode_answer(*i, v);
+    if (!a)
+      return se.set(a.error());
+    it->second.answers.emplace(*i, std::move(*a));
+    cache->note_ordered(column::answers, std::string(key));
+    return true;
+  }));
+  if (se.err)
+    return unexpected{std::move(*se.err)};
+  cache_ = std::move(cache);
+  return m;
+}
+
+void mirror_store::conv_rows(const protocol::mirror_conv& mc, write_batch& b) {
+  const conv_id& conv = mc.st.conv;
+  detail::row_image img;
+  img.put(column::conv, keys::conv_row_key(conv, conv_row::header),
+          encode_mirror_header(mirror_header{mc.st.last_update, mc.st.next, mc.st.joiner}));
+  detail::add_state_rows(img, mc.st,
+                         detail::peer_extras{nullptr, nullptr, &mc.ratchet_next, &mc.member_lr});
+  for (const auto& [peer, ch] : mc.channels)
+    img.put_sealed(column::channels, keys::channel(conv, peer), detail::fingerprint(ch),
+                   [&c = ch] { return encode_channel(c); });
+  auto ranges = detail::state_ranges(conv);
+  ranges.emplace_back(column::conv, keys::conv_row_key(conv, conv_row::header));
+  ranges.emplace_back(column::channels, keys::conv_prefix(conv));
+  cache_->sync(ranges, std::move(img), &sealer_, rng_, b);
+  cache_->sync_ordered(
+      column::conv, keys::conv_row_key(conv, conv_row::t), mc.st.t,
+      [](const hash32& h) { return encode_hash(h); }, b);
+  cache_->sync_ordered(
+      column::answers, keys::conv_prefix(conv), mc.answers,
+      [](const protocol::answer& a) { return encode_answer(a); }, b);
+}
+
+expected<void> mirror_store::persist_commit(const protocol::mirror& m, const conv_id& conv,
+                                            uint64_t index, const hash32& d) {
+  std::unique_lock<std::mutex> g(mu_);
+  const protocol::mirror_conv* mc = m.find(conv);
+  if (mc == nullptr)
+    return fail(errc::bad_state, "no such conversation in the mirror");
+  write_batch b;
+  conv_rows(*mc, b);
+  b.put(column::dhist, keys::indexed(conv, index), encode_hash(d));
+  detail::row_image keys_img;
+  detail::add_key_rows(keys_img, m.keys());
+  cache_->sync(detail::key_ranges(), std::move(keys_img), &sealer_, rng_, b);
+  detail::sync_published(*cache_, m.keys(), b);
+  g.unlock();
+  return s_->apply(std::move(b));
+}
+
+expected<void> mirror_store::persist_ack(const protocol::mirror& m, const conv_id& conv) {
+  std::unique_lock<std::mutex> g(mu_);
+  const protocol::mirror_conv* mc = m.find(conv);
+  if (mc == nullptr)
+    return fail(errc::bad_state, "no such conversation in the mirror");
+  write_batch b;
+  cache_->sync_ordered(
+      column::answers, keys::conv_prefix(conv), mc->answers,
+      [](const protocol::answer& a) { return encode_answer(a); }, b);
+  g.unlock();
+  if (b.empty())
+    return {};
+  return s_->apply(std::move(b));
+}
+
+expected<void> mirror_store::persist_keys(const protocol::mirror& m) {
+  std::unique_lock<std::mutex> g(mu_);
+  write_batch b;
+  detail::row_image img;
+  detail::add_key_rows(img, m.keys());
+  cache_->sync(detail::key_ranges(), std::move(img), &sealer_, rng_, b);
+  detail::sync_published(*cache_, m.keys(), b);
+  g.unlock();
+  if (b.empty())
+    return {};
+  return s_->apply(std::move(b));
+}
+
+std::optional<hash32> mirror_store::d_at(const conv_id& conv, uint64_t i) const {
+  auto raw = s_->get(column::dhist, keys::indexed(conv, i));
+  if (!raw || !*raw)
+    return std::nullopt;
+  auto h = decode_hash(**raw);
+  if (!h)
+    return std::nullopt;
+  return *h;
+}
+
+}  // namespace cowpi::storage

@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: Apache-2.0
+// The router store on real RocksDB: the log stored once and read back per recipient, the
+// conversation record, cursors, low-water-mark retention and the directory.
+#include "cowpi/storage/router_store.hpp"
+
+#include "durable_world.hpp"
+#include "synthetic_log.hpp"
+#include "temp_dir.hpp"
+#include <gtest/gtest.h>
+
+namespace cowpi::storage {
+namespace {
+
+using protocol::log_entry;
+using testing::synthetic_conv;
+using testing::temp_dir;
+
+std::unique_ptr<router_store> open_router(const temp_dir& d) {
+  auto s = router_store::open(d.path() / "router");
+  EXPECT_TRUE(s.has_value()) << (s ? "" : s.error().message());
+  return s ? std::move(*s) : nullptr;
+}
+
+// Appends and answers `e` as the router does.
+void log_complete(router_store& rs, synthetic_conv& sc, const log_entry& e, uint64_t now = 1000) {
+  ASSERT_TRUE(rs.append(sc.rc(), e, now).has_value());
+  ASSERT_TRUE(rs.persist_answers(e, sc.answers(e)).has_value());
+}
+
+TEST(router_store, an_appended_entry_reads_back_whole_while_pending_and_with_answers_after) {
+  temp_dir d("router");
+  auto rs = open_router(d);
+  synthetic_conv sc(1, {"alice", "bob", "carol"});
+  const log_entry e0 = sc.setup();
+  ASSERT_TRUE(rs->append(sc.rc(), e0, 1000).has_value());
+  auto pending = rs->read_entry(sc.conv(), 0);
+  ASSERT_TRUE(pending.has_value() && pending->has_value());
+  EXPECT_FALSE((*pending)->complete);
+  EXPECT_EQ((*pending)->entry, e0);
+  EXPECT_EQ((*pending)->ordered_at, 1000u);
+  const auto answers = sc.answers(e0);
+  ASSERT_TRUE(rs->persist_answers(e0, answers).has_value());
+  auto done = rs->read_entry(sc.conv(), 0);
+  ASSERT_TRUE(done.has_value() && done->has_value());
+  EXPECT_TRUE((*done)->complete);
+  EXPECT_EQ((*done)->answers, answers);
+  log_entry without_commit_payload = e0;
+  without_commit_payload.ambs.clear();
+  without_commit_payload.last_resort.clear();
+  EXPECT_EQ((*done)->entry, without_commit_payload) << "amb_o and LAST_RESORT keys are dropped";
+  EXPECT_FALSE(rs->read_entry(sc.conv(), 1)->has_value());
+}
+
+TEST(router_store, each_recipient_reads_exactly_its_envelope) {
+  temp_dir d("router");
+  auto rs = open_router(d);
+  synthetic_conv sc(2, {"alice", "bob", "carol", "dave"});
+  std::vector<std::pair<log_entry, protocol::mirror_answers>> entries;
+  auto add = [&](log_entry e) {
+    auto a = sc.answers(e);
+    ASSERT_TRUE(rs->append(sc.rc(), e, 1).has_value());
+    ASSERT_TRUE(rs->persist_answers(e, a).has_value());
+    entries.emplace_back(std::move(e), std::move(a));
+  };
+  add(sc.setup());
+  add(sc.message("bob"));
+  add(sc.update("carol", {"erin"}, {"dave"}));
+  add(sc.message("erin", 40 + 256 * 3));
+  for (const auto& [e, a] : entries) {
+    for (const std::string u : {"alice", "bob", "carol", "dave", "erin", "mallory"}) {
+      auto got = rs->envelope_for(sc.conv(), e.index, u);
+      ASSERT_TRUE(got.has_value()) << got.error().message();
+      auto want = protocol::make_envelope(e, a, u);
+      if (!want) {
+        EXPECT_FALSE(got->has_value()) << u << " has no slot at " << e.index;
+        continue;
+      }
+      ASSERT_TRUE(got->has_value()) << u << " at " << e.index;
+      EXPECT_EQ(**got, *want) << u << " at " << e.index;
+    }
+  }
+  // erin joined at 2 (with T_1 in its envelope), dave left there.
+  EXPECT_TRUE((*rs->envelope_for(sc.conv(), 2, "erin"))->t_prev.has_value());
+  EXPECT_FALSE((*rs->envelope_for(sc.conv(), 2, "bob"))->t_prev.has_value());
+  auto for_dave = rs->envelopes_from(sc.conv(), "dave", 0, 100);
+  ASSERT_TRUE(for_dave.has_value());
+  EXPECT_EQ(for_dave->size(), 3u);
+}
+
+TEST(router_store, delivery_stops_at_the_first_entry_still_missing_answers) {
+  temp_dir d("router");
+  auto rs = open_router(d);
+  synthetic_conv sc(3, {"alice", "bob"});
+  log_complete(*rs, sc, sc.setup());
+  const log_entry e1 = sc.message("alice");
+  ASSERT_TRUE(rs->append(sc.rc(), e1, 1).has_value());
+  const log_entry e2 = sc.message("bob");
+  log_complete(*rs, sc, e2);
+  auto envs = rs->envelopes_from(sc.conv(), "bob", 0, 100);
+  ASSERT_TRUE(envs.has_value());
+  ASSERT_EQ(envs->size(), 1u);
+  EXPECT_FALSE(rs->envelope_for(sc.conv(), 1, "bob")->has_value());
+  ASSERT_TRUE(rs->persist_answers(e1, sc.answers(e1)).has_value());
+  EXPECT_EQ(rs->envelopes_from(sc.conv(), "bob", 0, 100)->size(), 3u);
+  EXPECT_EQ(rs->envelopes_from(sc.conv(), "bob", 1, 1)->size(), 1u);
+}
+
+TEST(router_store, a_reloaded_conversation_has_the_same_record_and_resumes_pending_entries) {
+  temp_dir d("router");
+  synthetic_conv sc(4, {"alice", "bob", "carol"});
+  {
+    auto rs = open_router(d);
+    log_complete(*rs, sc, sc.setup());
+    for (int k = 0; k < 5; ++k)
+      log_complete(*rs, sc, sc.message(k % 2 ? "bob" : "carol"));
+    log_complete(*rs, sc, sc.update("alice", {"dave"}, {"bob"}));
+    log_complete(*rs, sc, sc.message("dave"));
+    ASSERT_TRUE(rs->append(sc.rc(), sc.message("carol"), 9).has_value());
+    ASSERT_TRUE(rs->append(sc.rc(), sc.message("alice"), 9).has_value());
+  }
+  auto rs = open_router(d);
+  auto rc = rs->load_conv(sc.conv(), sc.ms(), protocol::intake_limits{});
+  ASSERT_TRUE(rc.has_value()) << rc.error().message();
+  ASSERT_TRUE(rc->has_value());
+  const auto& got = **rc;
+  ASSERT_NE(got.state(), nullptr);
+  EXPECT_EQ(*got.state(), *sc.rc().state());
+  EXPECT_EQ(got.last_ordered(), sc.rc().last_ordered());
+  EXPECT_EQ(got.last_update_time(), sc.rc().last_update_time());
+  // T_j below the UPDATE at 6 is gone; 6..9 are held.
+  EXPECT_EQ(got.state()->t.begin()->first, 6u);
+  EXPECT_EQ(got.state()->t.size(), 4u);
+  ASSERT_EQ(got.in_flight().size(), 2u);
+  EXPECT_EQ(got.in_flight().begin()->first, 8u);
+  EXPECT_EQ(got.in_flight().at(9).ambs.size(), 2u);
+  EXPECT_FALSE(rs->load_conv(protocol::conv_id{}, sc.ms(), {})->has_value());
+  EXPECT_EQ(rs->next_index(sc.conv()).value(), 10u);
+}
+
+TEST(router_store, a_stopped_conversation_stays_stopped_after_a_reload) {
+  temp_dir d("router");
+  synthetic_conv sc(5, {"alice", "bob"});
+  {
+    auto rs = open_router(d);
+    log_complete(*rs, sc, sc.setup());
+    sc.rc().stop("CONFLICT at index 0");
+    ASSERT_TRUE(rs->persist_stop(sc.rc()).has_value());
+  }
+  auto rs = open_router(d);
+  auto rc = rs->load_conv(sc.conv(), sc.ms(), {});
+  ASSERT_TRUE(rc.has_value() && rc->has_value());
+  EXPECT_TRUE((*rc)->stopped());
+  EXPECT_EQ((*rc)->stop_reason(), "CONFLICT at index 0");
+}
+
+TEST(router_store, cursors_start_at_the_joining_entry_and_only_move_forward) {
+  temp_dir d("router");
+  auto rs = open_router(d);
+  synthetic_conv sc(6, {"alice", "bob"});
+  log_complete(*rs, sc, sc.setup());
+  for (int k = 0; k < 3; ++k)
+    log_complete(*rs, sc, sc.message("alice"));
+  log_complete(*rs, sc, sc.update("alice", {"carol"}, {}));
+  EXPECT_EQ(rs->cursor("bob", sc.conv())->value().next, 0u);
+  EXPECT_EQ(rs->cursor("carol", sc.conv())->value().next, 4u);
+  EXPECT_FALSE(rs->cursor("dave", sc.conv())->has_value());
+  ASSERT_TRUE(rs->ack("bob", sc.conv(), 2).has_value());
+  EXPECT_EQ(rs->cursor("bob", sc.conv())->value().next, 3u);
+  ASSERT_TRUE(rs->ack("bob", sc.conv(), 1).has_value());  // stale: no change
+  EXPECT_EQ(rs->cursor("bob", sc.conv())->value().next, 3u);
+  auto nope = rs->ack("dave", sc.conv(), 0);
+  ASSERT_FALSE(nope.has_value());
+  EXPECT_EQ(nope.error().code, errc::not_found);
+  // Removal records the last index the member holds a slot in.
+  log_complete(*rs, sc, sc.update("alice", {}, {"bob"}));
+  auto bob = rs->cursor("bob", sc.conv())->value();
+  EXPECT_EQ(bob.next, 3u);
+  EXPECT_EQ(bob.last, 5u);
+  // The user's conversation set is its cursors.
+  auto set = rs->cursors_of("carol");
+  ASSERT_TRUE(set.has_value());
+  ASSERT_EQ(set->size(), 1u);
+  EXPECT_EQ(set->front().first, sc.conv());
+}
+
+TEST(router_store, collection_deletes_exactly_what_every_slot_acknowledged) {
+  temp_dir d("router");
+  auto rs = open_router(d);
+  synthetic_conv sc(7, {"alice", "bob", "carol"});
+  log_complete(*rs, sc, sc.setup());
+  for (int k = 0; k < 9; ++k)
+    log_complete(*rs, sc, sc.message("alice"));
+  ASSERT_TRUE(rs->ack("alice", sc.conv(), 9).has_value());
+  ASSERT_TRUE(rs->ack("carol", sc.conv(), 9).has_value());
+  ASSERT_TRUE(rs->ack("bob", sc.conv(), 4).has_value());
+  const uint64_t cap = 30 * 24 * 3600;
+  auto g = rs->collect(sc.conv(), 2000, cap);
+  ASSERT_TRUE(g.has_value()) << g.error().message();
+  EXPECT_EQ(g->log_start, 5u);
+  EXPECT_EQ(g->deleted, 5u);
+  for (uint64_t i = 0; i < 10; ++i)
+    EXPECT_EQ(rs->read_entry(sc.conv(), i)->has_value(), i >= 5) << i;
+  EXPECT_FALSE(rs->envelope_for(sc.conv(), 4, "bob")->has_value());
+  EXPECT_TRUE(rs->envelope_for(sc.conv(), 5, "bob")->has_value());
+  EXPECT_FALSE(rs->history_expired("bob", sc.conv()).value());
+  // Nothing more until bob moves on; collecting again is a no-op.
+  EXPECT_EQ(rs->collect(sc.conv(), 2000, cap)->deleted, 0u);
+  // The conversation record is never collected.
+  auto rc = rs->load_conv(sc.conv(), sc.ms(), {});
+  ASSERT_TRUE(rc.has_value() && rc->has_value());
+  EXPECT_EQ(*(*rc)->state(), *sc.rc().state());
+}
+
+TEST(router_store, the_retention_cap_deletes_unacknowledged_entries_but_never_pending_ones) {
+  temp_dir d("router");
+  auto rs = open_router(d);
+  synthetic_conv sc(8, {"alice", "bob"});
+  log_complete(*rs, sc, sc.setup(), 100);
+  for (int k = 0; k < 3; ++k)
+    log_complete(*rs, sc, sc.message("alice"), 100);
+  ASSERT_TRUE(rs->append(sc.rc(), sc.message("bob"), 100).has_value());  // index 4, pending
+  log_complete(*rs, sc, sc.message("alice"), 100);
+  auto g = rs->collect(sc.conv(), 100 + 3600, 3600);
+  ASSERT_TRUE(g.has_value());
+  EXPECT_EQ(g->log_start, 4u);
+  EXPECT_TRUE(rs->history_expired("bob", sc.conv()).value());
+  EXPECT_TRUE(rs->read_entry(sc.conv(), 4)->has_value());
+  // Before the cap nothing unacknowledged goes.
+  synthetic_conv sc2(9, {"alice", "bob"});
+  log_complete(*rs, sc2, sc2.setup(), 100);
+  EXPECT_EQ(rs->collect(sc2.conv(), 100 + 3599, 3600)->deleted, 0u);
+}
+
+TEST(router_store, the_directory_registers_each_id_once_and_hands_out_each_prekey_once) {
+  temp_dir d("router");
+  auto rs = open_router(d);
+  crypto::deterministic_rng r(10);
+  const public_key alice_lpk = r.array<32>();
+  ASSERT_TRUE(rs->register_user("alice", alice_lpk, 77).has_value());
+  EXPECT_EQ(rs->register_user("alice", r.array<32>(), 78).error().code, errc::already_exists);
+  ASSERT_TRUE(rs->register_provider("mirror-a", r.array<32>()).has_value());
+  EXPECT_EQ(rs->register_user("mirror-a", r.array<32>(), 79).error().code, errc::already_exists);
+  EXPECT_EQ(rs->register_provider("alice", alice_lpk).error().code, errc::conflict);
+  auto u = rs->find_user("alice");
+  ASSERT_TRUE(u.has_value() && u->has_value());
+  EXPECT_EQ((*u)->lpk, alice_lpk);
+  EXPECT_EQ((*u)->registered_at, 77u);
+
+  protocol::upload_prekeys up;
+  for (uint64_t id = 1; id <= 3; ++id)
+    up.one_time.push_back({id, r.array<32>()});
+  up.last_resort = protocol::published_key{1, r.array<32>()};
+  ASSERT_TRUE(rs->upload_prekeys("alice", up).has_value());
+  ASSERT_TRUE(rs->upload_prekeys("alice", up).has_value());  // a retried upload adds nothing
+  EXPECT_EQ(rs->directory_status("alice")->one_time_remaining, 3u);
+  EXPECT_EQ(rs->directory_status("alice")->max_prekey_id, 3u);
+
+  auto b = rs->fetch_prekeys({"alice", "alice", "nobody"}, [] { return true; });
+  ASSERT_TRUE(b.has_value());
+  ASSERT_EQ(b->size(), 2u);
+  EXPECT_EQ((*b)[0].key.id, 1u);
+  EXPECT_EQ((*b)[1].key.id, 2u);
+  EXPECT_EQ((*b)[0].lpk, alice_lpk);
+  auto denied = rs->fetch_prekeys({"alice"}, [] { return false; });
+  EXPECT_EQ(denied->at(0).key.kind, protocol::key_kind::last_resort);
+  EXPECT_EQ(rs->fetch_prekeys({"alice"}, [] { return true; })->at(0).key.id, 3u);
+  auto empty = rs->fetch_prekeys({"alice"}, [] { return true; });
+  EXPECT_EQ(empty->at(0).key.kind, protocol::key_kind::last_resort);
+  EXPECT_EQ(rs->directory_status("alice")->one_time_remaining, 0u);
+  EXPECT_EQ(rs->directory_status("alice")->last_resort_id, 1u);
+}
+
+TEST(router_store, a_real_deployment_reloads_the_routers_exact_state) {
+  temp_dir d("router");
+  protocol::conv_id conv{};
+  protocol::conv_state live;
+  std::map<std::string, std::pair<uint64_t, hash32>> lo;
+  {
+    testing::durable_world w(d.path(), testing::durable_options{});
+    for (const char* u : {"alice", "bob", "carol"})
+      w.add_user(u);
+    conv = w.create("alice", {"bob", "carol"}).value();
+    w.run();
+    for (int k = 0; k < 4; ++k) {
+      ASSERT_TRUE(w.send(k % 2 ? "bob" : "carol", conv, "hello " + std::to_string(k)).has_value());
+      w.run();
+    }
+    w.receipts_due();
+    w.run();
+    live = *w.router_conv_for(conv)->state();
+    lo = w.router_conv_for(conv)->last_ordered();
+    EXPECT_TRUE(w.check_consistency().empty());
+  }
+  auto rs = router_store::open(d.path() / "router");
+  ASSERT_TRUE(rs.has_value());
+  auto rc = (*rs)->load_conv(conv, {}, {});
+  ASSERT_TRUE(rc.has_value() && rc->has_value());
+  EXPECT_EQ(*(*rc)->state(), live);
+  EXPECT_EQ((*rc)->last_ordered(), lo);
+  EXPECT_TRUE((*rc)->in_flight().empty());
+  for (const char* u : {"alice", "bob", "carol"})
+    EXPECT_EQ((*rs)->cursor(u, conv)->value().next, live.next) << u;
+}
+
+}  // namespace
+}  // namespace cowpi::storage
