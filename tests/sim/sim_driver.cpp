@@ -1,0 +1,1856 @@
+// SPDX-License-Identifier: Apache-2.0
+// The simulation driver: random or scripted actions over the in-process world, with every
+// invariant of DESIGN.md §8 checked after each step and liveness checked at the end.
+#include "sim_driver.hpp"
+
+#include "cowpi/protocol/encoding.hpp"
+
+#include <algorithm>
+#include <sstream>
+#include <type_traits>
+#include <variant>
+
+namespace cowpi::sim {
+
+namespace {
+
+constexpr const char* user_names[] = {"alice", "bob",   "carol", "dave",
+                                      "erin",  "frank", "grace", "heidi"};
+constexpr size_t max_users = sizeof(user_names) / sizeof(user_names[0]);
+constexpr size_t fs_retired_kept = 32;
+
+std::string text_of(const bytes& b) {
+  return std::string(b.begin(), b.end());
+}
+
+bool in_sorted(const std::vector<std::string>& v, const std::string& id) {
+  return std::binary_search(v.begin(), v.end(), id);
+}
+
+template <class Container>
+void flip(Container& c, uint32_t where) {
+  if (c.empty())
+    return;
+  c[where % c.size()] ^= static_cast<uint8_t>(1u << ((where / c.size()) % 8));
+}
+
+std::string short_hex(const hash32& h) {
+  return to_hex(byte_view(h.data(), 4));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Action sources and configurations.
+
+uint32_t prng_source::pick(uint32_t bound) {
+  state_ += 0x9e3779b97f4a7c15ULL;
+  uint64_t z = state_;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return bound <= 1 ? 0 : static_cast<uint32_t>(z % bound);
+}
+
+uint32_t byte_source::pick(uint32_t bound) {
+  if (bound <= 1 || exhausted())
+    return 0;
+  uint32_t v = data_[pos_++];
+  if (bound > 256 && !exhausted())
+    v = v << 8 | data_[pos_++];
+  return v % bound;
+}
+
+std::string sim_config::describe() const {
+  std::ostringstream o;
+  o << "seed=" << seed << " users=" << users << " mirrors=" << mirrors << " lying=" << lying
+    << " actions=" << max_actions << " adversary=" << adversary
+    << " dishonest_members=" << dishonest_members;
+  return o.str();
+}
+
+sim_config config_for_seed(uint64_t seed) {
+  prng_source src(seed * 0x2545f4914f6cdd1dULL + 7);
+  sim_config c = config_from(src);
+  c.seed = seed;
+  return c;
+}
+
+sim_config config_from(action_source& src) {
+  sim_config c;
+  c.seed = src.pick(1u << 16);
+  c.users = 4 + src.pick(5);
+  c.mirrors = 1 + src.pick(3);
+  // Most runs keep an honest mirror; about one in eight has every mirror lying.
+  const uint32_t lies = src.pick(8);
+  if (lies == 0) {
+    c.lying = c.mirrors;
+  } else if (lies <= 3 && c.mirrors > 1) {
+    c.lying = 1 + src.pick(static_cast<uint32_t>(c.mirrors - 1));
+  } else {
+    c.lying = 0;
+  }
+  // One run in eight is honest throughout: then no alarm may fire at all.
+  c.adversary = src.pick(8) != 0;
+  c.dishonest_members = src.pick(4) != 0;
+  c.max_actions = 100 + src.pick(110);
+  return c;
+}
+
+std::string violation::to_string() const {
+  std::ostringstream o;
+  o << "invariant violated: " << invariant << "\n  " << detail << "\n  at step " << step
+    << "\n  last actions:\n"
+    << trace;
+  return o.str();
+}
+
+// ---------------------------------------------------------------------------
+// Set-up, bookkeeping.
+
+namespace {
+world_options options_for(const sim_config& cfg) {
+  world_options o;
+  o.seed = cfg.seed;
+  o.mirrors = cfg.mirrors;
+  o.shuffle = false;  // the driver reorders itself, so that each delivery is known in advance
+  return o;
+}
+}  // namespace
+
+sim_driver::sim_driver(const sim_config& cfg) : cfg_(cfg), w_(options_for(cfg)) {
+  cfg_.users = std::clamp<size_t>(cfg_.users, 2, max_users);
+  cfg_.lying = std::min(cfg_.lying, cfg_.mirrors);
+  for (size_t k = 0; k < cfg_.mirrors; ++k)
+    w_.mirror_at(k).lies = lying_mirror(k);
+  for (size_t k = 0; k < cfg_.users; ++k) {
+    users_.emplace_back(user_names[k]);
+    w_.add_user(users_.back());
+    views_[users_.back()];
+  }
+}
+
+void sim_driver::note(std::string what) {
+  trace_.push_back("    #" + std::to_string(step_) + " " + std::move(what));
+  while (trace_.size() > cfg_.trace_lines)
+    trace_.pop_front();
+}
+
+std::string sim_driver::trace() const {
+  std::string out;
+  for (const auto& t : trace_)
+    out += t + "\n";
+  return out;
+}
+
+void sim_driver::fail(const std::string& invariant, const std::string& detail) {
+  if (failed_)
+    return;
+  // The alarms raised so far belong to the evidence.
+  std::string alarms;
+  for (const auto& u : users_)
+    for (const auto& a : w_.node(u).alarms)
+      alarms += "    " + u + ": " + std::string(to_string(a.kind)) + " at " + name(a.conv) + "#"
+                + std::to_string(a.index) + " against " + a.party + ": " + a.evidence
+                + (a.halted ? " (halted)" : "") + "\n";
+  failed_ = violation{invariant, detail + " [" + cfg_.describe() + "]", step_,
+                      trace() + (alarms.empty() ? "" : "  alarms:\n" + alarms)};
+}
+
+std::string sim_driver::name(const conv_id& conv) const {
+  for (size_t k = 0; k < convs_.size(); ++k)
+    if (convs_[k] == conv)
+      return "c" + std::to_string(k);
+  return "c?" + to_hex(byte_view(conv.data(), 3));
+}
+
+bool sim_driver::is_active_member(const std::string& u, const conv_id& conv) {
+  const client_conv* cc = w_.user(u).find(conv);
+  return cc != nullptr && cc->status == conv_status::active && cc->st.is_member(u);
+}
+
+bool sim_driver::diverged(const conv_id& conv) {
+  if (!forked_.contains(conv))
+    return false;
+  const conv_state* st = w_.router(conv).state();
+  auto& log = w_.log(conv);
+  for (size_t k = 0; k < cfg_.mirrors; ++k) {
+    if (lying_mirror(k))
+      continue;
+    const mirror_conv* mc = w_.mirror_at(k).m.find(conv);
+    if (mc == nullptr)
+      continue;
+    if (st == nullptr || mc->st.next > st->next)
+      return true;
+    auto dm = w_.mirror_at(k).d.find(conv);
+    if (dm == w_.mirror_at(k).d.end())
+      continue;
+    for (const auto& [i, d] : dm->second) {
+      auto it = log.find(i);
+      if (it != log.end() && it->second.e.d != d)
+        return true;
+    }
+  }
+  return false;
+}
+
+bool sim_driver::forked_user(const std::string& u, const conv_id& conv) {
+  if (!forked_.contains(conv))
+    return false;
+  auto& log = w_.log(conv);
+  for (const auto& [i, d] : views_[u].convs[conv].d) {
+    auto it = log.find(i);
+    if (it == log.end() || it->second.e.d != d)
+      return true;
+  }
+  return false;
+}
+
+bool sim_driver::has_alarm_in(const std::string& u, const conv_id& conv) {
+  const auto& al = w_.node(u).alarms;
+  return std::any_of(al.begin(), al.end(), [&](const alarm& a) { return a.conv == conv; });
+}
+
+std::vector<std::string> sim_driver::members_of(const conv_id& conv) {
+  std::vector<std::string> out;
+  const conv_state* st = w_.router(conv).state();
+  if (st == nullptr)
+    return out;
+  for (const auto& m : st->members)
+    out.push_back(m.id);
+  return out;
+}
+
+void sim_driver::clear_hooks(const std::string& u) {
+  w_.user(u).set_hooks_for_test({});
+  w_.node(u).persisted->set_hooks_for_test({});
+}
+
+// ---------------------------------------------------------------------------
+// Honest user actions.
+
+std::optional<conv_id> sim_driver::do_create(const std::string& author,
+                                             const std::vector<std::string>& others) {
+  auto conv = w_.create(author, others);
+  if (!conv)
+    return std::nullopt;
+  convs_.push_back(*conv);
+  std::string who;
+  for (const auto& o : others)
+    who += " " + o;
+  note(author + " creates " + name(*conv) + " with" + who);
+  return *conv;
+}
+
+std::optional<conv_id> sim_driver::create(const std::string& author,
+                                          const std::vector<std::string>& others) {
+  if (failed_)
+    return std::nullopt;
+  ++step_;
+  auto conv = do_create(author, others);
+  step_checks(&author);
+  return conv;
+}
+
+std::optional<std::string> sim_driver::do_send(const std::string& author, const conv_id& conv) {
+  std::string text = "m" + std::to_string(++text_counter_) + "/" + author;
+  const uint32_t removals = views_[author].convs[conv].removals;
+  if (!w_.send(author, conv, text))
+    return std::nullopt;
+  messages_[text] = message_info{author, conv, removals, false};
+  ++stats_.messages_sent;
+  note(author + " sends \"" + text + "\" in " + name(conv));
+  return text;
+}
+
+std::optional<std::string> sim_driver::send(const std::string& author, const conv_id& conv) {
+  if (failed_)
+    return std::nullopt;
+  ++step_;
+  auto t = do_send(author, conv);
+  step_checks(&author);
+  return t;
+}
+
+bool sim_driver::receipt(const std::string& author, const conv_id& conv) {
+  if (failed_)
+    return false;
+  ++step_;
+  const bool ok = w_.receipt(author, conv).has_value();
+  if (ok)
+    note(author + " sends a RECEIPT in " + name(conv));
+  step_checks(&author);
+  return ok;
+}
+
+void sim_driver::receipts_due() {
+  for (const auto& u : users_) {
+    if (!w_.node(u).online)
+      continue;
+    for (const auto& conv : convs_)
+      if (w_.user(u).receipt_due(conv, w_.now()))
+        receipt(u, conv);
+  }
+}
+
+bool sim_driver::update(const std::string& author, const conv_id& conv,
+                        const std::vector<std::string>& adds,
+                        const std::vector<std::string>& removes) {
+  if (failed_)
+    return false;
+  ++step_;
+  const bool ok = w_.update(author, conv, adds, removes).has_value();
+  if (ok) {
+    std::string ops;
+    for (const auto& a : adds)
+      ops += " +" + a;
+    for (const auto& r : removes)
+      ops += " -" + r;
+    note(author + " UPDATE" + ops + " in " + name(conv));
+    ++stats_.updates;
+  }
+  step_checks(&author);
+  return ok;
+}
+
+void sim_driver::set_online(const std::string& user, bool online) {
+  if (failed_)
+    return;
+  ++step_;
+  note(user + (online ? " goes online" : " goes offline"));
+  w_.set_online(user, online);
+  step_checks(&user);
+}
+
+void sim_driver::reconnect(const std::string& user) {
+  if (failed_)
+    return;
+  ++step_;
+  note(user + " reconnects");
+  // The old connection's frames to the client die with it (what the client sent has reached
+  // the router or not); the router resends from the client's cursor.
+  auto& net = w_.network();
+  std::erase_if(net, [&](const in_flight& m) {
+    if (const auto* e = std::get_if<to_client_envelope>(&m))
+      return e->user == user;
+    if (const auto* r = std::get_if<to_client_rejection>(&m))
+      return r->user == user;
+    return false;
+  });
+  w_.set_online(user, false);
+  w_.set_online(user, true);
+  step_checks(&user);
+}
+
+void sim_driver::crash(const std::string& user) {
+  if (failed_)
+    return;
+  ++step_;
+  ++stats_.crashes;
+  note(user + " crashes and restarts from its persisted state");
+  w_.crash(user);
+  step_checks(&user);
+  // A restored client must not have brought a retired key back.
+  check_fs(user, true);
+}
+
+void sim_driver::advance_time(uint64_t seconds) {
+  if (failed_)
+    return;
+  ++step_;
+  note("time +" + std::to_string(seconds) + " s");
+  w_.advance_time(seconds);
+}
+
+// ---------------------------------------------------------------------------
+// Dishonest members.
+
+bool sim_driver::cheat_send(const std::string& author, const conv_id& conv, cheat how,
+                            const std::string& victim) {
+  if (failed_)
+    return false;
+  ++step_;
+  client_test_hooks h;
+  switch (how) {
+    case cheat::seed:
+      h.on_seed = [victim](const std::string& r, crypto::secret<32>& s) {
+        if (r == victim)
+          s.expose()[0] ^= 0x5a;
+      };
+      dishonest_.insert({conv, author, victim});
+      break;
+    case cheat::block:
+      h.on_block = [victim](const std::string& r, block& b) {
+        if (r == victim)
+          b.ct[5] ^= 0x20;
+      };
+      dishonest_.insert({conv, author, victim});
+      break;
+    case cheat::amb:
+      h.on_amb = [victim](const std::string& o, block& b) {
+        if (o == victim)
+          b.ct[7] ^= 0x01;
+      };
+      wedgers_.insert({conv, author});
+      break;
+    case cheat::parent_hash:
+      h.on_common = [](common& c) { c.parent_hash[3] ^= 0x80; };
+      wedgers_.insert({conv, author});
+      break;
+  }
+  w_.user(author).set_hooks_for_test(std::move(h));
+  note(author + " cheats (" + std::to_string(static_cast<int>(how)) + " against " + victim + ")");
+  auto t = do_send(author, conv);
+  clear_hooks(author);
+  step_checks(&author);
+  return t.has_value();
+}
+
+bool sim_driver::cheat_update(const std::string& author, const conv_id& conv,
+                              const std::vector<std::string>& adds,
+                              const std::vector<std::string>& removes, const std::string& victim) {
+  if (failed_)
+    return false;
+  client_test_hooks h;
+  h.on_block = [victim](const std::string& r, block& b) {
+    if (r == victim)
+      b.ct[9] ^= 0x04;
+  };
+  dishonest_.insert({conv, author, victim});
+  w_.user(author).set_hooks_for_test(std::move(h));
+  note(author + " equivocates its next UPDATE against " + victim);
+  const bool ok = update(author, conv, adds, removes);
+  clear_hooks(author);
+  return ok;
+}
+
+std::optional<conv_id> sim_driver::cheat_create(const std::string& author,
+                                                const std::vector<std::string>& others,
+                                                const std::string& victim) {
+  if (failed_)
+    return std::nullopt;
+  ++step_;
+  client_test_hooks h;
+  h.on_block = [victim](const std::string& r, block& b) {
+    if (r == victim)
+      b.ct[11] ^= 0x10;
+  };
+  w_.user(author).set_hooks_for_test(std::move(h));
+  note(author + " equivocates its SETUP against " + victim);
+  auto conv = do_create(author, others);
+  clear_hooks(author);
+  if (conv)
+    dishonest_.insert({*conv, author, victim});
+  step_checks(&author);
+  return conv;
+}
+
+// ---------------------------------------------------------------------------
+// The network.
+
+bool sim_driver::deliver() {
+  if (failed_)
+    return false;
+  auto& net = w_.network();
+  if (net.empty())
+    return false;
+  ++step_;
+  ++stats_.deliveries;
+  std::string touched;
+  std::string what;
+  // For a rejection: what the client's outbox holds at that aseq (to attribute a drop).
+  std::optional<pending_rejection> pr;
+  std::visit(
+      [&](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, to_router>) {
+          what = "SUBMIT " + std::string(to_string(m.submit.c.type)) + " aseq "
+                 + std::to_string(m.submit.c.aseq) + " from " + m.user + " in "
+                 + name(m.submit.c.conv);
+        } else if constexpr (std::is_same_v<T, to_router_ack>) {
+          what = "ack " + name(m.ack.conv) + "#" + std::to_string(m.ack.index) + " from " + m.user;
+        } else if constexpr (std::is_same_v<T, to_client_envelope>) {
+          touched = m.user;
+          what = "envelope " + name(m.env.conv) + "#" + std::to_string(m.env.index) + " "
+                 + std::string(to_string(m.env.c.type)) + " by " + m.env.c.author + " -> " + m.user;
+        } else {
+          touched = m.user;
+          what = std::string(to_string(m.rej.kind)) + "(" + std::to_string(m.rej.value) + " "
+                 + m.rej.detail + ") for aseq " + std::to_string(m.aseq) + " -> " + m.user + " in "
+                 + name(m.conv);
+          pending_rejection p;
+          p.conv = m.conv;
+          p.aseq = m.aseq;
+          p.rej = m.rej;
+          if (const client_conv* cc = w_.user(m.user).find(m.conv)) {
+            // The client's side, for the trace: next index, last UPDATE, outbox.
+            what += " [next " + std::to_string(cc->st.next) + ", last_update "
+                    + std::to_string(cc->st.last_update) + ", outbox";
+            for (const auto& e : cc->outbox)
+              what +=
+                  " " + std::to_string(e.aseq)
+                  + (e.versions.empty() ? std::string()
+                                        : "^" + std::to_string(e.versions.back().submit.c.parent))
+                  + (e.stale_after ? "~" + std::to_string(*e.stale_after) : std::string());
+            if (!cc->st.is_member(m.user))
+              what += " (not a member)";
+            if (cc->status != conv_status::active)
+              what += " (not active)";
+            what += "]";
+            for (const auto& e : cc->outbox) {
+              if (e.aseq != m.aseq)
+                continue;
+              if (e.type == msg_type::message)
+                p.text = text_of(e.plaintext);
+              if (!e.versions.empty())
+                p.parent = e.versions.back().submit.c.parent;
+              for (const auto& v : e.versions)
+                p.versions.push_back(v.d);
+            }
+          }
+          pr = std::move(p);
+        }
+      },
+      net.front());
+  note("deliver " + what);
+  const size_t dropped_before = touched.empty() ? 0 : w_.node(touched).dropped.size();
+  w_.step();
+  if (pr && w_.node(touched).dropped.size() > dropped_before)
+    check_drop(touched, *pr);
+  step_checks(touched.empty() ? nullptr : &touched);
+  return true;
+}
+
+void sim_driver::check_drop(const std::string& user, const pending_rejection& pr) {
+  // A permanent rejection: the client gave the message up. It must have a cause.
+  const auto kind = pr.rej.kind;
+  const conv_state* rst = w_.router(pr.conv).state();
+  // Attributed as precisely as rejections allow (they name only the aseq): a rejection the
+  // adversary forged, rewrote or copied; a SUBMIT of this very message it tampered with, or
+  // the router's verdict on a tampered SUBMIT at this aseq; the author's own rule-breaking;
+  // the author's removal; a lying router's fork. An honest member's untampered message that
+  // an honest router rejects for good is a violation.
+  bool excused = wedgers_.contains({pr.conv, user});
+  if (tainted_rejections_.contains({user, pr.conv, pr.aseq, pr.rej.kind, pr.rej.value}))
+    excused = true;
+  for (const auto& d : pr.versions)
+    excused = excused || tainted_versions_.contains({user, d});
+  const bool verdict = kind == rejection_kind::invalid || kind == rejection_kind::mirror_reject
+                       || kind == rejection_kind::bad_body
+                       || kind == rejection_kind::bad_block_size;
+  if (verdict && tainted_aseqs_.contains({user, pr.conv, pr.aseq}))
+    excused = true;
+  if (kind == rejection_kind::not_member) {
+    // Removed after writing it (perhaps re-added since): the message died with the removal.
+    if (rst != nullptr && !rst->is_member(user))
+      excused = true;
+    for (const auto& [j, se] : w_.log(pr.conv))
+      if (j > pr.parent && se.e.c.type == msg_type::update && in_sorted(se.e.c.removes, user))
+        excused = true;
+  }
+  if (kind == rejection_kind::stopped && w_.router(pr.conv).stopped() && forked_.contains(pr.conv))
+    excused = true;
+  if (diverged(pr.conv))
+    excused = true;
+  // A member a lying router forked builds on entries the router's log does not hold.
+  if (forked_user(user, pr.conv))
+    excused = true;
+  if (!excused) {
+    fail("liveness (no member alone can stop the others)",
+         user + "'s message aseq " + std::to_string(pr.aseq) + " in " + name(pr.conv)
+             + " was permanently rejected with " + std::string(to_string(kind)) + "("
+             + pr.rej.detail + ") although nobody tampered with it");
+  }
+  if (pr.text) {
+    auto m = messages_.find(*pr.text);
+    if (m != messages_.end())
+      m->second.dropped = true;
+  }
+}
+
+void sim_driver::deliver_all(size_t max) {
+  for (size_t n = 0; n < max && deliver(); ++n) {
+  }
+}
+
+bool sim_driver::drop(size_t k) {
+  auto& net = w_.network();
+  if (failed_ || k >= net.size())
+    return false;
+  ++stats_.adversary_actions;
+  note("adversary drops message " + std::to_string(k));
+  // Over the real transport a lost frame closes the connection; a router that skips one on
+  // purpose (the adversary here) can make a re-added member miss its earlier membership.
+  if (const auto* e = std::get_if<to_client_envelope>(&net[k]))
+    skipped_.insert({e->env.conv, e->user});
+  net.erase(net.begin() + static_cast<std::ptrdiff_t>(k));
+  return true;
+}
+
+bool sim_driver::duplicate(size_t k, size_t at) {
+  auto& net = w_.network();
+  if (failed_ || k >= net.size())
+    return false;
+  ++stats_.adversary_actions;
+  note("adversary duplicates message " + std::to_string(k));
+  in_flight copy = net[k];
+  // A copy of a rejection is the router's word twice: the second one is the adversary's.
+  if (const auto* r = std::get_if<to_client_rejection>(&copy)) {
+    tainted_rejections_.insert({r->user, r->conv, r->aseq, r->rej.kind, r->rej.value});
+    lied_to_.insert({r->conv, r->user});
+  }
+  net.insert(net.begin() + static_cast<std::ptrdiff_t>(std::min(at, net.size())), std::move(copy));
+  return true;
+}
+
+bool sim_driver::delay(size_t k) {
+  auto& net = w_.network();
+  if (failed_ || k >= net.size())
+    return false;
+  ++stats_.adversary_actions;
+  note("adversary delays message " + std::to_string(k));
+  in_flight m = std::move(net[k]);
+  net.erase(net.begin() + static_cast<std::ptrdiff_t>(k));
+  net.push_back(std::move(m));
+  return true;
+}
+
+bool sim_driver::swap(size_t a, size_t b) {
+  auto& net = w_.network();
+  if (failed_ || a >= net.size() || b >= net.size() || a == b)
+    return false;
+  ++stats_.adversary_actions;
+  note("adversary swaps messages " + std::to_string(a) + " and " + std::to_string(b));
+  std::swap(net[a], net[b]);
+  return true;
+}
+
+bool sim_driver::tamper(size_t k, uint32_t how, uint32_t where) {
+  auto& net = w_.network();
+  if (failed_ || k >= net.size())
+    return false;
+  bool done = false;
+  std::string what;
+  std::visit(
+      [&](auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, to_client_envelope>) {
+          envelope& e = m.env;
+          views_[m.user].provider_taint = true;
+          switch (how % 17) {
+            case 0:
+              e.index += 1;
+              break;
+            case 1:
+              e.index = e.index > 0 ? e.index - 1 : e.index + 2;
+              break;
+            case 2:
+              flip(e.conv, where);
+              break;
+            case 3:
+              e.c.aseq += 1;
+              break;
+            case 4:
+              flip(e.c.parent_hash, where);
+              break;
+            case 5:
+              if (e.body) {
+                flip(*e.body, where);
+              } else {
+                flip(e.c.body_commit, where);
+              }
+              break;
+            case 6:
+              if (e.block_u) {
+                flip(e.block_u->ct, where);
+              } else {
+                flip(e.blocks_root, where);
+              }
+              break;
+            case 7:
+              if (e.block_u) {
+                flip(e.block_u->x, where);
+              } else {
+                e.c.aseq += 2;
+              }
+              break;
+            case 8:
+              if (e.block_u) {
+                e.block_u->ref.id += 1;
+              } else {
+                flip(e.c.parent_hash, where);
+              }
+              break;
+            case 9:
+              if (!e.mirror_blocks.empty())
+                flip(e.mirror_blocks[where % e.mirror_blocks.size()].ct, where / 7);
+              break;
+            case 10:
+              flip(e.blocks_root, where);
+              break;
+            case 11:
+              if (e.t_prev) {
+                flip(*e.t_prev, where);
+              } else {
+                e.t_prev = e.blocks_root;
+              }
+              break;
+            case 12:
+              if (e.body) {
+                e.body.reset();
+              } else {
+                e.body = bytes(296, 0x42);
+              }
+              break;
+            case 13:
+              if (e.block_u) {
+                e.block_u.reset();
+              } else {
+                e.index += 3;
+              }
+              break;
+            case 14:
+              e.c.author = users_[where % users_.size()] + "x";
+              break;
+            case 15:
+              if (e.mirror_blocks.size() > 1) {
+                std::swap(e.mirror_blocks.front(), e.mirror_blocks.back());
+              } else if (!e.mirror_blocks.empty()) {
+                flip(e.mirror_blocks[0].nonce, where);
+              }
+              break;
+            default:
+              e.c.type = e.c.type == msg_type::message ? msg_type::receipt : msg_type::message;
+              break;
+          }
+          what = "envelope " + name(e.conv) + "#" + std::to_string(e.index) + " for " + m.user
+                 + " (field " + std::to_string(how % 17) + ")";
+          done = true;
+        } else if constexpr (std::is_same_v<T, to_router>) {
+          submit_msg& s = m.submit;
+          lied_to_.insert({s.c.conv, m.user});
+          tainted_aseqs_.insert({m.user, s.c.conv, s.c.aseq});
+          if (auto hc = hash_common(s.c)) {
+            std::vector<block_digest> dg;
+            for (const auto& rb : s.blocks)
+              dg.push_back(block_digest{rb.recipient, block_hash(rb.blk)});
+            tainted_versions_.insert({m.user, entry_digest(*hc, blocks_root(dg))});
+          }
+          switch (how % 8) {
+            case 0:
+              if (s.body) {
+                flip(*s.body, where);
+              } else {
+                flip(s.c.parent_hash, where);
+              }
+              break;
+            case 1:
+              if (!s.blocks.empty()) {
+                flip(s.blocks[where % s.blocks.size()].blk.ct, where / 3);
+              } else {
+                flip(s.c.parent_hash, where);
+              }
+              break;
+            case 2:
+              if (!s.ambs.empty())
+                flip(s.ambs[where % s.ambs.size()].ct, where / 3);
+              break;
+            case 3:
+              flip(s.c.parent_hash, where);
+              break;
+            case 4:
+              s.c.aseq += 1;
+              break;
+            case 5:
+              if (!s.blocks.empty()) {
+                s.blocks.erase(s.blocks.begin()
+                               + static_cast<std::ptrdiff_t>(where % s.blocks.size()));
+              } else {
+                s.c.aseq += 2;
+              }
+              break;
+            case 6:
+              if (s.c.type == msg_type::message) {
+                s.c.body_len += 256;
+              } else {
+                s.c.aseq += 2;
+              }
+              break;
+            default:
+              if (!s.ambs.empty())
+                s.ambs[where % s.ambs.size()].ref.id += 1;
+              break;
+          }
+          tainted_aseqs_.insert({m.user, s.c.conv, s.c.aseq});
+          what = "SUBMIT from " + m.user + " in " + name(s.c.conv) + " (field "
+                 + std::to_string(how % 8) + ")";
+          done = true;
+        } else if constexpr (std::is_same_v<T, to_client_rejection>) {
+          switch (how % 4) {
+            case 0:
+              m.rej.kind = static_cast<rejection_kind>(1 + where % 14);
+              break;
+            case 1:
+              m.rej.value = where % 64;
+              break;
+            case 2:
+              m.rej.value += 1000;
+              break;
+            default:
+              m.rej.kind = rejection_kind::stale;
+              m.rej.value = where % 50;
+              break;
+          }
+          tainted_rejections_.insert({m.user, m.conv, m.aseq, m.rej.kind, m.rej.value});
+          lied_to_.insert({m.conv, m.user});
+          what = "rejection for " + m.user + " aseq " + std::to_string(m.aseq) + " (now "
+                 + std::string(to_string(m.rej.kind)) + "(" + std::to_string(m.rej.value) + "))";
+          done = true;
+        }
+        // Acknowledgements travel from the client to the router over the authenticated
+        // channel: forging one is the router lying to itself, so they are not tampered with.
+      },
+      net[k]);
+  if (done) {
+    ++stats_.adversary_actions;
+    note("adversary tampers with " + what);
+  }
+  return done;
+}
+
+bool sim_driver::misroute(size_t k, const std::string& to) {
+  auto& net = w_.network();
+  if (failed_ || k >= net.size())
+    return false;
+  auto* e = std::get_if<to_client_envelope>(&net[k]);
+  if (e == nullptr || e->user == to)
+    return false;
+  ++stats_.adversary_actions;
+  note("adversary sends a copy of " + e->user + "'s envelope " + name(e->env.conv) + "#"
+       + std::to_string(e->env.index) + " to " + to);
+  to_client_envelope copy = *e;
+  copy.user = to;
+  views_[to].provider_taint = true;
+  net.insert(net.begin() + static_cast<std::ptrdiff_t>(k + 1), std::move(copy));
+  return true;
+}
+
+bool sim_driver::forge_rejection(const std::string& user, const conv_id& conv, uint64_t aseq,
+                                 const rejection& rej) {
+  if (failed_)
+    return false;
+  ++stats_.adversary_actions;
+  tainted_rejections_.insert({user, conv, aseq, rej.kind, rej.value});
+  lied_to_.insert({conv, user});
+  note("router forges " + std::string(to_string(rej.kind)) + "(" + std::to_string(rej.value)
+       + ") for " + user + "'s aseq " + std::to_string(aseq) + " in " + name(conv));
+  w_.network().push_back(to_client_rejection{user, conv, aseq, rej});
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// A lying router.
+
+bool sim_driver::fork_snapshot(const conv_id& conv) {
+  if (failed_ || w_.router(conv).state() == nullptr)
+    return false;
+  ++stats_.adversary_actions;
+  const int branch = next_branch_++;
+  w_.branch_mirrors(branch);
+  forks_.insert_or_assign(conv, fork_point{w_.router(conv), branch});
+  note("router takes fork point " + std::to_string(branch) + " of " + name(conv) + " at index "
+       + std::to_string(w_.router(conv).state()->next));
+  return true;
+}
+
+bool sim_driver::fork_push(const conv_id& conv, uint32_t which, bool steal,
+                           const std::vector<std::string>& victims) {
+  if (failed_)
+    return false;
+  auto fp = forks_.find(conv);
+  if (fp == forks_.end())
+    return false;
+  auto& net = w_.network();
+  std::vector<size_t> candidates;
+  for (size_t k = 0; k < net.size(); ++k)
+    if (const auto* m = std::get_if<to_router>(&net[k]); m != nullptr && m->submit.c.conv == conv)
+      candidates.push_back(k);
+  if (candidates.empty())
+    return false;
+  const size_t k = candidates[which % candidates.size()];
+  const to_router m = std::get<to_router>(net[k]);
+  auto se = w_.fork_order(fp->second.snapshot, m, fp->second.branch);
+  if (!se)
+    return false;
+  ++step_;
+  ++stats_.adversary_actions;
+  forked_.insert(conv);
+  if (steal)
+    net.erase(net.begin() + static_cast<std::ptrdiff_t>(k));
+  std::string who;
+  for (const auto& v : victims) {
+    views_[v].provider_taint = true;
+    w_.push_envelope(v, *se);
+    who += " " + v;
+  }
+  note("router forks " + name(conv) + " at index " + std::to_string(se->e.index) + " with " + m.user
+       + "'s aseq " + std::to_string(m.submit.c.aseq) + (steal ? " (stolen)" : "") + " for" + who);
+  forks_.erase(fp);
+  step_checks(nullptr, true);
+  return true;
+}
+
+bool sim_driver::forge_replay(const conv_id& conv, uint64_t from,
+                              const std::vector<std::string>& victims) {
+  if (failed_)
+    return false;
+  const conv_state* st = w_.router(conv).state();
+  if (st == nullptr)
+    return false;
+  auto& log = w_.log(conv);
+  auto it = log.find(from);
+  if (it == log.end() || it->second.answers.empty())
+    return false;
+  if (it->second.e.c.type != msg_type::message && it->second.e.c.type != msg_type::receipt)
+    return false;
+  const hash32* t_prev = st->t_at(st->next - 1);
+  if (t_prev == nullptr)
+    return false;
+  // The lying mirrors attest anything, but they still build one block per slot of the
+  // current membership: replay only what still has a block for each of them.
+  if (slots(st, it->second.e.c) != it->second.e.slots)
+    return false;
+  ++step_;
+  ++stats_.adversary_actions;
+  forked_.insert(conv);
+  log_entry e = it->second.e;
+  e.index = st->next;
+  e.t_prev = *t_prev;
+  const int branch = next_branch_++;
+  w_.branch_mirrors(branch);
+  world::stored_entry fake{e, w_.commit_on_mirrors(e, branch)};
+  std::string who;
+  for (const auto& v : victims) {
+    views_[v].provider_taint = true;
+    w_.push_envelope(v, fake);
+    who += " " + v;
+  }
+  note("router replays " + name(conv) + "#" + std::to_string(from) + " as #"
+       + std::to_string(e.index) + " for" + who);
+  step_checks(nullptr, true);
+  return true;
+}
+
+void sim_driver::set_mirror_down(size_t k, bool down) {
+  if (failed_ || k >= cfg_.mirrors)
+    return;
+  ++stats_.adversary_actions;
+  note("mirror " + std::to_string(k) + (down ? " goes down" : " comes back"));
+  w_.mirror_at(k).down = down;
+}
+
+// ---------------------------------------------------------------------------
+// Invariants after each step.
+
+void sim_driver::check() {
+  step_checks(nullptr, true);
+}
+
+void sim_driver::step_checks(const std::string* touched, bool full) {
+  if (failed_)
+    return;
+  // Each message in flight answers at most a few others: a queue this long means the
+  // parties amplify each other's traffic (a livelock in the making).
+  constexpr size_t max_in_flight = 5000;
+  if (w_.network().size() > max_in_flight)
+    return fail("bounded traffic", std::to_string(w_.network().size())
+                                       + " messages in flight: the parties amplify each other");
+  for (const auto& u : users_) {
+    check_transcripts(u);
+    check_alarms(u);
+    if (failed_)
+      return;
+  }
+  // Only a client's own steps change its keys; every 64 steps all of them are swept anyway.
+  full = full || step_ % 64 == 0;
+  for (const auto& u : users_) {
+    if (!full && (touched == nullptr || *touched != u))
+      continue;
+    check_keys(u);
+    check_fs(u, false);
+  }
+  check_mirror_keys();
+  check_mirrors(full);
+}
+
+void sim_driver::check_transcripts(const std::string& u) {
+  user_view& v = views_[u];
+  for (const auto& [conv, t] : w_.node(u).transcript) {
+    conv_view& cv = v.convs[conv];
+    while (cv.seen < t.size() && !failed_) {
+      const accepted_entry e = t[cv.seen++];
+      check_entry(u, cv, e);
+    }
+  }
+}
+
+void sim_driver::check_entry(const std::string& u, conv_view& cv, const accepted_entry& e) {
+  ++stats_.entries_accepted;
+  const conv_id& conv = e.conv;
+  const uint64_t i = e.index;
+  const std::string where = u + " at " + name(conv) + "#" + std::to_string(i) + " ("
+                            + std::string(to_string(e.type)) + " by " + e.author + ")";
+  const bool self_added = e.type == msg_type::update && find_member(e.adds, u) != nullptr;
+  const bool self_removed = e.type == msg_type::update && in_sorted(e.removes, u);
+
+  // Membership and order: one chain per membership epoch, starting at the entry adding us.
+  if (!cv.last_index) {
+    const bool setup_member =
+        e.type == msg_type::setup && i == 0 && find_member(e.members, u) != nullptr;
+    if (!setup_member && !self_added)
+      return fail("joiner history", where + ": first entry is neither the SETUP nor the UPDATE "
+                                            "adding this member");
+  } else if (cv.removed) {
+    if (!self_added || i <= *cv.last_index)
+      return fail("removed member decrypts nothing after its removal",
+                  where + ": accepted after its removal at #" + std::to_string(*cv.last_index));
+  } else if (i != *cv.last_index + 1) {
+    return fail("transcript order",
+                where + ": accepted right after #" + std::to_string(*cv.last_index));
+  }
+  if (self_added)
+    check_joiner(u, e);
+  if (failed_)
+    return;
+  cv.last_index = i;
+  cv.removed = false;
+  cv.accepted.insert(i);
+  cv.d[i] = e.d;
+  if (self_removed) {
+    cv.removed = true;
+    ++cv.removals;
+  }
+
+  // Agreement: with an honest mirror, one entry per index for everyone, the honest mirror's.
+  if (!all_lying()) {
+    auto [it, fresh] = entries_.try_emplace({conv, i}, e.t, e.d, u);
+    if (!fresh && (std::get<0>(it->second) != e.t || std::get<1>(it->second) != e.d))
+      return fail("agreement (same entry at every index)",
+                  where + ": T=" + short_hex(e.t) + " but " + std::get<2>(it->second)
+                      + " accepted T=" + short_hex(std::get<0>(it->second)));
+    for (size_t k = 0; k < cfg_.mirrors; ++k) {
+      if (lying_mirror(k))
+        continue;
+      auto d = w_.mirror_at(k).d_at(conv, i);
+      if (!d || *d != e.d)
+        return fail("agreement (same entry at every index)",
+                    where + ": accepted D=" + short_hex(e.d) + " but honest mirror "
+                        + std::to_string(k) + " holds " + (d ? short_hex(*d) : "nothing"));
+    }
+  }
+
+  // Reading: a VOID is flagged against a dishonest author; everything else reads the same.
+  if (e.is_void) {
+    ++stats_.voids;
+    const auto& al = w_.node(u).alarms;
+    const bool flagged = std::any_of(al.begin(), al.end(), [&](const alarm& a) {
+      return a.conv == conv && a.index == i && a.party == e.author
+             && (a.kind == alarm_kind::sender || a.kind == alarm_kind::directory);
+    });
+    if (!flagged)
+      return fail("each entry read identically or flagged", where + ": VOID without a "
+                                                                               "SENDER alarm");
+    if (!dishonest_.contains({conv, e.author, u}) && !all_lying())
+      return fail("each entry read identically or flagged",
+                  where + ": VOID although its author never cheated towards this member");
+    return;
+  }
+  if (e.type != msg_type::message)
+    return;
+  const std::string text = text_of(e.plaintext);
+  auto m = messages_.find(text);
+  if (m == messages_.end() || m->second.author != e.author || m->second.conv != conv)
+    return fail("each entry read identically or flagged",
+                where + ": reads \"" + text + "\", which its author never sent there");
+  auto [r, fresh_read] = read_.try_emplace({conv, i, e.d}, text);
+  if (!fresh_read && r->second != text)
+    return fail("each entry read identically or flagged",
+                where + ": reads \"" + text + "\" where another member read \"" + r->second + "\"");
+  auto [ti, fresh_text] = cv.texts.try_emplace(text, i);
+  // Nothing is promised about the messages of an author the router lied to (it renumbers
+  // what the router still holds), nor of one that broke the rules (ditto, after its own
+  // rejection): both copies of a renumbered message may be ordered.
+  const bool lied_to = lied_to_.contains({conv, e.author}) || wedgers_.contains({conv, e.author});
+  if (!fresh_text && ti->second != i && !lied_to)
+    return fail(
+        "a message is ordered at most once",
+        where + ": \"" + text + "\" was already accepted at #" + std::to_string(ti->second));
+  auto [o, fresh_order] = ordered_.try_emplace({conv, text}, i);
+  if (!fresh_order && o->second != i && !all_lying() && !lied_to)
+    return fail("a message is ordered at most once",
+                where + ": \"" + text + "\" is ordered at #" + std::to_string(o->second) + " too");
+  if (e.own)
+    return;
+  // A member reads only entries addressed to it: the router's entry has its block.
+  if (!all_lying()) {
+    auto it = w_.log(conv).find(i);
+    if (it != w_.log(conv).end() && it->second.e.d == e.d && !in_sorted(it->second.e.slots, u))
+      return fail("a member reads only what was sent while it was a member",
+                  where + ": read although the entry holds no block for it");
+  }
+  record_fs(u, e);
+}
+
+void sim_driver::check_joiner(const std::string& u, const accepted_entry& e) {
+  auto& log = w_.log(e.conv);
+  auto at = log.find(e.index);
+  if (at == log.end() || at->second.e.d != e.d)
+    return;  // a forked entry: the log is elsewhere
+  // Entries before the join that were not addressed to the joiner carry no block for it (it
+  // was not a member then: `validate` ties blocks to membership). Handed the envelope of the
+  // latest such MESSAGE (someone else's), the joiner accepts nothing.
+  std::optional<envelope> earlier;
+  for (auto it = log.begin(); it != log.end() && it->first < e.index; ++it) {
+    const log_entry& le = it->second.e;
+    if (le.c.type != msg_type::message || in_sorted(le.slots, u) || it->second.answers.empty())
+      continue;
+    for (const auto& other : le.slots) {
+      if (other == le.c.author)
+        continue;
+      if (auto env = make_envelope(le, it->second.answers, other))
+        earlier = std::move(*env);
+      break;
+    }
+  }
+  if (!earlier)
+    return;
+  client c = w_.user(u).clone();
+  crypto::deterministic_rng r(step_);
+  auto res = c.receive(*earlier, w_.now(), r, nullptr);
+  for (const auto& a : res.accepted)
+    if (a.index < e.index)
+      return fail("a new member decrypts nothing sent before it joined",
+                  u + " joining " + name(e.conv) + " at #" + std::to_string(e.index)
+                      + ": accepted the earlier entry #" + std::to_string(a.index)
+                      + " when handed it");
+}
+
+void sim_driver::record_fs(const std::string& u, const accepted_entry& e) {
+  auto& log = w_.log(e.conv);
+  auto it = log.find(e.index);
+  if (it == log.end() || it->second.e.d != e.d)
+    return;
+  const log_entry& le = it->second.e;
+  auto rb = std::lower_bound(
+      le.blocks.begin(), le.blocks.end(), u,
+      [](const recipient_block& b, const std::string& id) { return b.recipient < id; });
+  if (rb == le.blocks.end() || rb->recipient != u)
+    return;
+  auto hc = hash_common(le.c);
+  if (!hc)
+    return;
+  fs_record r;
+  r.user = u;
+  r.conv = e.conv;
+  r.index = e.index;
+  r.author = e.author;
+  r.author_lpk = w_.user(e.author).self().lpk();
+  r.blk = rb->blk;
+  r.ad = ad_block(*hc, e.author, u);
+  if (r.blk.ref.kind == key_kind::ratchet) {
+    auto p = ratchet_pubs_.find({u, e.conv, e.author, r.blk.ref.id});
+    if (p != ratchet_pubs_.end())
+      r.key_pub = p->second;
+  } else {
+    r.key_pub = r.blk.ref.pub;
+  }
+  views_[u].fs_pending.push_back(std::move(r));
+}
+
+void sim_driver::verify_fs(const fs_record& r) {
+  ++stats_.fs_checks;
+  const client& c = w_.user(r.user);
+  const std::string what = r.user + "'s block of " + name(r.conv) + "#" + std::to_string(r.index)
+                           + " from " + r.author + " (" + std::string(to_string(r.blk.ref.kind))
+                           + " key " + std::to_string(r.blk.ref.id) + ")";
+  if (r.key_pub) {
+    auto held = [&](const public_key& p) { return p == *r.key_pub; };
+    bool found = false;
+    for (const auto& [id, s] : c.keys().prekeys())
+      found = found || held(s.key.pub);
+    for (const auto& [id, s] : c.keys().last_resort())
+      found = found || held(s.key.pub);
+    for (const auto& [conv, cc] : c.convs())
+      for (const auto& [peer, ch] : cc.channels)
+        for (const auto& [id, k] : ch.mine)
+          found = found || held(k.pub);
+    if (found)
+      return fail("forward secrecy", what + ": the key is retired but still held");
+  }
+  const client_conv* cc = c.find(r.conv);
+  const channel* ch = nullptr;
+  if (cc != nullptr)
+    if (auto f = cc->channels.find(r.author); f != cc->channels.end())
+      ch = &f->second;
+  auto opened =
+      open_on_channel(c.self(), c.keys(), ch, r.conv, r.author, r.author_lpk, r.blk, r.ad);
+  if (opened)
+    fail("forward secrecy", what + ": opens again after its key was retired");
+}
+
+void sim_driver::check_fs(const std::string& u, bool recheck_retired) {
+  if (failed_)
+    return;
+  user_view& v = views_[u];
+  const client& c = w_.user(u);
+  for (size_t k = 0; k < v.fs_pending.size() && !failed_;) {
+    const fs_record& r = v.fs_pending[k];
+    bool present = false;
+    switch (r.blk.ref.kind) {
+      case key_kind::ratchet:
+        if (const client_conv* cc = c.find(r.conv))
+          if (auto f = cc->channels.find(r.author); f != cc->channels.end())
+            present = f->second.mine.contains(r.blk.ref.id);
+        break;
+      case key_kind::prekey:
+        present = c.keys().prekeys().contains(r.blk.ref.id);
+        break;
+      case key_kind::last_resort:
+        present = c.keys().last_resort().contains(r.blk.ref.id);
+        break;
+    }
+    if (present) {
+      ++k;
+      continue;
+    }
+    verify_fs(r);
+    v.fs_retired.push_back(std::move(v.fs_pending[k]));
+    v.fs_pending.erase(v.fs_pending.begin() + static_cast<std::ptrdiff_t>(k));
+    while (v.fs_retired.size() > fs_retired_kept)
+      v.fs_retired.pop_front();
+  }
+  if (recheck_retired)
+    for (const auto& r : v.fs_retired)
+      verify_fs(r);
+}
+
+void sim_driver::check_keys(const std::string& u) {
+  if (failed_)
+    return;
+  // DESIGN.md §2: a party keeps at most two announced RATCHET secrets per peer.
+  for (const auto& [conv, cc] : w_.user(u).convs()) {
+    for (const auto& [peer, ch] : cc.channels) {
+      if (ch.mine.size() > 2)
+        return fail("bounded key material", u + " holds " + std::to_string(ch.mine.size())
+                                                + " RATCHET keys for " + peer + " in "
+                                                + name(conv));
+      for (const auto& [id, k] : ch.mine)
+        ratchet_pubs_.try_emplace({u, conv, peer, id}, k.pub);
+    }
+  }
+}
+
+void sim_driver::check_mirror_keys() {
+  if (failed_)
+    return;
+  for (size_t k = 0; k < cfg_.mirrors; ++k) {
+    for (const auto& [conv, mc] : w_.mirror_at(k).m.convs())
+      for (const auto& [peer, ch] : mc.channels)
+        if (ch.mine.size() > 2)
+          return fail("bounded key material",
+                      "mirror " + std::to_string(k) + " holds " + std::to_string(ch.mine.size())
+                          + " RATCHET keys for " + peer + " in " + name(conv));
+  }
+}
+
+void sim_driver::check_mirrors(bool full) {
+  if (failed_)
+    return;
+  for (size_t k = 0; k < cfg_.mirrors; ++k) {
+    if (lying_mirror(k))
+      continue;
+    for (const auto& [conv, dm] : w_.mirror_at(k).d) {
+      for (auto it = dm.rbegin(); it != dm.rend(); ++it) {
+        auto [pos, fresh] = mirror_d_.try_emplace({k, conv, it->first}, it->second);
+        if (!fresh && pos->second != it->second)
+          return fail("no honest mirror issues two D for one index",
+                      "mirror " + std::to_string(k) + " at " + name(conv) + "#"
+                          + std::to_string(it->first) + ": " + short_hex(pos->second) + " then "
+                          + short_hex(it->second));
+        if (!fresh && !full)
+          break;
+      }
+    }
+  }
+}
+
+void sim_driver::check_alarms(const std::string& u) {
+  user_view& v = views_[u];
+  const auto& al = w_.node(u).alarms;
+  while (v.alarms_seen < al.size() && !failed_) {
+    const alarm a = al[v.alarms_seen++];
+    ++stats_.alarms;
+    if (a.halted)
+      ++stats_.halts;
+    const std::string what = std::string(to_string(a.kind)) + " alarm at " + u + " for "
+                             + name(a.conv) + "#" + std::to_string(a.index) + " against " + a.party
+                             + ": " + a.evidence + (a.halted ? " (halted)" : "");
+    bool caused = false;
+    switch (a.kind) {
+      case alarm_kind::provider:
+        caused = v.provider_taint;
+        break;
+      case alarm_kind::directory: {
+        // Against the router or a mirror it is a PROVIDER alarm (a misdirected envelope names
+        // someone else's keys); against a member, that member's block named a key we never
+        // published (the directory here is honest).
+        const bool provider = a.party == "router" || find_member(w_.ms(), a.party) != nullptr;
+        caused = provider ? v.provider_taint || all_lying()
+                          : dishonest_.contains({a.conv, a.party, u}) || all_lying();
+        break;
+      }
+      case alarm_kind::sender:
+        caused = dishonest_.contains({a.conv, a.party, u}) || all_lying();
+        break;
+      case alarm_kind::fork:
+      case alarm_kind::impersonation:
+        caused = all_lying();
+        break;
+    }
+    if (!caused)
+      fail("alarms and halts have a cause", what);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The end of a run: liveness.
+
+bool sim_driver::excused_member(const std::string& u, const conv_id& conv, uint64_t i) {
+  if (const client_conv* cc = w_.user(u).find(conv))
+    if (cc->status == conv_status::halted && cc->halt_index <= i)
+      return true;
+  // With no honest mirror, a member the router forked is on its own branch.
+  if (all_lying() && forked_user(u, conv))
+    return true;
+  const auto& cv = views_[u].convs[conv];
+  auto& log = w_.log(conv);
+  auto adds_u = [&](const common& c) {
+    return (c.type == msg_type::update && find_member(c.adds, u) != nullptr)
+           || (c.type == msg_type::setup && find_member(c.members, u) != nullptr);
+  };
+  // The router skipped a delivery to it and it joined at a later UPDATE adding it again: the
+  // membership around `i` is gone for it (the client cannot know it ever existed).
+  if (skipped_.contains({conv, u})) {
+    std::optional<uint64_t> start;
+    for (auto it = log.begin(); it != log.end() && it->first <= i; ++it)
+      if (adds_u(it->second.e.c))
+        start = it->first;
+    bool rejoined = false;
+    for (const auto& e : w_.node(u).transcript[conv])
+      rejoined =
+          rejoined
+          || (e.index > i && e.type == msg_type::update && find_member(e.adds, u) != nullptr);
+    if (start && rejoined && cv.accepted.lower_bound(*start) == cv.accepted.upper_bound(i))
+      return true;
+  }
+  for (const auto& a : w_.node(u).alarms) {
+    if (a.conv != conv)
+      continue;
+    // With no honest mirror, a member the router forked is on its own branch.
+    if (all_lying())
+      return true;
+    // A member that refused the SETUP or UPDATE adding it (equivocated towards it) counts as
+    // removed by that entry's author, until it accepts an entry adding it again.
+    if (a.kind != alarm_kind::sender && a.kind != alarm_kind::directory)
+      continue;
+    if (a.index > i || cv.accepted.contains(a.index))
+      continue;
+    auto at = log.find(a.index);
+    if (at == log.end() || !adds_u(at->second.e.c))
+      continue;
+    if (cv.accepted.lower_bound(a.index) == cv.accepted.upper_bound(i))
+      return true;
+  }
+  return false;
+}
+
+void sim_driver::settle() {
+  auto signature = [&]() {
+    uint64_t s = 0;
+    for (const auto& u : users_) {
+      for (const auto& [conv, t] : w_.node(u).transcript)
+        s += t.size();
+      for (const auto& [conv, cc] : w_.user(u).convs())
+        s += 1000 * cc.outbox.size();
+    }
+    return s;
+  };
+  // Without an adversary the network drains: whatever keeps it busy is a livelock.
+  constexpr size_t quiet_after = 50000;
+  auto drain = [&]() {
+    deliver_all(quiet_after);
+    if (!w_.network().empty())
+      fail("liveness", "the network never quiesces: " + std::to_string(w_.network().size())
+                           + " messages still in flight after " + std::to_string(quiet_after)
+                           + " deliveries without an adversary (livelock)");
+  };
+  drain();
+  for (int round = 0; round < 12 && !failed_; ++round) {
+    const uint64_t before = signature();
+    for (const auto& u : users_)
+      reconnect(u);
+    drain();
+    if (round >= 1 && signature() == before)
+      break;
+  }
+}
+
+void sim_driver::finish() {
+  if (failed_)
+    return;
+  ++step_;
+  note("the adversary stops; every mirror is up and every user online");
+  w_.set_interceptor(nullptr);
+  for (size_t k = 0; k < cfg_.mirrors; ++k)
+    w_.mirror_at(k).down = false;
+  // Every connection is re-established: the router resends from each client's cursor.
+  for (const auto& u : users_)
+    reconnect(u);
+  settle();
+  // Everyone still active says something: no member alone can stop the others.
+  for (const auto& conv : convs_)
+    for (const auto& u : users_)
+      if (!failed_ && is_active_member(u, conv)) {
+        ++step_;
+        do_send(u, conv);
+        step_checks(&u);
+      }
+  settle();
+  if (failed_)
+    return;
+  step_checks(nullptr, true);
+  for (const auto& u : users_)
+    check_fs(u, true);
+  check_liveness();
+  check_settled_agreement();
+  check_removed_slots();
+}
+
+void sim_driver::check_liveness() {
+  if (failed_)
+    return;
+  for (const auto& conv : convs_) {
+    router_conv& rc = w_.router(conv);
+    if (rc.stopped() && !forked_.contains(conv))
+      return fail("liveness", name(conv) + " was stopped by the router (" + rc.stop_reason()
+                                  + ") although nobody forked it");
+  }
+  // Every message is ordered (or its loss has a cause) and every member at its index has it.
+  for (const auto& [text, info] : messages_) {
+    const conv_id& conv = info.conv;
+    const bool stopped = w_.router(conv).stopped() || diverged(conv);
+    auto o = ordered_.find({conv, text});
+    if (o == ordered_.end()) {
+      if (info.dropped || stopped)
+        continue;
+      const auto& av = views_[info.author].convs[conv];
+      if (av.removals > info.removals_at_send || !is_active_member(info.author, conv))
+        continue;
+      if (all_lying() && (has_alarm_in(info.author, conv) || forked_user(info.author, conv)))
+        continue;
+      return fail("liveness", "\"" + text + "\" by " + info.author + " in " + name(conv)
+                                  + " was never ordered after the adversary stopped");
+    }
+    const uint64_t i = o->second;
+    auto& log = w_.log(conv);
+    auto it = log.find(i);
+    auto d = views_[info.author].convs[conv].d.find(i);
+    if (it == log.end() || it->second.answers.empty()) {
+      if (stopped || all_lying())
+        continue;
+      return fail("liveness", "\"" + text + "\" was accepted at " + name(conv) + "#"
+                                  + std::to_string(i) + " which the router's log does not hold");
+    }
+    if (d != views_[info.author].convs[conv].d.end() && d->second != it->second.e.d)
+      continue;
+    for (const auto& x : it->second.e.slots) {
+      if (views_[x].convs[conv].accepted.contains(i) || excused_member(x, conv, i))
+        continue;
+      return fail("liveness", x + " never accepted " + name(conv) + "#" + std::to_string(i) + " (\""
+                                  + text + "\" by " + info.author
+                                  + ") although it was a member then");
+    }
+  }
+  // A SETUP is ordered, or was refused (a drop checked for its cause when it happened).
+  for (const auto& conv : convs_)
+    for (const auto& u : users_)
+      if (const client_conv* cc = w_.user(u).find(conv);
+          cc != nullptr && cc->status == conv_status::pending_setup && !cc->outbox.empty()
+          && !w_.router(conv).stopped())
+        return fail("liveness", u + "'s SETUP of " + name(conv)
+                                    + " was never ordered after the adversary stopped");
+  // Every member still in the conversation caught up and has nothing left to send.
+  for (const auto& conv : convs_) {
+    router_conv& rc = w_.router(conv);
+    const conv_state* st = rc.state();
+    if (st == nullptr || rc.stopped() || diverged(conv))
+      continue;
+    for (const auto& m : st->members) {
+      if (excused_member(m.id, conv, st->next - 1))
+        continue;
+      const auto& cv = views_[m.id].convs[conv];
+      if (!cv.last_index || *cv.last_index + 1 != st->next)
+        return fail("liveness", m.id + " is a member of " + name(conv) + " but accepted up to "
+                                    + (cv.last_index ? "#" + std::to_string(*cv.last_index)
+                                                     : std::string("nothing"))
+                                    + " of " + std::to_string(st->next) + " entries");
+      const client_conv* cc = w_.user(m.id).find(conv);
+      if (cc != nullptr && !cc->outbox.empty()) {
+        const auto& e = cc->outbox.front();
+        return fail(
+            "liveness",
+            m.id + " still has " + std::to_string(cc->outbox.size())
+                + " message(s) in its outbox of " + name(conv)
+                + " (first: " + std::string(to_string(e.type)) + " aseq " + std::to_string(e.aseq)
+                + (e.stale_after ? ", waiting for STALE(" + std::to_string(*e.stale_after) + ")"
+                                 : std::string())
+                + ")");
+      }
+    }
+  }
+}
+
+void sim_driver::check_settled_agreement() {
+  if (failed_)
+    return;
+  // Clients that are neither halted, alarmed nor stalled agree at every index. With no honest
+  // mirror this is all detection can give (DESIGN.md §1): a fork that, say, removes a member
+  // on its branch leaves that member silent for good. Stalled: forked onto a branch the
+  // router's log does not hold (nothing it sends can be ordered), or counted a member by the
+  // router but not at its last index (or holding no active conversation).
+  auto stalled = [&](const std::string& u, const conv_id& conv) {
+    if (forked_user(u, conv))
+      return true;
+    const conv_state* st = w_.router(conv).state();
+    if (st == nullptr || !st->is_member(u))
+      return false;
+    const auto& cv = views_[u].convs[conv];
+    return !is_active_member(u, conv) || !cv.last_index || *cv.last_index + 1 != st->next;
+  };
+  std::map<std::pair<conv_id, uint64_t>, std::pair<hash32, std::string>> seen;
+  for (const auto& u : users_) {
+    for (const auto& [conv, cv] : views_[u].convs) {
+      if (has_alarm_in(u, conv) || stalled(u, conv))
+        continue;
+      for (const auto& [i, d] : cv.d) {
+        auto [it, fresh] = seen.try_emplace({conv, i}, d, u);
+        if (!fresh && it->second.first != d)
+          return fail("agreement (same entry at every index, or stalled or alarmed)",
+                      u + " and " + it->second.second + " hold different entries at " + name(conv)
+                          + "#" + std::to_string(i) + " and neither stalled nor raised an alarm");
+      }
+    }
+  }
+}
+
+void sim_driver::check_removed_slots() {
+  if (failed_ || all_lying())
+    return;
+  // A removed member gets no block (nothing to decrypt) until an UPDATE adds it again.
+  for (const auto& u : users_) {
+    for (const auto& [conv, t] : w_.node(u).transcript) {
+      auto& log = w_.log(conv);
+      for (const auto& e : t) {
+        if (e.type != msg_type::update || !in_sorted(e.removes, u))
+          continue;
+        for (auto it = log.upper_bound(e.index); it != log.end(); ++it) {
+          const common& c = it->second.e.c;
+          if (c.type == msg_type::update && find_member(c.adds, u) != nullptr)
+            break;
+          if (in_sorted(it->second.e.slots, u))
+            return fail("removed member decrypts nothing after its removal",
+                        "entry " + name(conv) + "#" + std::to_string(it->first)
+                            + " carries a slot for " + u + ", removed at #"
+                            + std::to_string(e.index));
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Random actions.
+
+std::optional<conv_id> sim_driver::pick_conv(action_source& src) {
+  if (convs_.empty())
+    return std::nullopt;
+  return convs_[src.pick(static_cast<uint32_t>(convs_.size()))];
+}
+
+std::vector<std::string> sim_driver::pick_subset(action_source& src,
+                                                 const std::vector<std::string>& from) {
+  std::vector<std::string> out;
+  for (const auto& x : from)
+    if (src.pick(2) == 1)
+      out.push_back(x);
+  if (out.empty() && !from.empty())
+    out.push_back(from[src.pick(static_cast<uint32_t>(from.size()))]);
+  return out;
+}
+
+void sim_driver::random_action(action_source& src) {
+  if (failed_)
+    return;
+  enum kind : uint8_t {
+    k_deliver,
+    k_send,
+    k_receipt,
+    k_receipts_due,
+    k_update,
+    k_create,
+    k_toggle,
+    k_reconnect,
+    k_crash,
+    k_time,
+    k_drop,
+    k_duplicate,
+    k_delay,
+    k_swap,
+    k_tamper,
+    k_misroute,
+    k_fork_snapshot,
+    k_fork_push,
+    k_forge,
+    k_mirror_down,
+    k_hint,
+    k_cheat,
+    k_count
+  };
+  uint32_t weight[k_count] = {40, 16, 3, 2, 5, 1, 3, 2, 2, 3, 3, 3, 3, 3, 3, 1, 1, 2, 1, 1, 2, 2};
+  if (!cfg_.adversary)
+    for (int k = k_drop; k <= k_hint; ++k)
+      weight[k] = 0;
+  if (!cfg_.dishonest_members)
+    weight[k_cheat] = 0;
+  if (convs_.size() >= cfg_.max_convs)
+    weight[k_create] = 0;
+  uint32_t total = 0;
+  for (uint32_t x : weight)
+    total += x;
+  uint32_t r = src.pick(total);
+  int which = 0;
+  while (r >= weight[which])
+    r -= weight[which++];
+
+  const auto n_users = static_cast<uint32_t>(users_.size());
+  const std::string& someone = users_[src.pick(n_users)];
+  const auto net_size = static_cast<uint32_t>(w_.network().size());
+  // An online, active member of a random conversation.
+  auto actor = [&](conv_id& conv) -> std::optional<std::string> {
+    auto c = pick_conv(src);
+    if (!c)
+      return std::nullopt;
+    conv = *c;
+    std::vector<std::string> cands;
+    for (const auto& u : users_)
+      if (w_.node(u).online && is_active_member(u, conv))
+        cands.push_back(u);
+    if (cands.empty())
+      return std::nullopt;
+    return cands[src.pick(static_cast<uint32_t>(cands.size()))];
+  };
+  conv_id conv{};
+  switch (static_cast<kind>(which)) {
+    case k_deliver: {
+      const uint32_t n = 1 + src.pick(8);
+      for (uint32_t k = 0; k < n && deliver(); ++k) {
+      }
+      break;
+    }
+    case k_send:
+      if (auto a = actor(conv))
+        send(*a, conv);
+      break;
+    case k_receipt:
+      if (auto a = actor(conv))
+        receipt(*a, conv);
+      break;
+    case k_receipts_due:
+      receipts_due();
+      break;
+    case k_update: {
+      auto a = actor(conv);
+      if (!a)
+        break;
+      const client_conv* cc = w_.user(*a).find(conv);
+      std::vector<std::string> outside, inside;
+      for (const auto& u : users_) {
+        if (cc->st.is_member(u)) {
+          if (u != *a)
+            inside.push_back(u);
+        } else {
+          outside.push_back(u);
+        }
+      }
+      std::vector<std::string> adds, removes;
+      const uint32_t op = src.pick(8);
+      if ((op <= 3 || op == 6) && !outside.empty())
+        adds.push_back(outside[src.pick(static_cast<uint32_t>(outside.size()))]);
+      if ((op == 4 || op == 5 || op == 6) && inside.size() >= 2)
+        removes.push_back(inside[src.pick(static_cast<uint32_t>(inside.size()))]);
+      if (op == 7 && inside.size() >= 2)
+        removes.push_back(*a);  // leaving
+      if (adds.empty() && removes.empty())
+        break;
+      update(*a, conv, adds, removes);
+      break;
+    }
+    case k_create: {
+      if (!w_.node(someone).online)
+        break;
+      std::vector<std::string> others;
+      for (const auto& u : users_)
+        if (u != someone)
+          others.push_back(u);
+      others = pick_subset(src, others);
+      create(someone, others);
+      break;
+    }
+    case k_toggle:
+      set_online(someone, !w_.node(someone).online);
+      break;
+    case k_reconnect:
+      if (w_.node(someone).online)
+        reconnect(someone);
+      break;
+    case k_crash:
+      crash(someone);
+      break;
+    case k_time:
+      advance_time(1 + src.pick(90));
+      break;
+    case k_drop:
+      drop(src.pick(net_size));
+      break;
+    case k_duplicate:
+      duplicate(src.pick(net_size), src.pick(net_size + 1));
+      break;
+    case k_delay:
+      delay(src.pick(net_size));
+      break;
+    case k_swap:
+      swap(src.pick(net_size), src.pick(net_size));
+      break;
+    case k_tamper:
+      tamper(src.pick(net_size), src.pick(64), src.pick(1024));
+      break;
+    case k_misroute:
+      misroute(src.pick(net_size), someone);
+      break;
+    case k_fork_snapshot:
+      if (auto c = pick_conv(src))
+        fork_snapshot(*c);
+      break;
+    case k_fork_push: {
+      auto c = pick_conv(src);
+      if (!c || !forks_.contains(*c))
+        break;
+      const uint32_t pick = src.pick(8);
+      const bool steal = src.pick(2) == 1;
+      fork_push(*c, pick, steal, pick_subset(src, members_of(*c)));
+      break;
+    }
+    case k_forge: {
+      auto c = pick_conv(src);
+      if (!c || w_.router(*c).state() == nullptr)
+        break;
+      const uint64_t from = src.pick(static_cast<uint32_t>(w_.router(*c).state()->next));
+      forge_replay(*c, from, pick_subset(src, members_of(*c)));
+      break;
+    }
+    case k_mirror_down: {
+      const size_t k = src.pick(static_cast<uint32_t>(cfg_.mirrors));
+      set_mirror_down(k, !w_.mirror_at(k).down);
+      break;
+    }
+    case k_hint: {
+      // A forged hint about one of the user's outbox messages.
+      auto c = pick_conv(src);
+      if (!c)
+        break;
+      const client_conv* cc = w_.user(someone).find(*c);
+      if (cc == nullptr || cc->outbox.empty())
+        break;
+      const uint64_t aseq = cc->outbox[src.pick(static_cast<uint32_t>(cc->outbox.size()))].aseq;
+      rejection rej;
+      rej.kind = static_cast<rejection_kind>(1 + src.pick(14));
+      rej.value = src.pick(2) == 0 ? src.pick(64) : aseq + src.pick(3);
+      forge_rejection(someone, *c, aseq, rej);
+      break;
+    }
+    case k_cheat: {
+      auto a = actor(conv);
+      if (!a)
+        break;
+      const client_conv* cc = w_.user(*a).find(conv);
+      std::vector<std::string> others, outside;
+      for (const auto& u : users_) {
+        if (cc->st.is_member(u)) {
+          if (u != *a)
+            others.push_back(u);
+        } else {
+          outside.push_back(u);
+        }
+      }
+      const uint32_t how = src.pick(6);
+      if (how == 4) {
+        // An equivocating UPDATE: add someone, its block for one member is garbage.
+        if (outside.empty() || others.empty())
+          break;
+        const std::string add = outside[src.pick(static_cast<uint32_t>(outside.size()))];
+        std::vector<std::string> victims = others;
+        victims.push_back(add);
+        cheat_update(*a, conv, {add}, {}, victims[src.pick(static_cast<uint32_t>(victims.size()))]);
+      } else if (how == 5) {
+        if (convs_.size() >= cfg_.max_convs)
+          break;
+        std::vector<std::string> all;
+        for (const auto& u : users_)
+          if (u != *a)
+            all.push_back(u);
+        auto chosen = pick_subset(src, all);
+        cheat_create(*a, chosen, chosen[src.pick(static_cast<uint32_t>(chosen.size()))]);
+      } else if (how == 2) {
+        const member_list& ms = w_.ms();
+        cheat_send(*a, conv, cheat::amb, ms[src.pick(static_cast<uint32_t>(ms.size()))].id);
+      } else if (!others.empty() || how == 3) {
+        const std::string victim =
+            others.empty() ? *a : others[src.pick(static_cast<uint32_t>(others.size()))];
+        cheat_send(*a, conv, static_cast<cheat>(how), victim);
+      }
+      break;
+    }
+    case k_count:
+      break;
+  }
+}
+
+std::optional<violation> run_simulation(const sim_config& cfg, action_source& src,
+                                        sim_stats* stats) {
+  sim_driver d(cfg);
+  // A first conversation, so that the run starts with something to do.
+  std::vector<std::string> others;
+  for (size_t k = 1; k < d.users().size(); ++k)
+    if (k < 3 || src.pick(2) == 1)
+      others.push_back(d.users()[k]);
+  d.create(d.users()[0], others);
+  d.deliver_all();
+  for (size_t n = 0; n < cfg.max_actions && !src.exhausted() && !d.failed(); ++n)
+    d.random_action(src);
+  d.finish();
+  if (stats != nullptr)
+    *stats = d.stats();
+  return d.failed();
+}
+
+}  // namespace cowpi::sim
