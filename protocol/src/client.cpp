@@ -253,6 +253,8 @@ expected<void> client::add_bundles(const conv_id& conv, const std::vector<prekey
   for (const auto& b : bundles) {
     if (const member* o = find_member(pinned_ms_, b.owner); o != nullptr && o->lpk != b.lpk)
       return fail(errc::directory, "mirror key differs from the pinned mirror set");
+    if (const member* m = find_member(cc.st.members, b.owner); m != nullptr && m->lpk != b.lpk)
+      return fail(errc::directory, "a member's key differs from the one in the conversation");
   }
   for (const auto& b : bundles) {
     if (b.key.kind == key_kind::ratchet) continue;
@@ -1029,7 +1031,9 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
     for (const auto& id : c.removes) target.channels.erase(id);
   }
   if (acc.is_void) target.voids_pending.insert(i);
-  if (!own) target.last_foreign = static_cast<int64_t>(i);
+  // A RECEIPT is not itself something to acknowledge (§3.7): counting it would make members
+  // answer each other's receipts for ever. Its VOIDs still trigger a RECEIPT (voids_pending).
+  if (!own && c.type != msg_type::receipt) target.last_foreign = static_cast<int64_t>(i);
   target.d_recent[i] = v.d;
   while (target.d_recent.size() > opts_.d_window) target.d_recent.erase(target.d_recent.begin());
 

@@ -290,10 +290,15 @@ expected<void> router_store::persist_answers(const log_entry& e,
   };
   // Read everything first, so that a failed read leaves the overlay untouched.
   std::vector<std::pair<std::string, cursor_record>> updates;
+  COWPI_TRY(const uint64_t start, log_start(e.c.conv));
   for (const auto& j : e.joiners) {
     COWPI_TRY(auto c, current(j));
-    // A re-added member keeps what it has not acknowledged of its earlier membership.
-    updates.emplace_back(j, cursor_record{c ? std::min(c->next, i) : i, std::nullopt});
+    // A re-added member keeps what it has not acknowledged of its earlier membership, unless
+    // retention already deleted it: then it starts at the entry that adds it (a cursor below
+    // the log's start would read HISTORY_EXPIRED for ever).
+    uint64_t next = i;
+    if (c && c->next < i && c->next >= start) next = c->next;
+    updates.emplace_back(j, cursor_record{next, std::nullopt});
   }
   if (e.c.type == protocol::msg_type::update) {
     for (const auto& r : e.c.removes) {

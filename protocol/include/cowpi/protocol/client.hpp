@@ -186,9 +186,11 @@ struct rejection_result {
 
 /// One user's client. Not thread-safe (a value the caller serialises).
 ///
-/// Every operation either fails with no change, or changes the client and
-/// says in `client_changes` what to persist. Persist before sending anything
-/// an operation returns (DESIGN.md §4 "Acknowledgement = durability").
+/// Every operation either fails with no change, or changes the client. `receive` and
+/// `on_rejection` say in `client_changes` what to persist; the sending operations (`create`,
+/// `send_message`, `send_receipt`, `update`, `flush_rebuilds`) change the conversation they
+/// name, `add_bundles` its channels, and `make_prekeys`/`expire_keys` the key store. Persist
+/// before sending anything an operation returns (DESIGN.md §4 "Acknowledgement = durability").
 class client {
 public:
   client(identity self, member_list pinned_ms, client_options opts = {});
@@ -221,9 +223,10 @@ public:
   /// Members and mirrors of `conv` this client has no key to send to yet:
   /// fetch bundles for them, then `add_bundles`.
   std::vector<std::string> missing_keys(const conv_id& conv) const;
-  /// Records fetched first-contact keys for peers of `conv`. Bundles whose
-  /// owner is not a peer are ignored; a mirror bundle whose lpk differs from
-  /// the pinned one is refused with `errc::directory`.
+  /// Records fetched first-contact keys for `conv`: for its members and mirrors, and for
+  /// users about to be added by `update` (so any owner is recorded). A bundle whose lpk
+  /// differs from a pinned mirror's or a current member's is refused with `errc::directory`
+  /// and nothing is recorded.
   [[nodiscard]] expected<void> add_bundles(const conv_id& conv,
                                            const std::vector<prekey_bundle>& bundles);
   /// Creates a conversation with `others` (ids with long-term keys) using

@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: Apache-2.0
+// The mirror process's published endpoint: checks the router's HELLO, then runs every link
+// request through the single writer of the mirror state and its store.
+#pragma once
+
+#include <caf/all.hpp>
+
+#include <memory>
+
+#include "cowpi/config/provider_config.hpp"
+#include "cowpi/protocol/mirror.hpp"
+#include "cowpi/storage/mirror_store.hpp"
+
+namespace cowpi::actors {
+
+/// What the endpoint owns: the mirror state machine and its store (the store outlives it).
+struct mirror_endpoint_deps {
+  std::unique_ptr<protocol::mirror> mirror;
+  storage::mirror_store* store = nullptr;
+  config::peer router;  // the one router allowed to connect
+};
+
+/// Spawns the endpoint as a detached actor (its synced RocksDB writes block only its own
+/// thread). It answers `(link_atom, link_frame)` requests with a `link_frame`.
+caf::actor spawn_mirror_endpoint(caf::actor_system& sys, mirror_endpoint_deps deps);
+
+}  // namespace cowpi::actors

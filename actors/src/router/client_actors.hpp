@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+// Private spawn functions and shared dependencies of the router's client-facing actors:
+// acceptor and connection brokers, session workers, directory, queue registry and queues.
+#pragma once
+
+#include "cowpi/protocol/expected.hpp"
+#include "cowpi/protocol/keys.hpp"
+#include "cowpi/protocol/messages.hpp"
+#include "cowpi/protocol/router.hpp"
+#include "cowpi/storage/router_store.hpp"
+
+#include <caf/all.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace cowpi::actors {
+
+/// What every connection (broker and session worker) needs. Shared, immutable once built.
+struct connection_deps {
+  std::shared_ptr<const protocol::identity> router;
+  caf::actor directory;
+  caf::actor registry;
+  caf::actor queues;
+  std::string host;
+  uint16_t port = 0;
+  size_t max_frame = 0;
+  size_t max_connections = 0;
+  size_t max_unsent_bytes = 0;
+  size_t max_inflight_requests = 0;
+  std::chrono::milliseconds handshake_timeout{0};
+  std::chrono::milliseconds idle_timeout{0};
+  std::chrono::milliseconds frame_timeout{0};
+  std::chrono::milliseconds request_timeout{0};
+};
+
+using connection_deps_ptr = std::shared_ptr<const connection_deps>;
+
+/// Spawns the acceptor broker, binds it to `d->host:d->port` and returns it with the bound
+/// port, or the bind error. Blocks the caller (a non-actor thread) for at most `timeout`.
+[[nodiscard]] expected<std::pair<caf::actor, uint16_t>> spawn_acceptor(
+    caf::actor_system& sys, connection_deps_ptr d, std::chrono::milliseconds timeout);
+
+/// Spawns the session worker of the connection broker `broker` (called by the broker).
+caf::actor spawn_session_worker(caf::actor_system& sys, caf::actor broker, connection_deps_ptr d);
+
+/// What the directory actor needs.
+struct directory_deps {
+  storage::router_store* store = nullptr;
+  protocol::directory_policy policy;
+  /// Provider ids (the router's own and every mirror's): never registrable.
+  std::set<std::string> providers;
+};
+
+/// Spawns the directory (detached: its store calls block on synced writes).
+caf::actor spawn_directory(caf::actor_system& sys, directory_deps d);
+
+/// What the queue registry and its queue actors need.
+struct queue_deps {
+  storage::router_store* store = nullptr;
+  size_t window_envelopes = 0;
+  size_t window_bytes = 0;
+  std::chrono::milliseconds request_timeout{0};
+  /// The detached cursor writers; a user's acks always go to the same one.
+  std::vector<caf::actor> writers;
+};
+
+/// Spawns one detached cursor writer: `(cack_atom, user, conv, index)` -> bool (synced).
+caf::actor spawn_ack_writer(caf::actor_system& sys, storage::router_store* store);
+
+/// Spawns the queue registry (contracts.md "queues").
+caf::actor spawn_queue_registry(caf::actor_system& sys, queue_deps d);
+
+/// Returns an estimate of the encoded size of `e` (bytes counted against the delivery
+/// window; within a few hundred bytes of `wire::encode`).
+size_t estimated_size(const protocol::envelope& e);
+
+/// Returns wall-clock seconds since the epoch (registration times, fetch budget windows).
+uint64_t unix_seconds();
+
+}  // namespace cowpi::actors

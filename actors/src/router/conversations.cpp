@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: Apache-2.0
+// The router's ordering path (DESIGN.md §3.4, §4): a conversation actor drives
+// protocol::router_conv, persists before it sends, and pokes members' queues.
+#include "conversations.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <unordered_map>
+
+#include "../type_ids.hpp"
+#include "cowpi/actors/fault.hpp"
+#include "cowpi/crypto/bytes.hpp"
+
+namespace cowpi::actors {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+uint64_t now_seconds() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+std::string short_id(const protocol::conv_id& c) { return to_hex(byte_view(c.data(), 4)); }
+
+// Where to send a late rejection of (author, aseq).
+struct route {
+  caf::actor session;
+  uint64_t request_id = 0;
+};
+
+struct conv_state {
+  std::optional<protocol::router_conv> rc;
+  conversation_deps d;
+  protocol::conv_id conv{};
+  caf::actor registry;  // relays pokes to the queue registry
+  std::map<std::pair<std::string, uint64_t>, route> routes;
+  /// Entries whose append is queued but not yet synced (COMMIT waits for the sync).
+  std::set<uint64_t> appending;
+  std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
+  static inline const char* name = "conversation";
+};
+
+using conv_actor = caf::stateful_actor<conv_state>;
+
+void pump(conv_actor* self);
+
+void notify_rejection(conv_actor* self, const std::string& author, uint64_t aseq,
+                      const protocol::rejection& why) {
+  auto& routes = self->state.routes;
+  auto it = routes.find({author, aseq});
+  if (it == routes.end()) return;  // the client resends on reconnect and learns then
+  if (it->second.session)
+    self->send(it->second.session, reject_atom_v,
+               late_rejection{it->second.request_id, self->state.conv, aseq, why});
+  routes.erase(it);
+}
+
+void send_commit(conv_actor* self, uint64_t i, size_t k);
+
+void on_commit_answer(conv_actor* self, uint64_t i, size_t k, const protocol::link_response& r) {
+  auto& st = self->state;
+  auto p = st.rc->on_commit_answer(i, k, r);
+  if (p.stop_reason) {
+    spdlog::error("conversation {}: stopped: {} (operator alarm)", short_id(st.conv),
+                  *p.stop_reason);
+    auto ok = st.d.store->persist_stop(*st.rc);
+    if (!ok) spdlog::error("conversation {}: cannot persist the stop: {}", short_id(st.conv),
+                           ok.error().message());
+    std::vector<std::pair<std::string, uint64_t>> keys;
+    for (const auto& [key, rt] : st.routes) keys.push_back(key);
+    for (const auto& key : keys)
+      notify_rejection(self, key.first, key.second,
+                       protocol::rejection{protocol::rejection_kind::stopped, 0, {}});
+    return;
+  }
+  if (p.resend_from) {
+    for (const auto& [j, e] : st.rc->in_flight())
+      if (j >= *p.resend_from) send_commit(self, j, k);
+    return;
+  }
+  if (!p.complete) return;
+  // Every mirror answered: persist the answers (the entry becomes deliverable), then ACK
+  // the mirrors and poke the members.
+  auto ok = st.d.store->persist_answers(*p.entry, p.answers);
+  if (!ok) {
+    spdlog::critical("conversation {}: cannot persist answers ({}); exiting so that a restart "
+                     "resends COMMIT from the log",
+                     short_id(st.conv), ok.error().message());
+    std::_Exit(70);
+  }
+  fault_point(fault::router_answers_after_sync);
+  for (size_t m = 0; m < st.d.links.size(); ++m)
+    self->request(st.d.links[m], st.d.commit_timeout, link_atom_v,
+                  protocol::link_request{protocol::link_ack{st.conv, i}})
+        .then([](const protocol::link_response&) {}, [](const caf::error&) {});
+  self->send(st.registry, poke_atom_v, st.conv, i, p.entry->slots);
+  st.routes.erase({p.entry->c.author, p.entry->c.aseq});
+  pump(self);
+}
+
+void send_commit(conv_actor* self, uint64_t i, size_t k) {
+  auto& st = self->state;
+  auto it = st.rc->in_flight().find(i);
+  if (it == st.rc->in_flight().end() || st.appending.contains(i)) return;
+  const auto* got = st.rc->answers(i);
+  if (got != nullptr && k < got->size() && (*got)[k]) return;  // already answered
+  const protocol::log_entry& e = it->second;
+  protocol::commit_msg cm{i, e.d, e.prepare_for(k)};
+  self->request(st.d.links[k], st.d.commit_timeout, link_atom_v, protocol::link_request{cm})
+      .then([=](const protocol::link_response& r) { on_commit_answer(self, i, k, r); },
+            [=](const caf::error&) {
+              // No answer: retry later (COMMIT is idempotent); a link coming back up
+              // resends sooner.
+              self->delayed_anon_send(self, 1s, retry_atom_v, i, k);
+            });
+}
+
+void start_append(conv_actor* self, const protocol::log_entry& e) {
+  auto& st = self->state;
+  st.appending.insert(e.index);
+  fault_point(fault::router_log_before_sync);
+  auto me = caf::actor_cast<caf::actor>(self);
+  const uint64_t i = e.index;
+  st.d.store->append_async(*st.rc, e, now_seconds(), [me, i](expected<void> r) {
+    caf::anon_send(me, appended_atom_v, i, r.has_value());
+  });
+}
+
+void on_decision(conv_actor* self, const protocol::prepare_decision& d) {
+  for (const auto& rj : d.rejections) notify_rejection(self, rj.author, rj.aseq, rj.why);
+  if (d.ordered) start_append(self, *d.ordered);
+}
+
+void pump(conv_actor* self) {
+  auto& st = self->state;
+  st.last_activity = std::chrono::steady_clock::now();
+  std::vector<protocol::prepare_decision::rejected> rejs;
+  auto store = st.d.store;
+  auto jobs = st.rc->ready(
+      [store](const std::string& id) -> std::optional<protocol::published_key> {
+        auto k = store->last_resort(id);
+        return k ? *k : std::nullopt;
+      },
+      rejs);
+  for (const auto& rj : rejs) notify_rejection(self, rj.author, rj.aseq, rj.why);
+  for (const auto& job : jobs) {
+    for (size_t k = 0; k < job.per_mirror.size(); ++k) {
+      const uint64_t id = job.job;
+      self->request(st.d.links[k], st.d.prepare_timeout, link_atom_v,
+                    protocol::link_request{job.per_mirror[k]})
+          .then(
+              [=](const protocol::link_response& r) {
+                if (auto d = self->state.rc->on_prepared(id, k, r, now_seconds()))
+                  on_decision(self, *d);
+              },
+              [=](const caf::error&) {
+                if (auto d = self->state.rc->on_prepare_timeout(id)) on_decision(self, *d);
+              });
+    }
+  }
+}
+
+caf::behavior conversation(conv_actor* self, protocol::conv_id conv, conversation_deps d,
+                           std::optional<protocol::router_conv> loaded, caf::actor registry) {
+  auto& st = self->state;
+  st.conv = conv;
+  st.registry = std::move(registry);
+  st.d = std::move(d);
+  st.rc = loaded ? std::move(loaded) : protocol::router_conv(conv, st.d.ms, st.d.limits);
+  // Entries logged before a restart and still missing answers: resend COMMIT.
+  for (const auto& [i, e] : st.rc->in_flight())
+    for (size_t k = 0; k < st.d.links.size(); ++k) send_commit(self, i, k);
+  self->delayed_anon_send(self, st.d.idle, idle_atom_v);
+  return {
+      [=](submit_atom, submit_request& r) -> protocol::response_body {
+        auto& s = self->state;
+        s.last_activity = std::chrono::steady_clock::now();
+        auto aseq = s.rc->intake(std::move(r.submit), r.user, now_seconds());
+        if (!aseq) return aseq.error();
+        s.routes[{r.user, *aseq}] = route{r.session, r.request_id};
+        pump(self);
+        return protocol::ok_result{};
+      },
+      [=](appended_atom, uint64_t i, bool ok) {
+        auto& s = self->state;
+        s.appending.erase(i);
+        if (!ok) {
+          spdlog::critical("conversation {}: log append failed; exiting so that a restart "
+                           "reloads the last durable state",
+                           short_id(s.conv));
+          std::_Exit(70);
+        }
+        fault_point(fault::router_log_after_sync);
+        for (size_t k = 0; k < s.d.links.size(); ++k) send_commit(self, i, k);
+      },
+      [=](retry_atom, uint64_t i, size_t k) { send_commit(self, i, k); },
+      [=](linkup_atom, size_t k) {
+        for (const auto& [i, e] : self->state.rc->in_flight()) send_commit(self, i, k);
+        pump(self);
+      },
+      [=](idle_atom) {
+        auto& s = self->state;
+        const bool busy = s.rc->pending() > 0 || !s.appending.empty();
+        if (!busy && std::chrono::steady_clock::now() - s.last_activity >= s.d.idle) {
+          self->quit();
+          return;
+        }
+        self->delayed_anon_send(self, s.d.idle, idle_atom_v);
+      },
+      [=](stats_atom) -> std::string {
+        const auto& s = self->state;
+        const auto* cs = s.rc->state();
+        return nlohmann::json{{"conv", to_hex(s.conv)},
+                              {"next", cs ? cs->next : 0},
+                              {"pending", s.rc->pending()},
+                              {"stopped", s.rc->stopped()}}
+            .dump();
+      },
+  };
+}
+
+struct registry_state {
+  conversation_deps d;
+  caf::actor queues;
+  std::map<protocol::conv_id, caf::actor> live;
+  static inline const char* name = "conversation-registry";
+};
+
+using registry_actor = caf::stateful_actor<registry_state>;
+
+expected<caf::actor> conversation_for(registry_actor* self, const protocol::conv_id& conv) {
+  auto& st = self->state;
+  if (auto it = st.live.find(conv); it != st.live.end()) return it->second;
+  COWPI_TRY(auto loaded, st.d.store->load_conv(conv, st.d.ms, st.d.limits));
+  auto a = self->spawn(conversation, conv, st.d, std::move(loaded),
+                       caf::actor_cast<caf::actor>(self));
+  self->monitor(a);
+  st.live.emplace(conv, a);
+  return a;
+}
+
+caf::behavior registry(registry_actor* self, conversation_deps d) {
+  self->state.d = std::move(d);
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& live = self->state.live;
+    for (auto it = live.begin(); it != live.end(); ++it)
+      if (it->second.address() == dm.source) {
+        live.erase(it);
+        break;
+      }
+  });
+  // Resume conversations with entries in flight (a COMMIT to resend).
+  if (auto convs = self->state.d.store->conversations()) {
+    for (const auto& conv : *convs) {
+      auto loaded = self->state.d.store->load_conv(conv, self->state.d.ms, self->state.d.limits);
+      if (loaded && *loaded && !(*loaded)->in_flight().empty()) (void)conversation_for(self, conv);
+    }
+  } else {
+    spdlog::error("router: cannot list conversations: {}", convs.error().message());
+  }
+  return {
+      [=](submit_atom, submit_request& r) -> caf::result<caf::message> {
+        auto a = conversation_for(self, r.submit.c.conv);
+        if (!a) {
+          spdlog::error("router: cannot load a conversation: {}", a.error().message());
+          return caf::make_message(protocol::response_body{
+              protocol::rejection{protocol::rejection_kind::unavailable, 0, {}}});
+        }
+        return self->delegate(*a, submit_atom_v, std::move(r));
+      },
+      [=](linkup_atom, size_t k) {
+        for (const auto& [conv, a] : self->state.live) self->send(a, linkup_atom_v, k);
+      },
+      [=](attach_atom, caf::actor queues) { self->state.queues = std::move(queues); },
+      [=](poke_atom, const protocol::conv_id& conv, uint64_t i, std::vector<std::string>& members) {
+        if (self->state.queues) self->send(self->state.queues, poke_atom_v, conv, i, std::move(members));
+      },
+      [=](stats_atom) -> std::string {
+        return nlohmann::json{{"live_conversations", self->state.live.size()}}.dump();
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_conversation_registry(caf::actor_system& sys, conversation_deps deps) {
+  return sys.spawn(registry, std::move(deps));
+}
+
+}  // namespace cowpi::actors

@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: Apache-2.0
+// The conversation registry (the shard directory's local part) and one conversation actor per
+// conversation: intake, PREPARE, index, synced append, COMMIT, answers, delivery pokes.
+#pragma once
+
+#include <caf/all.hpp>
+
+#include <chrono>
+#include <vector>
+
+#include "cowpi/protocol/router.hpp"
+#include "cowpi/storage/router_store.hpp"
+
+namespace cowpi::actors {
+
+struct conversation_deps {
+  storage::router_store* store = nullptr;
+  protocol::member_list ms;           // the configured mirror set, sorted by name
+  protocol::intake_limits limits;
+  std::vector<caf::actor> links;      // one per mirror, in MS order
+  std::chrono::milliseconds prepare_timeout{5000};
+  std::chrono::milliseconds commit_timeout{5000};
+  std::chrono::seconds idle{60};      // a conversation actor with nothing pending stops
+  std::chrono::seconds retention{30LL * 24 * 3600};
+};
+
+/// Spawns the registry. It answers `(submit_atom, submit_request)` by delegating to the
+/// conversation's actor (spawned on demand, loading its record and resuming entries still
+/// missing mirror answers), forwards `(linkup_atom, size_t)` to every live conversation, and
+/// answers `(stats_atom)` with JSON. At start it resumes every conversation with entries in
+/// flight, so that their COMMITs are resent. `(attach_atom, caf::actor queues)` names the
+/// queue registry that receives `(poke_atom, conv, index, members)` for deliverable entries.
+caf::actor spawn_conversation_registry(caf::actor_system& sys, conversation_deps deps);
+
+}  // namespace cowpi::actors

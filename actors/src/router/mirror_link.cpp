@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: Apache-2.0
+// The router<->mirror link (DESIGN.md §4): connect over mutual TLS, exchange HELLO checked
+// against configuration, carry link messages as versioned Cap'n Proto bytes, reconnect.
+#include "mirror_link.hpp"
+
+#include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "../type_ids.hpp"
+#include "cowpi/protocol/wire.hpp"
+
+namespace cowpi::actors {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+struct link_state {
+  mirror_link_deps d;
+  caf::actor registry;
+  caf::actor directory;
+  caf::actor remote;
+  bool up = false;
+  bool connecting = false;
+  std::chrono::milliseconds backoff{100};
+  uint64_t requests = 0;
+  uint64_t failures = 0;
+  uint64_t reconnects = 0;
+  std::string last_error;
+  static inline const char* name = "mirror-link";
+};
+
+using link_actor = caf::stateful_actor<link_state>;
+
+caf::error link_down() { return caf::make_error(caf::sec::request_receiver_down); }
+
+void connect(link_actor* self);
+
+void schedule_reconnect(link_actor* self) {
+  auto& st = self->state;
+  st.up = false;
+  st.connecting = false;
+  self->delayed_anon_send(self, st.backoff, retry_atom_v);
+  st.backoff = std::min<std::chrono::milliseconds>(st.backoff * 2, 5s);
+}
+
+// Sends one encoded request to the mirror and decodes its answer.
+template <class F, class E>
+void call(link_actor* self, const protocol::link_request& req, F on_answer, E on_error) {
+  auto& st = self->state;
+  ++st.requests;
+  self->request(st.remote, st.d.request_timeout, link_atom_v, link_frame{protocol::wire::encode(req)})
+      .then(
+          [=](link_frame& f) mutable {
+            auto r = protocol::wire::decode_link_response(f.bytes);
+            if (!r) {
+              ++self->state.failures;
+              on_error(caf::make_error(caf::sec::unexpected_response));
+              return;
+            }
+            on_answer(std::move(*r));
+          },
+          [=](caf::error& e) mutable {
+            ++self->state.failures;
+            on_error(e);
+          });
+}
+
+// After HELLO: keep the directory stocked with this mirror's one-time pre-keys.
+void top_up(link_actor* self) {
+  auto& st = self->state;
+  call(
+      self, protocol::topup{st.d.prekey_target},
+      [=](protocol::link_response r) {
+        if (auto* pk = std::get_if<protocol::mirror_prekeys>(&r)) {
+          protocol::upload_prekeys up{pk->one_time, pk->last_resort};
+          // A request, not a send: the directory's answer must come back as a response (an
+          // ordinary message of an unexpected type would be reflected and end an actor).
+          self->request(self->state.directory, self->state.d.request_timeout, upload_atom_v,
+                        self->state.d.peer.name, std::move(up))
+              .then([](const protocol::response_body&) {}, [](const caf::error&) {});
+        }
+      },
+      [](const caf::error&) {});
+}
+
+void hello(link_actor* self) {
+  auto& st = self->state;
+  call(
+      self, st.d.own_hello,
+      [=](protocol::link_response r) {
+        auto& s = self->state;
+        auto* h = std::get_if<protocol::link_hello>(&r);
+        if (h == nullptr || h->id != s.d.peer.name || h->lpk != s.d.peer.public_key ||
+            h->version != protocol::transport_version) {
+          s.last_error = "mirror HELLO does not match the configured id and key";
+          spdlog::error("link {}: {}", s.d.peer.name, s.last_error);
+          self->demonitor(s.remote);
+          s.remote = nullptr;
+          schedule_reconnect(self);
+          return;
+        }
+        s.up = true;
+        s.connecting = false;
+        s.backoff = 100ms;
+        spdlog::info("link {}: up", s.d.peer.name);
+        self->send(s.registry, linkup_atom_v, s.d.index);
+        top_up(self);
+      },
+      [=](const caf::error& e) {
+        self->state.last_error = "HELLO failed: " + caf::to_string(e);
+        schedule_reconnect(self);
+      });
+}
+
+void connect(link_actor* self) {
+  auto& st = self->state;
+  if (st.connecting || st.up || !st.registry) return;
+  st.connecting = true;
+  ++st.reconnects;
+  auto mm = self->system().openssl_manager().actor_handle();
+  self->request(mm, st.d.connect_timeout, caf::connect_atom_v, st.d.peer.address.host,
+                st.d.peer.address.port)
+      .then(
+          [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+            if (!ptr) {
+              self->state.last_error = "nothing published at the mirror's address";
+              schedule_reconnect(self);
+              return;
+            }
+            self->state.remote = caf::actor_cast<caf::actor>(ptr);
+            self->monitor(self->state.remote);
+            hello(self);
+          },
+          [=](caf::error& e) {
+            self->state.last_error = "connect: " + caf::to_string(e);
+            schedule_reconnect(self);
+          });
+}
+
+caf::behavior mirror_link(link_actor* self, mirror_link_deps deps) {
+  self->state.d = std::move(deps);
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (dm.source != st.remote.address()) return;
+    spdlog::warn("link {}: down", st.d.peer.name);
+    st.remote = nullptr;
+    schedule_reconnect(self);
+  });
+  return {
+      [=](attach_atom, caf::actor registry, caf::actor directory) {
+        self->state.registry = std::move(registry);
+        self->state.directory = std::move(directory);
+        connect(self);
+      },
+      [=](link_atom, const protocol::link_request& req) -> caf::result<protocol::link_response> {
+        if (!self->state.up) return link_down();
+        auto rp = self->make_response_promise<protocol::link_response>();
+        call(
+            self, req, [=](protocol::link_response r) mutable { rp.deliver(std::move(r)); },
+            [=](const caf::error& e) mutable { rp.deliver(e); });
+        return rp;
+      },
+      [=](retry_atom) { connect(self); },
+      [=](stats_atom) -> std::string {
+        const auto& s = self->state;
+        return nlohmann::json{{"mirror", s.d.peer.name},     {"up", s.up},
+                              {"requests", s.requests},      {"failures", s.failures},
+                              {"connects", s.reconnects},    {"last_error", s.last_error}}
+            .dump();
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_mirror_link(caf::actor_system& sys, mirror_link_deps deps) {
+  return sys.spawn(mirror_link, std::move(deps));
+}
+
+}  // namespace cowpi::actors

@@ -1,0 +1,521 @@
+// SPDX-License-Identifier: Apache-2.0
+// Delivery (DESIGN.md §4): the queue registry, one queue actor per connected user streaming
+// envelopes from the user's cursors under a bounded window, and the detached cursor writers.
+#include "cowpi/actors/fault.hpp"
+#include "cowpi/crypto/bytes.hpp"
+
+#include "../type_ids.hpp"
+#include "client_actors.hpp"
+#include "delivery_seam.hpp"
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <unordered_map>
+
+namespace cowpi::actors {
+
+namespace {
+
+using queue_deps_ptr = std::shared_ptr<const queue_deps>;
+
+// Envelopes read from storage per conversation per pass, so that one conversation with a long
+// backlog does not take the whole window before the others get a turn.
+constexpr size_t stream_batch = 32;
+// How long the queue waits before reading the cursors again after a storage error.
+constexpr auto reload_delay = std::chrono::seconds(1);
+// Most users and conversations listed in the admin JSON.
+constexpr size_t stats_max_users = 1000;
+constexpr size_t stats_max_convs = 256;
+// How long the registry waits for each queue's stats.
+constexpr auto stats_timeout = std::chrono::seconds(1);
+
+// ---------------------------------------------------------------------------------------------
+// Cursor writers.
+
+caf::behavior ack_writer(caf::event_based_actor*, storage::router_store* store) {
+  return {
+      [store](cack_atom, const std::string& user, const protocol::conv_id& conv,
+              uint64_t index) -> bool {
+        auto r = store->ack(user, conv, index);
+        if (!r) {
+          if (r.error().code != errc::not_found) {
+            spdlog::warn("queues: cursor write failed: {}", r.error().message());
+          }
+          return false;
+        }
+        fault_point(fault::router_ack_after_sync);
+        return true;
+      },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// One queue actor per connected user.
+
+struct conv_cursor {
+  /// The cursor as loaded from storage, advanced by this actor's acks.
+  uint64_t cursor = 0;
+  /// The next index to stream.
+  uint64_t sent = 0;
+  /// Set once the user was removed: the last index it holds a slot in.
+  std::optional<uint64_t> last;
+  /// Storage may hold entries not yet streamed.
+  bool dirty = true;
+  /// The next index was collected: HISTORY_EXPIRED was sent, nothing more is streamed.
+  bool expired = false;
+};
+
+struct unacked {
+  protocol::conv_id conv{};
+  uint64_t index = 0;
+  size_t bytes = 0;
+};
+
+struct queue_state {
+  queue_deps_ptr d;
+  caf::actor registry;
+  caf::actor writer;
+  std::string user;
+  caf::actor session;
+  std::map<protocol::conv_id, conv_cursor> convs;
+  /// Delivered, not yet acknowledged, in delivery order (the window).
+  std::deque<unacked> window;
+  size_t window_bytes = 0;
+  /// Highest acknowledged index + 1 per conversation, over this actor's life (acks whose
+  /// cursor write is still queued count: a restart never goes back behind them).
+  std::map<protocol::conv_id, uint64_t> acked_next;
+  /// Acks waiting for their conversation's previous cursor write.
+  std::map<protocol::conv_id, uint64_t> ack_pending;
+  std::set<protocol::conv_id> ack_writing;
+  uint64_t delivered = 0;
+  uint64_t acks = 0;
+  static inline const char* name = "cowpi.queue";
+};
+
+using queue_actor = caf::stateful_actor<queue_state>;
+
+bool has_room(const queue_state& st) {
+  return st.window.size() < st.d->window_envelopes
+         && (st.window.empty() || st.window_bytes < st.d->window_bytes);
+}
+
+/// Checks whether `cc`'s next index was collected; if so, tells the client (once) with
+/// rejection{history_expired} under request id 0 (docs/protocol.md, "Transport session").
+void check_expired(queue_actor* self, const protocol::conv_id& conv, conv_cursor& cc) {
+  auto& st = self->state;
+  auto start = st.d->store->log_start(conv);
+  if (!start) {
+    spdlog::warn("queues: cannot read a log start: {}", start.error().message());
+    return;
+  }
+  if (cc.sent >= *start || cc.expired) {
+    return;
+  }
+  cc.expired = true;
+  cc.dirty = false;
+  protocol::rejection why{protocol::rejection_kind::history_expired, *start,
+                          to_hex(byte_view(conv.data(), conv.size()))};
+  self->send(st.session, reject_atom_v, late_rejection{0, conv, 0, std::move(why)});
+}
+
+/// Streams envelopes from storage to the session while the window has room.
+void stream(queue_actor* self) {
+  auto& st = self->state;
+  bool progress = true;
+  while (progress && has_room(st)) {
+    progress = false;
+    for (auto& [conv, cc] : st.convs) {
+      if (!has_room(st)) {
+        break;
+      }
+      if (!cc.dirty || cc.expired) {
+        continue;
+      }
+      if (cc.last && cc.sent > *cc.last) {
+        cc.dirty = false;  // removed: everything it held a slot in was streamed
+        continue;
+      }
+      const size_t n = std::min(st.d->window_envelopes - st.window.size(), stream_batch);
+      auto envs = st.d->store->envelopes_from(conv, st.user, cc.sent, n);
+      if (!envs) {
+        // Retried on the next poke or ack.
+        spdlog::warn("queues: cannot read envelopes: {}", envs.error().message());
+        cc.dirty = false;
+        continue;
+      }
+      if (envs->empty()) {
+        cc.dirty = false;
+        check_expired(self, conv, cc);
+        continue;
+      }
+      bool full = false;
+      for (auto& env : *envs) {
+        const size_t size = estimated_size(env);
+        if (!st.window.empty() && st.window_bytes + size > st.d->window_bytes) {
+          full = true;
+          break;
+        }
+        st.window.push_back(unacked{conv, env.index, size});
+        st.window_bytes += size;
+        cc.sent = env.index + 1;
+        ++st.delivered;
+        for (auto& out : seam::outgoing_envelopes(st.user, std::move(env))) {
+          self->send(st.session, deliver_atom_v, std::move(out));
+        }
+        progress = true;
+      }
+      if (!full && envs->size() < n) {
+        cc.dirty = false;  // caught up with what is deliverable
+      }
+    }
+  }
+}
+
+/// (Re)starts streaming from the stored cursors: every unacknowledged envelope comes again.
+void load(queue_actor* self) {
+  auto& st = self->state;
+  st.convs.clear();
+  st.window.clear();
+  st.window_bytes = 0;
+  auto cursors = st.d->store->cursors_of(st.user);
+  if (!cursors) {
+    spdlog::warn("queues: cannot read cursors: {}", cursors.error().message());
+    caf::delayed_anon_send(caf::actor_cast<caf::actor>(self), reload_delay, retry_atom_v);
+    return;
+  }
+  for (const auto& [conv, c] : *cursors) {
+    conv_cursor cc;
+    cc.cursor = std::max(c.next, st.acked_next[conv]);
+    cc.sent = cc.cursor;
+    cc.last = c.last;
+    auto& slot = st.convs[conv] = cc;
+    check_expired(self, conv, slot);
+  }
+  stream(self);
+}
+
+void pump_acks(queue_actor* self) {
+  auto& st = self->state;
+  for (auto it = st.ack_pending.begin(); it != st.ack_pending.end();) {
+    if (st.ack_writing.count(it->first) != 0) {
+      ++it;
+      continue;
+    }
+    const protocol::conv_id conv = it->first;
+    const uint64_t index = it->second;
+    it = st.ack_pending.erase(it);
+    st.ack_writing.insert(conv);
+    self->request(st.writer, st.d->request_timeout, cack_atom_v, st.user, conv, index)
+        .then(
+            [self, conv](bool) {
+              self->state.ack_writing.erase(conv);
+              pump_acks(self);
+            },
+            [self, conv](caf::error& err) {
+              // The cursor lags: the envelopes come again after a reconnect.
+              spdlog::warn("queues: cursor write failed: {}", self->system().render(err));
+              self->state.ack_writing.erase(conv);
+              pump_acks(self);
+            });
+  }
+}
+
+void on_ack(queue_actor* self, const protocol::conv_id& conv, uint64_t index) {
+  auto& st = self->state;
+  auto it = st.convs.find(conv);
+  if (it == st.convs.end() || index >= it->second.sent) {
+    return;  // not streamed on this attachment: it comes (again) and is acked then
+  }
+  std::erase_if(st.window, [&](const unacked& u) {
+    if (u.conv == conv && u.index <= index) {
+      st.window_bytes -= u.bytes;
+      return true;
+    }
+    return false;
+  });
+  auto& next = st.acked_next[conv];
+  if (index + 1 > next && index + 1 > it->second.cursor) {
+    next = index + 1;
+    it->second.cursor = index + 1;
+    ++st.acks;
+    st.ack_pending[conv] = index;
+    pump_acks(self);
+  }
+  stream(self);
+}
+
+void on_poke(queue_actor* self, const protocol::conv_id& conv, uint64_t index) {
+  auto& st = self->state;
+  auto it = st.convs.find(conv);
+  if (it == st.convs.end()) {
+    // A conversation the user just joined: persist_answers created its cursor before the poke.
+    auto c = st.d->store->cursor(st.user, conv);
+    if (!c) {
+      spdlog::warn("queues: cannot read a cursor: {}", c.error().message());
+      return;
+    }
+    if (!*c) {
+      return;
+    }
+    conv_cursor cc;
+    cc.cursor = std::max((*c)->next, st.acked_next[conv]);
+    cc.sent = cc.cursor;
+    cc.last = (*c)->last;
+    it = st.convs.emplace(conv, cc).first;
+    check_expired(self, conv, it->second);
+  } else if (index >= it->second.sent && !it->second.expired) {
+    it->second.dirty = true;
+  }
+  stream(self);
+}
+
+void flush_acks_and_quit(queue_actor* self) {
+  auto& st = self->state;
+  // Acks not yet handed to the writer still go; nobody waits for their answers.
+  for (const auto& [conv, index] : st.ack_pending) {
+    self->send(st.writer, cack_atom_v, st.user, conv, index);
+  }
+  st.ack_pending.clear();
+  self->quit();
+}
+
+std::string queue_stats(const queue_state& st) {
+  nlohmann::json convs = nlohmann::json::array();
+  for (const auto& [conv, cc] : st.convs) {
+    if (convs.size() >= stats_max_convs) {
+      break;
+    }
+    nlohmann::json c{{"conv", to_hex(byte_view(conv.data(), conv.size()))},
+                     {"cursor", cc.cursor},
+                     {"sent", cc.sent},
+                     {"expired", cc.expired}};
+    if (cc.last) {
+      c["removed_at"] = *cc.last;
+    }
+    convs.push_back(std::move(c));
+  }
+  nlohmann::json j{{"user", st.user},
+                   {"window", st.window.size()},
+                   {"window_bytes", st.window_bytes},
+                   {"delivered", st.delivered},
+                   {"acks", st.acks},
+                   {"acks_writing", st.ack_writing.size() + st.ack_pending.size()},
+                   {"conversations", std::move(convs)}};
+  return j.dump();
+}
+
+caf::behavior queue(queue_actor* self, caf::actor registry, caf::actor writer, std::string user,
+                    caf::actor session, queue_deps_ptr d) {
+  auto& st = self->state;
+  st.d = std::move(d);
+  st.registry = std::move(registry);
+  st.writer = std::move(writer);
+  st.user = std::move(user);
+  st.session = std::move(session);
+  self->monitor(st.session);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& s = self->state;
+    if (dm.source == s.session) {
+      // The registry decides (a newer session may have attached meanwhile).
+      self->send(s.registry, detach_atom_v, s.user, s.session);
+    }
+  });
+  load(self);
+  return {
+      [self](attach_atom, const caf::actor& next) {
+        auto& s = self->state;
+        if (next != s.session) {
+          self->demonitor(s.session);
+          s.session = next;
+          self->monitor(s.session);
+        }
+        load(self);
+      },
+      [self](detach_atom) { flush_acks_and_quit(self); },
+      [self](cack_atom, const protocol::conv_id& conv, uint64_t index) {
+        on_ack(self, conv, index);
+      },
+      [self](poke_atom, const protocol::conv_id& conv, uint64_t index) {
+        on_poke(self, conv, index);
+      },
+      [self](retry_atom) { load(self); },
+      [self](stats_atom) { return queue_stats(self->state); },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The registry.
+
+struct registry_entry {
+  caf::actor queue;
+  caf::actor session;
+};
+
+struct registry_state {
+  queue_deps_ptr d;
+  std::unordered_map<std::string, registry_entry> users;
+  uint64_t attaches = 0;
+  uint64_t pokes = 0;
+  static inline const char* name = "cowpi.queues";
+};
+
+using registry_actor = caf::stateful_actor<registry_state>;
+
+const caf::actor& writer_for(const queue_deps& d, const std::string& user) {
+  return d.writers[std::hash<std::string>{}(user) % d.writers.size()];
+}
+
+/// Collects the queues' stats for one admin request.
+struct stats_collector {
+  nlohmann::json users = nlohmann::json::array();
+  size_t pending = 0;
+  size_t total = 0;
+  uint64_t attaches = 0;
+  uint64_t pokes = 0;
+  caf::typed_response_promise<std::string> rp;
+
+  void done() {
+    if (--pending == 0) {
+      deliver();
+    }
+  }
+  void deliver() {
+    nlohmann::json j{{"connected_users", total},
+                     {"listed", users.size()},
+                     {"attaches", attaches},
+                     {"pokes", pokes},
+                     {"users", std::move(users)}};
+    rp.deliver(j.dump());
+  }
+};
+
+caf::typed_response_promise<std::string> registry_stats(registry_actor* self) {
+  auto& st = self->state;
+  auto c = std::make_shared<stats_collector>();
+  c->rp = self->make_response_promise<std::string>();
+  c->total = st.users.size();
+  c->attaches = st.attaches;
+  c->pokes = st.pokes;
+  for (const auto& [user, e] : st.users) {
+    if (c->pending >= stats_max_users) {
+      break;
+    }
+    ++c->pending;
+    self->request(e.queue, stats_timeout, stats_atom_v)
+        .then(
+            [c](const std::string& s) {
+              auto j = nlohmann::json::parse(s, nullptr, false);
+              if (!j.is_discarded()) {
+                c->users.push_back(std::move(j));
+              }
+              c->done();
+            },
+            [c](caf::error&) { c->done(); });
+  }
+  if (c->pending == 0) {
+    c->deliver();
+  }
+  return c->rp;
+}
+
+caf::behavior queue_registry(registry_actor* self, queue_deps_ptr d) {
+  self->state.d = std::move(d);
+  self->set_down_handler([self](caf::down_msg& dm) {
+    std::erase_if(self->state.users,
+                  [&](const auto& kv) { return kv.second.queue.address() == dm.source; });
+  });
+  self->set_exit_handler([self](caf::exit_msg& em) {
+    for (auto& [user, e] : self->state.users) {
+      self->send_exit(e.queue, em.reason);
+    }
+    self->quit(em.reason);
+  });
+  return {
+      [self](attach_atom, const std::string& user, const caf::actor& session) {
+        auto& st = self->state;
+        ++st.attaches;
+        auto it = st.users.find(user);
+        if (it != st.users.end()) {
+          // The newest session of a user wins; the same session again restarts the stream.
+          it->second.session = session;
+          self->send(it->second.queue, attach_atom_v, session);
+          return;
+        }
+        auto q = self->spawn(queue, caf::actor_cast<caf::actor>(self), writer_for(*st.d, user),
+                             user, session, st.d);
+        self->monitor(q);
+        st.users.emplace(user, registry_entry{q, session});
+      },
+      [self](detach_atom, const std::string& user, const caf::actor& session) {
+        auto& st = self->state;
+        auto it = st.users.find(user);
+        if (it == st.users.end() || it->second.session != session) {
+          return;  // an older session of the user: the queue serves a newer one
+        }
+        self->send(it->second.queue, detach_atom_v);
+        self->demonitor(it->second.queue);
+        st.users.erase(it);
+      },
+      [self](cack_atom, const std::string& user, const protocol::conv_id& conv, uint64_t index) {
+        auto& st = self->state;
+        auto it = st.users.find(user);
+        if (it != st.users.end()) {
+          self->send(it->second.queue, cack_atom_v, conv, index);
+        } else {
+          // The session detached meanwhile: the ack is still the user's, record it.
+          self->send(writer_for(*st.d, user), cack_atom_v, user, conv, index);
+        }
+      },
+      [self](poke_atom, const protocol::conv_id& conv, uint64_t index,
+             const std::vector<std::string>& members) {
+        auto& st = self->state;
+        ++st.pokes;
+        for (const auto& m : members) {
+          if (auto it = st.users.find(m); it != st.users.end()) {
+            self->send(it->second.queue, poke_atom_v, conv, index);
+          }
+        }
+      },
+      [self](stats_atom) { return registry_stats(self); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_ack_writer(caf::actor_system& sys, storage::router_store* store) {
+  return sys.spawn<caf::detached>(ack_writer, store);
+}
+
+caf::actor spawn_queue_registry(caf::actor_system& sys, queue_deps d) {
+  COWPI_ASSERT(!d.writers.empty() && d.store != nullptr);
+  return sys.spawn(queue_registry, std::make_shared<const queue_deps>(std::move(d)));
+}
+
+size_t estimated_size(const protocol::envelope& e) {
+  // Cap'n Proto framing, pointers and fixed fields; blocks are 185 bytes of data plus a
+  // pointer; ids and keys as stored.
+  constexpr size_t fixed = 256;
+  constexpr size_t block = 185 + 8;
+  auto list_size = [](const protocol::member_list& l) {
+    size_t n = 0;
+    for (const auto& m : l) {
+      n += m.id.size() + 32 + 24;
+    }
+    return n;
+  };
+  size_t n = fixed + e.c.author.size() + 8 * e.c.voids.size() + list_size(e.c.ms)
+             + list_size(e.c.members) + list_size(e.c.adds);
+  for (const auto& r : e.c.removes) {
+    n += r.size() + 8;
+  }
+  n += e.body ? e.body->size() : 0;
+  n += block * (e.mirror_blocks.size() + (e.block_u ? 1 : 0));
+  return n;
+}
+
+}  // namespace cowpi::actors

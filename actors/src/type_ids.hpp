@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: Apache-2.0
+// The CAF 0.17 vocabulary of the runtime: atoms, the one type that crosses process
+// boundaries (link_frame: versioned Cap'n Proto bytes), and the protocol structs that travel
+// between actors of one process (allowed as local-only message types).
+#pragma once
+
+#include <caf/all.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cowpi/protocol/client.hpp"
+#include "cowpi/protocol/messages.hpp"
+#include "cowpi/protocol/router.hpp"
+
+namespace cowpi::actors {
+
+/// Router<->mirror link messages: `protocol::link_request` / `link_response` encoded by
+/// `protocol::wire` (versioned Cap'n Proto bytes). The only custom type registered for the
+/// network; both processes register it under the same name.
+struct link_frame {
+  std::vector<uint8_t> bytes;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, link_frame& x) {
+  return f(caf::meta::type_name("cowpi::link_frame"), x.bytes);
+}
+
+/// The answer of the router's directory to a LOGIN/REGISTER lookup.
+enum class lookup_result : uint8_t { ok = 1, unknown_user, id_taken };
+
+/// A SUBMIT handed from a session worker to the conversation registry. The registry answers
+/// the request with a `protocol::response_body` (ok_result = queued, or a rejection); a
+/// rejection decided later (a PREPARE round failed) is sent to `session` as
+/// `(reject_atom, late_rejection)`.
+struct submit_request {
+  std::string user;
+  uint64_t request_id = 0;
+  caf::actor session;
+  protocol::submit_msg submit;
+};
+
+/// A rejection the router sends a client after it answered "queued": the session turns it
+/// into `response{request_id, rejection}`.
+struct late_rejection {
+  uint64_t request_id = 0;
+  protocol::conv_id conv{};
+  uint64_t aseq = 0;
+  protocol::rejection why;
+};
+
+}  // namespace cowpi::actors
+
+// Local-only message types: protocol values passed between actors of one process. They never
+// cross the network (only link_frame does), so they need no inspect().
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::actors::lookup_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::actors::submit_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::actors::late_rejection)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::conv_id)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::public_key)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::hello_mode)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::submit_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::envelope)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::response_body)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::router_frame)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::client_frame)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::rejection)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::upload_prekeys)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::prekeys_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::users_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::status_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::published_key)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<cowpi::protocol::published_key>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::link_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::link_response)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::prepare_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::commit_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::link_ack)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::mirror_prekeys)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<std::string>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::frame_error_code)
+
+// Atoms (at most 10 characters) and the registered network type.
+CAF_BEGIN_TYPE_ID_BLOCK(cowpi, caf::first_custom_type_id)
+  CAF_ADD_TYPE_ID(cowpi, (cowpi::actors::link_frame))
+  // Link (router<->mirror).
+  CAF_ADD_ATOM(cowpi, cowpi::actors, link_atom, "link")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, linkup_atom, "linkup")
+  // Directory.
+  CAF_ADD_ATOM(cowpi, cowpi::actors, lookup_atom, "lookup")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, register_atom, "register")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, upload_atom, "upload")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, fetch_atom, "fetch")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, status_atom, "status")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, users_atom, "users")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, lastres_atom, "lastres")
+  // Conversations and delivery.
+  CAF_ADD_ATOM(cowpi, cowpi::actors, submit_atom, "submit")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, appended_atom, "appended")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, answered_atom, "answered")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, poke_atom, "poke")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, attach_atom, "attach")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, detach_atom, "detach")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, deliver_atom, "deliver")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, cack_atom, "cack")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, reject_atom, "reject")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, retry_atom, "retry")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, idle_atom, "idle")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, stats_atom, "stats")
+  // Client connections: connection broker <-> session worker.
+  CAF_ADD_ATOM(cowpi, cowpi::actors, frame_atom, "frame")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, write_atom, "write")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, shutdown_atom, "shutdown")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, pause_atom, "pause")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, resume_atom, "resume")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, authed_atom, "authed")
+  // Client runtime (actors/src/client/): connector, connection broker, client actor.
+  CAF_ADD_ATOM(cowpi, cowpi::actors, csock_atom, "csock")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, connup_atom, "connup")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, conndown_atom, "conndown")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, command_atom, "command")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, deadline_atom, "deadline")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, resend_atom, "resend")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, reconn_atom, "reconn")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, quiet_atom, "quiet")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, housekeep_atom, "housekeep")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, cevent_atom, "cevent")
+CAF_END_TYPE_ID_BLOCK(cowpi)

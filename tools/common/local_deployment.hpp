@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: Apache-2.0
+// A router and its mirrors as real cowpi-provider processes on one machine: configuration,
+// identity keys and TLS files under one folder, processes started with readiness read from
+// their stdout. Used by the local launcher (cowpi-local) and the integration tests.
+#pragma once
+
+#include "cowpi/config/deployment_file.hpp"
+#include "cowpi/config/provider_config.hpp"
+#include "cowpi/protocol/expected.hpp"
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cowpi::tools {
+
+/// One provider process.
+class provider_process {
+public:
+  provider_process() = default;
+  provider_process(const provider_process&) = delete;
+  provider_process& operator=(const provider_process&) = delete;
+  provider_process(provider_process&& o) noexcept;
+  provider_process& operator=(provider_process&& o) noexcept;
+  /// Kills (SIGKILL) a process still running and reaps it.
+  ~provider_process();
+
+  /// Starts `binary --config config` with `env` added to the environment, and waits up to
+  /// `ready_timeout` for its readiness line. stderr goes to `log` (appended). Fails with
+  /// `errc::unavailable` (and the log's tail in the context) if it exits or stays silent.
+  [[nodiscard]] static expected<provider_process> start(
+      const std::filesystem::path& binary, const std::filesystem::path& config,
+      const std::filesystem::path& log, const std::map<std::string, std::string>& env = {},
+      std::chrono::milliseconds ready_timeout = std::chrono::seconds(30));
+
+  pid_t pid() const noexcept { return pid_; }
+  /// A value from the readiness line, e.g. "clients" -> "127.0.0.1:40123".
+  std::string value(const std::string& key) const;
+  /// The port part of value(key), 0 if absent.
+  uint16_t port(const std::string& key) const;
+  /// Sends `sig`.
+  void signal(int sig) const;
+  /// Waits for the process to exit; returns its exit status (or -signal), or nullopt after
+  /// `timeout` (or when it was never started or released).
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+  /// Lets the process run on after this object dies (the launcher's detached deployment).
+  void release() noexcept { pid_ = -1; }
+  /// True while the process runs; reaps it (keeping its status for `wait`) once it exited.
+  bool running() const;
+
+private:
+  // Mutable: `running` reaps a child that has exited (a zombie is not running).
+  mutable pid_t pid_ = -1;
+  mutable std::optional<int> exit_status_;
+  std::map<std::string, std::string> ready_;
+};
+
+/// The layout of a local deployment under `dir`.
+struct local_deployment {
+  std::filesystem::path dir;
+  std::string router = "router";
+  std::vector<std::string> mirrors = {"mirror-a", "mirror-b"};
+  std::string host = "127.0.0.1";
+  /// Fixed ports (0: the OS picks). Router clients, then one per mirror.
+  uint16_t router_port = 0;
+  std::vector<uint16_t> mirror_ports;
+  config::log_level log_level = config::log_level::info;
+
+  std::filesystem::path config_path(const std::string& provider) const {
+    return dir / provider / "provider.toml";
+  }
+  std::filesystem::path log_path(const std::string& provider) const {
+    return dir / provider / "provider.log";
+  }
+  std::filesystem::path deployment_path() const { return dir / "deployment.toml"; }
+};
+
+/// Running providers of a local deployment.
+struct running_deployment {
+  provider_process router;
+  std::vector<provider_process> mirrors;  // in the order of local_deployment::mirrors
+  config::deployment_file deployment;     // what clients get (also written to disk)
+};
+
+/// Writes every file of `d` (keys, TLS material, mirror configs), starts the mirrors, writes
+/// the router config with their bound ports, starts the router and writes the client
+/// deployment file. Ports picked by the OS are written back into each config, so a provider
+/// restarted later comes back on the same address. `binary` is cowpi-provider; `env` adds
+/// environment variables per provider name (e.g. COWPI_FAULT).
+[[nodiscard]] expected<running_deployment> start_local_deployment(
+    const local_deployment& d, const std::filesystem::path& binary,
+    const std::map<std::string, std::map<std::string, std::string>>& env = {});
+
+/// Restarts one provider of `d` from its existing config (after a kill).
+[[nodiscard]] expected<provider_process> restart_provider(
+    const local_deployment& d, const std::string& provider, const std::filesystem::path& binary,
+    const std::map<std::string, std::string>& env = {});
+
+}  // namespace cowpi::tools

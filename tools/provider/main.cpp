@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: Apache-2.0
+// cowpi-provider: the provider daemon, a router or a mirror, configured by TOML.
+#include <sodium.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include "cowpi/actors/provider.hpp"
+#include "cowpi/config/provider_config.hpp"
+
+namespace {
+
+void disable_core_dumps() {
+  // Secrets live in this process's memory: never write them to a core file.
+  rlimit none{0, 0};
+  (void)setrlimit(RLIMIT_CORE, &none);
+  (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+spdlog::level::level_enum level_of(cowpi::config::log_level l) {
+  using L = cowpi::config::log_level;
+  switch (l) {
+    case L::trace: return spdlog::level::trace;
+    case L::debug: return spdlog::level::debug;
+    case L::info: return spdlog::level::info;
+    case L::warn: return spdlog::level::warn;
+    case L::error: return spdlog::level::err;
+    case L::off: return spdlog::level::off;
+  }
+  return spdlog::level::info;
+}
+
+void setup_logging(const cowpi::config::provider_config& cfg) {
+  std::shared_ptr<spdlog::logger> logger;
+  if (cfg.logging.file.empty()) {
+    logger = spdlog::stderr_color_mt("cowpi");
+  } else {
+    logger = spdlog::basic_logger_mt("cowpi", cfg.logging.file.string());
+  }
+  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [" + cfg.name + "] %v");
+  logger->set_level(level_of(cfg.logging.level));
+  logger->flush_on(spdlog::level::warn);
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "cowpi-provider: a Mobile CoWPI provider daemon. With role = \"router\" in its TOML it\n"
+      "terminates client connections, keeps the directory and orders every conversation;\n"
+      "with role = \"mirror\" it commits each ordered message once and attests it. See\n"
+      "docs/configuration.md for the file and config/examples/ for samples."};
+  std::string config_path;
+  bool check_only = false;
+  bool print_config = false;
+  app.add_option("-c,--config", config_path, "the provider's TOML configuration file")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_flag("--check", check_only, "validate the configuration and exit (0 if valid)");
+  app.add_flag("--print-config", print_config,
+               "print the effective configuration (defaults filled in) and exit");
+  CLI11_PARSE(app, argc, argv);
+
+  auto cfg = cowpi::config::load_provider_config(config_path);
+  if (!cfg) {
+    std::cerr << "cowpi-provider: " << cfg.error().context << "\n";
+    return 2;
+  }
+  if (print_config) {
+    std::cout << cowpi::config::to_toml(*cfg);
+    return 0;
+  }
+  if (check_only) {
+    std::cout << config_path << ": ok (" << cowpi::config::to_string(cfg->role) << " "
+              << cfg->name << ")\n";
+    return 0;
+  }
+  disable_core_dumps();
+  if (sodium_init() < 0) {
+    std::cerr << "cowpi-provider: libsodium failed to initialise\n";
+    return 1;
+  }
+  setup_logging(*cfg);
+
+  // Block the shutdown signals before any thread starts, so that only sigwait sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto node = cowpi::actors::provider_node::start(*cfg);
+  if (!node) {
+    std::cerr << "cowpi-provider: cannot start " << cfg->name << ": " << node.error().message()
+              << "\n";
+    return 1;
+  }
+  const auto& p = (*node)->ports();
+  // The readiness line (tests and the launcher read the bound ports from it).
+  std::printf("cowpi-provider ready role=%s name=%s", std::string(cowpi::config::to_string(cfg->role)).c_str(),
+              cfg->name.c_str());
+  if (p.clients != 0) std::printf(" clients=%s:%u", cfg->clients.host.c_str(), p.clients);
+  if (p.links != 0) std::printf(" links=%s:%u", cfg->links.host.c_str(), p.links);
+  std::printf(" admin=%s lpk=%s\n", p.admin_socket.c_str(), (*node)->public_key_hex().c_str());
+  std::fflush(stdout);
+  spdlog::info("ready");
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  spdlog::info("signal {}: shutting down", sig);
+  (*node)->stop();
+  spdlog::info("stopped");
+  return 0;
+}
