@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: Apache-2.0
+// The integration-test harness: deployments of real providers and in-process users.
+#include "client_harness.hpp"
+
+#include <set>
+
+namespace cowpi::testing {
+
+live_deployment::live_deployment(const std::string& name,
+                                 std::map<std::string, std::map<std::string, std::string>> env,
+                                 std::filesystem::path binary)
+    : binary_(std::move(binary)), dir_(name), run_(fail(errc::unavailable, "not started")) {
+  d_.dir = dir_.path();
+  d_.log_level = config::log_level::info;
+  run_ = tools::start_local_deployment(d_, binary_, env);
+  if (run_) {
+    // Wait until the router's links to both mirrors are up before users talk to it.
+    (void)eventually([&] {
+      auto s = admin_request(d_.dir / d_.router / "admin.sock", {{"get", "status"}});
+      if (!s.contains("sections"))
+        return false;
+      for (const auto& m : d_.mirrors)
+        if (!s["sections"]["link:" + m].value("up", false))
+          return false;
+      return true;
+    });
+    sys_ = std::make_unique<actors::client_system>();
+  }
+}
+
+live_deployment::~live_deployment() {
+  users_.clear();
+  sys_.reset();
+}
+
+actors::client_runtime_options live_deployment::options_for(const std::string& id) {
+  actors::client_runtime_options o;
+  o.deployment = run_->deployment;
+  o.store_path = d_.dir / "clients" / id;
+  o.key = storage::key_file{d_.dir / "clients" / (id + ".key")};
+  o.connect_timeout = std::chrono::seconds(10);
+  o.request_timeout = std::chrono::seconds(30);
+  o.reconnect_min = std::chrono::milliseconds(100);
+  o.reconnect_max = std::chrono::milliseconds(1000);
+  o.housekeeping_interval = std::chrono::milliseconds(100);
+  o.quiet_period = std::chrono::milliseconds(300);
+  o.clock = [this] { return clock_.load(); };
+  o.on_event = [this, id](const actors::client_event& ev) {
+    if (const auto* a = std::get_if<actors::alarm_event>(&ev)) {
+      std::lock_guard<std::mutex> g(mu_);
+      alarms_[id].push_back(a->alarm);
+    }
+  };
+  return o;
+}
+
+actors::client_runtime& live_deployment::add_user(const std::string& id) {
+  std::error_code ec;
+  std::filesystem::create_directories(d_.dir / "clients", ec);
+  auto rt = actors::client_runtime::init(*sys_, id, options_for(id));
+  EXPECT_TRUE(rt.has_value()) << id << ": " << rt.error().message();
+  auto& r = *users_.emplace(id, std::move(*rt)).first->second;
+  auto reg = r.register_user();
+  EXPECT_TRUE(reg.has_value()) << id << ": " << reg.error().message();
+  return r;
+}
+
+void live_deployment::close_user(const std::string& id) {
+  users_.erase(id);
+}
+
+actors::client_runtime& live_deployment::reopen_user(const std::string& id) {
+  auto rt = actors::client_runtime::load(*sys_, options_for(id));
+  EXPECT_TRUE(rt.has_value()) << id << ": " << rt.error().message();
+  auto& r = *users_.insert_or_assign(id, std::move(*rt)).first->second;
+  auto c = r.connect();
+  EXPECT_TRUE(c.has_value()) << id << ": " << c.error().message();
+  return r;
+}
+
+bool live_deployment::settle(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  // Two rounds of all-idle: an entry accepted by one user can make another's receipt due.
+  int quiet_rounds = 0;
+  std::string last;  // what each user's last sync said, for the failure message
+  while (quiet_rounds < 2) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ADD_FAILURE() << "not settled after " << timeout.count() << " ms:" << last;
+      return false;
+    }
+    bool all_idle = true;
+    size_t accepted = 0;
+    last.clear();
+    for (auto& [id, rt] : users_) {
+      auto r = rt->sync(std::chrono::seconds(10));
+      if (!r || !r->idle)
+        all_idle = false;
+      if (r)
+        accepted += r->accepted;
+      last += " " + id
+              + (r ? ": accepted " + std::to_string(r->accepted) + ", outbox "
+                         + std::to_string(r->outbox) + (r->idle ? ", idle" : ", busy")
+                   : ": " + r.error().message());
+    }
+    quiet_rounds = all_idle && accepted == 0 ? quiet_rounds + 1 : 0;
+  }
+  return true;
+}
+
+std::vector<actors::transcript_line> live_deployment::transcript(const std::string& id,
+                                                                 const protocol::conv_id& conv) {
+  auto t = user(id).transcript(conv);
+  EXPECT_TRUE(t.has_value()) << id << ": " << t.error().message();
+  return t ? *t : std::vector<actors::transcript_line>{};
+}
+
+std::vector<protocol::alarm> live_deployment::alarms(const std::string& id) {
+  std::lock_guard<std::mutex> g(mu_);
+  return alarms_[id];
+}
+
+tools::provider_process& live_deployment::process(const std::string& provider) {
+  if (provider == d_.router)
+    return run_->router;
+  for (size_t k = 0; k < d_.mirrors.size(); ++k)
+    if (d_.mirrors[k] == provider)
+      return run_->mirrors[k];
+  ADD_FAILURE() << "no provider " << provider;
+  return run_->router;
+}
+
+bool live_deployment::restart(const std::string& provider,
+                              const std::map<std::string, std::string>& env) {
+  auto p = tools::restart_provider(d_, provider, binary_, env);
+  EXPECT_TRUE(p.has_value()) << provider << ": " << p.error().message();
+  if (!p)
+    return false;
+  process(provider) = std::move(*p);
+  return true;
+}
+
+void expect_one_conversation(live_deployment& dep, const protocol::conv_id& conv,
+                             const std::vector<std::string>& users) {
+  std::map<uint64_t, std::pair<std::string, hash32>> seen;
+  for (const auto& u : users) {
+    auto t = dep.transcript(u, conv);
+    std::set<std::pair<std::string, uint64_t>> authored;
+    for (size_t k = 0; k < t.size(); ++k) {
+      const auto& e = t[k].entry;
+      if (k > 0) {
+        EXPECT_EQ(e.index, t[k - 1].entry.index + 1)
+            << u << ": indices not consecutive at " << e.index;
+      }
+      EXPECT_TRUE(authored.emplace(e.author, e.aseq).second)
+          << u << ": (" << e.author << ", " << e.aseq << ") accepted twice";
+      auto [it, fresh] = seen.emplace(e.index, std::make_pair(u, e.t));
+      if (!fresh) {
+        EXPECT_EQ(it->second.second, e.t)
+            << it->second.first << " and " << u << " differ at index " << e.index;
+      }
+    }
+  }
+}
+
+std::vector<std::string> texts(const std::vector<actors::transcript_line>& t) {
+  std::vector<std::string> out;
+  for (const auto& l : t)
+    if (l.entry.type == protocol::msg_type::message && !l.entry.is_void)
+      out.emplace_back(l.entry.plaintext.begin(), l.entry.plaintext.end());
+  return out;
+}
+
+}  // namespace cowpi::testing

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: Apache-2.0
+// Integration-test support: a local deployment of real provider processes in a temp dir, and
+// a client of the admin socket.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+
+#include "local_deployment.hpp"
+#include "temp_dir.hpp"
+
+namespace cowpi::testing {
+
+/// The cowpi-provider binary of this build.
+inline std::filesystem::path provider_binary() {
+  return std::filesystem::path(COWPI_BINARY_DIR) / "tools" / "cowpi-provider";
+}
+
+/// Sends one JSON request line to a provider's admin socket; returns its answer (or a JSON
+/// object {"error": ...} when the socket cannot be reached).
+nlohmann::json admin_request(const std::filesystem::path& socket, const nlohmann::json& req);
+
+/// Polls `pred` every 20 ms until it is true or `timeout` passes; returns its last value.
+/// (Readiness by condition, never a fixed sleep.)
+bool eventually(const std::function<bool()>& pred,
+                std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+}  // namespace cowpi::testing
