@@ -103,6 +103,25 @@ TEST(live_conversation, a_client_offline_for_1000_messages_catches_up_in_order) 
   expect_one_conversation(dep, *conv, {"alice", "bob", "carol"});
 }
 
+TEST(live_conversation, providers_stop_cleanly_on_sigterm_while_clients_are_connected) {
+  live_deployment dep("sigterm");
+  ASSERT_TRUE(dep.ok()) << dep.error();
+  for (auto u : {"alice", "bob"})
+    dep.add_user(u);
+  auto conv = dep.user("alice").create({"bob"});
+  ASSERT_TRUE(conv.has_value()) << conv.error().message();
+  ASSERT_TRUE(dep.user("bob").send(*conv, "still here").has_value());
+  ASSERT_TRUE(dep.settle());
+  // Conversation, queue and session actors are live: SIGTERM must still end every process.
+  for (const char* p : {"router", "mirror-a", "mirror-b"})
+    dep.process(p).signal(SIGTERM);
+  for (const char* p : {"router", "mirror-a", "mirror-b"}) {
+    auto status = dep.process(p).wait(std::chrono::seconds(20));
+    ASSERT_TRUE(status.has_value()) << p << " still runs 20 s after SIGTERM";
+    EXPECT_EQ(*status, 0) << p;
+  }
+}
+
 // Sends `n` messages from alternating members while `disrupt` runs after the first few, then
 // checks every message was delivered exactly once to everyone, in one order.
 void disrupted_run(live_deployment& dep, int n, const std::function<void()>& disrupt) {

@@ -4,7 +4,6 @@
 #include "client_actor.hpp"
 
 #include "cowpi/actors/fault.hpp"
-
 #include "cowpi/config/common.hpp"
 #include "cowpi/protocol/encoding.hpp"
 
@@ -572,8 +571,9 @@ void client_actor::on_response(protocol::response& r) {
   submitted s = std::move(it->second);
   submits_.erase(it);
   if (s.done) {
-    if (keeps_message(rej->kind)) {
-      s.done(sent_message{s.conv, s.aseq, false});
+    if (keeps_message(rej->kind)
+        || (rej->kind == protocol::rejection_kind::limit && rej->detail == "pending")) {
+      s.done(sent_message{s.conv, s.aseq, false});  // kept: see on_rejection
     } else {
       s.done(fail(errc::rejected, "the router refused the message: " + rejection_text(*rej)));
     }
@@ -614,7 +614,8 @@ void client_actor::on_envelope(const protocol::envelope& e) {
     return;
   // Killed here, the entry is accepted but not acknowledged: the router resends it and the
   // restarted client acknowledges the duplicate without accepting it twice.
-  if (!res.accepted.empty()) fault_point(fault::client_accept_before_ack);
+  if (!res.accepted.empty())
+    fault_point(fault::client_accept_before_ack);
   for (const auto& a : res.accepted)
     emit_accepted(a);
   for (auto& al : res.alarms)
@@ -741,7 +742,13 @@ void client_actor::resend_outbox() {
 }
 
 void client_actor::on_rejection(const protocol::conv_id& conv, uint64_t aseq,
-                                const protocol::rejection& rej) {
+                                const protocol::rejection& refused) {
+  // LIMIT(pending): too many of our entries wait in the router's intake. That is flow control,
+  // not a verdict on the message: keep it and resend after a backoff, as for UNAVAILABLE (the
+  // later aseqs then come back ASEQ_GAP and go out again in order).
+  protocol::rejection rej = refused;
+  if (rej.kind == protocol::rejection_kind::limit && rej.detail == "pending")
+    rej = protocol::rejection{protocol::rejection_kind::unavailable, 0, "pending"};
   // What to tell the user if the message is abandoned.
   protocol::msg_type type = protocol::msg_type::message;
   bytes text;

@@ -3,15 +3,15 @@
 // protocol::router_conv, persists before it sends, and pokes members' queues.
 #include "conversations.hpp"
 
+#include "cowpi/actors/fault.hpp"
+#include "cowpi/crypto/bytes.hpp"
+
+#include "../type_ids.hpp"
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <map>
 #include <unordered_map>
-
-#include "../type_ids.hpp"
-#include "cowpi/actors/fault.hpp"
-#include "cowpi/crypto/bytes.hpp"
 
 namespace cowpi::actors {
 
@@ -25,7 +25,9 @@ uint64_t now_seconds() {
                                    .count());
 }
 
-std::string short_id(const protocol::conv_id& c) { return to_hex(byte_view(c.data(), 4)); }
+std::string short_id(const protocol::conv_id& c) {
+  return to_hex(byte_view(c.data(), 4));
+}
 
 // Where to send a late rejection of (author, aseq).
 struct route {
@@ -53,7 +55,8 @@ void notify_rejection(conv_actor* self, const std::string& author, uint64_t aseq
                       const protocol::rejection& why) {
   auto& routes = self->state.routes;
   auto it = routes.find({author, aseq});
-  if (it == routes.end()) return;  // the client resends on reconnect and learns then
+  if (it == routes.end())
+    return;  // the client resends on reconnect and learns then
   if (it->second.session)
     self->send(it->second.session, reject_atom_v,
                late_rejection{it->second.request_id, self->state.conv, aseq, why});
@@ -69,10 +72,12 @@ void on_commit_answer(conv_actor* self, uint64_t i, size_t k, const protocol::li
     spdlog::error("conversation {}: stopped: {} (operator alarm)", short_id(st.conv),
                   *p.stop_reason);
     auto ok = st.d.store->persist_stop(*st.rc);
-    if (!ok) spdlog::error("conversation {}: cannot persist the stop: {}", short_id(st.conv),
-                           ok.error().message());
+    if (!ok)
+      spdlog::error("conversation {}: cannot persist the stop: {}", short_id(st.conv),
+                    ok.error().message());
     std::vector<std::pair<std::string, uint64_t>> keys;
-    for (const auto& [key, rt] : st.routes) keys.push_back(key);
+    for (const auto& [key, rt] : st.routes)
+      keys.push_back(key);
     for (const auto& key : keys)
       notify_rejection(self, key.first, key.second,
                        protocol::rejection{protocol::rejection_kind::stopped, 0, {}});
@@ -80,17 +85,20 @@ void on_commit_answer(conv_actor* self, uint64_t i, size_t k, const protocol::li
   }
   if (p.resend_from) {
     for (const auto& [j, e] : st.rc->in_flight())
-      if (j >= *p.resend_from) send_commit(self, j, k);
+      if (j >= *p.resend_from)
+        send_commit(self, j, k);
     return;
   }
-  if (!p.complete) return;
+  if (!p.complete)
+    return;
   // Every mirror answered: persist the answers (the entry becomes deliverable), then ACK
   // the mirrors and poke the members.
   auto ok = st.d.store->persist_answers(*p.entry, p.answers);
   if (!ok) {
-    spdlog::critical("conversation {}: cannot persist answers ({}); exiting so that a restart "
-                     "resends COMMIT from the log",
-                     short_id(st.conv), ok.error().message());
+    spdlog::critical(
+        "conversation {}: cannot persist answers ({}); exiting so that a restart "
+        "resends COMMIT from the log",
+        short_id(st.conv), ok.error().message());
     std::_Exit(70);
   }
   fault_point(fault::router_answers_after_sync);
@@ -106,9 +114,11 @@ void on_commit_answer(conv_actor* self, uint64_t i, size_t k, const protocol::li
 void send_commit(conv_actor* self, uint64_t i, size_t k) {
   auto& st = self->state;
   auto it = st.rc->in_flight().find(i);
-  if (it == st.rc->in_flight().end() || st.appending.contains(i)) return;
+  if (it == st.rc->in_flight().end() || st.appending.contains(i))
+    return;
   const auto* got = st.rc->answers(i);
-  if (got != nullptr && k < got->size() && (*got)[k]) return;  // already answered
+  if (got != nullptr && k < got->size() && (*got)[k])
+    return;  // already answered
   const protocol::log_entry& e = it->second;
   protocol::commit_msg cm{i, e.d, e.prepare_for(k)};
   self->request(st.d.links[k], st.d.commit_timeout, link_atom_v, protocol::link_request{cm})
@@ -132,8 +142,10 @@ void start_append(conv_actor* self, const protocol::log_entry& e) {
 }
 
 void on_decision(conv_actor* self, const protocol::prepare_decision& d) {
-  for (const auto& rj : d.rejections) notify_rejection(self, rj.author, rj.aseq, rj.why);
-  if (d.ordered) start_append(self, *d.ordered);
+  for (const auto& rj : d.rejections)
+    notify_rejection(self, rj.author, rj.aseq, rj.why);
+  if (d.ordered)
+    start_append(self, *d.ordered);
 }
 
 void pump(conv_actor* self) {
@@ -147,7 +159,8 @@ void pump(conv_actor* self) {
         return k ? *k : std::nullopt;
       },
       rejs);
-  for (const auto& rj : rejs) notify_rejection(self, rj.author, rj.aseq, rj.why);
+  for (const auto& rj : rejs)
+    notify_rejection(self, rj.author, rj.aseq, rj.why);
   for (const auto& job : jobs) {
     for (size_t k = 0; k < job.per_mirror.size(); ++k) {
       const uint64_t id = job.job;
@@ -159,7 +172,8 @@ void pump(conv_actor* self) {
                   on_decision(self, *d);
               },
               [=](const caf::error&) {
-                if (auto d = self->state.rc->on_prepare_timeout(id)) on_decision(self, *d);
+                if (auto d = self->state.rc->on_prepare_timeout(id))
+                  on_decision(self, *d);
               });
     }
   }
@@ -174,14 +188,16 @@ caf::behavior conversation(conv_actor* self, protocol::conv_id conv, conversatio
   st.rc = loaded ? std::move(loaded) : protocol::router_conv(conv, st.d.ms, st.d.limits);
   // Entries logged before a restart and still missing answers: resend COMMIT.
   for (const auto& [i, e] : st.rc->in_flight())
-    for (size_t k = 0; k < st.d.links.size(); ++k) send_commit(self, i, k);
+    for (size_t k = 0; k < st.d.links.size(); ++k)
+      send_commit(self, i, k);
   self->delayed_anon_send(self, st.d.idle, idle_atom_v);
   return {
       [=](submit_atom, submit_request& r) -> protocol::response_body {
         auto& s = self->state;
         s.last_activity = std::chrono::steady_clock::now();
         auto aseq = s.rc->intake(std::move(r.submit), r.user, now_seconds());
-        if (!aseq) return aseq.error();
+        if (!aseq)
+          return aseq.error();
         s.routes[{r.user, *aseq}] = route{r.session, r.request_id};
         pump(self);
         return protocol::ok_result{};
@@ -190,17 +206,20 @@ caf::behavior conversation(conv_actor* self, protocol::conv_id conv, conversatio
         auto& s = self->state;
         s.appending.erase(i);
         if (!ok) {
-          spdlog::critical("conversation {}: log append failed; exiting so that a restart "
-                           "reloads the last durable state",
-                           short_id(s.conv));
+          spdlog::critical(
+              "conversation {}: log append failed; exiting so that a restart "
+              "reloads the last durable state",
+              short_id(s.conv));
           std::_Exit(70);
         }
         fault_point(fault::router_log_after_sync);
-        for (size_t k = 0; k < s.d.links.size(); ++k) send_commit(self, i, k);
+        for (size_t k = 0; k < s.d.links.size(); ++k)
+          send_commit(self, i, k);
       },
       [=](retry_atom, uint64_t i, size_t k) { send_commit(self, i, k); },
       [=](linkup_atom, size_t k) {
-        for (const auto& [i, e] : self->state.rc->in_flight()) send_commit(self, i, k);
+        for (const auto& [i, e] : self->state.rc->in_flight())
+          send_commit(self, i, k);
         pump(self);
       },
       [=](idle_atom) {
@@ -235,10 +254,11 @@ using registry_actor = caf::stateful_actor<registry_state>;
 
 expected<caf::actor> conversation_for(registry_actor* self, const protocol::conv_id& conv) {
   auto& st = self->state;
-  if (auto it = st.live.find(conv); it != st.live.end()) return it->second;
+  if (auto it = st.live.find(conv); it != st.live.end())
+    return it->second;
   COWPI_TRY(auto loaded, st.d.store->load_conv(conv, st.d.ms, st.d.limits));
-  auto a = self->spawn(conversation, conv, st.d, std::move(loaded),
-                       caf::actor_cast<caf::actor>(self));
+  auto a =
+      self->spawn(conversation, conv, st.d, std::move(loaded), caf::actor_cast<caf::actor>(self));
   self->monitor(a);
   st.live.emplace(conv, a);
   return a;
@@ -254,11 +274,19 @@ caf::behavior registry(registry_actor* self, conversation_deps d) {
         break;
       }
   });
+  // The conversation actors are monitored, not linked (one failing must not end the others):
+  // a shutdown ends them explicitly, or the actor system would wait for them forever.
+  self->set_exit_handler([=](caf::exit_msg& em) {
+    for (const auto& [conv, a] : self->state.live)
+      self->send_exit(a, em.reason);
+    self->quit(em.reason);
+  });
   // Resume conversations with entries in flight (a COMMIT to resend).
   if (auto convs = self->state.d.store->conversations()) {
     for (const auto& conv : *convs) {
       auto loaded = self->state.d.store->load_conv(conv, self->state.d.ms, self->state.d.limits);
-      if (loaded && *loaded && !(*loaded)->in_flight().empty()) (void)conversation_for(self, conv);
+      if (loaded && *loaded && !(*loaded)->in_flight().empty())
+        (void)conversation_for(self, conv);
     }
   } else {
     spdlog::error("router: cannot list conversations: {}", convs.error().message());
@@ -274,11 +302,13 @@ caf::behavior registry(registry_actor* self, conversation_deps d) {
         return self->delegate(*a, submit_atom_v, std::move(r));
       },
       [=](linkup_atom, size_t k) {
-        for (const auto& [conv, a] : self->state.live) self->send(a, linkup_atom_v, k);
+        for (const auto& [conv, a] : self->state.live)
+          self->send(a, linkup_atom_v, k);
       },
       [=](attach_atom, caf::actor queues) { self->state.queues = std::move(queues); },
       [=](poke_atom, const protocol::conv_id& conv, uint64_t i, std::vector<std::string>& members) {
-        if (self->state.queues) self->send(self->state.queues, poke_atom_v, conv, i, std::move(members));
+        if (self->state.queues)
+          self->send(self->state.queues, poke_atom_v, conv, i, std::move(members));
       },
       [=](stats_atom) -> std::string {
         return nlohmann::json{{"live_conversations", self->state.live.size()}}.dump();
