@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: Apache-2.0
+// cowpi-admin driven as an operator would, against a real deployment with a known
+// conversation: stored data, live state, and the audit, honest and after one mirror's stored
+// D_i was overwritten on disk.
+#include "cowpi/config/provider_config.hpp"
+#include "cowpi/crypto/bytes.hpp"
+#include "cowpi/storage/keys.hpp"
+#include "cowpi/storage/records.hpp"
+#include "cowpi/storage/store.hpp"
+
+#include "client_harness.hpp"
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace cowpi::testing {
+namespace {
+
+using nlohmann::json;
+
+struct run_result {
+  int exit = -1;
+  std::string out;
+  std::string err;
+  json j() const { return json::parse(out, nullptr, false); }
+};
+
+// Runs cowpi-admin with `args` (already shell-safe: temp paths have no spaces or quotes).
+run_result admin(const std::filesystem::path& config, const std::string& args) {
+  const auto err_file = std::filesystem::temp_directory_path()
+                        / ("cowpi-admin-test-" + std::to_string(::getpid()) + ".stderr");
+  const std::string cmd = std::string(COWPI_ADMIN_BINARY) + " --config '" + config.string() + "' "
+                          + args + " 2>'" + err_file.string() + "'";
+  run_result r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr)
+    return r;
+  char buf[4096];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+    r.out.append(buf, n);
+  const int st = ::pclose(p);
+  r.exit = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  std::ifstream e(err_file);
+  std::stringstream ss;
+  ss << e.rdbuf();
+  r.err = ss.str();
+  std::error_code ec;
+  std::filesystem::remove(err_file, ec);
+  return r;
+}
+
+const json* find_by(const json& arr, const std::string& key, const std::string& value) {
+  for (const auto& x : arr)
+    if (x.value(key, std::string()) == value)
+      return &x;
+  return nullptr;
+}
+
+bool links_up(const std::filesystem::path& router_config) {
+  auto r = admin(router_config, "--json links");
+  if (r.exit != 0)
+    return false;
+  auto j = r.j();
+  if (j.is_discarded() || j["links"].size() != 2)
+    return false;
+  for (const auto& l : j["links"])
+    if (!l.value("up", false))
+      return false;
+  return true;
+}
+
+// Overwrites D_index in the mirror store at `db` (the mirror must be stopped).
+void corrupt_d(const std::filesystem::path& db, const protocol::conv_id& conv, uint64_t index,
+               const hash32& bad) {
+  auto s = storage::open_store(db, storage::role::mirror);
+  ASSERT_TRUE(s.has_value()) << s.error().message();
+  storage::write_batch b;
+  b.put(storage::column::dhist, storage::keys::indexed(conv, index), storage::encode_hash(bad));
+  ASSERT_TRUE((*s)->apply(std::move(b)).has_value());
+}
+
+TEST(admin_tool, reports_stored_and_live_state_and_the_audit_finds_a_corrupted_mirror) {
+  live_deployment dep("admin");
+  ASSERT_TRUE(dep.ok()) << dep.error();
+  const auto& L = dep.layout();
+  const auto router_cfg = L.config_path("router");
+  for (auto u : {"alice", "bob", "carol"})
+    dep.add_user(u);
+  if (HasFailure()) {
+    for (const auto& p : {std::string("router"), std::string("mirror-a")}) {
+      std::ifstream f(L.log_path(p));
+      std::stringstream ss;
+      ss << f.rdbuf();
+      ADD_FAILURE() << p << " log:\n" << ss.str();
+    }
+    ADD_FAILURE() << admin(router_cfg, "--json status").out;
+    return;
+  }
+  auto conv = dep.user("alice").create({"bob", "carol"});
+  ASSERT_TRUE(conv.has_value()) << conv.error().message();
+  ASSERT_TRUE(dep.settle());
+  // Carol goes offline; five messages wait for her.
+  dep.close_user("carol");
+  for (int k = 0; k < 5; ++k)
+    ASSERT_TRUE(dep.user(k % 2 ? "bob" : "alice").send(*conv, "m" + std::to_string(k)).has_value());
+  ASSERT_TRUE(dep.settle());
+  const auto ta = dep.transcript("alice", *conv);
+  ASSERT_FALSE(ta.empty());
+  const auto& last = ta.back().entry;
+  std::map<uint64_t, protocol::accepted_entry> by_index;
+  for (const auto& l : ta)
+    by_index[l.entry.index] = l.entry;
+  ASSERT_TRUE(by_index.contains(1) && by_index.contains(2));
+  const uint64_t length = last.index + 1;
+  const std::string conv_hex = to_hex(*conv);
+
+  // conversations: the router's log length, last index and digests match alice's transcript.
+  auto r = admin(router_cfg, "--json conversations");
+  ASSERT_EQ(r.exit, 0) << r.err;
+  auto j = r.j();
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  const json* c = find_by(j["conversations"], "conv", conv_hex);
+  ASSERT_NE(c, nullptr) << r.out;
+  EXPECT_EQ((*c)["length"], length);
+  EXPECT_EQ((*c)["last_index"], last.index);
+  EXPECT_EQ((*c)["last_d"], to_hex(last.d));
+  EXPECT_EQ((*c)["last_t"], to_hex(last.t));
+  EXPECT_EQ((*c)["members"], 3);
+  // The table form names the conversation too.
+  r = admin(router_cfg, "conversations");
+  EXPECT_EQ(r.exit, 0) << r.err;
+  EXPECT_NE(r.out.find(conv_hex), std::string::npos) << r.out;
+
+  // conversation: the log range, with authors and digests.
+  r = admin(router_cfg, "--json conversation " + conv_hex + " --from 1 --to 2");
+  ASSERT_EQ(r.exit, 0) << r.err;
+  j = r.j();
+  ASSERT_EQ(j["entries"].size(), 2u) << r.out;
+  EXPECT_EQ(j["entries"][0]["index"], 1);
+  EXPECT_EQ(j["entries"][0]["d"], to_hex(by_index[1].d));
+  EXPECT_EQ(j["entries"][0]["author"], by_index[1].author);
+
+  // users: the three registered users with their pools.
+  r = admin(router_cfg, "--json users");
+  ASSERT_EQ(r.exit, 0) << r.err;
+  j = r.j();
+  for (auto u : {"alice", "bob", "carol"})
+    EXPECT_NE(find_by(j["users"], "user", u), nullptr) << u;
+  EXPECT_EQ(j["users"].size(), 3u);
+  r = admin(router_cfg, "--json prekeys");
+  ASSERT_EQ(r.exit, 0) << r.err;
+  EXPECT_NE(find_by(r.j()["pools"], "owner", "mirror-a"), nullptr) << r.out;
+
+  // queues: carol's backlog is everything after the SETUP she acknowledged; she is offline.
+  r = admin(router_cfg, "--json queues");
+  ASSERT_EQ(r.exit, 0) << r.err;
+  j = r.j();
+  const json* q = nullptr;
+  for (const auto& x : j["queues"])
+    if (x["user"] == "carol" && x["conv"] == conv_hex)
+      q = &x;
+  ASSERT_NE(q, nullptr) << r.out;
+  EXPECT_EQ((*q)["depth"], length - (*q)["cursor"].get<uint64_t>());
+  EXPECT_GE((*q)["depth"].get<uint64_t>(), 5u);
+  EXPECT_EQ((*q)["online"], false);
+  for (const auto& x : j["queues"])
+    if (x["user"] == "alice") {
+      EXPECT_EQ(x["depth"], 0) << x.dump();
+    }
+
+  // status and links: both mirror links are up.
+  r = admin(router_cfg, "--json status");
+  ASSERT_EQ(r.exit, 0) << r.err;
+  j = r.j();
+  for (const auto& m : L.mirrors)
+    EXPECT_TRUE(j["sections"]["link:" + m].value("up", false)) << m;
+  EXPECT_TRUE(links_up(router_cfg));
+  r = admin(router_cfg, "links");
+  EXPECT_EQ(r.exit, 0) << r.err;
+  EXPECT_NE(r.out.find("mirror-b"), std::string::npos) << r.out;
+
+  // audit, honest: every index checked at both mirrors, nothing wrong.
+  r = admin(router_cfg, "--json audit " + conv_hex);
+  ASSERT_EQ(r.exit, 0) << r.out << r.err;
+  j = r.j();
+  EXPECT_EQ(j["mismatches"], 0);
+  EXPECT_EQ(j["clean"], true);
+  ASSERT_EQ(j["mirrors"].size(), 2u);
+  for (const auto& m : j["mirrors"]) {
+    EXPECT_EQ(m["checked"], length) << m.dump();
+    EXPECT_TRUE(m["mismatches"].empty()) << m.dump();
+    EXPECT_TRUE(m["missing"].empty()) << m.dump();
+    EXPECT_TRUE(m["error"].is_null()) << m.dump();
+  }
+  r = admin(router_cfg, "audit " + std::string(32, '0'));
+  EXPECT_EQ(r.exit, 1);
+  EXPECT_NE(r.err.find("unknown conversation"), std::string::npos) << r.err;
+  r = admin(router_cfg, "conversation nothex");
+  EXPECT_EQ(r.exit, 1);
+  EXPECT_NE(r.err.find("32 hex digits"), std::string::npos) << r.err;
+  r = admin(router_cfg, "audit");  // every conversation, human-readable
+  EXPECT_EQ(r.exit, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("audit clean"), std::string::npos) << r.out;
+
+  // Stop mirror-b. Its stored data stays readable; its live state and the audit say it is down.
+  const auto mirror_cfg = L.config_path("mirror-b");
+  dep.process("mirror-b").signal(SIGTERM);
+  ASSERT_TRUE(dep.process("mirror-b").wait(std::chrono::seconds(15)).has_value());
+  r = admin(mirror_cfg, "--json conversations");
+  ASSERT_EQ(r.exit, 0) << r.err;
+  j = r.j();
+  c = find_by(j["conversations"], "conv", conv_hex);
+  ASSERT_NE(c, nullptr) << r.out;
+  EXPECT_EQ((*c)["length"], length);
+  EXPECT_EQ((*c)["last_d"], to_hex(last.d));
+  r = admin(mirror_cfg, "status");
+  EXPECT_EQ(r.exit, 1);
+  EXPECT_NE(r.err.find("daemon running"), std::string::npos) << r.err;
+  r = admin(router_cfg, "--json audit " + conv_hex);
+  EXPECT_EQ(r.exit, 4) << r.out << r.err;  // incomplete: one mirror unreachable, no hang
+  j = r.j();
+  const json* mb = find_by(j["mirrors"], "mirror", "mirror-b");
+  ASSERT_NE(mb, nullptr) << r.out;
+  EXPECT_FALSE((*mb)["error"].is_null()) << r.out;
+
+  // Overwrite mirror-b's D at index 2, restart it, and audit again.
+  auto mcfg = config::load_provider_config(mirror_cfg);
+  ASSERT_TRUE(mcfg.has_value()) << mcfg.error().message();
+  hash32 bad{};
+  bad.fill(0xab);
+  corrupt_d(mcfg->data_dir / "mirror.db", *conv, 2, bad);
+  ASSERT_TRUE(dep.restart("mirror-b"));
+  ASSERT_TRUE(eventually([&] { return links_up(router_cfg); }, std::chrono::seconds(30)));
+  r = admin(router_cfg, "--json audit " + conv_hex);
+  EXPECT_EQ(r.exit, 3) << r.out << r.err;
+  j = r.j();
+  EXPECT_EQ(j["mismatches"], 1);
+  mb = find_by(j["mirrors"], "mirror", "mirror-b");
+  const json* ma = find_by(j["mirrors"], "mirror", "mirror-a");
+  ASSERT_NE(mb, nullptr);
+  ASSERT_NE(ma, nullptr);
+  EXPECT_TRUE((*ma)["mismatches"].empty()) << r.out;
+  ASSERT_EQ((*mb)["mismatches"].size(), 1u) << r.out;
+  EXPECT_EQ((*mb)["mismatches"][0]["index"], 2);
+  EXPECT_EQ((*mb)["mismatches"][0]["mirror"], to_hex(bad));
+  EXPECT_EQ((*mb)["mismatches"][0]["router"], to_hex(by_index[2].d));
+  r = admin(router_cfg, "audit " + conv_hex);
+  EXPECT_EQ(r.exit, 3);
+  EXPECT_NE(r.out.find("MISMATCH at 2"), std::string::npos) << r.out;
+}
+
+TEST(admin_tool, explains_a_missing_config_and_a_bad_command) {
+  auto r = admin("/nonexistent/provider.toml", "conversations");
+  EXPECT_EQ(r.exit, 1);
+  EXPECT_NE(r.err.find("no such config file"), std::string::npos) << r.err;
+  r = admin("/nonexistent/provider.toml", "frobnicate");
+  EXPECT_EQ(r.exit, 2) << r.err;
+  r = admin("/nonexistent/provider.toml", "--help");
+  EXPECT_EQ(r.exit, 0);
+  EXPECT_NE(r.out.find("audit"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace cowpi::testing
