@@ -1,0 +1,597 @@
+// SPDX-License-Identifier: Apache-2.0
+// cowpi-local: a Mobile CoWPI deployment (a router and two mirrors, real cowpi-provider
+// processes) on this machine, and the demo that drives the real `cowpi` client against it
+// (docs/cli.md).
+#include "cowpi/config/provider_config.hpp"
+
+#include "local_deployment.hpp"
+#include "process.hpp"
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <sodium.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <thread>
+
+namespace {
+
+namespace fs = std::filesystem;
+using cowpi::local::run;
+using nlohmann::json;
+
+// -- locating binaries and the layout -----------------------------------------------------
+
+// The first existing candidate, or the first one (for the error message).
+fs::path find_binary(const std::string& env, const std::vector<fs::path>& candidates) {
+  if (const char* e = std::getenv(env.c_str()); e != nullptr && *e != '\0')
+    return e;
+  std::error_code ec;
+  for (const auto& c : candidates)
+    if (fs::exists(c, ec))
+      return fs::weakly_canonical(c, ec);
+  return candidates.front();
+}
+
+// Next to cowpi-local (an install), or where the build tree puts it.
+fs::path provider_binary() {
+  const fs::path d = cowpi::local::self_dir();
+  return find_binary("COWPI_PROVIDER", {d / "cowpi-provider", d / ".." / "cowpi-provider"});
+}
+
+fs::path cowpi_binary() {
+  const fs::path d = cowpi::local::self_dir();
+  return find_binary("COWPI_CLI", {d / "cowpi", d / ".." / "cli" / "cowpi"});
+}
+
+cowpi::tools::local_deployment layout(const fs::path& dir) {
+  cowpi::tools::local_deployment d;
+  std::error_code ec;
+  d.dir = fs::absolute(dir, ec);
+  return d;
+}
+
+std::vector<std::string> providers(const cowpi::tools::local_deployment& d) {
+  std::vector<std::string> all = d.mirrors;
+  all.push_back(d.router);
+  return all;
+}
+
+fs::path pid_file(const cowpi::tools::local_deployment& d) {
+  return d.dir / "pids";
+}
+
+// The one-line JSON answer of a provider's admin socket ({} when it cannot be reached).
+json admin_request(const fs::path& socket, const json& req) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return json::object();
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, socket.c_str(), sizeof addr.sun_path - 1);
+  timeval tv{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return json::object();
+  }
+  const std::string line = req.dump() + "\n";
+  (void)::write(fd, line.data(), line.size());
+  std::string answer;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0)
+      break;
+    answer.append(buf, static_cast<size_t>(n));
+    if (answer.find('\n') != std::string::npos)
+      break;
+  }
+  ::close(fd);
+  auto j = json::parse(answer, nullptr, false);
+  return j.is_discarded() ? json::object() : j;
+}
+
+// True once the router's links to every mirror are up.
+bool links_up(const cowpi::tools::local_deployment& d) {
+  auto s = admin_request(d.dir / d.router / "admin.sock", {{"get", "status"}});
+  if (!s.contains("sections"))
+    return false;
+  for (const auto& m : d.mirrors) {
+    const auto& sec = s["sections"]["link:" + m];
+    if (!sec.is_object() || !sec.value("up", false))
+      return false;
+  }
+  return true;
+}
+
+bool wait_links(const cowpi::tools::local_deployment& d, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (links_up(d))
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return links_up(d);
+}
+
+bool any_running(const cowpi::tools::local_deployment& d) {
+  for (const auto& [name, pid] : cowpi::local::read_pids(pid_file(d)))
+    if (cowpi::local::provider_alive(pid))
+      return true;
+  return false;
+}
+
+// -- up / down / status -------------------------------------------------------------------
+
+void print_layout(const cowpi::tools::local_deployment& d) {
+  std::cout << "  deployment file (give it to `cowpi init --deployment`): "
+            << d.deployment_path().string() << "\n";
+  for (const auto& p : providers(d)) {
+    auto c = cowpi::config::load_provider_config(d.config_path(p));
+    std::cout << "  " << p << ": config " << d.config_path(p).string() << "\n"
+              << "    log " << d.log_path(p).string() << "\n";
+    if (c)
+      std::cout << "    data dir " << c->data_dir.string() << ", admin socket "
+                << c->admin_socket.string() << "\n";
+  }
+}
+
+// Starts the deployment of `d` (a new one, or the existing files again) and detaches it.
+int up(const cowpi::tools::local_deployment& d, bool quiet) {
+  if (any_running(d)) {
+    std::cerr << "cowpi-local: a deployment is already running in " << d.dir.string()
+              << "\n  hint: `cowpi-local status --dir " << d.dir.string()
+              << "`, or stop it with `cowpi-local down --dir " << d.dir.string() << "`\n";
+    return 1;
+  }
+  const fs::path bin = provider_binary();
+  std::error_code ec;
+  if (!fs::exists(bin, ec)) {
+    std::cerr << "cowpi-local: cannot find cowpi-provider (looked at " << bin.string()
+              << ")\n  hint: build it (scripts/build) or set COWPI_PROVIDER\n";
+    return 1;
+  }
+  fs::create_directories(d.dir, ec);
+  std::vector<std::pair<std::string, pid_t>> pids;
+  if (fs::exists(d.config_path(d.router), ec) && fs::exists(d.deployment_path(), ec)) {
+    // Existing files: the same keys, ports and data. Mirrors first, then the router.
+    for (const auto& p : providers(d)) {
+      auto proc = cowpi::tools::restart_provider(d, p, bin);
+      if (!proc) {
+        std::cerr << "cowpi-local: " << p << " did not start: " << proc.error().message() << "\n";
+        for (const auto& [name, pid] : pids)
+          (void)cowpi::local::stop(pid, std::chrono::seconds(5));
+        return 1;
+      }
+      pids.emplace_back(p, proc->pid());
+      proc->release();
+    }
+  } else {
+    auto run_dep = cowpi::tools::start_local_deployment(d, bin);
+    if (!run_dep) {
+      std::cerr << "cowpi-local: the deployment did not start: " << run_dep.error().message()
+                << "\n";
+      return 1;
+    }
+    for (size_t k = 0; k < d.mirrors.size(); ++k) {
+      pids.emplace_back(d.mirrors[k], run_dep->mirrors[k].pid());
+      run_dep->mirrors[k].release();
+    }
+    pids.emplace_back(d.router, run_dep->router.pid());
+    run_dep->router.release();
+  }
+  if (!cowpi::local::write_pids(pid_file(d), pids)) {
+    std::cerr << "cowpi-local: cannot write " << pid_file(d).string() << "\n";
+    return 1;
+  }
+  const bool linked = wait_links(d, std::chrono::seconds(20));
+  if (!quiet) {
+    std::cout << "deployment running in " << d.dir.string() << " (" << d.router << " + ";
+    for (size_t k = 0; k < d.mirrors.size(); ++k)
+      std::cout << (k == 0 ? "" : ", ") << d.mirrors[k];
+    std::cout << ")" << (linked ? "" : " -- WARNING: the router's mirror links are not up yet")
+              << "\n";
+    for (const auto& [name, pid] : pids)
+      std::cout << "  " << name << " pid " << pid << "\n";
+    print_layout(d);
+    std::cout << "stop it with: cowpi-local down --dir " << d.dir.string() << "\n";
+  }
+  return linked ? 0 : 1;
+}
+
+int down(const cowpi::tools::local_deployment& d) {
+  const auto pids = cowpi::local::read_pids(pid_file(d));
+  if (pids.empty()) {
+    std::cout << "nothing to stop in " << d.dir.string() << " (no pid file)\n";
+    return 0;
+  }
+  // The router first: it stops talking to clients and mirrors before they go.
+  for (auto it = pids.rbegin(); it != pids.rend(); ++it)
+    std::cout << it->first << " (pid " << it->second
+              << "): " << cowpi::local::stop(it->second, std::chrono::seconds(10)) << "\n";
+  std::error_code ec;
+  fs::remove(pid_file(d), ec);
+  return 0;
+}
+
+int status(const cowpi::tools::local_deployment& d) {
+  const auto pids = cowpi::local::read_pids(pid_file(d));
+  if (pids.empty()) {
+    std::cout << "no deployment running in " << d.dir.string() << "\n";
+    return 1;
+  }
+  bool all = true;
+  for (const auto& [name, pid] : pids) {
+    const bool alive = cowpi::local::provider_alive(pid);
+    all = all && alive;
+    std::cout << name << " (pid " << pid << "): " << (alive ? "running" : "NOT running") << "\n";
+  }
+  if (all)
+    std::cout << "router links to the mirrors: " << (links_up(d) ? "up" : "NOT up") << "\n";
+  print_layout(d);
+  return all ? 0 : 1;
+}
+
+// -- demo ---------------------------------------------------------------------------------
+
+class demo {
+public:
+  demo(cowpi::tools::local_deployment d, fs::path cowpi)
+      : d_(std::move(d)), cowpi_(std::move(cowpi)) {}
+
+  int play(bool fresh) {
+    std::error_code ec;
+    if (!fs::exists(cowpi_, ec)) {
+      std::cerr << "cowpi-local: cannot find the cowpi client (looked at " << cowpi_.string()
+                << ")\n  hint: build it (scripts/build) or set COWPI_CLI\n";
+      return 1;
+    }
+    std::cout << "== Mobile CoWPI demo in " << d_.dir.string() << "\n"
+              << "   every step below runs the real client: " << cowpi_.string() << "\n\n";
+    if (fresh) {
+      if (any_running(d_))
+        (void)down_quiet();
+      fs::remove_all(d_.dir, ec);
+    }
+    step("starting a router and two mirrors (cowpi-provider processes)");
+    if (up(d_, true) != 0)
+      return fail("the deployment did not come up; see the logs under " + d_.dir.string());
+    ok("router at " + router_address() + ", mirrors linked");
+
+    step("creating users alice, bob and carol: cowpi init + cowpi register");
+    for (const std::string u : {"alice", "bob", "carol"}) {
+      if (fs::exists(home(u), ec))
+        fs::remove_all(home(u), ec);
+      cowpi(u, {"init", "--deployment", d_.deployment_path().string(), "--id", u});
+      cowpi(u, {"register"});
+    }
+    ok("3 users registered");
+
+    step("alice creates a conversation with bob: cowpi create bob");
+    const json created = cowpi("alice", {"create", "bob"});
+    conv_ = created["conv"].get<std::string>();
+    ok("conversation " + conv_ + " (members " + join(created["members"]) + ")");
+
+    step("messages both ways: cowpi send, then cowpi sync on the other side");
+    say("alice", "hi bob, this is alice");
+    sync("bob");
+    say("bob", "hi alice! bob here");
+    sync("alice");
+    sync("bob");
+
+    step("bob goes offline; alice sends three messages he cannot receive yet");
+    say("alice", "are you there?");
+    say("alice", "I am adding carol soon");
+    say("alice", "catch up when you are back");
+    std::cout << "   bob comes back and syncs:\n";
+    const json caught = sync("bob");
+    size_t got = 0;
+    for (const auto& e : caught["entries"])
+      if (e["type"] == "MESSAGE" && e["author"] == "alice")
+        ++got;
+    if (got < 3)
+      return fail("bob caught up on " + std::to_string(got) + " of alice's 3 messages");
+    ok("bob caught up on all " + std::to_string(got) + " messages, in order");
+
+    step("alice adds carol: cowpi add " + conv_.substr(0, 8) + " carol");
+    update("alice", "add", {"carol"});
+    sync("carol");
+    say("carol", "hello both, carol here");
+    sync("alice");
+    sync("bob");
+
+    step(
+        "read receipts: at most one per member and conversation every 10 s (DESIGN.md "
+        "section 3.7); waiting 10 s, then everyone syncs");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10500));
+    sync("bob");
+    sync("carol");
+    sync("alice");
+    sync("bob");
+
+    step("alice removes bob: cowpi remove " + conv_.substr(0, 8) + " bob");
+    update("alice", "remove", {"bob"});
+    sync("bob");
+    sync("carol");
+    say("carol", "just the two of us now");
+    sync("alice");
+    sync("carol");
+    sync("alice");
+
+    step("each user's verified transcript: cowpi log " + conv_.substr(0, 8));
+    std::map<std::string, json> logs;
+    for (const std::string u : {"alice", "bob", "carol"}) {
+      logs[u] = cowpi(u, {"log", conv_});
+      std::cout << "\n   -- " << u << " (" << logs[u]["status"].get<std::string>() << ")\n";
+      const auto text = run({cowpi_.string(), "--home", home(u).string(), "log", conv_},
+                            std::chrono::seconds(30));
+      std::istringstream lines(text.out);
+      std::string l;
+      std::getline(lines, l);  // the header line, shown above
+      while (std::getline(lines, l))
+        std::cout << "   " << l << "\n";
+    }
+    std::cout << "\n";
+
+    step("comparing the transcripts over the indices each pair shares");
+    std::string problem;
+    for (const std::string a : {"alice", "bob", "carol"})
+      for (const std::string b : {"alice", "bob", "carol"})
+        if (a < b && !same(logs[a], logs[b], a, b, problem))
+          return fail(problem);
+    std::cout << "   " << range(logs["alice"], "alice") << ", " << range(logs["bob"], "bob") << ", "
+              << range(logs["carol"], "carol") << "\n";
+    std::cout << "\ntranscripts identical\n\n";
+
+    print_next_steps();
+    return 0;
+  }
+
+private:
+  fs::path home(const std::string& u) const { return d_.dir / "users" / u; }
+
+  std::string router_address() const {
+    auto c = cowpi::config::load_provider_config(d_.config_path(d_.router));
+    return c ? cowpi::config::to_string(c->clients) : std::string("?");
+  }
+
+  void step(const std::string& what) {
+    std::cout << "[" << ++step_ << "] " << what << "\n";
+    std::cout.flush();
+  }
+  static void ok(const std::string& what) { std::cout << "   ok: " << what << "\n"; }
+
+  int fail(const std::string& why) {
+    std::cout.flush();
+    std::cerr << "\ncowpi-local demo FAILED: " << why << "\n  the deployment is left running: "
+              << "cowpi-local down --dir " << d_.dir.string() << " stops it\n";
+    return 1;
+  }
+
+  int down_quiet() {
+    for (const auto& [name, pid] : cowpi::local::read_pids(pid_file(d_)))
+      (void)cowpi::local::stop(pid, std::chrono::seconds(10));
+    std::error_code ec;
+    fs::remove(pid_file(d_), ec);
+    return 0;
+  }
+
+  static std::string join(const json& ids) {
+    std::string s;
+    for (const auto& id : ids)
+      s += (s.empty() ? "" : ", ") + id.get<std::string>();
+    return s;
+  }
+
+  // Runs `cowpi --home DIR/users/U --json ARGS...` and returns its JSON; exits the demo
+  // loudly when it fails.
+  json cowpi(const std::string& u, std::vector<std::string> args) {
+    std::vector<std::string> argv = {cowpi_.string(), "--home", home(u).string(), "--json"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const auto r = run(argv, std::chrono::seconds(60));
+    auto j = json::parse(r.out, nullptr, false);
+    if (r.code != 0 || j.is_discarded() || !j.value("ok", false)) {
+      std::string cmd;
+      for (const auto& a : argv)
+        cmd += (cmd.empty() ? "" : " ") + a;
+      std::cerr << "\ncowpi-local demo FAILED running: " << cmd << "\n  exit " << r.code
+                << "\n  stdout: " << r.out << "\n  stderr: " << r.err << "\n";
+      std::exit(1);
+    }
+    return j;
+  }
+
+  void say(const std::string& u, const std::string& text) {
+    const json j = cowpi(u, {"send", conv_, text});
+    std::cout << "   " << u << " sends \"" << text << "\"";
+    if (j.value("ordered", false))
+      std::cout << " -> ordered as #" << j["index"].get<uint64_t>() << "\n";
+    else
+      std::cout << " -> queued (not ordered yet)\n";
+    print_entries(u, j);
+  }
+
+  json sync(const std::string& u) {
+    const json j = cowpi(u, {"sync"});
+    size_t news = 0;
+    for (const auto& e : j["entries"])
+      news += e.value("own", false) ? 0 : 1;
+    std::cout << "   " << u << " syncs: " << news << " new entr" << (news == 1 ? "y" : "ies")
+              << "\n";
+    print_entries(u, j);
+    return j;
+  }
+
+  void update(const std::string& u, const std::string& op, const std::vector<std::string>& ids) {
+    std::vector<std::string> args = {op, conv_};
+    args.insert(args.end(), ids.begin(), ids.end());
+    const json j = cowpi(u, args);
+    std::cout << "   " << u << " " << op << "s " << join(json(ids)) << " -> members now "
+              << (j["members"].is_array() ? join(j["members"]) : std::string("(pending)")) << "\n";
+    print_entries(u, j);
+  }
+
+  static void print_entries(const std::string& u, const json& j) {
+    if (!j.contains("entries"))
+      return;
+    for (const auto& e : j["entries"]) {
+      if (e.value("own", false))
+        continue;
+      const std::string type = e.value("type", "");
+      std::cout << "      " << u << " got #" << e["index"].get<uint64_t>() << " ";
+      if (type == "MESSAGE")
+        std::cout << e.value("author", "") << ": " << e.value("text", "(unreadable)");
+      else if (type == "RECEIPT")
+        std::cout << "receipt from " << e.value("author", "");
+      else
+        std::cout << type << " by " << e.value("author", "") << " (members " << join(e["members"])
+                  << ")";
+      std::cout << "\n";
+    }
+    for (const auto& a : j["alarms"])
+      std::cout << "      !! ALARM at " << u << ": " << a.dump() << "\n";
+  }
+
+  // The comparable part of a transcript entry: everything but our own view of it.
+  // (A RECEIPT's floor_before is where the reader last saw that author's previous RECEIPT:
+  // a joiner who never saw it reads -1. Its T covers the entry itself.)
+  static json canonical(json e) {
+    e.erase("own");
+    e.erase("delivery");
+    if (e.contains("receipt"))
+      e["receipt"].erase("floor_before");
+    return e;
+  }
+
+  static std::map<uint64_t, json> by_index(const json& log) {
+    std::map<uint64_t, json> m;
+    for (const auto& e : log["entries"])
+      m[e["index"].get<uint64_t>()] = canonical(e);
+    return m;
+  }
+
+  static std::string range(const json& log, const std::string& u) {
+    const auto m = by_index(log);
+    if (m.empty())
+      return u + " holds nothing";
+    return u + " holds #" + std::to_string(m.begin()->first) + "-#"
+           + std::to_string(m.rbegin()->first);
+  }
+
+  static bool same(const json& la, const json& lb, const std::string& a, const std::string& b,
+                   std::string& problem) {
+    const auto ma = by_index(la);
+    const auto mb = by_index(lb);
+    size_t shared = 0;
+    for (const auto& [i, ea] : ma) {
+      auto it = mb.find(i);
+      if (it == mb.end())
+        continue;
+      ++shared;
+      if (ea != it->second) {
+        problem = "transcripts differ at #" + std::to_string(i) + ":\n  " + a + ": " + ea.dump()
+                  + "\n  " + b + ": " + it->second.dump();
+        return false;
+      }
+    }
+    if (shared == 0) {
+      problem = a + " and " + b + " share no index";
+      return false;
+    }
+    std::cout << "   " << a << " and " << b << " agree on all " << shared
+              << " shared entries (same transcript hash T at each)\n";
+    return true;
+  }
+
+  void print_next_steps() const {
+    const std::string dir = d_.dir.string();
+    const std::string alice = home("alice").string();
+    std::cout << "The deployment is still running in " << dir << ":\n";
+    print_layout(d_);
+    std::cout << "\nTry it yourself:\n"
+              << "  " << cowpi_.string() << " --home " << alice << " conversations\n"
+              << "  " << cowpi_.string() << " --home " << alice << " log " << conv_ << "\n"
+              << "  " << cowpi_.string() << " --home " << alice << " chat " << conv_
+              << "    (and in another terminal: ... --home " << home("carol").string() << " chat "
+              << conv_ << ")\n"
+              << "Inspect the providers (cowpi-admin reads a node's data dir and admin socket "
+                 "from its config):\n";
+    std::error_code ec;
+    fs::path admin = cowpi::local::self_dir() / ".." / "admin" / "cowpi-admin";
+    admin = fs::exists(admin, ec) ? fs::weakly_canonical(admin, ec) : fs::path("cowpi-admin");
+    const std::string router_cfg = d_.config_path(d_.router).string();
+    std::cout << "  " << admin.string() << " --config " << router_cfg << " status\n"
+              << "  " << admin.string() << " --config " << router_cfg << " conversation " << conv_
+              << "\n";
+    for (const auto& p : providers(d_)) {
+      auto c = cowpi::config::load_provider_config(d_.config_path(p));
+      if (c)
+        std::cout << "    " << p << ": --config " << d_.config_path(p).string() << " (data dir "
+                  << c->data_dir.string() << ", admin socket " << c->admin_socket.string() << ")\n";
+    }
+    std::cout << "Stop it:\n  " << (cowpi::local::self_dir() / "cowpi-local").string()
+              << " down --dir " << dir << "\n";
+  }
+
+  cowpi::tools::local_deployment d_;
+  fs::path cowpi_;
+  std::string conv_;
+  int step_ = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "cowpi-local: a Mobile CoWPI deployment on this machine: a router and two mirrors as\n"
+      "real cowpi-provider processes under one folder, left running in the background.\n"
+      "See docs/cli.md."};
+  app.name("cowpi-local");
+  app.require_subcommand(1);
+  std::string dir;
+  bool fresh = false;
+  auto add_dir = [&dir](CLI::App* sub) {
+    sub->add_option("--dir", dir, "the deployment's folder (configs, keys, data, logs, pids)")
+        ->required();
+  };
+  add_dir(app.add_subcommand(
+      "up",
+      "start the router and the mirrors in the background (a new deployment, or the "
+      "existing one in --dir again); prints where the files are"));
+  add_dir(app.add_subcommand("down",
+                             "stop the deployment's processes (SIGTERM, then SIGKILL after 10 s)"));
+  add_dir(app.add_subcommand("status", "show whether the deployment's processes run"));
+  auto* demo_cmd = app.add_subcommand(
+      "demo",
+      "start a deployment and run a scripted conversation between alice, bob and carol "
+      "with the real cowpi client; checks that their transcripts are identical and "
+      "leaves the deployment running");
+  add_dir(demo_cmd);
+  demo_cmd->add_flag("--fresh", fresh, "delete --dir first (stopping what runs there)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  if (sodium_init() < 0) {
+    std::cerr << "cowpi-local: libsodium failed to initialise\n";
+    return 1;
+  }
+  const auto d = layout(dir);
+  const std::string command = app.get_subcommands().front()->get_name();
+  if (command == "up")
+    return up(d, false);
+  if (command == "down")
+    return down(d);
+  if (command == "status")
+    return status(d);
+  return demo(d, cowpi_binary()).play(fresh);
+}
