@@ -2,12 +2,13 @@
 // Fault points: read COWPI_FAULT once, SIGKILL at the named point.
 #include "cowpi/actors/fault.hpp"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-#include <unistd.h>
 
 namespace cowpi::actors {
 
@@ -16,8 +17,10 @@ struct fault_config {
   std::string point;
   long skip = 0;
   fault_config() {
-    if (const char* p = std::getenv("COWPI_FAULT")) point = p;
-    if (const char* s = std::getenv("COWPI_FAULT_SKIP")) skip = std::strtol(s, nullptr, 10);
+    if (const char* p = std::getenv("COWPI_FAULT"))
+      point = p;
+    if (const char* s = std::getenv("COWPI_FAULT_SKIP"))
+      skip = std::strtol(s, nullptr, 10);
   }
 };
 const fault_config& config() {
@@ -29,8 +32,10 @@ std::atomic<long> passes{0};
 
 void fault_point(std::string_view point) {
   const auto& c = config();
-  if (c.point.empty() || c.point != point) return;
-  if (passes.fetch_add(1) < c.skip) return;
+  if (c.point.empty() || c.point != point)
+    return;
+  if (passes.fetch_add(1) < c.skip)
+    return;
   // Say where, so a test log shows the kill was deliberate, then die without cleanup.
   (void)std::fprintf(stderr, "cowpi: fault point %s: SIGKILL\n", c.point.c_str());
   (void)std::fflush(stderr);

@@ -3,18 +3,11 @@
 // identity, the shard map check, and the role's actors.
 #include "cowpi/actors/provider.hpp"
 
-#include <caf/all.hpp>
-#include <caf/io/all.hpp>
-#include <caf/openssl/all.hpp>
-#include <spdlog/spdlog.h>
-
-#include <filesystem>
-#include <sstream>
-
 #include "cowpi/actors/node_keys.hpp"
 #include "cowpi/storage/keys.hpp"
 #include "cowpi/storage/mirror_store.hpp"
 #include "cowpi/storage/router_store.hpp"
+
 #include "admin_endpoint.hpp"
 #include "mirror/endpoint.hpp"
 #include "router/auditor.hpp"
@@ -22,6 +15,13 @@
 #include "router/conversations.hpp"
 #include "router/mirror_link.hpp"
 #include "type_ids.hpp"
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <sstream>
 
 namespace cowpi::actors {
 
@@ -33,7 +33,7 @@ struct provider_node::impl {
   std::unique_ptr<storage::router_store> router_db;
   std::unique_ptr<storage::mirror_store> mirror_db;
   std::vector<caf::actor> actors;  // every top-level actor, stopped on stop()
-  caf::actor published;             // the mirror endpoint published on the link port
+  caf::actor published;            // the mirror endpoint published on the link port
   std::optional<client_side> side;
   std::unique_ptr<admin_endpoint> admin;
   provider_ports ports;
@@ -43,10 +43,12 @@ struct provider_node::impl {
   ~impl() { shutdown(); }
 
   void shutdown() {
-    if (stopped) return;
+    if (stopped)
+      return;
     stopped = true;
     admin.reset();
-    if (side) stop_client_side(*side);
+    if (side)
+      stop_client_side(*side);
     side.reset();
     if (sys) {
       // The middleman's publication holds the endpoint: unpublish it, or the actor system
@@ -59,7 +61,8 @@ struct provider_node::impl {
             .receive([] {}, [](caf::error&) {});
       }
       published = nullptr;
-      for (auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+      for (auto& a : actors)
+        caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
       actors.clear();
     }
     sys.reset();  // waits for every actor
@@ -75,19 +78,22 @@ namespace {
 expected<void> check_shard_map(storage::store& s, const config::cluster_config& cluster,
                                bool holds_data) {
   std::ostringstream want;
-  for (const auto& n : cluster.nodes) want << n << '\n';
+  for (const auto& n : cluster.nodes)
+    want << n << '\n';
   COWPI_TRY(auto have, s.get(storage::column::meta, storage::keys::meta_shard_map()));
   const std::string wanted = want.str();
   if (have) {
     const std::string stored(have->begin(), have->end());
-    if (stored == wanted) return {};
+    if (stored == wanted)
+      return {};
     if (holds_data)
       return fail(errc::config,
                   "the cluster node list differs from the one persisted at first start; "
                   "resharding a node that holds data is an offline migration");
   }
   storage::write_batch b;
-  b.put(storage::column::meta, storage::keys::meta_shard_map(), bytes(wanted.begin(), wanted.end()));
+  b.put(storage::column::meta, storage::keys::meta_shard_map(),
+        bytes(wanted.begin(), wanted.end()));
   return s.apply(std::move(b));
 }
 
@@ -108,10 +114,11 @@ expected<void> start_mirror(provider_node::impl& n) {
   const auto& cfg = n.cfg;
   COWPI_TRY(auto self, load_or_create_identity(cfg.identity_key_file, cfg.name, n.rng));
   n.public_key_hex = to_hex(self.lpk());
-  if (!cfg.storage_key_file) return fail(errc::config, "a mirror needs provider.storage_key_file");
-  COWPI_TRY(n.mirror_db, storage::mirror_store::open(cfg.data_dir / "mirror.db",
-                                                     storage::key_file{*cfg.storage_key_file},
-                                                     n.rng));
+  if (!cfg.storage_key_file)
+    return fail(errc::config, "a mirror needs provider.storage_key_file");
+  COWPI_TRY(n.mirror_db,
+            storage::mirror_store::open(cfg.data_dir / "mirror.db",
+                                        storage::key_file{*cfg.storage_key_file}, n.rng));
   COWPI_TRY(auto m, n.mirror_db->load(std::move(self)));
   COWPI_TRY_VOID(check_shard_map(n.mirror_db->raw(), cfg.cluster, !m.convs().empty()));
   mirror_endpoint_deps d;
@@ -122,8 +129,8 @@ expected<void> start_mirror(provider_node::impl& n) {
   n.actors.push_back(ep);
   auto port = caf::openssl::publish(ep, cfg.links.port, cfg.links.host.c_str(), true);
   if (!port)
-    return fail(errc::unavailable, "cannot listen on " + config::to_string(cfg.links) +
-                                       ": " + n.sys->render(port.error()));
+    return fail(errc::unavailable, "cannot listen on " + config::to_string(cfg.links) + ": "
+                                       + n.sys->render(port.error()));
   n.ports.links = *port;
   n.published = ep;
   COWPI_TRY(n.admin, admin_endpoint::start(*n.sys, cfg.admin_socket));
@@ -140,13 +147,15 @@ expected<void> start_router(provider_node::impl& n) {
   COWPI_TRY(auto convs, n.router_db->conversations());
   COWPI_TRY_VOID(check_shard_map(n.router_db->raw(), cfg.cluster, !convs.empty()));
   const protocol::member_list ms = config::to_member_list(cfg.mirrors);
-  for (const auto& m : ms) COWPI_TRY_VOID(n.router_db->register_provider(m.id, m.lpk));
+  for (const auto& m : ms)
+    COWPI_TRY_VOID(n.router_db->register_provider(m.id, m.lpk));
 
   // Links first (unwired), then the registry, then the client side; then wire the cycle.
   std::vector<caf::actor> links;
   for (size_t k = 0; k < ms.size(); ++k) {
-    const auto& peer = *std::find_if(cfg.mirrors.begin(), cfg.mirrors.end(),
-                                     [&](const config::mirror_peer& p) { return p.name == ms[k].id; });
+    const auto& peer =
+        *std::find_if(cfg.mirrors.begin(), cfg.mirrors.end(),
+                      [&](const config::mirror_peer& p) { return p.name == ms[k].id; });
     mirror_link_deps d;
     d.index = k;
     d.peer = peer;
@@ -171,18 +180,22 @@ expected<void> start_router(provider_node::impl& n) {
   n.actors.insert(n.actors.end(), links.begin(), links.end());
   n.actors.push_back(registry);
   COWPI_TRY(auto side, spawn_client_side(*n.sys, cfg, *n.router_db, registry, std::move(self)));
-  for (auto& l : links) caf::anon_send(l, attach_atom_v, registry, side.directory);
+  for (auto& l : links)
+    caf::anon_send(l, attach_atom_v, registry, side.directory);
   n.ports.clients = side.port;
   COWPI_TRY(n.admin, admin_endpoint::start(*n.sys, cfg.admin_socket));
   n.admin->add_section("conversations", registry);
-  for (size_t k = 0; k < links.size(); ++k) n.admin->add_section("link:" + ms[k].id, links[k]);
+  for (size_t k = 0; k < links.size(); ++k)
+    n.admin->add_section("link:" + ms[k].id, links[k]);
   auditor_deps ad;
   ad.store = n.router_db.get();
-  for (size_t k = 0; k < links.size(); ++k) ad.links.emplace_back(ms[k].id, links[k]);
+  for (size_t k = 0; k < links.size(); ++k)
+    ad.links.emplace_back(ms[k].id, links[k]);
   auto auditor = spawn_auditor(*n.sys, std::move(ad));
   n.actors.push_back(auditor);
   n.admin->add_command("audit", auditor);
-  for (auto& [name, a] : side.admin_sections()) n.admin->add_section(name, a);
+  for (auto& [name, a] : side.admin_sections())
+    n.admin->add_section(name, a);
   n.side = std::move(side);
   n.ports.admin_socket = cfg.admin_socket.string();
   return {};
@@ -191,13 +204,20 @@ expected<void> start_router(provider_node::impl& n) {
 }  // namespace
 
 provider_node::provider_node(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
-provider_node::~provider_node() { stop(); }
+provider_node::~provider_node() {
+  stop();
+}
 
-const provider_ports& provider_node::ports() const noexcept { return impl_->ports; }
-const std::string& provider_node::public_key_hex() const noexcept { return impl_->public_key_hex; }
+const provider_ports& provider_node::ports() const noexcept {
+  return impl_->ports;
+}
+const std::string& provider_node::public_key_hex() const noexcept {
+  return impl_->public_key_hex;
+}
 
 void provider_node::stop() {
-  if (impl_) impl_->shutdown();
+  if (impl_)
+    impl_->shutdown();
 }
 
 expected<std::unique_ptr<provider_node>> provider_node::start(const config::provider_config& cfg) {
@@ -205,7 +225,8 @@ expected<std::unique_ptr<provider_node>> provider_node::start(const config::prov
   n->cfg = cfg;
   std::error_code ec;
   std::filesystem::create_directories(cfg.data_dir, ec);
-  if (ec) return fail(errc::storage, cfg.data_dir.string() + ": " + ec.message());
+  if (ec)
+    return fail(errc::storage, cfg.data_dir.string() + ": " + ec.message());
   configure_system(n->sys_cfg, cfg);
   n->sys = std::make_unique<caf::actor_system>(n->sys_cfg);
   auto started = cfg.role == config::role::mirror ? start_mirror(*n) : start_router(*n);

@@ -4,16 +4,16 @@
 // between actors of one process (allowed as local-only message types).
 #pragma once
 
+#include "cowpi/protocol/client.hpp"
+#include "cowpi/protocol/messages.hpp"
+#include "cowpi/protocol/router.hpp"
+
 #include <caf/all.hpp>
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include "cowpi/protocol/client.hpp"
-#include "cowpi/protocol/messages.hpp"
-#include "cowpi/protocol/router.hpp"
 
 namespace cowpi::actors {
 

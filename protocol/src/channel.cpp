@@ -14,8 +14,10 @@ owned_key make_owned_key(const identity& owner, uint64_t now, crypto::rng& r) {
 
 key_store key_store::clone() const {
   key_store c;
-  for (const auto& [id, slot] : prekeys_) c.prekeys_.emplace(id, slot.clone());
-  for (const auto& [id, slot] : last_resort_) c.last_resort_.emplace(id, slot.clone());
+  for (const auto& [id, slot] : prekeys_)
+    c.prekeys_.emplace(id, slot.clone());
+  for (const auto& [id, slot] : last_resort_)
+    c.last_resort_.emplace(id, slot.clone());
   c.published_ = published_;
   c.next_prekey_id_ = next_prekey_id_;
   c.next_last_resort_id_ = next_last_resort_id_;
@@ -37,11 +39,11 @@ std::vector<published_key> key_store::make_prekeys(const identity& owner, size_t
   return out;
 }
 
-published_key key_store::rotate_last_resort(const identity& owner, uint64_t now,
-                                            crypto::rng& r) {
+published_key key_store::rotate_last_resort(const identity& owner, uint64_t now, crypto::rng& r) {
   if (current_last_resort_ != 0) {
     auto it = last_resort_.find(current_last_resort_);
-    if (it != last_resort_.end()) it->second.retired_at = now;
+    if (it != last_resort_.end())
+      it->second.retired_at = now;
   }
   const uint64_t id = next_last_resort_id_++;
   owned_key k = make_owned_key(owner, now, r);
@@ -54,12 +56,12 @@ published_key key_store::rotate_last_resort(const identity& owner, uint64_t now,
 
 std::optional<published_key> key_store::current_last_resort() const {
   auto it = last_resort_.find(current_last_resort_);
-  if (it == last_resort_.end()) return std::nullopt;
+  if (it == last_resort_.end())
+    return std::nullopt;
   return published_key{it->first, it->second.key.pub};
 }
 
-std::vector<std::pair<key_kind, uint64_t>> key_store::expire(uint64_t now,
-                                                             uint64_t prekey_max_age,
+std::vector<std::pair<key_kind, uint64_t>> key_store::expire(uint64_t now, uint64_t prekey_max_age,
                                                              uint64_t last_resort_grace) {
   std::vector<std::pair<key_kind, uint64_t>> gone;
   for (auto it = prekeys_.begin(); it != prekeys_.end();) {
@@ -89,7 +91,8 @@ bool key_store::was_published(key_kind kind, uint64_t id, const public_key& pub)
 
 channel channel::clone() const {
   channel c;
-  for (const auto& [id, k] : mine) c.mine.emplace(id, k.clone());
+  for (const auto& [id, k] : mine)
+    c.mine.emplace(id, k.clone());
   c.announced = announced;
   c.announced_referenced = announced_referenced;
   c.peer_latest = peer_latest;
@@ -104,7 +107,8 @@ std::optional<send_target> choose_target(const channel& ch) {
     return send_target{key_ref{key_kind::ratchet, ch.peer_latest->id, public_key{}},
                        ch.peer_latest->pub};
   }
-  if (ch.first_contact) return send_target{*ch.first_contact, ch.first_contact->pub};
+  if (ch.first_contact)
+    return send_target{*ch.first_contact, ch.first_contact->pub};
   return std::nullopt;
 }
 
@@ -113,7 +117,8 @@ published_key announce(channel& ch, uint64_t& counter, const identity& owner, ui
   if (ch.announced == 0 || ch.announced_referenced || !ch.mine.contains(ch.announced)) {
     // Ids per channel are strictly increasing and never reused (the counter
     // outlives the channel), starting at 1.
-    if (counter == 0) counter = 1;
+    if (counter == 0)
+      counter = 1;
     const uint64_t id = counter++;
     ch.mine.emplace(id, make_owned_key(owner, now, r));
     ch.announced = id;
@@ -133,9 +138,11 @@ expected<opened_block, block_failure> open_on_channel(const identity& self, cons
   switch (b.ref.kind) {
     case key_kind::ratchet: {
       // A RATCHET ref names the key by id alone; its pub must be zero.
-      if (!crypto::is_zero(b.ref.pub) || ch == nullptr) return unexpected{block_failure::failed};
+      if (!crypto::is_zero(b.ref.pub) || ch == nullptr)
+        return unexpected{block_failure::failed};
       auto it = ch->mine.find(b.ref.id);
-      if (it == ch->mine.end()) return unexpected{block_failure::failed};
+      if (it == ch->mine.end())
+        return unexpected{block_failure::failed};
       key = &it->second;
       break;
     }
@@ -143,7 +150,8 @@ expected<opened_block, block_failure> open_on_channel(const identity& self, cons
       if (!keys.was_published(key_kind::prekey, b.ref.id, b.ref.pub))
         return unexpected{block_failure::directory};
       auto it = keys.prekeys().find(b.ref.id);
-      if (it == keys.prekeys().end()) return unexpected{block_failure::failed};
+      if (it == keys.prekeys().end())
+        return unexpected{block_failure::failed};
       key = &it->second.key;
       reused = it->second.bound.has_value() && *it->second.bound != here;
       break;
@@ -152,51 +160,59 @@ expected<opened_block, block_failure> open_on_channel(const identity& self, cons
       if (!keys.was_published(key_kind::last_resort, b.ref.id, b.ref.pub))
         return unexpected{block_failure::directory};
       auto it = keys.last_resort().find(b.ref.id);
-      if (it == keys.last_resort().end()) return unexpected{block_failure::failed};
+      if (it == keys.last_resort().end())
+        return unexpected{block_failure::failed};
       key = &it->second.key;
       break;
     }
   }
   const crypto::secret<32> e = naxos_secret(key->esk, self);
   auto pt = open_block(self, e, sender, lpk_s, conv, b, ad);
-  if (!pt) return unexpected{block_failure::failed};
+  if (!pt)
+    return unexpected{block_failure::failed};
   if (pt->announced_id == 0 || crypto::is_zero(pt->announced_pub))
     return unexpected{block_failure::failed};
   opened_block out;
-  out.effects = block_effects{here, b.ref, published_key{pt->announced_id, pt->announced_pub},
-                              reused};
+  out.effects =
+      block_effects{here, b.ref, published_key{pt->announced_id, pt->announced_pub}, reused};
   out.pt = std::move(*pt);
   return out;
 }
 
 void apply_effects(channel& ch, key_store& keys, const block_effects& e) {
-  if (!ch.peer_latest || e.announced.id > ch.peer_latest->id) ch.peer_latest = e.announced;
+  if (!ch.peer_latest || e.announced.id > ch.peer_latest->id)
+    ch.peer_latest = e.announced;
   switch (e.ref.kind) {
     case key_kind::ratchet: {
       // The peer now holds one of our RATCHET keys: older ones are dead, and
       // the first-contact keys it used on this channel are no longer needed.
       ch.mine.erase(ch.mine.begin(), ch.mine.lower_bound(e.ref.id));
-      if (e.ref.id == ch.announced) ch.announced_referenced = true;
+      if (e.ref.id == ch.announced)
+        ch.announced_referenced = true;
       if (ch.peer_used_prekey) {
         keys.mutable_prekeys().erase(*ch.peer_used_prekey);
         ch.peer_used_prekey.reset();
       }
       if (ch.peer_used_last_resort) {
         auto it = keys.mutable_last_resort().find(*ch.peer_used_last_resort);
-        if (it != keys.mutable_last_resort().end()) it->second.pending.erase(e.chan);
+        if (it != keys.mutable_last_resort().end())
+          it->second.pending.erase(e.chan);
         ch.peer_used_last_resort.reset();
       }
       break;
     }
     case key_kind::prekey: {
       auto it = keys.mutable_prekeys().find(e.ref.id);
-      if (it != keys.mutable_prekeys().end() && !it->second.bound) it->second.bound = e.chan;
-      if (!e.prekey_reused) ch.peer_used_prekey = e.ref.id;
+      if (it != keys.mutable_prekeys().end() && !it->second.bound)
+        it->second.bound = e.chan;
+      if (!e.prekey_reused)
+        ch.peer_used_prekey = e.ref.id;
       break;
     }
     case key_kind::last_resort: {
       auto it = keys.mutable_last_resort().find(e.ref.id);
-      if (it != keys.mutable_last_resort().end()) it->second.pending.insert(e.chan);
+      if (it != keys.mutable_last_resort().end())
+        it->second.pending.insert(e.chan);
       ch.peer_used_last_resort = e.ref.id;
       break;
     }

@@ -3,21 +3,26 @@
 // membership (§3.6), receipts (§3.7) and the outbox (§3.8).
 #include "cowpi/protocol/client.hpp"
 
-#include <algorithm>
-
 #include "cowpi/protocol/encoding.hpp"
 #include "cowpi/protocol/limits.hpp"
 #include "cowpi/protocol/validate.hpp"
+
+#include <algorithm>
 
 namespace cowpi::protocol {
 
 std::string_view to_string(alarm_kind k) noexcept {
   switch (k) {
-    case alarm_kind::provider: return "PROVIDER";
-    case alarm_kind::fork: return "FORK";
-    case alarm_kind::sender: return "SENDER";
-    case alarm_kind::directory: return "DIRECTORY";
-    case alarm_kind::impersonation: return "IMPERSONATION";
+    case alarm_kind::provider:
+      return "PROVIDER";
+    case alarm_kind::fork:
+      return "FORK";
+    case alarm_kind::sender:
+      return "SENDER";
+    case alarm_kind::directory:
+      return "DIRECTORY";
+    case alarm_kind::impersonation:
+      return "IMPERSONATION";
   }
   return "UNKNOWN";
 }
@@ -27,7 +32,8 @@ client_conv client_conv::clone() const {
   c.st = st;
   c.status = status;
   c.halt_index = halt_index;
-  for (const auto& [peer, ch] : channels) c.channels.emplace(peer, ch.clone());
+  for (const auto& [peer, ch] : channels)
+    c.channels.emplace(peer, ch.clone());
   c.ratchet_next = ratchet_next;
   c.outbox = outbox;
   c.orphans = orphans;
@@ -48,7 +54,8 @@ client client::clone() const {
   client c(identity::from_secret(self_.id(), self_.export_secret()), pinned_ms_, opts_);
   c.hooks_ = hooks_;
   c.keys_ = keys_.clone();
-  for (const auto& [id, cc] : convs_) c.convs_.emplace(id, cc.clone());
+  for (const auto& [id, cc] : convs_)
+    c.convs_.emplace(id, cc.clone());
   c.tombstones_ = tombstones_;
   return c;
 }
@@ -70,12 +77,14 @@ upload_prekeys client::make_prekeys(size_t count, uint64_t now, crypto::rng& r) 
     const auto& slot = keys_.last_resort().at(lr->id);
     rotate = now >= slot.key.created + opts_.last_resort_period;
   }
-  if (rotate) up.last_resort = keys_.rotate_last_resort(self_, now, r);
+  if (rotate)
+    up.last_resort = keys_.rotate_last_resort(self_, now, r);
   return up;
 }
 
 size_t client::prekeys_needed(uint64_t router_remaining) const noexcept {
-  if (router_remaining >= opts_.prekey_low_water) return 0;
+  if (router_remaining >= opts_.prekey_low_water)
+    return 0;
   return opts_.prekey_target > router_remaining ? opts_.prekey_target - router_remaining : 0;
 }
 
@@ -89,7 +98,8 @@ bool client::expire_keys(uint64_t now) {
 namespace {
 
 uint64_t next_aseq(const client_conv& cc, const std::string& self) {
-  if (!cc.outbox.empty()) return cc.outbox.back().aseq + 1;
+  if (!cc.outbox.empty())
+    return cc.outbox.back().aseq + 1;
   auto it = cc.st.aseq_last.find(self);
   return (it == cc.st.aseq_last.end() ? 0 : it->second.value) + 1;
 }
@@ -99,13 +109,17 @@ const public_key* lpk_for(const client_conv& cc, const common& c, const std::str
     const member* m = find_member(c.members, id);
     return m ? &m->lpk : nullptr;
   }
-  if (const member* m = find_member(cc.st.members, id)) return &m->lpk;
+  if (const member* m = find_member(cc.st.members, id))
+    return &m->lpk;
   if (c.type == msg_type::update)
-    if (const member* m = find_member(c.adds, id)) return &m->lpk;
+    if (const member* m = find_member(c.adds, id))
+      return &m->lpk;
   return nullptr;
 }
 
-bool is_zero_seed(const crypto::secret<32>& s) { return crypto::is_zero(s.expose()); }
+bool is_zero_seed(const crypto::secret<32>& s) {
+  return crypto::is_zero(s.expose());
+}
 
 // The floor our next RECEIPT's voids start above: the parent of our last
 // ordered RECEIPT, or of an earlier one still in the outbox.
@@ -124,7 +138,8 @@ int64_t receipt_floor_for(const client_conv& cc, const std::string& self, size_t
 std::vector<uint64_t> voids_in(const client_conv& cc, int64_t floor, uint64_t& parent) {
   std::vector<uint64_t> v;
   for (uint64_t x : cc.voids_pending)
-    if (static_cast<int64_t>(x) > floor && x <= parent) v.push_back(x);
+    if (static_cast<int64_t>(x) > floor && x <= parent)
+      v.push_back(x);
   if (v.size() > max_voids) {
     // Report the first max_voids and acknowledge only up to just before the next.
     parent = v[max_voids] - 1;
@@ -140,12 +155,13 @@ struct client::build_result {
 };
 
 expected<client::build_result> client::build(client_conv& cc, const common& c_template,
-                                             const bytes* plaintext, uint64_t now,
-                                             crypto::rng& r, const member_list* /*unused*/) {
+                                             const bytes* plaintext, uint64_t now, crypto::rng& r,
+                                             const member_list* /*unused*/) {
   common c = c_template;
   crypto::secret<32> seed;
   submit_msg s;
-  if (hooks_.on_common && c.type != msg_type::message) hooks_.on_common(c);
+  if (hooks_.on_common && c.type != msg_type::message)
+    hooks_.on_common(c);
   if (c.type == msg_type::message) {
     seed = r.secret_bytes<32>();
     bytes body = seal_body(seed, c.conv, c.author, c.aseq, *plaintext, r);
@@ -153,7 +169,8 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
     c.body_hash = crypto::sha256(body);
     c.body_commit = body_commit(seed);
     s.body = std::move(body);
-    if (hooks_.on_common) hooks_.on_common(c);
+    if (hooks_.on_common)
+      hooks_.on_common(c);
   }
   COWPI_TRY(hash32 h_c, hash_common(c));
   const conv_state* st = c.type == msg_type::setup ? nullptr : &cc.st;
@@ -165,7 +182,8 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
   std::map<std::string, uint64_t> counters = cc.ratchet_next;
   auto work_channel = [&](const std::string& peer) -> channel& {
     auto it = work.find(peer);
-    if (it != work.end()) return it->second;
+    if (it != work.end())
+      return it->second;
     auto orig = cc.channels.find(peer);
     return work.emplace(peer, orig == cc.channels.end() ? channel{} : orig->second.clone())
         .first->second;
@@ -177,14 +195,18 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
   const crypto::secret<32> zero_seed;
   for (const auto& rid : rcpts) {
     const public_key* lpk = lpk_for(cc, c, rid);
-    if (lpk == nullptr) return fail(errc::internal, "recipient without a long-term key");
+    if (lpk == nullptr)
+      return fail(errc::internal, "recipient without a long-term key");
     channel& ch = work_channel(rid);
     auto target = choose_target(ch);
-    if (!target) return fail(errc::unknown_key, "no key to send to a member");
+    if (!target)
+      return fail(errc::unknown_key, "no key to send to a member");
     auto ad = ad_block(h_c, c.author, rid);
     crypto::secret<32> rseed = c.type == msg_type::message ? seed.clone() : zero_seed.clone();
-    if (hooks_.on_seed) hooks_.on_seed(rid, rseed);
-    auto b = send_on_channel(self_, ch, counters[rid], c.conv, rid, *lpk, *target, rseed, ad, now, r);
+    if (hooks_.on_seed)
+      hooks_.on_seed(rid, rseed);
+    auto b =
+        send_on_channel(self_, ch, counters[rid], c.conv, rid, *lpk, *target, rseed, ad, now, r);
     if (!b) {
       // A bad announced key fails when used: forget it so the next attempt
       // falls back to a fetched key (§2).
@@ -194,7 +216,8 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
       }
       return fail(errc::unknown_key, "a member's key is unusable; fetch a new one");
     }
-    if (hooks_.on_block) hooks_.on_block(rid, *b);
+    if (hooks_.on_block)
+      hooks_.on_block(rid, *b);
     digests.push_back(block_digest{rid, block_hash(*b)});
     s.blocks.push_back(recipient_block{rid, *b});
   }
@@ -202,10 +225,11 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
   for (const auto& o : ms) {
     channel& ch = work_channel(o.id);
     auto target = choose_target(ch);
-    if (!target) return fail(errc::unknown_key, "no key to send to a mirror");
+    if (!target)
+      return fail(errc::unknown_key, "no key to send to a mirror");
     auto ad = ad_amb(h_c, root, c.author, o.id);
-    auto b = send_on_channel(self_, ch, counters[o.id], c.conv, o.id, o.lpk, *target, zero_seed,
-                             ad, now, r);
+    auto b = send_on_channel(self_, ch, counters[o.id], c.conv, o.id, o.lpk, *target, zero_seed, ad,
+                             now, r);
     if (!b) {
       if (ch.peer_latest) {
         cc.channels[o.id].peer_latest.reset();
@@ -213,11 +237,13 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
       }
       return fail(errc::unknown_key, "a mirror's key is unusable; fetch a new one");
     }
-    if (hooks_.on_amb) hooks_.on_amb(o.id, *b);
+    if (hooks_.on_amb)
+      hooks_.on_amb(o.id, *b);
     s.ambs.push_back(*b);
   }
   s.c = std::move(c);
-  for (auto& [peer, ch] : work) cc.channels[peer] = std::move(ch);
+  for (auto& [peer, ch] : work)
+    cc.channels[peer] = std::move(ch);
   cc.ratchet_next = std::move(counters);
   build_result out;
   out.version.d = entry_digest(h_c, root);
@@ -231,16 +257,22 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
 std::vector<std::string> client::missing_keys(const conv_id& conv) const {
   std::vector<std::string> out;
   const client_conv* cc = find(conv);
-  if (cc == nullptr) return out;
+  if (cc == nullptr)
+    return out;
   auto check = [&](const std::string& id) {
-    if (id == self_.id()) return;
+    if (id == self_.id())
+      return;
     auto it = cc->channels.find(id);
-    if (it == cc->channels.end() || !choose_target(it->second)) out.push_back(id);
+    if (it == cc->channels.end() || !choose_target(it->second))
+      out.push_back(id);
   };
-  for (const auto& m : cc->st.members) check(m.id);
-  for (const auto& o : cc->st.ms) check(o.id);
+  for (const auto& m : cc->st.members)
+    check(m.id);
+  for (const auto& o : cc->st.ms)
+    check(o.id);
   for (const auto& e : cc->outbox)
-    for (const auto& a : e.adds) check(a.id);
+    for (const auto& a : e.adds)
+      check(a.id);
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
@@ -248,7 +280,8 @@ std::vector<std::string> client::missing_keys(const conv_id& conv) const {
 
 expected<void> client::add_bundles(const conv_id& conv, const std::vector<prekey_bundle>& bundles) {
   auto it = convs_.find(conv);
-  if (it == convs_.end()) return fail(errc::not_found, "no such conversation");
+  if (it == convs_.end())
+    return fail(errc::not_found, "no such conversation");
   client_conv& cc = it->second;
   for (const auto& b : bundles) {
     if (const member* o = find_member(pinned_ms_, b.owner); o != nullptr && o->lpk != b.lpk)
@@ -257,9 +290,11 @@ expected<void> client::add_bundles(const conv_id& conv, const std::vector<prekey
       return fail(errc::directory, "a member's key differs from the one in the conversation");
   }
   for (const auto& b : bundles) {
-    if (b.key.kind == key_kind::ratchet) continue;
+    if (b.key.kind == key_kind::ratchet)
+      continue;
     auto& ch = cc.channels[b.owner];
-    if (!ch.peer_latest) ch.first_contact = b.key;
+    if (!ch.peer_latest)
+      ch.first_contact = b.key;
   }
   return {};
 }
@@ -267,16 +302,21 @@ expected<void> client::add_bundles(const conv_id& conv, const std::vector<prekey
 expected<outgoing> client::create(const member_list& others,
                                   const std::vector<prekey_bundle>& bundles, uint64_t now,
                                   crypto::rng& r) {
-  if (others.empty()) return fail(errc::invalid_argument, "a conversation needs another member");
-  if (pinned_ms_.empty()) return fail(errc::invalid_argument, "no pinned mirror set");
+  if (others.empty())
+    return fail(errc::invalid_argument, "a conversation needs another member");
+  if (pinned_ms_.empty())
+    return fail(errc::invalid_argument, "no pinned mirror set");
   member_list members = others;
   members.push_back(self_.as_member());
   std::sort(members.begin(), members.end(),
             [](const member& a, const member& b) { return a.id < b.id; });
-  if (!is_sorted_unique(members)) return fail(errc::invalid_argument, "duplicate member");
-  if (members.size() > max_members) return fail(errc::too_large, "too many members");
+  if (!is_sorted_unique(members))
+    return fail(errc::invalid_argument, "duplicate member");
+  if (members.size() > max_members)
+    return fail(errc::too_large, "too many members");
   for (const auto& m : members)
-    if (!valid_id(m.id)) return fail(errc::invalid_argument, "malformed member id");
+    if (!valid_id(m.id))
+      return fail(errc::invalid_argument, "malformed member id");
 
   conv_id conv{};
   do {
@@ -288,7 +328,8 @@ expected<outgoing> client::create(const member_list& others,
   cc.st.conv = conv;
   auto find_bundle = [&](const std::string& id) -> const prekey_bundle* {
     for (const auto& b : bundles)
-      if (b.owner == id) return &b;
+      if (b.owner == id)
+        return &b;
     return nullptr;
   };
   for (const auto& m : others) {
@@ -301,7 +342,8 @@ expected<outgoing> client::create(const member_list& others,
     const prekey_bundle* b = find_bundle(o.id);
     if (b == nullptr || b->key.kind == key_kind::ratchet)
       return fail(errc::unknown_key, "no pre-key for a mirror");
-    if (b->lpk != o.lpk) return fail(errc::directory, "mirror key differs from the pinned set");
+    if (b->lpk != o.lpk)
+      return fail(errc::directory, "mirror key differs from the pinned set");
     cc.channels[o.id].first_contact = b->key;
   }
   common c;
@@ -325,11 +367,14 @@ expected<outgoing> client::create(const member_list& others,
 
 namespace {
 expected<void> check_can_send(const client_conv* cc, const std::string& self) {
-  if (cc == nullptr) return fail(errc::not_found, "no such conversation");
-  if (cc->status == conv_status::halted) return fail(errc::bad_state, "conversation halted");
+  if (cc == nullptr)
+    return fail(errc::not_found, "no such conversation");
+  if (cc->status == conv_status::halted)
+    return fail(errc::bad_state, "conversation halted");
   if (cc->status == conv_status::pending_setup)
     return fail(errc::bad_state, "conversation not yet set up");
-  if (!cc->st.is_member(self)) return fail(errc::bad_state, "not a member");
+  if (!cc->st.is_member(self))
+    return fail(errc::bad_state, "not a member");
   return {};
 }
 
@@ -350,7 +395,8 @@ expected<outgoing> client::send_message(const conv_id& conv, byte_view plaintext
                                         crypto::rng& r) {
   auto it = convs_.find(conv);
   COWPI_TRY_VOID(check_can_send(it == convs_.end() ? nullptr : &it->second, self_.id()));
-  if (plaintext.size() > max_plaintext) return fail(errc::too_large, "message too long");
+  if (plaintext.size() > max_plaintext)
+    return fail(errc::too_large, "message too long");
   client_conv& cc = it->second;
   const uint64_t aseq = next_aseq(cc, self_.id());
   common c = ordered_template(cc, msg_type::message, self_.id(), aseq);
@@ -405,18 +451,24 @@ expected<outgoing> client::update(const conv_id& conv, const member_list& adds,
   std::sort(rm.begin(), rm.end());
   if (!is_sorted_unique(a) || !is_sorted_unique(rm))
     return fail(errc::invalid_argument, "duplicate id in ops");
-  if (a.empty() && rm.empty()) return fail(errc::invalid_argument, "an UPDATE needs an op");
-  if (a.size() + rm.size() > max_ops) return fail(errc::too_large, "too many ops");
+  if (a.empty() && rm.empty())
+    return fail(errc::invalid_argument, "an UPDATE needs an op");
+  if (a.size() + rm.size() > max_ops)
+    return fail(errc::too_large, "too many ops");
   for (const auto& m : a) {
-    if (!valid_id(m.id)) return fail(errc::invalid_argument, "malformed id");
-    if (cc.st.is_member(m.id)) return fail(errc::invalid_argument, "already a member");
+    if (!valid_id(m.id))
+      return fail(errc::invalid_argument, "malformed id");
+    if (cc.st.is_member(m.id))
+      return fail(errc::invalid_argument, "already a member");
     if (find_member(cc.st.ms, m.id) != nullptr)
       return fail(errc::invalid_argument, "a mirror cannot be a member");
   }
   for (const auto& id : rm)
-    if (!cc.st.is_member(id)) return fail(errc::invalid_argument, "not a member");
+    if (!cc.st.is_member(id))
+      return fail(errc::invalid_argument, "not a member");
   member_list result = apply_ops(cc.st.members, a, rm);
-  if (result.size() > max_members) return fail(errc::too_large, "too many members");
+  if (result.size() > max_members)
+    return fail(errc::too_large, "too many members");
   const uint64_t aseq = next_aseq(cc, self_.id());
   common c = ordered_template(cc, msg_type::update, self_.id(), aseq);
   c.ms = cc.st.ms;
@@ -445,7 +497,8 @@ bool client::receipt_due(const conv_id& conv, uint64_t now) const {
   const bool unreported_void =
       std::any_of(cc->voids_pending.begin(), cc->voids_pending.end(),
                   [floor](uint64_t v) { return static_cast<int64_t>(v) > floor; });
-  if (!something_new && !unreported_void) return false;
+  if (!something_new && !unreported_void)
+    return false;
   // R(n) = max(10 s, n/5 s) between RECEIPTs.
   const uint64_t rate = std::max<uint64_t>(10, cc->st.members.size() / 5);
   return cc->last_receipt_time == 0 || now >= cc->last_receipt_time + rate;
@@ -454,11 +507,13 @@ bool client::receipt_due(const conv_id& conv, uint64_t now) const {
 std::vector<outgoing> client::pending(const conv_id& conv) const {
   std::vector<outgoing> out;
   const client_conv* cc = find(conv);
-  if (cc == nullptr || cc->status == conv_status::halted) return out;
+  if (cc == nullptr || cc->status == conv_status::halted)
+    return out;
   // A message waiting for its STALE rebuild goes out unchanged too: if the UPDATE never comes
   // (a false or lost hint), only a resend gets it ordered (§3.8).
   for (const auto& e : cc->outbox)
-    if (!e.versions.empty()) out.push_back(outgoing{conv, e.aseq, e.versions.back().submit});
+    if (!e.versions.empty())
+      out.push_back(outgoing{conv, e.aseq, e.versions.back().submit});
   return out;
 }
 
@@ -468,7 +523,8 @@ std::vector<outgoing> client::pending(const conv_id& conv) const {
 std::vector<outgoing> client::rebuild_from(client_conv& cc, size_t first, uint64_t now,
                                            crypto::rng& r) {
   std::vector<outgoing> out;
-  if (cc.status != conv_status::active || !cc.st.is_member(self_.id())) return out;
+  if (cc.status != conv_status::active || !cc.st.is_member(self_.id()))
+    return out;
   uint64_t aseq = 0;
   if (first == 0) {
     auto it = cc.st.aseq_last.find(self_.id());
@@ -492,13 +548,16 @@ std::vector<outgoing> client::rebuild_from(client_conv& cc, size_t first, uint64
       // Re-apply the ops to the current members; drop those that no longer apply.
       member_list adds;
       for (const auto& a : e.adds)
-        if (!cc.st.is_member(a.id)) adds.push_back(a);
+        if (!cc.st.is_member(a.id))
+          adds.push_back(a);
       std::vector<std::string> removes;
       for (const auto& id : e.removes)
-        if (cc.st.is_member(id)) removes.push_back(id);
+        if (cc.st.is_member(id))
+          removes.push_back(id);
       if (adds.empty() && removes.empty()) {
         // Nothing left: abandon it. Its versions may still come back ordered.
-        for (const auto& v : e.versions) cc.orphans.push_back(orphan_version{e.aseq, v.d});
+        for (const auto& v : e.versions)
+          cc.orphans.push_back(orphan_version{e.aseq, v.d});
         cc.outbox.erase(cc.outbox.begin() + static_cast<std::ptrdiff_t>(k));
         continue;
       }
@@ -536,7 +595,8 @@ std::vector<outgoing> client::rebuild_from(client_conv& cc, size_t first, uint64
 
 std::vector<outgoing> client::flush_rebuilds(const conv_id& conv, uint64_t now, crypto::rng& r) {
   auto it = convs_.find(conv);
-  if (it == convs_.end()) return {};
+  if (it == convs_.end())
+    return {};
   client_conv& cc = it->second;
   for (size_t k = 0; k < cc.outbox.size(); ++k) {
     const auto& e = cc.outbox[k];
@@ -551,17 +611,20 @@ rejection_result client::on_rejection(const conv_id& conv, uint64_t aseq, const 
   rejection_result out;
   auto it = convs_.find(conv);
   // A halted conversation sends nothing more (§3.5), not even in answer to a hint.
-  if (it == convs_.end() || it->second.status == conv_status::halted) return out;
+  if (it == convs_.end() || it->second.status == conv_status::halted)
+    return out;
   client_conv& cc = it->second;
   auto pos = std::find_if(cc.outbox.begin(), cc.outbox.end(),
                           [aseq](const outbox_entry& e) { return e.aseq == aseq; });
-  if (pos == cc.outbox.end()) return out;
+  if (pos == cc.outbox.end())
+    return out;
   const size_t k = static_cast<size_t>(pos - cc.outbox.begin());
   switch (rej.kind) {
     case rejection_kind::stale:
       // STALE(u) means parent < u. If the current version already builds on u or later, the
       // hint is about an older version: rebuilding again would only resend everything.
-      if (pos->versions.empty() || pos->versions.back().submit.c.parent >= rej.value) return out;
+      if (pos->versions.empty() || pos->versions.back().submit.c.parent >= rej.value)
+        return out;
       out.changes.convs.insert(conv);
       if (cc.st.last_update >= rej.value && rej.value > 0) {
         out.resubmit = rebuild_from(cc, k, now, r);
@@ -585,9 +648,12 @@ rejection_result client::on_rejection(const conv_id& conv, uint64_t aseq, const 
         // end if the UPDATE never comes; it follows the rebuild, or `pending` (§3.8).
         const outbox_entry* head = nullptr;
         for (const auto& e : cc.outbox) {
-          if (e.aseq < rej.value || e.aseq > aseq) continue;
-          if (e.stale_after) return out;
-          if (e.aseq == rej.value) head = &e;
+          if (e.aseq < rej.value || e.aseq > aseq)
+            continue;
+          if (e.stale_after)
+            return out;
+          if (e.aseq == rej.value)
+            head = &e;
         }
         if (head != nullptr && !head->versions.empty())
           out.resubmit.push_back(outgoing{conv, head->aseq, head->versions.back().submit});
@@ -656,9 +722,11 @@ receive_result client::receive(const envelope& e, uint64_t now, crypto::rng& r,
   auto b = buffer_.find(e.conv);
   while (b != buffer_.end()) {
     auto cc = convs_.find(e.conv);
-    if (cc == convs_.end() || cc->second.status == conv_status::halted) break;
+    if (cc == convs_.end() || cc->second.status == conv_status::halted)
+      break;
     auto due = b->second.find(cc->second.st.next);
-    if (due == b->second.end()) break;
+    if (due == b->second.end())
+      break;
     envelope next = std::move(due->second);
     b->second.erase(due);
     const uint64_t before = cc->second.st.next;
@@ -666,7 +734,8 @@ receive_result client::receive(const envelope& e, uint64_t now, crypto::rng& r,
     // A removal or a re-creation drops the conversation's buffer: `b` may be gone.
     b = buffer_.find(e.conv);
     auto cc2 = convs_.find(e.conv);
-    if (cc2 == convs_.end() || cc2->second.st.next == before) break;
+    if (cc2 == convs_.end() || cc2->second.st.next == before)
+      break;
   }
   if (b != buffer_.end()) {
     auto cc = convs_.find(e.conv);
@@ -676,7 +745,8 @@ receive_result client::receive(const envelope& e, uint64_t now, crypto::rng& r,
       // Drop what is no longer ahead.
       auto& m = b->second;
       m.erase(m.begin(), m.lower_bound(cc->second.st.next));
-      if (m.empty()) buffer_.erase(b);
+      if (m.empty())
+        buffer_.erase(b);
     }
   }
   return out;
@@ -706,8 +776,8 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
         c.type == msg_type::setup && i == 0 && find_member(c.members, self) != nullptr;
     // A joining UPDATE from before our removal is a replay: it would re-add us to a past.
     const auto tomb = tombstones_.find(e.conv);
-    const bool join_for_us = c.type == msg_type::update && find_member(c.adds, self) != nullptr &&
-                             (tomb == tombstones_.end() || i >= tomb->second.next);
+    const bool join_for_us = c.type == msg_type::update && find_member(c.adds, self) != nullptr
+                             && (tomb == tombstones_.end() || i >= tomb->second.next);
     if (setup_for_us && !tombstones_.contains(e.conv)) {
       m = mode::setup_first;
     } else if (join_for_us) {
@@ -724,7 +794,8 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
     return;
   } else if (cc->status == conv_status::pending_setup) {
     if (i != 0 || c.type != msg_type::setup) {
-      if (buffer_[e.conv].size() < opts_.max_buffered) buffer_[e.conv].emplace(i, e);
+      if (buffer_[e.conv].size() < opts_.max_buffered)
+        buffer_[e.conv].emplace(i, e);
       return;
     }
     m = mode::creator;
@@ -750,7 +821,8 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
       return;
     }
     if (i > cc->st.next) {
-      if (buffer_[e.conv].size() < opts_.max_buffered) buffer_[e.conv].emplace(i, e);
+      if (buffer_[e.conv].size() < opts_.max_buffered)
+        buffer_[e.conv].emplace(i, e);
       return;
     }
   }
@@ -763,9 +835,11 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
     bool first = true;
     if (cc != nullptr) {
       first = cc->alarmed.insert(i).second;
-      if (first) out.changes.convs.insert(e.conv);
+      if (first)
+        out.changes.convs.insert(e.conv);
     }
-    if (first) out.alarms.push_back(make_alarm(k, e.conv, i, std::move(party), std::move(why)));
+    if (first)
+      out.alarms.push_back(make_alarm(k, e.conv, i, std::move(party), std::move(why)));
   };
 
   // Step 2: the entry itself, fixed by every mirror's block.
@@ -774,20 +848,23 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
       return provider("router", "body does not match C");
   }
   auto h_c = hash_common(c);
-  if (!h_c) return provider("router", "C is not canonical");
+  if (!h_c)
+    return provider("router", "C is not canonical");
   entry_view v;
   v.h_c = *h_c;
   v.d = entry_digest(v.h_c, e.blocks_root);
   if (m == mode::normal) {
     v.t_prev = *cc->st.t_at(i - 1);
   } else if (m == mode::join) {
-    if (!e.t_prev) return provider("router", "joining envelope lacks T_{u-1}");
+    if (!e.t_prev)
+      return provider("router", "joining envelope lacks T_{u-1}");
     v.t_prev = *e.t_prev;
   } else {
     v.t_prev = t_genesis;
   }
   v.t = transcript_hash(e.conv, i, v.t_prev, v.d);
-  if (!own && !e.block_u) return provider("router", "envelope lacks our block");
+  if (!own && !e.block_u)
+    return provider("router", "envelope lacks our block");
   const hash32 bind = own ? e.blocks_root : block_hash(*e.block_u);
   const member_list& ms = m == mode::normal ? cc->st.ms : c.ms;
   if (m != mode::normal && ms != pinned_ms_)
@@ -798,16 +875,17 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
   for (size_t k = 0; k < ms.size(); ++k) {
     const member& o = ms[k];
     const channel* ch = nullptr;
-    if (auto f = target.channels.find(o.id); f != target.channels.end()) ch = &f->second;
+    if (auto f = target.channels.find(o.id); f != target.channels.end())
+      ch = &f->second;
     auto ad = ad_mirror_block(e.conv, i, v.t, o.id, self, bind);
     auto opened = open_on_channel(self_, keys_, ch, e.conv, o.id, o.lpk, e.mirror_blocks[k], ad);
     if (!opened) {
       if (opened.error() == block_failure::directory)
-        return provider(o.id, "mirror block names a key we never published",
-                        alarm_kind::directory);
+        return provider(o.id, "mirror block names a key we never published", alarm_kind::directory);
       return provider(o.id, "mirror block does not verify");
     }
-    if (!is_zero_seed(opened->pt.seed)) return provider(o.id, "mirror block carries a seed");
+    if (!is_zero_seed(opened->pt.seed))
+      return provider(o.id, "mirror block carries a seed");
     effects.push_back(opened->effects);
   }
 
@@ -826,28 +904,32 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
   const member* me_in = nullptr;
   if (m == mode::normal) {
     recipient_check rc;
-    if (!own) rc.self = self;
+    if (!own)
+      rc.self = self;
     auto ok = validate(&cc->st, false, c, rc, validate_at::exactly(i));
     if (!ok)
       return halt(alarm_kind::fork, "mirrors",
-                  std::string("every mirror attested an entry breaking rule ") +
-                      std::string(to_string(ok.error())));
+                  std::string("every mirror attested an entry breaking rule ")
+                      + std::string(to_string(ok.error())));
   } else if (m == mode::join) {
     me_in = find_member(c.adds, self);
     bool consistent = !c.adds.empty() || !c.removes.empty();
-    for (const auto& a : c.adds) consistent = consistent && find_member(c.members, a.id) != nullptr;
+    for (const auto& a : c.adds)
+      consistent = consistent && find_member(c.members, a.id) != nullptr;
     for (const auto& id : c.removes)
-      consistent = consistent && find_member(c.members, id) == nullptr &&
-                   find_member(c.adds, id) == nullptr;
-    if (!consistent) return halt(alarm_kind::fork, "mirrors", "joining UPDATE is inconsistent");
+      consistent =
+          consistent && find_member(c.members, id) == nullptr && find_member(c.adds, id) == nullptr;
+    if (!consistent)
+      return halt(alarm_kind::fork, "mirrors", "joining UPDATE is inconsistent");
   } else {
     recipient_check rc;
-    if (!own) rc.self = self;
+    if (!own)
+      rc.self = self;
     auto ok = validate(nullptr, false, c, rc, validate_at::exactly(0));
     if (!ok)
       return halt(alarm_kind::fork, "mirrors",
-                  std::string("every mirror attested a SETUP breaking rule ") +
-                      std::string(to_string(ok.error())));
+                  std::string("every mirror attested a SETUP breaking rule ")
+                      + std::string(to_string(ok.error())));
     me_in = find_member(c.members, self);
   }
   if (me_in != nullptr && me_in->lpk != self_.lpk())
@@ -859,8 +941,10 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
     bool ours = false;
     if (own) {
       for (const auto& oe : cc->outbox)
-        for (const auto& ov : oe.versions) ours = ours || ov.d == v.d;
-      for (const auto& o : cc->orphans) ours = ours || (o.aseq == 1 && o.d == v.d);
+        for (const auto& ov : oe.versions)
+          ours = ours || ov.d == v.d;
+      for (const auto& o : cc->orphans)
+        ours = ours || (o.aseq == 1 && o.d == v.d);
     }
     if (!ours) {
       out.alarms.push_back(make_alarm(alarm_kind::provider, e.conv, i, "router",
@@ -874,19 +958,24 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
       std::vector<prekey_bundle> bundles;
       if (mine) {
         for (const auto& mm : mine->members)
-          if (mm.id != self) others.push_back(mm);
+          if (mm.id != self)
+            others.push_back(mm);
         for (const auto& [peer, ch] : cc->channels)
-          if (ch.first_contact) bundles.push_back(prekey_bundle{peer, {}, *ch.first_contact});
+          if (ch.first_contact)
+            bundles.push_back(prekey_bundle{peer, {}, *ch.first_contact});
         for (auto& bb : bundles) {
-          if (const member* mm = find_member(mine->members, bb.owner)) bb.lpk = mm->lpk;
-          if (const member* o = find_member(pinned_ms_, bb.owner)) bb.lpk = o->lpk;
+          if (const member* mm = find_member(mine->members, bb.owner))
+            bb.lpk = mm->lpk;
+          if (const member* o = find_member(pinned_ms_, bb.owner))
+            bb.lpk = o->lpk;
         }
       }
       tombstones_.emplace(e.conv, client_tombstone{});
       convs_.erase(it);
       buffer_.erase(e.conv);
       out.changes.removed_convs.insert(e.conv);
-      if (!mine) return;
+      if (!mine)
+        return;
       auto again = create(others, bundles, now, r);
       if (again) {
         out.recreated = std::make_pair(e.conv, again->conv);
@@ -904,7 +993,8 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
   acc.type = c.type;
   acc.author = c.author;
   acc.aseq = c.aseq;
-  if (c.type != msg_type::setup) acc.parent = c.parent;
+  if (c.type != msg_type::setup)
+    acc.parent = c.parent;
   acc.d = v.d;
   acc.t = v.t;
   acc.own = own;
@@ -929,14 +1019,17 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
         own_text = &o.plaintext;
       }
     }
-    if (!matched) return halt(alarm_kind::impersonation, "router", "our entry with a D we never submitted");
+    if (!matched)
+      return halt(alarm_kind::impersonation, "router", "our entry with a D we never submitted");
     // The plaintext of the version that was ordered: an orphan's own, never that of the
     // message that has moved into its aseq since.
-    if (c.type == msg_type::message && own_text != nullptr) acc.plaintext = *own_text;
+    if (c.type == msg_type::message && own_text != nullptr)
+      acc.plaintext = *own_text;
   } else {
     const public_key* lpk_a = nullptr;
     if (m == mode::normal) {
-      if (const member* a = find_member(cc->st.members, c.author)) lpk_a = &a->lpk;
+      if (const member* a = find_member(cc->st.members, c.author))
+        lpk_a = &a->lpk;
     } else if (const member* a = find_member(c.members, c.author)) {
       lpk_a = &a->lpk;
     }
@@ -957,14 +1050,15 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
     // no key for it: the mirrors' attestation (they verified amb) stands alone.
     if (lpk_a != nullptr) {
       const channel* ch = nullptr;
-      if (auto f = target.channels.find(c.author); f != target.channels.end()) ch = &f->second;
+      if (auto f = target.channels.find(c.author); f != target.channels.end())
+        ch = &f->second;
       auto ad = ad_block(v.h_c, c.author, self);
       auto opened = open_on_channel(self_, keys_, ch, e.conv, c.author, *lpk_a, *e.block_u, ad);
       if (!opened) {
         const bool dir = opened.error() == block_failure::directory;
-        if (!sender_fail(dir ? alarm_kind::directory : alarm_kind::sender,
-                         dir ? "author block names a key we never published"
-                             : "author block does not open"))
+        if (!sender_fail(
+                dir ? alarm_kind::directory : alarm_kind::sender,
+                dir ? "author block names a key we never published" : "author block does not open"))
           return;
       } else {
         bool good = true;
@@ -982,12 +1076,15 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
               acc.plaintext = std::move(*pt);
             }
           }
-          if (!good && !acc.is_void) return;
+          if (!good && !acc.is_void)
+            return;
         } else if (!is_zero_seed(opened->pt.seed)) {
           good = sender_fail(alarm_kind::sender, "a seed where none belongs");
-          if (!good && !acc.is_void) return;
+          if (!good && !acc.is_void)
+            return;
         }
-        if (!acc.is_void) author_effects = opened->effects;
+        if (!acc.is_void)
+          author_effects = opened->effects;
       }
     }
   }
@@ -1020,7 +1117,8 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
   COWPI_ASSERT(target.st.t_at(i) != nullptr && *target.st.t_at(i) == v.t);
   for (size_t k = 0; k < ms.size(); ++k)
     apply_effects(target.channels[ms[k].id], keys_, effects[k]);
-  if (author_effects) apply_effects(target.channels[c.author], keys_, *author_effects);
+  if (author_effects)
+    apply_effects(target.channels[c.author], keys_, *author_effects);
   out.changes.keys = true;
 
   if (c.type == msg_type::setup || c.type == msg_type::update) {
@@ -1028,14 +1126,18 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
     acc.adds = c.adds;
     acc.removes = c.removes;
     acc.safety_number = safety_number(c.members);
-    for (const auto& id : c.removes) target.channels.erase(id);
+    for (const auto& id : c.removes)
+      target.channels.erase(id);
   }
-  if (acc.is_void) target.voids_pending.insert(i);
+  if (acc.is_void)
+    target.voids_pending.insert(i);
   // A RECEIPT is not itself something to acknowledge (§3.7): counting it would make members
   // answer each other's receipts for ever. Its VOIDs still trigger a RECEIPT (voids_pending).
-  if (!own && c.type != msg_type::receipt) target.last_foreign = static_cast<int64_t>(i);
+  if (!own && c.type != msg_type::receipt)
+    target.last_foreign = static_cast<int64_t>(i);
   target.d_recent[i] = v.d;
-  while (target.d_recent.size() > opts_.d_window) target.d_recent.erase(target.d_recent.begin());
+  while (target.d_recent.size() > opts_.d_window)
+    target.d_recent.erase(target.d_recent.begin());
 
   // Our own entry is sent: take it out of the outbox.
   std::vector<outgoing> rebuilt;
@@ -1056,7 +1158,8 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
         std::erase_if(target.outbox, [&](const outbox_entry& oe) { return oe.id == orphan_entry; });
       }
       std::erase_if(target.orphans, [&](const orphan_version& o) { return o.aseq <= c.aseq; });
-      if (target.status == conv_status::active) rebuilt = rebuild_from(target, 0, now, r);
+      if (target.status == conv_status::active)
+        rebuilt = rebuild_from(target, 0, now, r);
     } else {
       std::erase_if(target.outbox, [&](const outbox_entry& oe) { return oe.aseq == c.aseq; });
       std::erase_if(target.orphans, [&](const orphan_version& o) { return o.aseq <= c.aseq; });
@@ -1073,8 +1176,7 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
   }
 
   // Removed: wipe the conversation's secrets, keep the tombstone (§3.6).
-  if (c.type == msg_type::update &&
-      std::binary_search(c.removes.begin(), c.removes.end(), self)) {
+  if (c.type == msg_type::update && std::binary_search(c.removes.begin(), c.removes.end(), self)) {
     client_tombstone tomb;
     tomb.own_aseq = cc->st.aseq_last[self].value;
     tomb.ratchet_next = cc->ratchet_next;
@@ -1091,7 +1193,8 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
     rebuilt.insert(rebuilt.end(), std::make_move_iterator(more.begin()),
                    std::make_move_iterator(more.end()));
   }
-  for (auto& o : rebuilt) out.resubmit.push_back(std::move(o));
+  for (auto& o : rebuilt)
+    out.resubmit.push_back(std::move(o));
 }
 
 }  // namespace cowpi::protocol

@@ -2,10 +2,10 @@
 // Canonical encodings (DESIGN.md §3.10) and the hashes over them.
 #include "cowpi/protocol/encoding.hpp"
 
+#include "cowpi/protocol/limits.hpp"
+
 #include <algorithm>
 #include <cstdio>
-
-#include "cowpi/protocol/limits.hpp"
 
 namespace cowpi::protocol {
 
@@ -16,7 +16,8 @@ std::string label(std::string_view n) {
 }
 
 bool valid_id(std::string_view id) noexcept {
-  if (id.empty() || id.size() > max_id_len) return false;
+  if (id.empty() || id.size() > max_id_len)
+    return false;
   const auto* p = reinterpret_cast<const uint8_t*>(id.data());
   size_t n = id.size();
   size_t i = 0;
@@ -39,20 +40,25 @@ bool valid_id(std::string_view id) noexcept {
     } else {
       return false;
     }
-    if (i + len > n) return false;
+    if (i + len > n)
+      return false;
     for (size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) return false;
+      if ((p[i + k] & 0xC0) != 0x80)
+        return false;
       cp = cp << 6 | (p[i + k] & 0x3Fu);
     }
     // Overlong forms.
     if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000))
       return false;
-    if (cp > 0x10FFFF) return false;
-    if (cp >= 0xD800 && cp <= 0xDFFF) return false;  // surrogates
+    if (cp > 0x10FFFF)
+      return false;
+    if (cp >= 0xD800 && cp <= 0xDFFF)
+      return false;  // surrogates
     // Controls and invisible or bidi formatting characters.
-    if (cp <= 0x1F || (cp >= 0x7F && cp <= 0x9F)) return false;
-    if ((cp >= 0x200B && cp <= 0x200F) || (cp >= 0x202A && cp <= 0x202E) ||
-        (cp >= 0x2066 && cp <= 0x2069) || cp == 0xFEFF)
+    if (cp <= 0x1F || (cp >= 0x7F && cp <= 0x9F))
+      return false;
+    if ((cp >= 0x200B && cp <= 0x200F) || (cp >= 0x202A && cp <= 0x202E)
+        || (cp >= 0x2066 && cp <= 0x2069) || cp == 0xFEFF)
       return false;
     i += len;
   }
@@ -62,58 +68,73 @@ bool valid_id(std::string_view id) noexcept {
 namespace {
 // Ids compare as unsigned bytes; std::string's char_traits<char>::compare is
 // specified to compare as unsigned char, so operator< already does this.
-bool id_less(std::string_view a, std::string_view b) noexcept { return a < b; }
+bool id_less(std::string_view a, std::string_view b) noexcept {
+  return a < b;
+}
 }  // namespace
 
 bool is_sorted_unique(const member_list& l) noexcept {
   for (size_t i = 1; i < l.size(); ++i)
-    if (!id_less(l[i - 1].id, l[i].id)) return false;
+    if (!id_less(l[i - 1].id, l[i].id))
+      return false;
   return true;
 }
 
 bool is_sorted_unique(const std::vector<std::string>& l) noexcept {
   for (size_t i = 1; i < l.size(); ++i)
-    if (!id_less(l[i - 1], l[i])) return false;
+    if (!id_less(l[i - 1], l[i]))
+      return false;
   return true;
 }
 
 const member* find_member(const member_list& l, std::string_view id) noexcept {
   auto it = std::lower_bound(l.begin(), l.end(), id,
                              [](const member& m, std::string_view v) { return id_less(m.id, v); });
-  if (it != l.end() && it->id == id) return &*it;
+  if (it != l.end() && it->id == id)
+    return &*it;
   return nullptr;
 }
 
 std::string_view to_string(key_kind k) noexcept {
   switch (k) {
-    case key_kind::prekey: return "prekey";
-    case key_kind::last_resort: return "last_resort";
-    case key_kind::ratchet: return "ratchet";
+    case key_kind::prekey:
+      return "prekey";
+    case key_kind::last_resort:
+      return "last_resort";
+    case key_kind::ratchet:
+      return "ratchet";
   }
   return "unknown";
 }
 
 std::string_view to_string(msg_type t) noexcept {
   switch (t) {
-    case msg_type::setup: return "SETUP";
-    case msg_type::message: return "MESSAGE";
-    case msg_type::receipt: return "RECEIPT";
-    case msg_type::update: return "UPDATE";
+    case msg_type::setup:
+      return "SETUP";
+    case msg_type::message:
+      return "MESSAGE";
+    case msg_type::receipt:
+      return "RECEIPT";
+    case msg_type::update:
+      return "UPDATE";
   }
   return "UNKNOWN";
 }
 
 void enc_list(byte_writer& w, const member_list& l) {
   w.be32(static_cast<uint32_t>(l.size()));
-  for (const auto& m : l) w.lp(m.id).raw(m.lpk);
+  for (const auto& m : l)
+    w.lp(m.id).raw(m.lpk);
 }
 
 namespace {
 
 expected<void> check_list(const member_list& l, size_t max, const char* what) {
-  if (l.size() > max) return fail(errc::not_canonical, std::string(what) + " over limit");
+  if (l.size() > max)
+    return fail(errc::not_canonical, std::string(what) + " over limit");
   for (const auto& m : l)
-    if (!valid_id(m.id)) return fail(errc::not_canonical, std::string(what) + ": malformed id");
+    if (!valid_id(m.id))
+      return fail(errc::not_canonical, std::string(what) + ": malformed id");
   if (!is_sorted_unique(l))
     return fail(errc::not_canonical, std::string(what) + " not strictly sorted");
   return {};
@@ -134,7 +155,8 @@ expected<void> check_shape(const common& c) {
     return fail(errc::not_canonical, "SETUP has a parent");
   if (!message && (c.body_len != 0 || !is_zero32(c.body_hash) || !is_zero32(c.body_commit)))
     return fail(errc::not_canonical, "body fields outside MESSAGE");
-  if (!receipt && !c.voids.empty()) return fail(errc::not_canonical, "voids outside RECEIPT");
+  if (!receipt && !c.voids.empty())
+    return fail(errc::not_canonical, "voids outside RECEIPT");
   if (!setup && !update && (!c.ms.empty() || !c.members.empty()))
     return fail(errc::not_canonical, "member lists outside SETUP/UPDATE");
   if (!update && (!c.adds.empty() || !c.removes.empty()))
@@ -145,25 +167,30 @@ expected<void> check_shape(const common& c) {
 }  // namespace
 
 expected<bytes> enc_common(const common& c) {
-  if (c.version != protocol_version) return fail(errc::unsupported_version, "C.version");
+  if (c.version != protocol_version)
+    return fail(errc::unsupported_version, "C.version");
   if (c.type < msg_type::setup || c.type > msg_type::update)
     return fail(errc::not_canonical, "unknown type");
-  if (!valid_id(c.author)) return fail(errc::not_canonical, "malformed author id");
+  if (!valid_id(c.author))
+    return fail(errc::not_canonical, "malformed author id");
   COWPI_TRY_VOID(check_shape(c));
   byte_writer w(256);
   w.u8(c.version).raw(c.conv).u8(static_cast<uint8_t>(c.type)).lp(c.author).be64(c.aseq);
-  if (c.type != msg_type::setup) w.be64(c.parent).raw(c.parent_hash);
+  if (c.type != msg_type::setup)
+    w.be64(c.parent).raw(c.parent_hash);
   switch (c.type) {
     case msg_type::message:
       w.be64(c.body_len).raw(c.body_hash).raw(c.body_commit);
       break;
     case msg_type::receipt:
-      if (c.voids.size() > max_voids) return fail(errc::not_canonical, "voids over limit");
+      if (c.voids.size() > max_voids)
+        return fail(errc::not_canonical, "voids over limit");
       for (size_t i = 1; i < c.voids.size(); ++i)
         if (c.voids[i - 1] >= c.voids[i])
           return fail(errc::not_canonical, "voids not strictly increasing");
       w.be32(static_cast<uint32_t>(c.voids.size()));
-      for (uint64_t v : c.voids) w.be64(v);
+      for (uint64_t v : c.voids)
+        w.be64(v);
       break;
     case msg_type::setup:
       COWPI_TRY_VOID(check_list(c.ms, max_mirrors, "MS"));
@@ -174,18 +201,21 @@ expected<bytes> enc_common(const common& c) {
     case msg_type::update:
       COWPI_TRY_VOID(check_list(c.ms, max_mirrors, "MS"));
       COWPI_TRY_VOID(check_list(c.adds, max_ops, "adds"));
-      if (c.removes.size() > max_ops) return fail(errc::not_canonical, "removes over limit");
+      if (c.removes.size() > max_ops)
+        return fail(errc::not_canonical, "removes over limit");
       if (c.adds.size() + c.removes.size() > max_ops)
         return fail(errc::not_canonical, "ops over limit");
       for (const auto& r : c.removes)
-        if (!valid_id(r)) return fail(errc::not_canonical, "removes: malformed id");
+        if (!valid_id(r))
+          return fail(errc::not_canonical, "removes: malformed id");
       if (!is_sorted_unique(c.removes))
         return fail(errc::not_canonical, "removes not strictly sorted");
       COWPI_TRY_VOID(check_list(c.members, max_members, "members"));
       enc_list(w, c.ms);
       enc_list(w, c.adds);
       w.be32(static_cast<uint32_t>(c.removes.size()));
-      for (const auto& r : c.removes) w.lp(r);
+      for (const auto& r : c.removes)
+        w.lp(r);
       enc_list(w, c.members);
       break;
   }
@@ -195,7 +225,8 @@ expected<bytes> enc_common(const common& c) {
 std::array<uint8_t, enc_ref_size> enc_ref(const key_ref& r) noexcept {
   std::array<uint8_t, enc_ref_size> out{};
   out[0] = static_cast<uint8_t>(r.kind);
-  for (int i = 0; i < 8; ++i) out[1 + static_cast<size_t>(i)] = static_cast<uint8_t>(r.id >> (56 - 8 * i));
+  for (int i = 0; i < 8; ++i)
+    out[1 + static_cast<size_t>(i)] = static_cast<uint8_t>(r.id >> (56 - 8 * i));
   std::copy(r.pub.begin(), r.pub.end(), out.begin() + 9);
   return out;
 }
@@ -211,13 +242,15 @@ std::array<uint8_t, block_size> enc_block(const block& b) noexcept {
 }
 
 expected<block> decode_block(byte_view in) noexcept {
-  if (in.size() != block_size) return fail(errc::bad_length, "block must be 185 bytes");
+  if (in.size() != block_size)
+    return fail(errc::bad_length, "block must be 185 bytes");
   block b;
   byte_reader r(in);
   uint8_t kind = 0;
   (void)r.raw(b.x);
   (void)r.u8(kind);
-  if (kind < 1 || kind > 3) return fail(errc::malformed, "unknown key kind");
+  if (kind < 1 || kind > 3)
+    return fail(errc::malformed, "unknown key kind");
   b.ref.kind = static_cast<key_kind>(kind);
   (void)r.be64(b.ref.id);
   (void)r.raw(b.ref.pub);
@@ -241,7 +274,8 @@ expected<hash32> hash_common(const common& c) {
 hash32 blocks_root(const std::vector<block_digest>& d) {
   byte_writer w(16 + d.size() * 80);
   w.raw(label("blocks")).be32(static_cast<uint32_t>(d.size()));
-  for (const auto& e : d) w.lp(e.recipient).raw(e.hash);
+  for (const auto& e : d)
+    w.lp(e.recipient).raw(e.hash);
   return crypto::sha256(w.data());
 }
 
@@ -265,13 +299,15 @@ std::string safety_number(const member_list& members) {
   std::vector<uint64_t> groups;
   for (size_t j = 0; j < 6; ++j) {
     uint64_t v = 0;
-    for (size_t k = 0; k < 5; ++k) v = v << 8 | s[5 * j + k];
+    for (size_t k = 0; k < 5; ++k)
+      v = v << 8 | s[5 * j + k];
     groups.push_back((v >> 20) % 100000);
     groups.push_back((v & ((uint64_t{1} << 20) - 1)) % 100000);
   }
   std::string out;
   for (size_t g = 0; g < groups.size(); ++g) {
-    if (g > 0) out += (g % 4 == 0) ? '\n' : ' ';
+    if (g > 0)
+      out += (g % 4 == 0) ? '\n' : ' ';
     char buf[8];
     std::snprintf(buf, sizeof buf, "%05u", static_cast<unsigned>(groups[g]));
     out += buf;
@@ -292,8 +328,8 @@ bytes ad_amb(const hash32& h_c, const hash32& root, std::string_view author,
   return std::move(w).take();
 }
 
-bytes ad_mirror_block(const conv_id& conv, uint64_t i, const hash32& t_i,
-                      std::string_view mirror, std::string_view member, const hash32& bind) {
+bytes ad_mirror_block(const conv_id& conv, uint64_t i, const hash32& t_i, std::string_view mirror,
+                      std::string_view member, const hash32& bind) {
   byte_writer w(128 + mirror.size() + member.size());
   w.raw(label("mb")).raw(conv).be64(i).raw(t_i).lp(mirror).lp(member).raw(bind);
   return std::move(w).take();
@@ -324,8 +360,8 @@ bytes seal_body(const crypto::secret<32>& seed, const conv_id& conv, std::string
   bytes body(24 + padded.size() + crypto::aead_tag_size);
   std::copy(nonce.begin(), nonce.end(), body.begin());
   auto ad = ad_body(conv, author, aseq);
-  auto ok = crypto::aead_seal_into(std::span<uint8_t>(body).subspan(24), key.expose(), nonce,
-                                   padded, ad);
+  auto ok =
+      crypto::aead_seal_into(std::span<uint8_t>(body).subspan(24), key.expose(), nonce, padded, ad);
   COWPI_ASSERT(ok.has_value());
   sodium_memzero(padded.data(), padded.size());
   return body;
@@ -333,7 +369,8 @@ bytes seal_body(const crypto::secret<32>& seed, const conv_id& conv, std::string
 
 expected<bytes> open_body(const crypto::secret<32>& seed, const conv_id& conv,
                           std::string_view author, uint64_t aseq, byte_view body) {
-  if (body.size() < 24 + crypto::aead_tag_size) return fail(errc::bad_length, "body too short");
+  if (body.size() < 24 + crypto::aead_tag_size)
+    return fail(errc::bad_length, "body too short");
   auto key = body_key(seed);
   auto ad = ad_body(conv, author, aseq);
   COWPI_TRY(bytes padded, crypto::aead_open(key.expose(), body.first(24), body.subspan(24), ad));
@@ -352,8 +389,10 @@ bytes pad(byte_view p) {
 
 expected<bytes> unpad(byte_view p) {
   size_t end = p.size();
-  while (end > 0 && p[end - 1] == 0) --end;
-  if (end == 0 || p[end - 1] != 0x80) return fail(errc::malformed, "malformed padding");
+  while (end > 0 && p[end - 1] == 0)
+    --end;
+  if (end == 0 || p[end - 1] != 0x80)
+    return fail(errc::malformed, "malformed padding");
   return bytes(p.begin(), p.begin() + static_cast<std::ptrdiff_t>(end - 1));
 }
 

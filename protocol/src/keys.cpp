@@ -2,9 +2,9 @@
 // NAXOS ephemerals and pairwise block protection (DESIGN.md §2).
 #include "cowpi/protocol/keys.hpp"
 
-#include <algorithm>
-
 #include "cowpi/protocol/encoding.hpp"
+
+#include <algorithm>
 
 namespace cowpi::protocol {
 
@@ -82,8 +82,7 @@ expected<crypto::secret<32>> pair_key_send(const identity& sender, const crypto:
   return pair_kdf(ikm, ctx);
 }
 
-expected<crypto::secret<32>> pair_key_recv(const identity& receiver,
-                                           const crypto::secret<32>& e_r,
+expected<crypto::secret<32>> pair_key_recv(const identity& receiver, const crypto::secret<32>& e_r,
                                            const public_key& lpk_s, const pair_context& ctx) {
   crypto::secret<96> ikm;
   auto k = ikm.expose();
@@ -133,7 +132,8 @@ expected<block_plaintext> open_block(const identity& receiver, const crypto::sec
   block_plaintext pt;
   auto p = plain.expose();
   std::copy_n(p.data(), 32, pt.seed.expose().data());
-  for (size_t i = 0; i < 8; ++i) pt.announced_id = pt.announced_id << 8 | p[32 + i];
+  for (size_t i = 0; i < 8; ++i)
+    pt.announced_id = pt.announced_id << 8 | p[32 + i];
   std::copy_n(p.data() + 40, 32, pt.announced_pub.begin());
   return pt;
 }

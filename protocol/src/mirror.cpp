@@ -2,18 +2,19 @@
 // The mirror: PREPARE, COMMIT and mirror blocks (DESIGN.md §3.4).
 #include "cowpi/protocol/mirror.hpp"
 
-#include <algorithm>
-
 #include "cowpi/protocol/encoding.hpp"
 #include "cowpi/protocol/limits.hpp"
 #include "cowpi/protocol/validate.hpp"
+
+#include <algorithm>
 
 namespace cowpi::protocol {
 
 mirror_conv mirror_conv::clone() const {
   mirror_conv c;
   c.st = st;
-  for (const auto& [peer, ch] : channels) c.channels.emplace(peer, ch.clone());
+  for (const auto& [peer, ch] : channels)
+    c.channels.emplace(peer, ch.clone());
   c.ratchet_next = ratchet_next;
   c.member_lr = member_lr;
   c.answers = answers;
@@ -25,7 +26,8 @@ mirror::mirror(identity self, mirror_options opts) : self_(std::move(self)), opt
 mirror mirror::clone() const {
   mirror m(identity::from_secret(self_.id(), self_.export_secret()), opts_);
   m.keys_ = keys_.clone();
-  for (const auto& [id, mc] : convs_) m.convs_.emplace(id, mc.clone());
+  for (const auto& [id, mc] : convs_)
+    m.convs_.emplace(id, mc.clone());
   m.prepared_refs_ = prepared_refs_;
   return m;
 }
@@ -37,7 +39,9 @@ const mirror_conv* mirror::find(const conv_id& conv) const noexcept {
 
 namespace {
 
-link_reject reject(std::string why) { return link_reject{std::move(why)}; }
+link_reject reject(std::string why) {
+  return link_reject{std::move(why)};
+}
 
 }  // namespace
 
@@ -56,13 +60,15 @@ expected<mirror::checked, link_reject> mirror::check(const prepare_msg& p,
   // Our own (id, lpk) must be in the conversation's mirror set.
   const member_list& ms = c.type == msg_type::setup || st == nullptr ? c.ms : st->ms;
   const member* me = find_member(ms, self_.id());
-  if (me == nullptr || me->lpk != self_.lpk()) return unexpected{reject("not_in_mirror_set")};
+  if (me == nullptr || me->lpk != self_.lpk())
+    return unexpected{reject("not_in_mirror_set")};
 
   checked out;
   auto h_c = hash_common(c);
   if (lying_) {
     // Attest anything (tests): only the digest is computed.
-    if (!h_c) return unexpected{reject("not_canonical")};
+    if (!h_c)
+      return unexpected{reject("not_canonical")};
     out.h_c = *h_c;
     out.root = blocks_root(p.block_hashes);
     out.d = entry_digest(out.h_c, out.root);
@@ -72,25 +78,31 @@ expected<mirror::checked, link_reject> mirror::check(const prepare_msg& p,
   }
   std::vector<std::string> ids;
   ids.reserve(p.block_hashes.size());
-  for (const auto& bh : p.block_hashes) ids.push_back(bh.recipient);
+  for (const auto& bh : p.block_hashes)
+    ids.push_back(bh.recipient);
   recipient_check rc;
   rc.full = &ids;
-  auto ok = validate(st, false, c, rc,
-                     index ? validate_at::exactly(*index) : validate_at::prepare());
-  if (!ok) return unexpected{reject(std::string("invalid:") + std::string(to_string(ok.error())))};
+  auto ok =
+      validate(st, false, c, rc, index ? validate_at::exactly(*index) : validate_at::prepare());
+  if (!ok)
+    return unexpected{reject(std::string("invalid:") + std::string(to_string(ok.error())))};
 
   // LAST_RESORT keys: one per added member (every member for SETUP), usable.
   std::vector<std::string> need;
   if (c.type == msg_type::setup) {
-    for (const auto& m : c.members) need.push_back(m.id);
+    for (const auto& m : c.members)
+      need.push_back(m.id);
   } else if (c.type == msg_type::update) {
-    for (const auto& m : c.adds) need.push_back(m.id);
+    for (const auto& m : c.adds)
+      need.push_back(m.id);
   }
   for (const auto& id : need) {
     auto it = std::find_if(p.last_resort.begin(), p.last_resort.end(),
                            [&](const last_resort_attachment& a) { return a.member == id; });
-    if (it == p.last_resort.end()) return unexpected{reject("missing_last_resort")};
-    if (it->key_id == 0 || !usable_public_key(it->pub)) return unexpected{reject("bad_last_resort")};
+    if (it == p.last_resort.end())
+      return unexpected{reject("missing_last_resort")};
+    if (it->key_id == 0 || !usable_public_key(it->pub))
+      return unexpected{reject("bad_last_resort")};
   }
 
   COWPI_ASSERT(h_c.has_value());  // validate checked canonical form
@@ -104,22 +116,26 @@ expected<mirror::checked, link_reject> mirror::check(const prepare_msg& p,
   COWPI_ASSERT(author != nullptr);  // validate checked membership
   const channel* ch = nullptr;
   if (mc != nullptr)
-    if (auto f = mc->channels.find(c.author); f != mc->channels.end()) ch = &f->second;
+    if (auto f = mc->channels.find(c.author); f != mc->channels.end())
+      ch = &f->second;
   auto ad = ad_amb(out.h_c, out.root, c.author, self_.id());
   auto opened = open_on_channel(self_, keys_, ch, c.conv, c.author, author->lpk, p.amb, ad);
   if (!opened) {
     return unexpected{reject(opened.error() == block_failure::directory ? "amb_unknown_key"
                                                                         : "amb_does_not_verify")};
   }
-  if (!crypto::is_zero(opened->pt.seed.expose())) return unexpected{reject("amb_has_seed")};
+  if (!crypto::is_zero(opened->pt.seed.expose()))
+    return unexpected{reject("amb_has_seed")};
   out.amb_effects = opened->effects;
   return out;
 }
 
 link_response mirror::prepare(const prepare_msg& p, uint64_t now) {
   auto ck = check(p, std::nullopt);
-  if (!ck) return ck.error();
-  if (p.amb.ref.kind != key_kind::ratchet) prepared_refs_[{p.amb.ref.kind, p.amb.ref.id}] = now;
+  if (!ck)
+    return ck.error();
+  if (p.amb.ref.kind != key_kind::ratchet)
+    prepared_refs_[{p.amb.ref.kind, p.amb.ref.id}] = now;
   return prepared{ck->d};
 }
 
@@ -166,7 +182,8 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
   member_list removed;
   if (!fresh)
     for (const auto& id : c.removes)
-      if (const member* m = find_member(mc.st.members, id)) removed.push_back(*m);
+      if (const member* m = find_member(mc.st.members, id))
+        removed.push_back(*m);
   // Advance in place (never a copy of the state per entry).
   if (fresh) {
     mc.st = setup_state(c, i, ck->d);
@@ -177,7 +194,8 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
 
   // Apply amb's announcement first, so our block to the author uses the key
   // it has just announced (§2).
-  if (!lying_) apply_effects(mc.channels[c.author], keys_, ck->amb_effects);
+  if (!lying_)
+    apply_effects(mc.channels[c.author], keys_, ck->amb_effects);
   for (const auto& a : cm.payload.last_resort)
     mc.member_lr[a.member] = published_key{a.key_id, a.pub};
 
@@ -188,7 +206,8 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
   const crypto::secret<32> zero_seed;
   for (const auto& u : slot_ids) {
     const member* mu = find_member(mc.st.members, u);
-    if (mu == nullptr) mu = find_member(removed, u);
+    if (mu == nullptr)
+      mu = find_member(removed, u);
     if (mu == nullptr && lying_) {
       // A lying mirror attesting an entry from a non-member: nobody can read its block.
       block junk;
@@ -215,11 +234,13 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
       target = send_target{key_ref{key_kind::ratchet, ch.peer_latest->id, {}}, ch.peer_latest->pub};
     auto lr = mc.member_lr.find(u);
     auto via_lr = [&]() -> std::optional<send_target> {
-      if (lr == mc.member_lr.end()) return std::nullopt;
+      if (lr == mc.member_lr.end())
+        return std::nullopt;
       return send_target{key_ref{key_kind::last_resort, lr->second.id, lr->second.pub},
                          lr->second.pub};
     };
-    if (!target) target = via_lr();
+    if (!target)
+      target = via_lr();
     COWPI_ASSERT(target.has_value());  // check() required LAST_RESORT keys for new members
     auto b = send_on_channel(self_, ch, mc.ratchet_next[u], c.conv, u, mu->lpk, *target, zero_seed,
                              ad, now, r);
@@ -249,17 +270,20 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
 
 bool mirror::ack(const link_ack& a) {
   auto it = convs_.find(a.conv);
-  if (it == convs_.end()) return false;
+  if (it == convs_.end())
+    return false;
   auto& answers = it->second.answers;
   auto end = answers.upper_bound(a.index);
-  if (end == answers.begin()) return false;
+  if (end == answers.begin())
+    return false;
   answers.erase(answers.begin(), end);
   return true;
 }
 
 status_answer mirror::status(const conv_id& conv) const {
   const mirror_conv* mc = find(conv);
-  if (mc == nullptr) return status_answer{false, 0, {}};
+  if (mc == nullptr)
+    return status_answer{false, 0, {}};
   return status_answer{true, mc->st.next, *mc->st.t_at(mc->st.next - 1)};
 }
 
@@ -267,11 +291,13 @@ audit_answer mirror::audit(const audit_query& q, const mirror_history& h) const 
   audit_answer out;
   out.from = q.from;
   const mirror_conv* mc = find(q.conv);
-  if (mc == nullptr || q.to < q.from) return out;
+  if (mc == nullptr || q.to < q.from)
+    return out;
   const uint64_t last = std::min({q.to, mc->st.next - 1, q.from + opts_.max_audit - 1});
   for (uint64_t i = q.from; i <= last; ++i) {
     auto d = h.d_at(q.conv, i);
-    if (!d) break;
+    if (!d)
+      break;
     out.d.push_back(*d);
   }
   return out;
@@ -282,7 +308,8 @@ mirror_prekeys mirror::make_prekeys(size_t count, uint64_t now, crypto::rng& r) 
   out.one_time = keys_.make_prekeys(self_, std::min(count, max_prekey_batch), now, r);
   auto lr = keys_.current_last_resort();
   bool rotate = !lr.has_value();
-  if (lr) rotate = now >= keys_.last_resort().at(lr->id).key.created + opts_.last_resort_period;
+  if (lr)
+    rotate = now >= keys_.last_resort().at(lr->id).key.created + opts_.last_resort_period;
   if (rotate) {
     out.last_resort = keys_.rotate_last_resort(self_, now, r);
   } else {
@@ -299,14 +326,16 @@ bool mirror::expire_keys(uint64_t now) {
   auto& pre = keys_.mutable_prekeys();
   std::map<uint64_t, prekey_slot> held;
   for (const auto& [ref, t] : prepared_refs_) {
-    if (ref.first != key_kind::prekey) continue;
+    if (ref.first != key_kind::prekey)
+      continue;
     if (auto f = pre.find(ref.second); f != pre.end()) {
       held.emplace(f->first, std::move(f->second));
       pre.erase(f);
     }
   }
   const bool changed = !keys_.expire(now, opts_.prekey_max_age, opts_.last_resort_grace).empty();
-  for (auto& [id, slot] : held) pre.emplace(id, std::move(slot));
+  for (auto& [id, slot] : held)
+    pre.emplace(id, std::move(slot));
   return changed;
 }
 

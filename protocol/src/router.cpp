@@ -2,46 +2,69 @@
 // The router's sequencing logic (DESIGN.md §3.4) and envelope assembly (§3.10).
 #include "cowpi/protocol/router.hpp"
 
-#include <algorithm>
-
 #include "cowpi/crypto/secret.hpp"
 #include "cowpi/protocol/encoding.hpp"
 #include "cowpi/protocol/limits.hpp"
 #include "cowpi/protocol/validate.hpp"
 
+#include <algorithm>
+
 namespace cowpi::protocol {
 
 std::string_view to_string(rejection_kind k) noexcept {
   switch (k) {
-    case rejection_kind::stale: return "STALE";
-    case rejection_kind::aseq_gap: return "ASEQ_GAP";
-    case rejection_kind::already_ordered: return "ALREADY_ORDERED";
-    case rejection_kind::not_member: return "NOT_MEMBER";
-    case rejection_kind::limit: return "LIMIT";
-    case rejection_kind::bad_block_size: return "BAD_BLOCK_SIZE";
-    case rejection_kind::bad_body: return "BAD_BODY";
-    case rejection_kind::unknown_mirror: return "UNKNOWN_MIRROR";
-    case rejection_kind::mirror_reject: return "MIRROR_REJECT";
-    case rejection_kind::invalid: return "INVALID";
-    case rejection_kind::unavailable: return "UNAVAILABLE";
-    case rejection_kind::stopped: return "STOPPED";
-    case rejection_kind::history_expired: return "HISTORY_EXPIRED";
-    case rejection_kind::unknown_user: return "UNKNOWN_USER";
+    case rejection_kind::stale:
+      return "STALE";
+    case rejection_kind::aseq_gap:
+      return "ASEQ_GAP";
+    case rejection_kind::already_ordered:
+      return "ALREADY_ORDERED";
+    case rejection_kind::not_member:
+      return "NOT_MEMBER";
+    case rejection_kind::limit:
+      return "LIMIT";
+    case rejection_kind::bad_block_size:
+      return "BAD_BLOCK_SIZE";
+    case rejection_kind::bad_body:
+      return "BAD_BODY";
+    case rejection_kind::unknown_mirror:
+      return "UNKNOWN_MIRROR";
+    case rejection_kind::mirror_reject:
+      return "MIRROR_REJECT";
+    case rejection_kind::invalid:
+      return "INVALID";
+    case rejection_kind::unavailable:
+      return "UNAVAILABLE";
+    case rejection_kind::stopped:
+      return "STOPPED";
+    case rejection_kind::history_expired:
+      return "HISTORY_EXPIRED";
+    case rejection_kind::unknown_user:
+      return "UNKNOWN_USER";
   }
   return "UNKNOWN";
 }
 
 std::string_view to_string(frame_error_code c) noexcept {
   switch (c) {
-    case frame_error_code::malformed: return "malformed";
-    case frame_error_code::too_large: return "too_large";
-    case frame_error_code::unsupported_version: return "unsupported_version";
-    case frame_error_code::unknown_user: return "unknown_user";
-    case frame_error_code::id_taken: return "id_taken";
-    case frame_error_code::bad_handshake: return "bad_handshake";
-    case frame_error_code::busy: return "busy";
-    case frame_error_code::internal: return "internal";
-    case frame_error_code::protocol_violation: return "protocol_violation";
+    case frame_error_code::malformed:
+      return "malformed";
+    case frame_error_code::too_large:
+      return "too_large";
+    case frame_error_code::unsupported_version:
+      return "unsupported_version";
+    case frame_error_code::unknown_user:
+      return "unknown_user";
+    case frame_error_code::id_taken:
+      return "id_taken";
+    case frame_error_code::bad_handshake:
+      return "bad_handshake";
+    case frame_error_code::busy:
+      return "busy";
+    case frame_error_code::internal:
+      return "internal";
+    case frame_error_code::protocol_violation:
+      return "protocol_violation";
   }
   return "unknown";
 }
@@ -52,7 +75,8 @@ std::string_view to_string(frame_error_code c) noexcept {
 std::vector<block_digest> log_entry::digests() const {
   std::vector<block_digest> out;
   out.reserve(blocks.size());
-  for (const auto& rb : blocks) out.push_back(block_digest{rb.recipient, block_hash(rb.blk)});
+  for (const auto& rb : blocks)
+    out.push_back(block_digest{rb.recipient, block_hash(rb.blk)});
   return out;
 }
 
@@ -68,7 +92,8 @@ prepare_msg log_entry::prepare_for(size_t k) const {
 expected<envelope> make_envelope(const log_entry& e, const mirror_answers& a,
                                  const std::string& member) {
   auto slot = std::lower_bound(e.slots.begin(), e.slots.end(), member);
-  if (slot == e.slots.end() || *slot != member) return fail(errc::not_found, "no slot");
+  if (slot == e.slots.end() || *slot != member)
+    return fail(errc::not_found, "no slot");
   const size_t pos = static_cast<size_t>(slot - e.slots.begin());
   const bool author = member == e.c.author;
   envelope env;
@@ -87,11 +112,12 @@ expected<envelope> make_envelope(const log_entry& e, const mirror_answers& a,
   env.blocks_root = e.blocks_root;
   env.mirror_blocks.reserve(a.size());
   for (const auto& m : a) {
-    if (!m || m->size() != e.slots.size()) return fail(errc::bad_state, "mirror answer missing");
+    if (!m || m->size() != e.slots.size())
+      return fail(errc::bad_state, "mirror answer missing");
     env.mirror_blocks.push_back((*m)[pos]);
   }
-  if (e.c.type == msg_type::update &&
-      std::find(e.joiners.begin(), e.joiners.end(), member) != e.joiners.end())
+  if (e.c.type == msg_type::update
+      && std::find(e.joiners.begin(), e.joiners.end(), member) != e.joiners.end())
     env.t_prev = e.t_prev;
   return env;
 }
@@ -101,15 +127,19 @@ expected<envelope> make_envelope(const log_entry& e, const mirror_answers& a,
 
 rejection rejection_for(rule r, const conv_state* s, const common& c) {
   switch (r) {
-    case rule::stale: return rejection{rejection_kind::stale, s ? s->last_update : 0, {}};
+    case rule::stale:
+      return rejection{rejection_kind::stale, s ? s->last_update : 0, {}};
     case rule::aseq: {
       uint64_t last = 0;
       if (s != nullptr)
-        if (auto a = s->aseq_last.find(c.author); a != s->aseq_last.end()) last = a->second.value;
+        if (auto a = s->aseq_last.find(c.author); a != s->aseq_last.end())
+          last = a->second.value;
       return rejection{rejection_kind::aseq_gap, last + 1, {}};
     }
-    case rule::author_not_member: return rejection{rejection_kind::not_member, 0, {}};
-    default: break;
+    case rule::author_not_member:
+      return rejection{rejection_kind::not_member, 0, {}};
+    default:
+      break;
   }
   return rejection{rejection_kind::invalid, 0, std::string(to_string(r))};
 }
@@ -119,7 +149,8 @@ bool directory_policy::take(fetch_budget& b, uint64_t now) const noexcept {
     b.window_start = now;
     b.used = 0;
   }
-  if (b.used >= budget) return false;
+  if (b.used >= budget)
+    return false;
   ++b.used;
   return true;
 }
@@ -147,14 +178,16 @@ void router_conv::stop(std::string reason) {
 
 size_t router_conv::pending() const noexcept {
   size_t n = in_flight_.size();
-  for (const auto& [a, q] : queues_) n += q.fifo.size();
+  for (const auto& [a, q] : queues_)
+    n += q.fifo.size();
   return n;
 }
 
 uint64_t router_conv::expected_aseq(const std::string& author) const {
   if (auto q = queues_.find(author); q != queues_.end() && !q->second.fifo.empty())
     return q->second.fifo.back().s.c.aseq + 1;
-  if (!st_) return 1;
+  if (!st_)
+    return 1;
   auto a = st_->aseq_last.find(author);
   return (a == st_->aseq_last.end() ? 0 : a->second.value) + 1;
 }
@@ -165,31 +198,41 @@ expected<uint64_t, rejection> router_conv::intake(submit_msg s, const std::strin
     return unexpected<rejection>{rejection{k, v, std::move(d)}};
   };
   const common& c = s.c;
-  if (stopped_) return no(rejection_kind::stopped);
-  if (c.conv != conv_) return no(rejection_kind::invalid, 0, "conv");
+  if (stopped_)
+    return no(rejection_kind::stopped);
+  if (c.conv != conv_)
+    return no(rejection_kind::invalid, 0, "conv");
   // The author is the session's user: checked, never overwritten.
-  if (c.author != session_user) return no(rejection_kind::invalid, 0, "author");
+  if (c.author != session_user)
+    return no(rejection_kind::invalid, 0, "author");
   if (c.type == msg_type::setup) {
-    if (c.ms != configured_ms_) return no(rejection_kind::unknown_mirror);
+    if (c.ms != configured_ms_)
+      return no(rejection_kind::unknown_mirror);
   } else {
-    if (!st_) return no(rejection_kind::invalid, 0, "conv_unknown");
-    if (!st_->is_member(c.author)) return no(rejection_kind::not_member);
+    if (!st_)
+      return no(rejection_kind::invalid, 0, "conv_unknown");
+    if (!st_->is_member(c.author))
+      return no(rejection_kind::not_member);
   }
   const member_list& ms = c.type == msg_type::setup ? c.ms : st_->ms;
-  if (s.ambs.size() != ms.size()) return no(rejection_kind::bad_block_size);
-  if ((c.type == msg_type::message) != s.body.has_value()) return no(rejection_kind::bad_body);
+  if (s.ambs.size() != ms.size())
+    return no(rejection_kind::bad_block_size);
+  if ((c.type == msg_type::message) != s.body.has_value())
+    return no(rejection_kind::bad_body);
   if (s.body && (s.body->size() != c.body_len || crypto::sha256(*s.body) != c.body_hash))
     return no(rejection_kind::bad_body);
   if (c.body_len > max_body || c.body_len > limits_.max_body)
     return no(rejection_kind::limit, 0, "body");
-  if ((c.type == msg_type::setup || c.type == msg_type::update) &&
-      c.members.size() > limits_.max_members)
+  if ((c.type == msg_type::setup || c.type == msg_type::update)
+      && c.members.size() > limits_.max_members)
     return no(rejection_kind::limit, 0, "members");
   auto h_c = hash_common(c);
-  if (!h_c) return no(rejection_kind::invalid, 0, "not_canonical");
+  if (!h_c)
+    return no(rejection_kind::invalid, 0, "not_canonical");
   queued q;
   q.digests.reserve(s.blocks.size());
-  for (const auto& rb : s.blocks) q.digests.push_back(block_digest{rb.recipient, block_hash(rb.blk)});
+  for (const auto& rb : s.blocks)
+    q.digests.push_back(block_digest{rb.recipient, block_hash(rb.blk)});
   q.root = blocks_root(q.digests);
   q.d = entry_digest(*h_c, q.root);
 
@@ -197,20 +240,23 @@ expected<uint64_t, rejection> router_conv::intake(submit_msg s, const std::strin
   const uint64_t want = expected_aseq(c.author);
   if (c.aseq != want) {
     for (const auto& x : aq.fifo)
-      if (x.s.c.aseq == c.aseq && crypto::ct_equal(x.d, q.d)) return c.aseq;  // already queued
+      if (x.s.c.aseq == c.aseq && crypto::ct_equal(x.d, q.d))
+        return c.aseq;  // already queued
     if (c.aseq < want) {
       auto lo = last_ordered_.find(c.author);
-      const bool was_last = st_ && st_->aseq_last.contains(c.author) &&
-                            st_->aseq_last.at(c.author).value == c.aseq;
+      const bool was_last =
+          st_ && st_->aseq_last.contains(c.author) && st_->aseq_last.at(c.author).value == c.aseq;
       if (lo != last_ordered_.end() && was_last && crypto::ct_equal(lo->second.second, q.d))
         return no(rejection_kind::already_ordered, lo->second.first);
     }
-    if (c.type == msg_type::setup && st_) return no(rejection_kind::invalid, 0, "conv_exists");
+    if (c.type == msg_type::setup && st_)
+      return no(rejection_kind::invalid, 0, "conv_exists");
     return no(rejection_kind::aseq_gap, want);
   }
   if (aq.fifo.size() >= limits_.max_pending_per_author)
     return no(rejection_kind::limit, 0, "pending");
-  if (pending() >= limits_.max_pending_per_conv) return no(rejection_kind::unavailable);
+  if (pending() >= limits_.max_pending_per_conv)
+    return no(rejection_kind::unavailable);
   if (c.type == msg_type::update && limits_.min_update_interval > 0) {
     if (auto t = last_update_time_.find(c.author);
         t != last_update_time_.end() && now < t->second + limits_.min_update_interval)
@@ -225,7 +271,8 @@ expected<uint64_t, rejection> router_conv::intake(submit_msg s, const std::strin
 void router_conv::reject_queue(const std::string& author, const rejection& why,
                                std::vector<prepare_decision::rejected>& out) {
   auto& aq = queues_[author];
-  if (aq.fifo.empty()) return;
+  if (aq.fifo.empty())
+    return;
   const uint64_t head = aq.fifo.front().s.c.aseq;
   out.push_back({author, head, why});
   // Everything queued behind it is rejected too; the client resends them
@@ -240,7 +287,8 @@ std::vector<prepare_job> router_conv::ready(
     std::vector<prepare_decision::rejected>& rejections) {
   std::vector<prepare_job> jobs;
   for (auto& [author, aq] : queues_) {
-    if (aq.job || aq.committing || aq.fifo.empty()) continue;
+    if (aq.job || aq.committing || aq.fifo.empty())
+      continue;
     if (stopped_) {
       reject_queue(author, rejection{rejection_kind::stopped, 0, {}}, rejections);
       continue;
@@ -249,7 +297,8 @@ std::vector<prepare_job> router_conv::ready(
     const common& c = head.s.c;
     std::vector<std::string> ids;
     ids.reserve(head.digests.size());
-    for (const auto& d : head.digests) ids.push_back(d.recipient);
+    for (const auto& d : head.digests)
+      ids.push_back(d.recipient);
     recipient_check rc;
     rc.full = &ids;
     const conv_state* st = st_ ? &*st_ : nullptr;
@@ -272,7 +321,8 @@ std::vector<prepare_job> router_conv::ready(
         lr.push_back(last_resort_attachment{m.id, k->id, k->pub});
       }
     }
-    if (missing) continue;
+    if (missing)
+      continue;
     const member_list& ms = st ? st->ms : c.ms;
     prepare_job job;
     job.job = next_job_++;
@@ -295,7 +345,8 @@ std::vector<prepare_job> router_conv::ready(
 std::optional<prepare_decision> router_conv::on_prepared(uint64_t job, size_t k,
                                                          const link_response& r, uint64_t now) {
   auto it = jobs_.find(job);
-  if (it == jobs_.end() || k >= it->second.answers.size()) return std::nullopt;
+  if (it == jobs_.end() || k >= it->second.answers.size())
+    return std::nullopt;
   job_state& js = it->second;
   js.answers[k] = r;
   auto& aq = queues_[js.author];
@@ -313,18 +364,21 @@ std::optional<prepare_decision> router_conv::on_prepared(uint64_t job, size_t k,
   if (p == nullptr || !crypto::ct_equal(p->d, js.q.d))
     return finish(rejection{rejection_kind::unavailable, 0, "mirror disagrees on D"});
   for (const auto& a : js.answers)
-    if (!a) return std::nullopt;
+    if (!a)
+      return std::nullopt;
 
   // Every mirror answered PREPARED(D): re-run validate at the next index.
   const common& c = js.q.s.c;
   const conv_state* st = st_ ? &*st_ : nullptr;
   const uint64_t i = st ? st->next : 0;
   std::vector<std::string> ids;
-  for (const auto& d : js.q.digests) ids.push_back(d.recipient);
+  for (const auto& d : js.q.digests)
+    ids.push_back(d.recipient);
   recipient_check rc;
   rc.full = &ids;
   auto ok = validate(st, false, c, rc, validate_at::exactly(i));
-  if (!ok) return finish(rejection_for(ok.error(), st, c));
+  if (!ok)
+    return finish(rejection_for(ok.error(), st, c));
 
   log_entry e;
   e.index = i;
@@ -338,9 +392,11 @@ std::optional<prepare_decision> router_conv::on_prepared(uint64_t job, size_t k,
   e.ambs = js.q.s.ambs;
   e.last_resort = js.last_resort;
   if (c.type == msg_type::setup) {
-    for (const auto& m : c.members) e.joiners.push_back(m.id);
+    for (const auto& m : c.members)
+      e.joiners.push_back(m.id);
   } else if (c.type == msg_type::update) {
-    for (const auto& m : c.adds) e.joiners.push_back(m.id);
+    for (const auto& m : c.adds)
+      e.joiners.push_back(m.id);
   }
   // Advance in place: the state is never copied per entry.
   if (st_) {
@@ -351,7 +407,8 @@ std::optional<prepare_decision> router_conv::on_prepared(uint64_t job, size_t k,
   e.t = *st_->t_at(i);
   const size_t mirrors = st_->ms.size();
   last_ordered_[c.author] = {i, e.d};
-  if (c.type == msg_type::update) last_update_time_[c.author] = now;
+  if (c.type == msg_type::update)
+    last_update_time_[c.author] = now;
 
   prepare_decision d;
   aq.fifo.pop_front();
@@ -366,7 +423,8 @@ std::optional<prepare_decision> router_conv::on_prepared(uint64_t job, size_t k,
 
 std::optional<prepare_decision> router_conv::on_prepare_timeout(uint64_t job) {
   auto it = jobs_.find(job);
-  if (it == jobs_.end()) return std::nullopt;
+  if (it == jobs_.end())
+    return std::nullopt;
   prepare_decision d;
   const std::string author = it->second.author;
   queues_[author].job.reset();
@@ -391,13 +449,15 @@ void router_conv::resume(log_entry e, mirror_answers known) {
 commit_progress router_conv::on_commit_answer(uint64_t index, size_t k, const link_response& r) {
   commit_progress p;
   auto it = in_flight_.find(index);
-  if (it == in_flight_.end()) return p;  // complete already: a duplicate answer
+  if (it == in_flight_.end())
+    return p;  // complete already: a duplicate answer
   auto& got = collected_[index];
-  if (k >= got.size()) return p;
+  if (k >= got.size())
+    return p;
   const log_entry& e = it->second;
   if (const auto* a = std::get_if<answer>(&r)) {
-    if (a->index != index || !crypto::ct_equal(a->t, e.t) ||
-        a->mirror_blocks.size() != e.slots.size()) {
+    if (a->index != index || !crypto::ct_equal(a->t, e.t)
+        || a->mirror_blocks.size() != e.slots.size()) {
       p.stop_reason = "mirror answer does not match the entry";
     } else {
       got[k] = a->mirror_blocks;
@@ -406,7 +466,8 @@ commit_progress router_conv::on_commit_answer(uint64_t index, size_t k, const li
     p.resend_from = g->next;
     return p;
   } else if (std::holds_alternative<already_answered>(r)) {
-    if (!got[k]) p.stop_reason = "mirror pruned an answer the router does not hold";
+    if (!got[k])
+      p.stop_reason = "mirror pruned an answer the router does not hold";
   } else if (const auto* cf = std::get_if<conflict>(&r)) {
     p.stop_reason = "CONFLICT at index " + std::to_string(cf->index);
   } else if (const auto* rj = std::get_if<link_reject>(&r)) {
@@ -419,7 +480,8 @@ commit_progress router_conv::on_commit_answer(uint64_t index, size_t k, const li
     return p;
   }
   for (const auto& m : got)
-    if (!m) return p;
+    if (!m)
+      return p;
   p.complete = index;
   p.entry = std::move(it->second);
   p.answers = std::move(got);

@@ -2,9 +2,9 @@
 // Conversation state transitions (DESIGN.md §3.1, §3.2 Recipients, §3.6).
 #include "cowpi/protocol/state.hpp"
 
-#include <algorithm>
-
 #include "cowpi/protocol/encoding.hpp"
+
+#include <algorithm>
 
 namespace cowpi::protocol {
 
@@ -12,18 +12,21 @@ namespace {
 std::vector<std::string> ids_of(const member_list& l) {
   std::vector<std::string> out;
   out.reserve(l.size());
-  for (const auto& m : l) out.push_back(m.id);
+  for (const auto& m : l)
+    out.push_back(m.id);
   return out;
 }
 
 void erase_id(std::vector<std::string>& v, const std::string& id) {
   auto it = std::lower_bound(v.begin(), v.end(), id);
-  if (it != v.end() && *it == id) v.erase(it);
+  if (it != v.end() && *it == id)
+    v.erase(it);
 }
 
 void insert_id(std::vector<std::string>& v, const std::string& id) {
   auto it = std::lower_bound(v.begin(), v.end(), id);
-  if (it == v.end() || *it != id) v.insert(it, id);
+  if (it == v.end() || *it != id)
+    v.insert(it, id);
 }
 }  // namespace
 
@@ -35,11 +38,14 @@ std::vector<std::string> recipients(const conv_state* s, const common& c) {
       break;
     case msg_type::message:
     case msg_type::receipt:
-      if (s != nullptr) r = ids_of(s->members);
+      if (s != nullptr)
+        r = ids_of(s->members);
       break;
     case msg_type::update:
-      if (s != nullptr) r = ids_of(s->members);
-      for (const auto& a : c.adds) insert_id(r, a.id);
+      if (s != nullptr)
+        r = ids_of(s->members);
+      for (const auto& a : c.adds)
+        insert_id(r, a.id);
       break;
   }
   erase_id(r, c.author);
@@ -57,8 +63,10 @@ member_list apply_ops(const member_list& members, const member_list& adds,
   member_list out;
   out.reserve(members.size() + adds.size());
   for (const auto& m : members)
-    if (!std::binary_search(removes.begin(), removes.end(), m.id)) out.push_back(m);
-  for (const auto& a : adds) out.push_back(a);
+    if (!std::binary_search(removes.begin(), removes.end(), m.id))
+      out.push_back(m);
+  for (const auto& a : adds)
+    out.push_back(a);
   std::sort(out.begin(), out.end(), [](const member& a, const member& b) { return a.id < b.id; });
   return out;
 }
@@ -90,7 +98,8 @@ void advance_in_place(conv_state& n, const common& c, uint64_t i, const hash32& 
   if (c.type == msg_type::update) {
     n.members = c.members;
     n.last_update = i;
-    for (const auto& r : c.removes) n.receipt_floor.erase(r);
+    for (const auto& r : c.removes)
+      n.receipt_floor.erase(r);
     for (const auto& a : c.adds) {
       n.receipt_floor[a.id] = floor_value{true, static_cast<int64_t>(i) - 1};
       // A re-added member continues its aseq; a joiner cannot tell a new member from a
@@ -106,7 +115,8 @@ void advance_in_place(conv_state& n, const common& c, uint64_t i, const hash32& 
 }
 
 conv_state advance(const conv_state* s, const common& c, uint64_t i, const hash32& d) {
-  if (c.type == msg_type::setup) return setup_state(c, i, d);
+  if (c.type == msg_type::setup)
+    return setup_state(c, i, d);
   COWPI_ASSERT(s != nullptr);
   conv_state n = *s;
   advance_in_place(n, c, i, d);

@@ -55,7 +55,8 @@ expected<session_keys> router_session_keys(const identity& router, const crypto:
 namespace {
 byte_array<24> frame_nonce(uint64_t ctr) {
   byte_array<24> n{};
-  for (size_t i = 0; i < 8; ++i) n[16 + i] = static_cast<uint8_t>(ctr >> (56 - 8 * i));
+  for (size_t i = 0; i < 8; ++i)
+    n[16 + i] = static_cast<uint8_t>(ctr >> (56 - 8 * i));
   return n;
 }
 const std::string& frame_ad() {
@@ -66,7 +67,8 @@ const std::string& frame_ad() {
 
 void frame_cipher::advance() {
   ++n_;
-  if (n_ % rekey_interval == 0) key_ = crypto::hkdf32(as_bytes(label("rekey")), key_.expose(), {});
+  if (n_ % rekey_interval == 0)
+    key_ = crypto::hkdf32(as_bytes(label("rekey")), key_.expose(), {});
 }
 
 bytes frame_cipher::seal(byte_view pt) {

@@ -297,7 +297,8 @@ expected<void> router_store::persist_answers(const log_entry& e,
     // retention already deleted it: then it starts at the entry that adds it (a cursor below
     // the log's start would read HISTORY_EXPIRED for ever).
     uint64_t next = i;
-    if (c && c->next < i && c->next >= start) next = c->next;
+    if (c && c->next < i && c->next >= start)
+      next = c->next;
     updates.emplace_back(j, cursor_record{next, std::nullopt});
   }
   if (e.c.type == protocol::msg_type::update) {

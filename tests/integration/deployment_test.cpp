@@ -1,20 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 // A router and two mirrors as real processes: start-up, links, restarts.
+#include "support.hpp"
 #include <gtest/gtest.h>
 
 #include <csignal>
-
-#include "support.hpp"
 
 namespace cowpi::testing {
 namespace {
 
 bool links_up(const tools::local_deployment& d) {
   auto s = admin_request(d.dir / d.router / "admin.sock", {{"get", "status"}});
-  if (!s.contains("sections")) return false;
+  if (!s.contains("sections"))
+    return false;
   for (const auto& m : d.mirrors) {
     const auto& sec = s["sections"]["link:" + m];
-    if (!sec.is_object() || !sec.value("up", false)) return false;
+    if (!sec.is_object() || !sec.value("up", false))
+      return false;
   }
   return true;
 }

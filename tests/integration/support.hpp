@@ -3,13 +3,12 @@
 // a client of the admin socket.
 #pragma once
 
+#include "local_deployment.hpp"
+#include "temp_dir.hpp"
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <string>
-
-#include "local_deployment.hpp"
-#include "temp_dir.hpp"
 
 namespace cowpi::testing {
 

@@ -2,11 +2,11 @@
 // Hex helpers for tests: parse or abort.
 #pragma once
 
+#include "cowpi/crypto/bytes.hpp"
+
 #include <gtest/gtest.h>
 
 #include <string_view>
-
-#include "cowpi/crypto/bytes.hpp"
 
 namespace cowpi::testing {
 
@@ -26,7 +26,8 @@ byte_array<N> hex_array(std::string_view s) {
   byte_array<N> a{};
   auto b = hex(s);
   EXPECT_EQ(b.size(), N);
-  for (size_t i = 0; i < N && i < b.size(); ++i) a[i] = b[i];
+  for (size_t i = 0; i < N && i < b.size(); ++i)
+    a[i] = b[i];
   return a;
 }
 

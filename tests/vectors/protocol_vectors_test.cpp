@@ -1,12 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // The seeded protocol vectors: the checked-in files verify, and regenerating them from their
 // seed gives exactly the checked-in bytes (so a protocol change is a visible diff).
+#include "vectors.hpp"
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <string>
-
-#include "vectors.hpp"
 
 namespace cowpi::vectors {
 namespace {

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Benchmarks of the protocol state machines for n members and 2 mirrors: the author's CPU
 // and upload per MESSAGE, a recipient's CPU, a mirror's CPU per message, SETUP and UPDATE.
+#include "cowpi/protocol/wire.hpp"
+#include "cowpi/sim/world.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -9,9 +12,6 @@
 #include <memory>
 #include <string>
 #include <vector>
-
-#include "cowpi/protocol/wire.hpp"
-#include "cowpi/sim/world.hpp"
 
 namespace cowpi::bench {
 namespace {
@@ -52,8 +52,10 @@ struct deployment {
     std::vector<std::string> others;
     for (size_t k = 0; k < n; ++k) {
       w->add_user(user_name(k));
-      if (k > 0) others.push_back(user_name(k));
-      if (k > 1) w->set_online(user_name(k), false);
+      if (k > 0)
+        others.push_back(user_name(k));
+      if (k > 1)
+        w->set_online(user_name(k), false);
     }
     conv = must(w->create(user_name(0), others));
     w->run();
@@ -67,7 +69,8 @@ struct deployment {
 deployment& shared(size_t n) {
   static std::map<size_t, std::unique_ptr<deployment>> cache;
   auto& d = cache[n];
-  if (!d) d = std::make_unique<deployment>(n);
+  if (!d)
+    d = std::make_unique<deployment>(n);
   return *d;
 }
 
@@ -103,7 +106,8 @@ struct recording {
 recording& recorded(size_t n, size_t k) {
   static std::map<size_t, std::unique_ptr<recording>> cache;
   auto& rec = cache[n];
-  if (rec) return *rec;
+  if (rec)
+    return *rec;
   rec = std::make_unique<recording>();
   auto& d = shared(n);
   world& w = *d.w;
@@ -124,7 +128,8 @@ recording& recorded(size_t n, size_t k) {
     w.run();
   }
   w.set_interceptor(nullptr);
-  for (uint64_t i = first; i < first + k; ++i) rec->entries.push_back(w.log(d.conv).at(i).e);
+  for (uint64_t i = first; i < first + k; ++i)
+    rec->entries.push_back(w.log(d.conv).at(i).e);
   return *rec;
 }
 
@@ -143,7 +148,8 @@ void recipient_message(benchmark::State& state) {
       state.ResumeTiming();
     }
     auto res = c->receive(rec.envelopes[next++], 0, r);
-    if (res.accepted.size() != 1) state.SkipWithError("envelope not accepted");
+    if (res.accepted.size() != 1)
+      state.SkipWithError("envelope not accepted");
     benchmark::DoNotOptimize(res);
   }
 }
@@ -152,7 +158,8 @@ struct history : mirror_history {
   std::map<conv_id, std::map<uint64_t, hash32>> d;
   std::optional<hash32> d_at(const conv_id& conv, uint64_t i) const override {
     auto c = d.find(conv);
-    if (c == d.end()) return std::nullopt;
+    if (c == d.end())
+      return std::nullopt;
     auto x = c->second.find(i);
     return x == c->second.end() ? std::nullopt : std::optional<hash32>(x->second);
   }
@@ -180,8 +187,10 @@ void mirror_message(benchmark::State& state) {
     auto out = m->commit(commit_msg{e.index, e.d, e.prepare_for(0)}, h, 0, *r);
     if (!std::holds_alternative<answer>(out.response)) {
       std::string why = "commit failed";
-      if (const auto* rj = std::get_if<link_reject>(&out.response)) why += ": " + rj->reason;
-      if (const auto* g = std::get_if<gap>(&out.response)) why += ": gap " + std::to_string(g->next);
+      if (const auto* rj = std::get_if<link_reject>(&out.response))
+        why += ": " + rj->reason;
+      if (const auto* g = std::get_if<gap>(&out.response))
+        why += ": gap " + std::to_string(g->next);
       state.SkipWithError(why.c_str());
       break;
     }
@@ -200,7 +209,8 @@ void setup_conversation(benchmark::State& state) {
     others.push_back(member{user_name(k), d.w->user(user_name(k)).self().lpk()});
     owners.push_back(user_name(k));
   }
-  for (const auto& m : d.w->ms()) owners.push_back(m.id);
+  for (const auto& m : d.w->ms())
+    owners.push_back(m.id);
   crypto::system_rng r;
   for (auto _ : state) {
     state.PauseTiming();
@@ -235,7 +245,8 @@ void update_add_one(benchmark::State& state) {
 }
 
 void sizes(benchmark::internal::Benchmark* b) {
-  for (int n : {2, 10, 50, 100, 1000}) b->Arg(n);
+  for (int n : {2, 10, 50, 100, 1000})
+    b->Arg(n);
   b->Unit(benchmark::kMicrosecond);
 }
 

@@ -25,14 +25,17 @@ struct deleter {
 using pkey_ptr = std::unique_ptr<EVP_PKEY, deleter<EVP_PKEY, EVP_PKEY_free>>;
 using x509_ptr = std::unique_ptr<X509, deleter<X509, X509_free>>;
 
-pkey_ptr new_key() { return pkey_ptr(EVP_EC_gen("P-256")); }
+pkey_ptr new_key() {
+  return pkey_ptr(EVP_EC_gen("P-256"));
+}
 
 bool add_ext(X509* cert, X509* issuer, int nid, const char* value) {
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
   X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
-  if (ext == nullptr) return false;
+  if (ext == nullptr)
+    return false;
   const bool ok = X509_add_ext(cert, ext, -1) == 1;
   X509_EXTENSION_free(ext);
   return ok;
@@ -41,7 +44,8 @@ bool add_ext(X509* cert, X509* issuer, int nid, const char* value) {
 x509_ptr make_cert(EVP_PKEY* key, const std::string& cn, X509* issuer, EVP_PKEY* issuer_key,
                    bool ca, long serial, int days) {
   x509_ptr cert(X509_new());
-  if (!cert) return nullptr;
+  if (!cert)
+    return nullptr;
   X509_set_version(cert.get(), 2);
   ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), serial);
   X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
@@ -64,8 +68,10 @@ x509_ptr make_cert(EVP_PKEY* key, const std::string& cn, X509* issuer, EVP_PKEY*
     ok = ok && add_ext(cert.get(), iss, NID_ext_key_usage, "serverAuth,clientAuth");
   }
   ok = ok && add_ext(cert.get(), iss, NID_subject_key_identifier, "hash");
-  if (!ok) return nullptr;
-  if (X509_sign(cert.get(), issuer_key, EVP_sha256()) == 0) return nullptr;
+  if (!ok)
+    return nullptr;
+  if (X509_sign(cert.get(), issuer_key, EVP_sha256()) == 0)
+    return nullptr;
   return cert;
 }
 
@@ -73,11 +79,14 @@ expected<void> write_pem(const std::filesystem::path& p, bool secret,
                          const std::function<int(FILE*)>& w) {
   const std::string where = p.string();
   FILE* f = std::fopen(where.c_str(), "wb");
-  if (f == nullptr) return fail(errc::storage, "cannot write " + where);
-  if (secret) ::fchmod(fileno(f), 0600);
+  if (f == nullptr)
+    return fail(errc::storage, "cannot write " + where);
+  if (secret)
+    ::fchmod(fileno(f), 0600);
   const int ok = w(f);
   std::fclose(f);
-  if (ok != 1) return fail(errc::internal, "OpenSSL could not write " + where);
+  if (ok != 1)
+    return fail(errc::internal, "OpenSSL could not write " + where);
   return {};
 }
 
@@ -87,16 +96,21 @@ expected<tls_files> make_provider_tls(const std::filesystem::path& dir, const st
                                       int valid_days) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return fail(errc::storage, dir.string() + ": " + ec.message());
+  if (ec)
+    return fail(errc::storage, dir.string() + ": " + ec.message());
   auto ca_key = new_key();
   auto node_key = new_key();
-  if (!ca_key || !node_key) return fail(errc::internal, "OpenSSL could not make an EC key");
+  if (!ca_key || !node_key)
+    return fail(errc::internal, "OpenSSL could not make an EC key");
   auto ca = make_cert(ca_key.get(), name + " CA", nullptr, ca_key.get(), true, 1, valid_days);
-  if (!ca) return fail(errc::internal, "OpenSSL could not make the CA certificate");
+  if (!ca)
+    return fail(errc::internal, "OpenSSL could not make the CA certificate");
   auto node = make_cert(node_key.get(), name, ca.get(), ca_key.get(), false, 2, valid_days);
-  if (!node) return fail(errc::internal, "OpenSSL could not make the node certificate");
+  if (!node)
+    return fail(errc::internal, "OpenSSL could not make the node certificate");
   tls_files out{dir / (name + "-ca.pem"), dir / (name + ".pem"), dir / (name + ".key")};
-  COWPI_TRY_VOID(write_pem(out.ca_cert, false, [&](FILE* f) { return PEM_write_X509(f, ca.get()); }));
+  COWPI_TRY_VOID(
+      write_pem(out.ca_cert, false, [&](FILE* f) { return PEM_write_X509(f, ca.get()); }));
   COWPI_TRY_VOID(
       write_pem(out.node_cert, false, [&](FILE* f) { return PEM_write_X509(f, node.get()); }));
   COWPI_TRY_VOID(write_pem(out.node_key, true, [&](FILE* f) {
@@ -110,11 +124,13 @@ expected<void> write_trust_file(const std::filesystem::path& out,
   std::ostringstream all;
   for (const auto& c : cas) {
     std::ifstream in(c);
-    if (!in) return fail(errc::storage, "cannot read " + c.string());
+    if (!in)
+      return fail(errc::storage, "cannot read " + c.string());
     all << in.rdbuf();
   }
   std::ofstream o(out, std::ios::trunc);
-  if (!o) return fail(errc::storage, "cannot write " + out.string());
+  if (!o)
+    return fail(errc::storage, "cannot write " + out.string());
   o << all.str();
   return o.good() ? expected<void>{} : fail(errc::storage, "cannot write " + out.string());
 }

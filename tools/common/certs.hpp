@@ -3,11 +3,11 @@
 // signed by it (EC P-256), written as PEM files with OpenSSL's library.
 #pragma once
 
+#include "cowpi/protocol/expected.hpp"
+
 #include <filesystem>
 #include <string>
 #include <vector>
-
-#include "cowpi/protocol/expected.hpp"
 
 namespace cowpi::tools {
 
@@ -22,8 +22,7 @@ struct tls_files {
 /// and discarded). Fails with `errc::storage` on I/O errors and `errc::internal` if OpenSSL
 /// fails.
 [[nodiscard]] expected<tls_files> make_provider_tls(const std::filesystem::path& dir,
-                                                     const std::string& name,
-                                                     int valid_days = 3650);
+                                                    const std::string& name, int valid_days = 3650);
 
 /// Writes the concatenation of `cas` (PEM CA certificates) to `out`: the trust file of a node
 /// that talks to the providers owning them.

@@ -1,13 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // gen_vectors: writes the seeded protocol vectors (tests/vectors/data/*.json).
-#include <sodium.h>
-
+#include "vectors.hpp"
 #include <CLI/CLI.hpp>
+#include <sodium.h>
 
 #include <fstream>
 #include <iostream>
-
-#include "vectors.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -19,7 +17,8 @@ int main(int argc, char** argv) {
   app.add_option("--out", out, "directory to write the JSON files to")->capture_default_str();
   app.add_option("--seed", seed, "seed of every vector")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  if (sodium_init() < 0) return 1;
+  if (sodium_init() < 0)
+    return 1;
   for (const auto& k : cowpi::vectors::all_kinds()) {
     auto v = k.generate(seed);
     if (auto err = k.verify(v)) {

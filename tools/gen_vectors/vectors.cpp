@@ -2,15 +2,15 @@
 // Generation and verification of the seeded protocol vectors (see vectors.hpp).
 #include "vectors.hpp"
 
-#include <functional>
-#include <map>
-#include <memory>
-
 #include "cowpi/crypto/rng.hpp"
 #include "cowpi/protocol/encoding.hpp"
 #include "cowpi/protocol/keys.hpp"
 #include "cowpi/protocol/wire.hpp"
 #include "cowpi/sim/world.hpp"
+
+#include <functional>
+#include <map>
+#include <memory>
 
 namespace cowpi::vectors {
 
@@ -19,7 +19,9 @@ using namespace cowpi::protocol;  // NOLINT(google-build-using-namespace): vecto
 
 namespace {
 
-std::string hex(byte_view b) { return to_hex(b); }
+std::string hex(byte_view b) {
+  return to_hex(b);
+}
 template <size_t N>
 std::string hex(const crypto::secret<N>& s) {
   return to_hex(s.expose());
@@ -33,29 +35,34 @@ template <size_t N>
 byte_array<N> unhex_array(const json& j) {
   byte_array<N> a{};
   auto b = unhex(j);
-  if (b.size() == N) std::copy(b.begin(), b.end(), a.begin());
+  if (b.size() == N)
+    std::copy(b.begin(), b.end(), a.begin());
   return a;
 }
 template <size_t N>
 crypto::secret<N> unhex_secret(const json& j) {
   auto b = unhex(j);
-  if (b.size() != N) return crypto::secret<N>{};  // a damaged file: verification then fails
+  if (b.size() != N)
+    return crypto::secret<N>{};  // a damaged file: verification then fails
   return crypto::secret<N>::from(b);
 }
 
 std::optional<std::string> mismatch(const std::string& what, const json& want, const json& got) {
-  if (want == got) return std::nullopt;
+  if (want == got)
+    return std::nullopt;
   return what + ": expected " + want.dump() + ", got " + got.dump();
 }
 
 json members_json(const member_list& l) {
   json a = json::array();
-  for (const auto& m : l) a.push_back({{"id", m.id}, {"lpk", hex(m.lpk)}});
+  for (const auto& m : l)
+    a.push_back({{"id", m.id}, {"lpk", hex(m.lpk)}});
   return a;
 }
 member_list members_from(const json& a) {
   member_list l;
-  for (const auto& m : a) l.push_back(member{m.at("id"), unhex_array<32>(m.at("lpk"))});
+  for (const auto& m : a)
+    l.push_back(member{m.at("id"), unhex_array<32>(m.at("lpk"))});
   return l;
 }
 
@@ -68,8 +75,11 @@ key_ref ref_from(const json& j) {
 }
 
 json common_json(const common& c) {
-  json j = {{"version", c.version}, {"conv", hex(c.conv)}, {"type", static_cast<int>(c.type)},
-            {"author", c.author},   {"aseq", c.aseq}};
+  json j = {{"version", c.version},
+            {"conv", hex(c.conv)},
+            {"type", static_cast<int>(c.type)},
+            {"author", c.author},
+            {"aseq", c.aseq}};
   if (c.type != msg_type::setup) {
     j["parent"] = c.parent;
     j["parent_hash"] = hex(c.parent_hash);
@@ -79,7 +89,8 @@ json common_json(const common& c) {
     j["body_hash"] = hex(c.body_hash);
     j["body_commit"] = hex(c.body_commit);
   }
-  if (c.type == msg_type::receipt) j["voids"] = c.voids;
+  if (c.type == msg_type::receipt)
+    j["voids"] = c.voids;
   if (c.type == msg_type::setup || c.type == msg_type::update) {
     j["ms"] = members_json(c.ms);
     j["members"] = members_json(c.members);
@@ -107,11 +118,16 @@ common common_from(const json& j) {
     c.body_hash = unhex_array<32>(j.at("body_hash"));
     c.body_commit = unhex_array<32>(j.at("body_commit"));
   }
-  if (j.contains("voids")) c.voids = j.at("voids").get<std::vector<uint64_t>>();
-  if (j.contains("ms")) c.ms = members_from(j.at("ms"));
-  if (j.contains("members")) c.members = members_from(j.at("members"));
-  if (j.contains("adds")) c.adds = members_from(j.at("adds"));
-  if (j.contains("removes")) c.removes = j.at("removes").get<std::vector<std::string>>();
+  if (j.contains("voids"))
+    c.voids = j.at("voids").get<std::vector<uint64_t>>();
+  if (j.contains("ms"))
+    c.ms = members_from(j.at("ms"));
+  if (j.contains("members"))
+    c.members = members_from(j.at("members"));
+  if (j.contains("adds"))
+    c.adds = members_from(j.at("adds"));
+  if (j.contains("removes"))
+    c.removes = j.at("removes").get<std::vector<std::string>>();
   return c;
 }
 
@@ -126,7 +142,10 @@ json generate_naxos(uint64_t seed) {
   const key_kind kinds[] = {key_kind::prekey, key_kind::last_resort, key_kind::ratchet};
   for (uint64_t k = 0; k < 6; ++k) {
     identity alice = identity::generate("alice", r);
-    identity bob = identity::generate("b\xc3\xb8" "b", r);  // a two-byte UTF-8 id
+    identity bob = identity::generate(
+        "b\xc3\xb8"
+        "b",
+        r);  // a two-byte UTF-8 id
     auto e_esk = r.secret_bytes<32>();
     auto e = naxos_derive(e_esk, bob);
     auto x_esk = r.secret_bytes<32>();
@@ -167,27 +186,36 @@ std::optional<std::string> verify_naxos(const json& v) {
     const std::string tag = "naxos case " + std::to_string(n++) + " ";
     identity s = identity::from_secret(c.at("sender"), unhex_secret<32>(c.at("sender_lsk")));
     identity r = identity::from_secret(c.at("receiver"), unhex_secret<32>(c.at("receiver_lsk")));
-    if (auto m = mismatch(tag + "sender_lpk", c.at("sender_lpk"), hex(s.lpk()))) return m;
-    if (auto m = mismatch(tag + "receiver_lpk", c.at("receiver_lpk"), hex(r.lpk()))) return m;
+    if (auto m = mismatch(tag + "sender_lpk", c.at("sender_lpk"), hex(s.lpk())))
+      return m;
+    if (auto m = mismatch(tag + "receiver_lpk", c.at("receiver_lpk"), hex(r.lpk())))
+      return m;
     auto e = naxos_derive(unhex_secret<32>(c.at("receiver_key_esk")), r);
     auto x = naxos_derive(unhex_secret<32>(c.at("ephemeral_esk")), s);
     if (auto m = mismatch(tag + "receiver_key_secret", c.at("receiver_key_secret"), hex(e.x)))
       return m;
     if (auto m = mismatch(tag + "receiver_key_pub", c.at("receiver_key_pub"), hex(e.pub)))
       return m;
-    if (auto m = mismatch(tag + "ephemeral_secret", c.at("ephemeral_secret"), hex(x.x))) return m;
-    if (auto m = mismatch(tag + "x_s", c.at("x_s"), hex(x.pub))) return m;
+    if (auto m = mismatch(tag + "ephemeral_secret", c.at("ephemeral_secret"), hex(x.x)))
+      return m;
+    if (auto m = mismatch(tag + "x_s", c.at("x_s"), hex(x.pub)))
+      return m;
     const conv_id conv = unhex_array<16>(c.at("conv"));
     const key_ref ref = ref_from(c.at("ref"));
     pair_context ctx{s.id(), r.id(), conv, ref, x.pub};
-    if (auto m = mismatch(tag + "info", c.at("info"), hex(pair_info(ctx)))) return m;
+    if (auto m = mismatch(tag + "info", c.at("info"), hex(pair_info(ctx))))
+      return m;
     auto ks = pair_key_send(s, x.x, r.lpk(), e.pub, ctx);
     auto kr = pair_key_recv(r, e.x, s.lpk(), ctx);
-    if (!ks || !kr) return tag + "key derivation failed";
-    if (auto m = mismatch(tag + "sender key", c.at("key"), hex(*ks))) return m;
-    if (auto m = mismatch(tag + "receiver key", c.at("key"), hex(*kr))) return m;
+    if (!ks || !kr)
+      return tag + "key derivation failed";
+    if (auto m = mismatch(tag + "sender key", c.at("key"), hex(*ks)))
+      return m;
+    if (auto m = mismatch(tag + "receiver key", c.at("key"), hex(*kr)))
+      return m;
   }
-  if (n == 0) return std::string("naxos: no cases");
+  if (n == 0)
+    return std::string("naxos: no cases");
   return std::nullopt;
 }
 
@@ -203,10 +231,10 @@ json generate_blocks(uint64_t seed) {
     auto e_esk = r.secret_bytes<32>();
     auto e = naxos_derive(e_esk, bob);
     conv_id conv = r.array<16>();
-    key_ref ref{k % 2 ? key_kind::prekey : key_kind::ratchet, 7 + k,
-                k % 2 ? e.pub : public_key{}};
+    key_ref ref{k % 2 ? key_kind::prekey : key_kind::ratchet, 7 + k, k % 2 ? e.pub : public_key{}};
     block_plaintext pt;
-    if (k == 1) pt.seed = r.secret_bytes<32>();  // a MESSAGE author block
+    if (k == 1)
+      pt.seed = r.secret_bytes<32>();  // a MESSAGE author block
     pt.announced_id = 100 + k;
     pt.announced_pub = r.array<32>();
     const bytes ad(40 + k, static_cast<uint8_t>(k));
@@ -250,18 +278,23 @@ std::optional<std::string> verify_blocks(const json& v) {
     const bytes ad = unhex(c.at("ad"));
     crypto::deterministic_rng br(c.at("rng_seed").get<uint64_t>());
     auto b = seal_block(alice, "bob", bob.lpk(), conv, ref, e.pub, pt, ad, br);
-    if (!b) return tag + "seal failed";
-    if (auto m = mismatch(tag + "block", c.at("block"), hex(enc_block(*b)))) return m;
+    if (!b)
+      return tag + "seal failed";
+    if (auto m = mismatch(tag + "block", c.at("block"), hex(enc_block(*b))))
+      return m;
     auto opened = open_block(bob, e.x, "alice", alice.lpk(), conv, *b, ad);
-    if (!opened) return tag + "does not open";
-    if (hex(opened->seed) != c.at("seed") || opened->announced_id != pt.announced_id ||
-        opened->announced_pub != pt.announced_pub)
+    if (!opened)
+      return tag + "does not open";
+    if (hex(opened->seed) != c.at("seed") || opened->announced_id != pt.announced_id
+        || opened->announced_pub != pt.announced_pub)
       return tag + "opens to a different plaintext";
     block bad = *b;
     bad.ct[0] ^= 1;
-    if (open_block(bob, e.x, "alice", alice.lpk(), conv, bad, ad)) return tag + "tamper opened";
+    if (open_block(bob, e.x, "alice", alice.lpk(), conv, bad, ad))
+      return tag + "tamper opened";
   }
-  if (n == 0) return std::string("blocks: no cases");
+  if (n == 0)
+    return std::string("blocks: no cases");
   return std::nullopt;
 }
 
@@ -318,10 +351,12 @@ json generate_transcript(uint64_t seed) {
   std::optional<conv_state> st;
   for (uint64_t i = 0; i < cs.size(); ++i) {
     common& c = cs[i];
-    if (c.type != msg_type::setup) c.parent_hash = *st->t_at(c.parent);
+    if (c.type != msg_type::setup)
+      c.parent_hash = *st->t_at(c.parent);
     auto rcpts = recipients(st ? &*st : nullptr, c);
     std::vector<block_digest> dg;
-    for (const auto& id : rcpts) dg.push_back(block_digest{id, r.array<32>()});
+    for (const auto& id : rcpts)
+      dg.push_back(block_digest{id, r.array<32>()});
     auto e = enc_common(c);
     auto h_c = hash_common(c);
     const hash32 root = blocks_root(dg);
@@ -329,7 +364,8 @@ json generate_transcript(uint64_t seed) {
     const hash32 t_prev = t;
     t = transcript_hash(conv, i, t_prev, d);
     json jd = json::array();
-    for (const auto& x : dg) jd.push_back({{"recipient", x.recipient}, {"hash", hex(x.hash)}});
+    for (const auto& x : dg)
+      jd.push_back({{"recipient", x.recipient}, {"hash", hex(x.hash)}});
     entries.push_back({{"index", i},
                        {"c", common_json(c)},
                        {"enc_c", hex(*e)},
@@ -357,22 +393,30 @@ std::optional<std::string> verify_transcript(const json& v) {
     const std::string tag = "transcript entry " + std::to_string(n++) + " ";
     const common c = common_from(e.at("c"));
     auto enc = enc_common(c);
-    if (!enc) return tag + "enc(C) refused: " + enc.error().message();
-    if (auto m = mismatch(tag + "enc_c", e.at("enc_c"), hex(*enc))) return m;
+    if (!enc)
+      return tag + "enc(C) refused: " + enc.error().message();
+    if (auto m = mismatch(tag + "enc_c", e.at("enc_c"), hex(*enc)))
+      return m;
     auto h_c = hash_common(c);
-    if (auto m = mismatch(tag + "h_c", e.at("h_c"), hex(*h_c))) return m;
+    if (auto m = mismatch(tag + "h_c", e.at("h_c"), hex(*h_c)))
+      return m;
     std::vector<block_digest> dg;
     for (const auto& x : e.at("block_hashes"))
       dg.push_back(block_digest{x.at("recipient"), unhex_array<32>(x.at("hash"))});
     const hash32 root = blocks_root(dg);
-    if (auto m = mismatch(tag + "blocks_root", e.at("blocks_root"), hex(root))) return m;
+    if (auto m = mismatch(tag + "blocks_root", e.at("blocks_root"), hex(root)))
+      return m;
     const hash32 d = entry_digest(*h_c, root);
-    if (auto m = mismatch(tag + "d", e.at("d"), hex(d))) return m;
-    if (auto m = mismatch(tag + "t_prev", e.at("t_prev"), hex(t))) return m;
+    if (auto m = mismatch(tag + "d", e.at("d"), hex(d)))
+      return m;
+    if (auto m = mismatch(tag + "t_prev", e.at("t_prev"), hex(t)))
+      return m;
     t = transcript_hash(c.conv, e.at("index").get<uint64_t>(), t, d);
-    if (auto m = mismatch(tag + "t", e.at("t"), hex(t))) return m;
+    if (auto m = mismatch(tag + "t", e.at("t"), hex(t)))
+      return m;
   }
-  if (n == 0) return std::string("transcript: no entries");
+  if (n == 0)
+    return std::string("transcript: no entries");
   return std::nullopt;
 }
 
@@ -384,11 +428,15 @@ namespace {
 json export_secrets(const client& c) {
   json pre = json::array();
   for (const auto& [id, slot] : c.keys().prekeys())
-    pre.push_back({{"id", id}, {"esk", hex(slot.key.esk)}, {"pub", hex(slot.key.pub)},
+    pre.push_back({{"id", id},
+                   {"esk", hex(slot.key.esk)},
+                   {"pub", hex(slot.key.pub)},
                    {"created", slot.key.created}});
   json lr = json::array();
   for (const auto& [id, slot] : c.keys().last_resort())
-    lr.push_back({{"id", id}, {"esk", hex(slot.key.esk)}, {"pub", hex(slot.key.pub)},
+    lr.push_back({{"id", id},
+                  {"esk", hex(slot.key.esk)},
+                  {"pub", hex(slot.key.pub)},
                   {"created", slot.key.created}});
   return {{"id", c.self().id()},
           {"lsk", hex(c.self().export_secret())},
@@ -401,9 +449,9 @@ json export_secrets(const client& c) {
 }
 
 std::unique_ptr<client> import_secrets(const json& j) {
-  auto c = std::make_unique<client>(
-      identity::from_secret(j.at("id"), unhex_secret<32>(j.at("lsk"))),
-      members_from(j.at("pinned_ms")));
+  auto c =
+      std::make_unique<client>(identity::from_secret(j.at("id"), unhex_secret<32>(j.at("lsk"))),
+                               members_from(j.at("pinned_ms")));
   key_store& ks = c->mutable_keys();
   for (const auto& p : j.at("prekeys")) {
     owned_key k{unhex_secret<32>(p.at("esk")), unhex_array<32>(p.at("pub")), p.at("created")};
@@ -434,15 +482,21 @@ json replay(const json& secrets, const std::vector<bytes>& envelopes, uint64_t r
       auto res = c->receive(*env, now, r);
       json acc = json::array();
       for (const auto& a : res.accepted)
-        acc.push_back({{"index", a.index}, {"type", static_cast<int>(a.type)}, {"author", a.author},
-                       {"void", a.is_void}, {"t", hex(a.t)},
+        acc.push_back({{"index", a.index},
+                       {"type", static_cast<int>(a.type)},
+                       {"author", a.author},
+                       {"void", a.is_void},
+                       {"t", hex(a.t)},
                        {"plaintext", std::string(a.plaintext.begin(), a.plaintext.end())}});
       json al = json::array();
       for (const auto& a : res.alarms)
-        al.push_back({{"kind", std::string(to_string(a.kind))}, {"index", a.index},
-                      {"party", a.party}, {"halted", a.halted}});
+        al.push_back({{"kind", std::string(to_string(a.kind))},
+                      {"index", a.index},
+                      {"party", a.party},
+                      {"halted", a.halted}});
       json acks = json::array();
-      for (const auto& a : res.acks) acks.push_back(a.index);
+      for (const auto& a : res.acks)
+        acks.push_back(a.index);
       step["accepted"] = acc;
       step["alarms"] = al;
       step["acks"] = acks;
@@ -458,7 +512,8 @@ json generate_conversation(uint64_t seed) {
   sim::world_options o;
   o.seed = seed;
   sim::world w(o);
-  for (auto u : {"alice", "bob", "carol", "dave"}) w.add_user(u);
+  for (auto u : {"alice", "bob", "carol", "dave"})
+    w.add_user(u);
   const json secrets = export_secrets(w.user("bob"));
   std::vector<envelope> honest;
   w.set_interceptor([&](sim::in_flight& m) {
@@ -475,7 +530,8 @@ json generate_conversation(uint64_t seed) {
   // Alice equivocates: garbage in bob's block (bob VOIDs it).
   client_test_hooks h;
   h.on_block = [](const std::string& rid, block& b) {
-    if (rid == "bob") b.ct[5] ^= 0x40;
+    if (rid == "bob")
+      b.ct[5] ^= 0x40;
   };
   w.user("alice").set_hooks_for_test(h);
   (void)w.send("alice", *conv, "bob cannot read this");
@@ -488,7 +544,8 @@ json generate_conversation(uint64_t seed) {
   w.advance_time(60);
   // Bob stays a passive reader: a replaying client holds only his initial secrets, so it
   // could not verify echoes of messages it never sent.
-  for (auto u : {"alice", "carol", "dave"}) (void)w.receipt(u, *conv);
+  for (auto u : {"alice", "carol", "dave"})
+    (void)w.receipt(u, *conv);
   w.run();
   w.set_interceptor(nullptr);
 
@@ -501,7 +558,8 @@ json generate_conversation(uint64_t seed) {
   };
   add(honest.at(0), "SETUP: accepted");
   envelope tampered = honest.at(1);
-  if (tampered.body) (*tampered.body)[40] ^= 1;
+  if (tampered.body)
+    (*tampered.body)[40] ^= 1;
   add(tampered, "alice's message with a flipped body byte: PROVIDER, not accepted");
   add(honest.at(2), "index 2, ahead of index 1: buffered");
   add(honest.at(1), "index 1 honest: accepted, then the buffered index 2");
@@ -509,7 +567,8 @@ json generate_conversation(uint64_t seed) {
   envelope swapped = honest.at(3);
   swapped.mirror_blocks[0].ct[0] ^= 1;
   add(swapped, "a mirror block tampered: PROVIDER, not accepted");
-  for (size_t i = 3; i < honest.size(); ++i) add(honest[i], "honest delivery");
+  for (size_t i = 3; i < honest.size(); ++i)
+    add(honest[i], "honest delivery");
   const uint64_t rng_seed = seed + 1;
   const uint64_t now = w.now();
   json raw = json::array();
@@ -529,14 +588,17 @@ json generate_conversation(uint64_t seed) {
 
 std::optional<std::string> verify_conversation(const json& v) {
   std::vector<bytes> feed;
-  for (const auto& d : v.at("deliveries")) feed.push_back(unhex(d.at("envelope")));
-  if (feed.empty()) return std::string("conversation: no deliveries");
+  for (const auto& d : v.at("deliveries"))
+    feed.push_back(unhex(d.at("envelope")));
+  if (feed.empty())
+    return std::string("conversation: no deliveries");
   json got = replay(v.at("member"), feed, v.at("rng_seed"), v.at("now"));
   const json& want = v.at("decisions");
-  if (want.size() != got.size()) return std::string("conversation: decision count differs");
+  if (want.size() != got.size())
+    return std::string("conversation: decision count differs");
   for (size_t i = 0; i < want.size(); ++i)
-    if (auto m = mismatch("conversation delivery " + std::to_string(i) + " (" +
-                              v.at("deliveries")[i].at("note").get<std::string>() + ")",
+    if (auto m = mismatch("conversation delivery " + std::to_string(i) + " ("
+                              + v.at("deliveries")[i].at("note").get<std::string>() + ")",
                           want[i], got[i]))
       return m;
   return std::nullopt;

@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // cowpi-provider: the provider daemon, a router or a mirror, configured by TOML.
+#include "cowpi/actors/provider.hpp"
+#include "cowpi/config/provider_config.hpp"
+
+#include <CLI/CLI.hpp>
 #include <sodium.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -7,14 +11,9 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
-#include <CLI/CLI.hpp>
-
 #include <csignal>
 #include <cstdio>
 #include <iostream>
-
-#include "cowpi/actors/provider.hpp"
-#include "cowpi/config/provider_config.hpp"
 
 namespace {
 
@@ -28,12 +27,18 @@ void disable_core_dumps() {
 spdlog::level::level_enum level_of(cowpi::config::log_level l) {
   using L = cowpi::config::log_level;
   switch (l) {
-    case L::trace: return spdlog::level::trace;
-    case L::debug: return spdlog::level::debug;
-    case L::info: return spdlog::level::info;
-    case L::warn: return spdlog::level::warn;
-    case L::error: return spdlog::level::err;
-    case L::off: return spdlog::level::off;
+    case L::trace:
+      return spdlog::level::trace;
+    case L::debug:
+      return spdlog::level::debug;
+    case L::info:
+      return spdlog::level::info;
+    case L::warn:
+      return spdlog::level::warn;
+    case L::error:
+      return spdlog::level::err;
+    case L::off:
+      return spdlog::level::off;
   }
   return spdlog::level::info;
 }
@@ -80,8 +85,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (check_only) {
-    std::cout << config_path << ": ok (" << cowpi::config::to_string(cfg->role) << " "
-              << cfg->name << ")\n";
+    std::cout << config_path << ": ok (" << cowpi::config::to_string(cfg->role) << " " << cfg->name
+              << ")\n";
     return 0;
   }
   disable_core_dumps();
@@ -107,10 +112,12 @@ int main(int argc, char** argv) {
   }
   const auto& p = (*node)->ports();
   // The readiness line (tests and the launcher read the bound ports from it).
-  std::printf("cowpi-provider ready role=%s name=%s", std::string(cowpi::config::to_string(cfg->role)).c_str(),
-              cfg->name.c_str());
-  if (p.clients != 0) std::printf(" clients=%s:%u", cfg->clients.host.c_str(), p.clients);
-  if (p.links != 0) std::printf(" links=%s:%u", cfg->links.host.c_str(), p.links);
+  std::printf("cowpi-provider ready role=%s name=%s",
+              std::string(cowpi::config::to_string(cfg->role)).c_str(), cfg->name.c_str());
+  if (p.clients != 0)
+    std::printf(" clients=%s:%u", cfg->clients.host.c_str(), p.clients);
+  if (p.links != 0)
+    std::printf(" links=%s:%u", cfg->links.host.c_str(), p.links);
   std::printf(" admin=%s lpk=%s\n", p.admin_socket.c_str(), (*node)->public_key_hex().c_str());
   std::fflush(stdout);
   spdlog::info("ready");

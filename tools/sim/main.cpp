@@ -1,18 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 // cowpi-sim: alice, bob and carol with a router and two mirrors in one process; a
 // conversation, identical transcripts, then a forking router caught in the act.
-#include <sodium.h>
+#include "cowpi/protocol/encoding.hpp"
+#include "cowpi/sim/world.hpp"
 
 #include <CLI/CLI.hpp>
+#include <sodium.h>
 
 #include <cstdio>
 #include <iostream>
 #include <map>
 #include <string>
 #include <vector>
-
-#include "cowpi/protocol/encoding.hpp"
-#include "cowpi/sim/world.hpp"
 
 namespace {
 
@@ -28,7 +27,8 @@ std::string describe(const accepted_entry& e) {
     case msg_type::setup: {
       s = e.author + " created the conversation with";
       for (const auto& m : e.members)
-        if (m.id != e.author) s += " " + m.id;
+        if (m.id != e.author)
+          s += " " + m.id;
       break;
     }
     case msg_type::message:
@@ -38,13 +38,16 @@ std::string describe(const accepted_entry& e) {
       break;
     case msg_type::receipt: {
       s = e.author + " read up to #" + std::to_string(*e.parent);
-      for (auto v : e.voids) s += " (could not read #" + std::to_string(v) + ")";
+      for (auto v : e.voids)
+        s += " (could not read #" + std::to_string(v) + ")";
       break;
     }
     case msg_type::update:
       s = e.author;
-      for (const auto& a : e.adds) s += " added " + a.id;
-      for (const auto& r : e.removes) s += (r == e.author ? " left" : " removed " + r);
+      for (const auto& a : e.adds)
+        s += " added " + a.id;
+      for (const auto& r : e.removes)
+        s += (r == e.author ? " left" : " removed " + r);
       break;
   }
   return s;
@@ -78,9 +81,8 @@ void print_alarms(world& w) {
   for (const auto& [who, alarms] : w.alarms())
     for (const auto& a : alarms)
       std::printf("  ALARM at %s: %s at #%llu, blaming %s: %s%s\n", who.c_str(),
-                  std::string(to_string(a.kind)).c_str(),
-                  static_cast<unsigned long long>(a.index), a.party.c_str(), a.evidence.c_str(),
-                  a.halted ? " (conversation halted)" : "");
+                  std::string(to_string(a.kind)).c_str(), static_cast<unsigned long long>(a.index),
+                  a.party.c_str(), a.evidence.c_str(), a.halted ? " (conversation halted)" : "");
 }
 
 void must(const cowpi::expected<void>& r) {
@@ -96,9 +98,11 @@ int honest_run(uint64_t seed) {
   world_options o;
   o.seed = seed;
   world w(o);
-  for (auto u : {"alice", "bob", "carol", "dave"}) w.add_user(u);
+  for (auto u : {"alice", "bob", "carol", "dave"})
+    w.add_user(u);
   auto conv = w.create("alice", {"bob", "carol"});
-  if (!conv) return std::fprintf(stderr, "error: %s\n", conv.error().message().c_str()), 1;
+  if (!conv)
+    return std::fprintf(stderr, "error: %s\n", conv.error().message().c_str()), 1;
   w.run();
   std::printf("safety number (compare out of band):\n%s\n",
               cowpi::protocol::safety_number(w.user("alice").find(*conv)->st.members).c_str());
@@ -130,7 +134,8 @@ int honest_run(uint64_t seed) {
   w.receipts_due();
   w.run();
   const std::vector<std::string> users = {"alice", "bob", "carol", "dave"};
-  for (const auto& u : users) print_transcript(w, u, *conv);
+  for (const auto& u : users)
+    print_transcript(w, u, *conv);
   const bool same = identical(w, *conv, users);
   std::printf("\ntranscripts identical at every common index: %s\n", same ? "yes" : "NO");
   print_alarms(w);
@@ -143,7 +148,8 @@ int forking_run(uint64_t seed, bool all_lie) {
   world_options o;
   o.seed = seed;
   world w(o);
-  for (auto u : {"alice", "bob", "carol", "dave"}) w.add_user(u);
+  for (auto u : {"alice", "bob", "carol", "dave"})
+    w.add_user(u);
   w.mirror_at(0).lies = true;
   w.mirror_at(1).lies = all_lie;
   auto conv = *w.create("alice", {"bob", "carol", "dave"});
@@ -159,7 +165,8 @@ int forking_run(uint64_t seed, bool all_lie) {
   w.network().pop_back();
   must(w.send("alice", conv, "I want to go."));
   w.set_interceptor([](in_flight& m) {
-    if (auto* e = std::get_if<to_client_envelope>(&m)) return e->user == "alice" || e->user == "bob";
+    if (auto* e = std::get_if<to_client_envelope>(&m))
+      return e->user == "alice" || e->user == "bob";
     return true;
   });
   w.run();
@@ -183,7 +190,8 @@ int forking_run(uint64_t seed, bool all_lie) {
     w.push_envelope("dave", world::stored_entry{e, answers});
     w.run();
   }
-  for (const auto& u : {"alice", "bob", "carol", "dave"}) print_transcript(w, u, conv);
+  for (const auto& u : {"alice", "bob", "carol", "dave"})
+    print_transcript(w, u, conv);
   std::printf("\n");
   print_alarms(w);
   const bool caught = !w.alarms().empty();
@@ -204,7 +212,8 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "seed of the deterministic randomness")->capture_default_str();
   app.add_flag("--honest-only", honest_only, "run only the honest deployment");
   CLI11_PARSE(app, argc, argv);
-  if (sodium_init() < 0) return 1;
+  if (sodium_init() < 0)
+    return 1;
   int rc = honest_run(seed);
   if (!honest_only) {
     rc |= forking_run(seed, false);

@@ -3,26 +3,25 @@
 // AUDIT (DESIGN.md §3.4, §4).
 #include "endpoint.hpp"
 
+#include "cowpi/actors/fault.hpp"
+#include "cowpi/protocol/limits.hpp"
+#include "cowpi/protocol/wire.hpp"
+
+#include "../type_ids.hpp"
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <set>
 
-#include "../type_ids.hpp"
-#include "cowpi/actors/fault.hpp"
-#include "cowpi/protocol/limits.hpp"
-#include "cowpi/protocol/wire.hpp"
-
 namespace cowpi::actors {
 
 namespace {
 
 uint64_t now_seconds() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
 }
 
 struct endpoint_state {
@@ -42,14 +41,17 @@ link_frame encode(const protocol::link_response& r) {
   return link_frame{protocol::wire::encode(r)};
 }
 
-protocol::link_response reject(std::string why) { return protocol::link_reject{std::move(why)}; }
+protocol::link_response reject(std::string why) {
+  return protocol::link_reject{std::move(why)};
+}
 
 // A failed synced write leaves the in-memory state ahead of the disk: the only safe course
 // is to stop, so that a restart reloads from the store. Nothing was answered.
 [[noreturn]] void die_on_storage_error(const error& e) {
-  spdlog::critical("mirror: storage write failed ({}); exiting so that a restart reloads the "
-                   "last durable state",
-                   e.message());
+  spdlog::critical(
+      "mirror: storage write failed ({}); exiting so that a restart reloads the "
+      "last durable state",
+      e.message());
   std::_Exit(70);
 }
 
@@ -62,9 +64,11 @@ protocol::link_response handle(endpoint_actor* self, const protocol::link_reques
         if constexpr (std::is_same_v<T, protocol::link_hello>) {
           if (x.id != st.router.name || x.lpk != st.router.public_key)
             return reject("unknown_peer");
-          if (x.version != protocol::transport_version) return reject("unsupported_version");
+          if (x.version != protocol::transport_version)
+            return reject("unsupported_version");
           auto src = caf::actor_cast<caf::actor_addr>(self->current_sender());
-          if (st.greeted.insert(src).second) self->monitor(src);
+          if (st.greeted.insert(src).second)
+            self->monitor(src);
           return protocol::link_hello{st.m->self().id(), st.m->self().lpk(),
                                       protocol::transport_version};
         } else if constexpr (std::is_same_v<T, protocol::prepare_msg>) {
@@ -74,7 +78,8 @@ protocol::link_response handle(endpoint_actor* self, const protocol::link_reques
           if (out.persist) {
             fault_point(fault::mirror_commit_before_sync);
             auto ok = st.store->persist_commit(*st.m, x.payload.c.conv, out.index, out.d);
-            if (!ok) die_on_storage_error(ok.error());
+            if (!ok)
+              die_on_storage_error(ok.error());
             fault_point(fault::mirror_commit_after_sync);
             ++st.commits;
           }
@@ -82,7 +87,8 @@ protocol::link_response handle(endpoint_actor* self, const protocol::link_reques
         } else if constexpr (std::is_same_v<T, protocol::link_ack>) {
           if (st.m->ack(x)) {
             auto ok = st.store->persist_ack(*st.m, x.conv);
-            if (!ok) die_on_storage_error(ok.error());
+            if (!ok)
+              die_on_storage_error(ok.error());
           }
           return protocol::acked{};
         } else if constexpr (std::is_same_v<T, protocol::status_query>) {
@@ -91,7 +97,8 @@ protocol::link_response handle(endpoint_actor* self, const protocol::link_reques
           const size_t n = std::min<size_t>(x.count, protocol::max_prekey_batch);
           auto pk = st.m->make_prekeys(n, now, st.rng);
           auto ok = st.store->persist_keys(*st.m);
-          if (!ok) die_on_storage_error(ok.error());
+          if (!ok)
+            die_on_storage_error(ok.error());
           return pk;
         } else {
           static_assert(std::is_same_v<T, protocol::audit_query>);
@@ -107,17 +114,20 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
   self->state.router = std::move(deps.router);
   self->set_down_handler([=](caf::down_msg& dm) { self->state.greeted.erase(dm.source); });
   // A message of a type this node does not know arrives empty: say so loudly.
-  self->set_default_handler([=](caf::scheduled_actor*, caf::message_view& mv) -> caf::result<caf::message> {
-    spdlog::warn("mirror: unexpected message {}", caf::to_string(mv.copy_content_to_message()));
-    return caf::sec::unexpected_message;
-  });
+  self->set_default_handler(
+      [=](caf::scheduled_actor*, caf::message_view& mv) -> caf::result<caf::message> {
+        spdlog::warn("mirror: unexpected message {}", caf::to_string(mv.copy_content_to_message()));
+        return caf::sec::unexpected_message;
+      });
   return {
       [=](link_atom, const link_frame& f) -> link_frame {
         auto req = protocol::wire::decode_link_request(f.bytes);
-        if (!req) return encode(reject("malformed: " + req.error().message()));
+        if (!req)
+          return encode(reject("malformed: " + req.error().message()));
         const bool hello = std::holds_alternative<protocol::link_hello>(*req);
         auto src = caf::actor_cast<caf::actor_addr>(self->current_sender());
-        if (!hello && !self->state.greeted.contains(src)) return encode(reject("no_hello"));
+        if (!hello && !self->state.greeted.contains(src))
+          return encode(reject("no_hello"));
         return encode(handle(self, *req));
       },
       [=](stats_atom) -> std::string {

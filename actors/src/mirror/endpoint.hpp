@@ -3,13 +3,13 @@
 // request through the single writer of the mirror state and its store.
 #pragma once
 
-#include <caf/all.hpp>
-
-#include <memory>
-
 #include "cowpi/config/provider_config.hpp"
 #include "cowpi/protocol/mirror.hpp"
 #include "cowpi/storage/mirror_store.hpp"
+
+#include <caf/all.hpp>
+
+#include <memory>
 
 namespace cowpi::actors {
 

@@ -3,24 +3,24 @@
 // conversation: intake, PREPARE, index, synced append, COMMIT, answers, delivery pokes.
 #pragma once
 
+#include "cowpi/protocol/router.hpp"
+#include "cowpi/storage/router_store.hpp"
+
 #include <caf/all.hpp>
 
 #include <chrono>
 #include <vector>
 
-#include "cowpi/protocol/router.hpp"
-#include "cowpi/storage/router_store.hpp"
-
 namespace cowpi::actors {
 
 struct conversation_deps {
   storage::router_store* store = nullptr;
-  protocol::member_list ms;           // the configured mirror set, sorted by name
+  protocol::member_list ms;  // the configured mirror set, sorted by name
   protocol::intake_limits limits;
-  std::vector<caf::actor> links;      // one per mirror, in MS order
+  std::vector<caf::actor> links;  // one per mirror, in MS order
   std::chrono::milliseconds prepare_timeout{5000};
   std::chrono::milliseconds commit_timeout{5000};
-  std::chrono::seconds idle{60};      // a conversation actor with nothing pending stops
+  std::chrono::seconds idle{60};  // a conversation actor with nothing pending stops
   std::chrono::seconds retention{30LL * 24 * 3600};
 };
 

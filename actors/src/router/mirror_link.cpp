@@ -3,15 +3,15 @@
 // against configuration, carry link messages as versioned Cap'n Proto bytes, reconnect.
 #include "mirror_link.hpp"
 
+#include "cowpi/protocol/wire.hpp"
+
+#include "../type_ids.hpp"
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-
-#include "../type_ids.hpp"
-#include "cowpi/protocol/wire.hpp"
 
 namespace cowpi::actors {
 
@@ -36,7 +36,9 @@ struct link_state {
 
 using link_actor = caf::stateful_actor<link_state>;
 
-caf::error link_down() { return caf::make_error(caf::sec::request_receiver_down); }
+caf::error link_down() {
+  return caf::make_error(caf::sec::request_receiver_down);
+}
 
 void connect(link_actor* self);
 
@@ -53,7 +55,8 @@ template <class F, class E>
 void call(link_actor* self, const protocol::link_request& req, F on_answer, E on_error) {
   auto& st = self->state;
   ++st.requests;
-  self->request(st.remote, st.d.request_timeout, link_atom_v, link_frame{protocol::wire::encode(req)})
+  self->request(st.remote, st.d.request_timeout, link_atom_v,
+                link_frame{protocol::wire::encode(req)})
       .then(
           [=](link_frame& f) mutable {
             auto r = protocol::wire::decode_link_response(f.bytes);
@@ -95,8 +98,8 @@ void hello(link_actor* self) {
       [=](protocol::link_response r) {
         auto& s = self->state;
         auto* h = std::get_if<protocol::link_hello>(&r);
-        if (h == nullptr || h->id != s.d.peer.name || h->lpk != s.d.peer.public_key ||
-            h->version != protocol::transport_version) {
+        if (h == nullptr || h->id != s.d.peer.name || h->lpk != s.d.peer.public_key
+            || h->version != protocol::transport_version) {
           s.last_error = "mirror HELLO does not match the configured id and key";
           spdlog::error("link {}: {}", s.d.peer.name, s.last_error);
           self->demonitor(s.remote);
@@ -119,7 +122,8 @@ void hello(link_actor* self) {
 
 void connect(link_actor* self) {
   auto& st = self->state;
-  if (st.connecting || st.up || !st.registry) return;
+  if (st.connecting || st.up || !st.registry)
+    return;
   st.connecting = true;
   ++st.reconnects;
   auto mm = self->system().openssl_manager().actor_handle();
@@ -146,7 +150,8 @@ caf::behavior mirror_link(link_actor* self, mirror_link_deps deps) {
   self->state.d = std::move(deps);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
-    if (dm.source != st.remote.address()) return;
+    if (dm.source != st.remote.address())
+      return;
     spdlog::warn("link {}: down", st.d.peer.name);
     st.remote = nullptr;
     schedule_reconnect(self);
@@ -158,7 +163,8 @@ caf::behavior mirror_link(link_actor* self, mirror_link_deps deps) {
         connect(self);
       },
       [=](link_atom, const protocol::link_request& req) -> caf::result<protocol::link_response> {
-        if (!self->state.up) return link_down();
+        if (!self->state.up)
+          return link_down();
         auto rp = self->make_response_promise<protocol::link_response>();
         call(
             self, req, [=](protocol::link_response r) mutable { rp.deliver(std::move(r)); },
@@ -168,9 +174,9 @@ caf::behavior mirror_link(link_actor* self, mirror_link_deps deps) {
       [=](retry_atom) { connect(self); },
       [=](stats_atom) -> std::string {
         const auto& s = self->state;
-        return nlohmann::json{{"mirror", s.d.peer.name},     {"up", s.up},
-                              {"requests", s.requests},      {"failures", s.failures},
-                              {"connects", s.reconnects},    {"last_error", s.last_error}}
+        return nlohmann::json{{"mirror", s.d.peer.name},  {"up", s.up},
+                              {"requests", s.requests},   {"failures", s.failures},
+                              {"connects", s.reconnects}, {"last_error", s.last_error}}
             .dump();
       },
   };

@@ -2,29 +2,29 @@
 // The router's link to one mirror: TLS middleman connection, HELLO, timed requests, reconnect.
 #pragma once
 
+#include "cowpi/config/provider_config.hpp"
+#include "cowpi/protocol/messages.hpp"
+
 #include <caf/all.hpp>
 
 #include <chrono>
 
-#include "cowpi/config/provider_config.hpp"
-#include "cowpi/protocol/messages.hpp"
-
 namespace cowpi::actors {
 
 struct mirror_link_deps {
-  size_t index = 0;               // the mirror's position in MS (sorted by name)
-  config::mirror_peer peer;       // name, address, long-term key
-  protocol::link_hello own_hello; // the router's id, lpk, version
+  size_t index = 0;                // the mirror's position in MS (sorted by name)
+  config::mirror_peer peer;        // name, address, long-term key
+  protocol::link_hello own_hello;  // the router's id, lpk, version
   std::chrono::milliseconds request_timeout{5000};
   std::chrono::milliseconds connect_timeout{5000};
-  uint32_t prekey_target = 512;   // one-time pre-keys kept in the directory for this mirror
+  uint32_t prekey_target = 512;  // one-time pre-keys kept in the directory for this mirror
 };
 
 /// Spawns the link; it connects once `(attach_atom, caf::actor registry, caf::actor
 /// directory)` names who is told `(linkup_atom, index)` after every HELLO and who receives the
-/// mirror's pre-keys as an upload. It answers `(link_atom, protocol::link_request)` with the mirror's
-/// `protocol::link_response`, or an error when the link is down or the mirror did not answer
-/// in time (callers treat both as "no answer"); and `(stats_atom)` with a JSON object.
+/// mirror's pre-keys as an upload. It answers `(link_atom, protocol::link_request)` with the
+/// mirror's `protocol::link_response`, or an error when the link is down or the mirror did not
+/// answer in time (callers treat both as "no answer"); and `(stats_atom)` with a JSON object.
 caf::actor spawn_mirror_link(caf::actor_system& sys, mirror_link_deps deps);
 
 }  // namespace cowpi::actors

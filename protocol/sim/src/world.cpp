@@ -2,17 +2,19 @@
 // The in-process deployment: router logic, mirrors and clients over a queue.
 #include "cowpi/sim/world.hpp"
 
-#include <algorithm>
-
 #include "cowpi/protocol/encoding.hpp"
+
+#include <algorithm>
 
 namespace cowpi::sim {
 
 std::optional<hash32> mirror_node::d_at(const conv_id& conv, uint64_t i) const {
   auto c = d.find(conv);
-  if (c == d.end()) return std::nullopt;
+  if (c == d.end())
+    return std::nullopt;
   auto x = c->second.find(i);
-  if (x == c->second.end()) return std::nullopt;
+  if (x == c->second.end())
+    return std::nullopt;
   return x->second;
 }
 
@@ -22,9 +24,11 @@ struct branch_history : mirror_history {
   const std::map<conv_id, std::map<uint64_t, hash32>>* d = nullptr;
   std::optional<hash32> d_at(const conv_id& conv, uint64_t i) const override {
     auto c = d->find(conv);
-    if (c == d->end()) return std::nullopt;
+    if (c == d->end())
+      return std::nullopt;
     auto x = c->second.find(i);
-    if (x == c->second.end()) return std::nullopt;
+    if (x == c->second.end())
+      return std::nullopt;
     return x->second;
   }
 };
@@ -33,8 +37,8 @@ struct branch_history : mirror_history {
 world::world(world_options opts) : opts_(opts), rng_(opts.seed) {
   for (size_t k = 0; k < opts_.mirrors; ++k) {
     std::string id = "mirror-" + std::string(1, static_cast<char>('a' + k));
-    auto node = std::make_unique<mirror_node>(mirror(identity::generate(id, rng_)),
-                                              opts_.seed * 1000 + k);
+    auto node =
+        std::make_unique<mirror_node>(mirror(identity::generate(id, rng_)), opts_.seed * 1000 + k);
     ms_.push_back(member{id, node->m.self().lpk()});
     auto pk = node->m.make_prekeys(64, now_, node->rng);
     dir_entry d;
@@ -59,7 +63,9 @@ void world::add_user(const std::string& id) {
   clients_.emplace(id, std::move(n));
 }
 
-client& world::user(const std::string& id) { return *clients_.at(id).c; }
+client& world::user(const std::string& id) {
+  return *clients_.at(id).c;
+}
 
 void world::persist(const std::string& id) {
   auto& n = clients_.at(id);
@@ -70,7 +76,8 @@ void world::crash(const std::string& id) {
   auto& n = clients_.at(id);
   n.c = std::make_unique<client>(n.persisted->clone());
   // A restarted client resends its outbox and the router resends from its cursors.
-  for (const auto& [conv, cc] : n.c->convs()) submit_all(id, n.c->pending(conv));
+  for (const auto& [conv, cc] : n.c->convs())
+    submit_all(id, n.c->pending(conv));
   redeliver(id);
 }
 
@@ -79,7 +86,8 @@ std::vector<prekey_bundle> world::fetch(const std::string& requester,
   std::vector<prekey_bundle> out;
   for (const auto& o : owners) {
     auto it = directory_.find(o);
-    if (it == directory_.end()) continue;
+    if (it == directory_.end())
+      continue;
     auto& d = it->second;
     prekey_bundle b;
     b.owner = o;
@@ -92,7 +100,8 @@ std::vector<prekey_bundle> world::fetch(const std::string& requester,
     } else {
       continue;
     }
-    if (dir_intercept_) dir_intercept_(requester, b);
+    if (dir_intercept_)
+      dir_intercept_(requester, b);
     out.push_back(b);
   }
   return out;
@@ -100,31 +109,34 @@ std::vector<prekey_bundle> world::fetch(const std::string& requester,
 
 std::optional<published_key> world::last_resort_of(const std::string& id) const {
   auto it = directory_.find(id);
-  if (it == directory_.end()) return std::nullopt;
+  if (it == directory_.end())
+    return std::nullopt;
   return it->second.last_resort;
 }
 
 void world::fill_keys(const std::string& id, const conv_id& conv) {
   auto& c = user(id);
   auto missing = c.missing_keys(conv);
-  if (missing.empty()) return;
+  if (missing.empty())
+    return;
   auto bundles = fetch(id, missing);
   (void)c.add_bundles(conv, bundles);
 }
 
 void world::submit_all(const std::string& id, std::vector<outgoing> out) {
-  for (auto& o : out) net_.push_back(to_router{id, o.aseq, std::move(o.submit)});
+  for (auto& o : out)
+    net_.push_back(to_router{id, o.aseq, std::move(o.submit)});
 }
 
-expected<conv_id> world::create(const std::string& author,
-                                const std::vector<std::string>& others) {
+expected<conv_id> world::create(const std::string& author, const std::vector<std::string>& others) {
   member_list members;
   std::vector<std::string> owners;
   for (const auto& o : others) {
     members.push_back(member{o, directory_.at(o).lpk});
     owners.push_back(o);
   }
-  for (const auto& m : ms_) owners.push_back(m.id);
+  for (const auto& m : ms_)
+    owners.push_back(m.id);
   auto bundles = fetch(author, owners);
   COWPI_TRY(outgoing out, user(author).create(members, bundles, now_, rng_));
   persist(author);
@@ -133,8 +145,7 @@ expected<conv_id> world::create(const std::string& author,
   return conv;
 }
 
-expected<void> world::send(const std::string& author, const conv_id& conv,
-                           std::string_view text) {
+expected<void> world::send(const std::string& author, const conv_id& conv, std::string_view text) {
   fill_keys(author, conv);
   COWPI_TRY(outgoing out, user(author).send_message(conv, as_bytes(text), now_, rng_));
   persist(author);
@@ -154,9 +165,11 @@ expected<void> world::update(const std::string& author, const conv_id& conv,
                              const std::vector<std::string>& adds,
                              const std::vector<std::string>& removes) {
   member_list a;
-  for (const auto& id : adds) a.push_back(member{id, directory_.at(id).lpk});
+  for (const auto& id : adds)
+    a.push_back(member{id, directory_.at(id).lpk});
   fill_keys(author, conv);
-  if (!adds.empty()) COWPI_TRY_VOID(user(author).add_bundles(conv, fetch(author, adds)));
+  if (!adds.empty())
+    COWPI_TRY_VOID(user(author).add_bundles(conv, fetch(author, adds)));
   COWPI_TRY(outgoing out, user(author).update(conv, a, removes, now_, rng_));
   persist(author);
   submit_all(author, {std::move(out)});
@@ -165,11 +178,14 @@ expected<void> world::update(const std::string& author, const conv_id& conv,
 
 void world::receipts_due() {
   for (auto& [id, n] : clients_) {
-    if (!n.online) continue;
+    if (!n.online)
+      continue;
     std::vector<conv_id> convs;
-    for (const auto& [conv, cc] : n.c->convs()) convs.push_back(conv);
+    for (const auto& [conv, cc] : n.c->convs())
+      convs.push_back(conv);
     for (const auto& conv : convs)
-      if (n.c->receipt_due(conv, now_)) (void)receipt(id, conv);
+      if (n.c->receipt_due(conv, now_))
+        (void)receipt(id, conv);
   }
 }
 
@@ -178,7 +194,8 @@ void world::set_online(const std::string& id, bool online) {
   const bool was = n.online;
   n.online = online;
   if (online && !was) {
-    for (const auto& [conv, cc] : n.c->convs()) submit_all(id, n.c->pending(conv));
+    for (const auto& [conv, cc] : n.c->convs())
+      submit_all(id, n.c->pending(conv));
     redeliver(id);
   }
 }
@@ -191,7 +208,8 @@ router_conv& world::router(const conv_id& conv) {
 }
 
 bool world::step() {
-  if (net_.empty()) return false;
+  if (net_.empty())
+    return false;
   size_t k = 0;
   if (opts_.shuffle) {
     uint8_t b[4];
@@ -200,7 +218,8 @@ bool world::step() {
   }
   in_flight m = std::move(net_[k]);
   net_.erase(net_.begin() + static_cast<std::ptrdiff_t>(k));
-  if (intercept_ && !intercept_(m)) return true;
+  if (intercept_ && !intercept_(m))
+    return true;
   std::visit(
       [this](const auto& x) {
         using T = std::decay_t<decltype(x)>;
@@ -220,7 +239,8 @@ bool world::step() {
 
 size_t world::run(size_t max_steps) {
   size_t n = 0;
-  while (n < max_steps && step()) ++n;
+  while (n < max_steps && step())
+    ++n;
   return n;
 }
 
@@ -242,8 +262,10 @@ void world::pump(const conv_id& conv) {
   for (;;) {
     std::vector<prepare_decision::rejected> rejs;
     auto jobs = rc.ready(lr, rejs);
-    for (auto& r : rejs) net_.push_back(to_client_rejection{r.author, conv, r.aseq, r.why});
-    if (jobs.empty()) break;
+    for (auto& r : rejs)
+      net_.push_back(to_client_rejection{r.author, conv, r.aseq, r.why});
+    if (jobs.empty())
+      break;
     for (auto& job : jobs) {
       std::optional<prepare_decision> d;
       for (size_t k = 0; k < mirrors_.size() && !d; ++k) {
@@ -254,30 +276,37 @@ void world::pump(const conv_id& conv) {
         }
         d = rc.on_prepared(job.job, k, mn.m.prepare(job.per_mirror[k], now_), now_);
       }
-      if (!d) continue;
+      if (!d)
+        continue;
       for (auto& r : d->rejections)
         net_.push_back(to_client_rejection{r.author, conv, r.aseq, r.why});
-      if (!d->ordered) continue;
+      if (!d->ordered)
+        continue;
       const log_entry& e = *d->ordered;
       logs_[conv][e.index] = stored_entry{e, {}};
       for (size_t k = 0; k < mirrors_.size(); ++k) {
         mirror_node& mn = *mirrors_[k];
         auto out = mn.m.commit(commit_msg{e.index, e.d, e.prepare_for(k)}, mn, now_, mn.rng);
-        if (out.persist) mn.d[conv][out.index] = out.d;
+        if (out.persist)
+          mn.d[conv][out.index] = out.d;
         auto p = rc.on_commit_answer(e.index, k, out.response);
-        if (p.stop_reason) operator_alarms_.push_back(*p.stop_reason);
+        if (p.stop_reason)
+          operator_alarms_.push_back(*p.stop_reason);
         if (p.complete) {
           auto& se = logs_[conv][*p.complete];
           se.answers = std::move(p.answers);
-          for (auto& mm : mirrors_) (void)mm->m.ack(link_ack{conv, *p.complete});
+          for (auto& mm : mirrors_)
+            (void)mm->m.ack(link_ack{conv, *p.complete});
           for (const auto& j : se.e.joiners) {
             // A re-added member still catching up keeps its cursor: it must first receive
             // the entries up to the UPDATE that removed it (entries without its slot are
             // skipped), or it buffers the joining UPDATE forever.
             auto [c, fresh_c] = cursor_.try_emplace({j, conv}, se.e.index);
-            if (!fresh_c) c->second = std::min(c->second, se.e.index);
+            if (!fresh_c)
+              c->second = std::min(c->second, se.e.index);
             auto [s, fresh_s] = sent_upto_.try_emplace({j, conv}, se.e.index);
-            if (!fresh_s) s->second = std::min(s->second, se.e.index);
+            if (!fresh_s)
+              s->second = std::min(s->second, se.e.index);
           }
         }
       }
@@ -289,15 +318,19 @@ void world::pump(const conv_id& conv) {
 void world::deliver_ready(const conv_id& conv) {
   auto& log = logs_[conv];
   for (auto& [key, sent] : sent_upto_) {
-    if (key.second != conv) continue;
+    if (key.second != conv)
+      continue;
     const std::string& u = key.first;
     auto cn = clients_.find(u);
-    if (cn == clients_.end() || !cn->second.online) continue;
+    if (cn == clients_.end() || !cn->second.online)
+      continue;
     for (auto it = log.find(sent); it != log.end(); it = log.find(sent)) {
-      if (it->second.answers.empty()) break;  // not yet complete
+      if (it->second.answers.empty())
+        break;  // not yet complete
       auto env = make_envelope(it->second.e, it->second.answers, u);
       ++sent;
-      if (!env) continue;  // no slot: removed before this entry
+      if (!env)
+        continue;  // no slot: removed before this entry
       net_.push_back(to_client_envelope{u, std::move(*env)});
     }
   }
@@ -306,11 +339,13 @@ void world::deliver_ready(const conv_id& conv) {
 void world::redeliver(const std::string& member) {
   std::set<conv_id> convs;
   for (auto& [key, next] : cursor_) {
-    if (key.first != member) continue;
+    if (key.first != member)
+      continue;
     sent_upto_[key] = next;
     convs.insert(key.second);
   }
-  for (const auto& c : convs) deliver_ready(c);
+  for (const auto& c : convs)
+    deliver_ready(c);
 }
 
 void world::router_ack(const to_router_ack& m) {
@@ -320,7 +355,8 @@ void world::router_ack(const to_router_ack& m) {
 
 void world::branch_mirrors(int branch) {
   for (auto& mn : mirrors_) {
-    if (!mn->lies) continue;
+    if (!mn->lies)
+      continue;
     mn->branches[branch] = std::make_unique<mirror>(mn->m.clone());
     mn->branches[branch]->set_lying_for_test(true);
     mn->branch_d[branch] = mn->d;
@@ -338,23 +374,28 @@ mirror_answers world::commit_on_mirrors(const log_entry& e, int branch) {
       branch_history h;
       h.d = &mn.branch_d[branch];
       o = mn.branches.at(branch)->commit(cm, h, now_, mn.rng);
-      if (o.persist) mn.branch_d[branch][conv][o.index] = o.d;
+      if (o.persist)
+        mn.branch_d[branch][conv][o.index] = o.d;
     } else {
       o = mn.m.commit(cm, mn, now_, mn.rng);
       // An honest mirror that commits here keeps D_i like any other commit.
-      if (o.persist) mn.d[conv][o.index] = o.d;
+      if (o.persist)
+        mn.d[conv][o.index] = o.d;
     }
-    if (const auto* a = std::get_if<answer>(&o.response)) out[k] = a->mirror_blocks;
+    if (const auto* a = std::get_if<answer>(&o.response))
+      out[k] = a->mirror_blocks;
   }
   return out;
 }
 
 std::optional<world::stored_entry> world::fork_order(router_conv snapshot, const to_router& m,
-                                                      int branch) {
-  if (!snapshot.intake(m.submit, m.user, now_)) return std::nullopt;
+                                                     int branch) {
+  if (!snapshot.intake(m.submit, m.user, now_))
+    return std::nullopt;
   std::vector<prepare_decision::rejected> rejs;
   auto jobs = snapshot.ready([this](const std::string& id) { return last_resort_of(id); }, rejs);
-  if (jobs.empty()) return std::nullopt;
+  if (jobs.empty())
+    return std::nullopt;
   const auto& job = jobs.front();
   std::optional<prepare_decision> d;
   for (size_t k = 0; k < mirrors_.size() && !d; ++k) {
@@ -365,7 +406,8 @@ std::optional<world::stored_entry> world::fork_order(router_conv snapshot, const
     // lie shows at COMMIT.
     d = snapshot.on_prepared(job.job, k, r, now_);
   }
-  if (!d || !d->ordered) return std::nullopt;
+  if (!d || !d->ordered)
+    return std::nullopt;
   stored_entry se{*d->ordered, commit_on_mirrors(*d->ordered, branch)};
   return se;
 }
@@ -373,7 +415,8 @@ std::optional<world::stored_entry> world::fork_order(router_conv snapshot, const
 void world::push_envelope(const std::string& member, const stored_entry& se) {
   stored_entry forged = se;
   for (auto& a : forged.answers) {
-    if (a) continue;
+    if (a)
+      continue;
     // No honest mirror answered: forge plausible-looking blocks.
     std::vector<block> fake(se.e.slots.size());
     for (auto& b : fake) {
@@ -385,7 +428,8 @@ void world::push_envelope(const std::string& member, const stored_entry& se) {
     a = std::move(fake);
   }
   auto env = make_envelope(forged.e, forged.answers, member);
-  if (env) net_.push_back(to_client_envelope{member, std::move(*env)});
+  if (env)
+    net_.push_back(to_client_envelope{member, std::move(*env)});
 }
 
 // -- Clients -----------------------------------------------------------------
@@ -398,11 +442,15 @@ void world::client_envelope(const to_client_envelope& m) {
     return;
   }
   auto res = n.c->receive(m.env, now_, rng_, nullptr);
-  for (auto& a : res.accepted) n.transcript[a.conv].push_back(a);
-  for (auto& a : res.alarms) n.alarms.push_back(a);
+  for (auto& a : res.accepted)
+    n.transcript[a.conv].push_back(a);
+  for (auto& a : res.alarms)
+    n.alarms.push_back(a);
   persist(m.user);
-  for (auto& a : res.acks) net_.push_back(to_router_ack{m.user, a});
-  if (res.recreated) n.transcript.erase(res.recreated->first);
+  for (auto& a : res.acks)
+    net_.push_back(to_router_ack{m.user, a});
+  if (res.recreated)
+    n.transcript.erase(res.recreated->first);
   std::vector<outgoing> out = std::move(res.resubmit);
   if (n.c->find(m.env.conv) != nullptr) {
     fill_keys(m.user, m.env.conv);
@@ -415,12 +463,15 @@ void world::client_envelope(const to_client_envelope& m) {
 
 void world::client_rejection(const to_client_rejection& m) {
   auto& n = clients_.at(m.user);
-  if (!n.online) return;
+  if (!n.online)
+    return;
   fill_keys(m.user, m.conv);
   auto res = n.c->on_rejection(m.conv, m.aseq, m.rej, now_, rng_);
-  if (res.dropped) n.dropped.push_back(*res.dropped);
+  if (res.dropped)
+    n.dropped.push_back(*res.dropped);
   persist(m.user);
-  if (m.rej.kind == rejection_kind::unavailable) return;  // retried on reconnect
+  if (m.rej.kind == rejection_kind::unavailable)
+    return;  // retried on reconnect
   submit_all(m.user, std::move(res.resubmit));
 }
 
@@ -431,7 +482,8 @@ const std::vector<accepted_entry>& world::transcript(const std::string& id, cons
 std::map<std::string, std::vector<alarm>> world::alarms() const {
   std::map<std::string, std::vector<alarm>> out;
   for (const auto& [id, n] : clients_)
-    if (!n.alarms.empty()) out[id] = n.alarms;
+    if (!n.alarms.empty())
+      out[id] = n.alarms;
   return out;
 }
 

@@ -36,7 +36,8 @@ expected<void> x25519_into(std::span<uint8_t, 32> out, const secret_key& sk,
 expected<secret<32>> x25519(const secret_key& sk, const public_key& pk) noexcept {
   secret<32> out;
   auto r = x25519_into(out.expose(), sk, pk);
-  if (!r) return unexpected{std::move(r).error()};
+  if (!r)
+    return unexpected{std::move(r).error()};
   return out;
 }
 
@@ -58,7 +59,8 @@ secret<32> hmac_sha256(byte_view key, byte_view m) noexcept {
 
 expected<void> hkdf_sha256(std::span<uint8_t> out, byte_view salt, byte_view ikm,
                            byte_view info) noexcept {
-  if (out.size() > hkdf_max_output) return fail(errc::output_too_long, "hkdf output > 255*32");
+  if (out.size() > hkdf_max_output)
+    return fail(errc::output_too_long, "hkdf output > 255*32");
   static constexpr uint8_t zero_salt[32] = {};
   byte_view key = salt.empty() ? byte_view{zero_salt, sizeof zero_salt} : salt;
   // Extract.
@@ -94,15 +96,16 @@ secret<32> hkdf32(byte_view salt, byte_view ikm, byte_view info) noexcept {
 
 namespace {
 expected<void> check_key_nonce(byte_view key, byte_view nonce) noexcept {
-  if (key.size() != aead_key_size) return fail(errc::bad_length, "aead key must be 32 bytes");
+  if (key.size() != aead_key_size)
+    return fail(errc::bad_length, "aead key must be 32 bytes");
   if (nonce.size() != aead_nonce_size)
     return fail(errc::bad_length, "aead nonce must be 24 bytes");
   return {};
 }
 }  // namespace
 
-expected<void> aead_seal_into(std::span<uint8_t> out, byte_view key, byte_view nonce,
-                              byte_view pt, byte_view ad) noexcept {
+expected<void> aead_seal_into(std::span<uint8_t> out, byte_view key, byte_view nonce, byte_view pt,
+                              byte_view ad) noexcept {
   COWPI_TRY_VOID(check_key_nonce(key, nonce));
   if (out.size() != pt.size() + aead_tag_size)
     return fail(errc::bad_length, "aead output must be plaintext + 16 bytes");
@@ -118,16 +121,17 @@ expected<bytes> aead_seal(byte_view key, byte_view nonce, byte_view pt, byte_vie
   return out;
 }
 
-expected<void> aead_open_into(std::span<uint8_t> out, byte_view key, byte_view nonce,
-                              byte_view ct, byte_view ad) noexcept {
+expected<void> aead_open_into(std::span<uint8_t> out, byte_view key, byte_view nonce, byte_view ct,
+                              byte_view ad) noexcept {
   COWPI_TRY_VOID(check_key_nonce(key, nonce));
-  if (ct.size() < aead_tag_size) return fail(errc::bad_length, "ciphertext shorter than tag");
+  if (ct.size() < aead_tag_size)
+    return fail(errc::bad_length, "ciphertext shorter than tag");
   if (out.size() != ct.size() - aead_tag_size)
     return fail(errc::bad_length, "aead output must be ciphertext - 16 bytes");
   unsigned long long n = 0;
   if (crypto_aead_xchacha20poly1305_ietf_decrypt(out.data(), &n, nullptr, ct.data(), ct.size(),
-                                                 ad.data(), ad.size(), nonce.data(),
-                                                 key.data()) != 0) {
+                                                 ad.data(), ad.size(), nonce.data(), key.data())
+      != 0) {
     sodium_memzero(out.data(), out.size());
     return fail(errc::decrypt_failed, "aead authentication failed");
   }
@@ -135,7 +139,8 @@ expected<void> aead_open_into(std::span<uint8_t> out, byte_view key, byte_view n
 }
 
 expected<bytes> aead_open(byte_view key, byte_view nonce, byte_view ct, byte_view ad) {
-  if (ct.size() < aead_tag_size) return fail(errc::bad_length, "ciphertext shorter than tag");
+  if (ct.size() < aead_tag_size)
+    return fail(errc::bad_length, "ciphertext shorter than tag");
   bytes out(ct.size() - aead_tag_size);
   COWPI_TRY_VOID(aead_open_into(out, key, nonce, ct, ad));
   return out;

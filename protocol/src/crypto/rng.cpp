@@ -7,7 +7,8 @@
 namespace cowpi::crypto {
 
 deterministic_rng::deterministic_rng(uint64_t n) noexcept : seed_{} {
-  for (int i = 0; i < 8; ++i) seed_[static_cast<size_t>(i)] = static_cast<uint8_t>(n >> (56 - 8 * i));
+  for (int i = 0; i < 8; ++i)
+    seed_[static_cast<size_t>(i)] = static_cast<uint8_t>(n >> (56 - 8 * i));
 }
 
 void deterministic_rng::fill(std::span<uint8_t> out) {

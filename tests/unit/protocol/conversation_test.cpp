@@ -1,24 +1,28 @@
 // SPDX-License-Identifier: Apache-2.0
 // End-to-end conversations over the pure state machines (router, mirrors, clients).
-#include <gtest/gtest.h>
-
 #include "cowpi/sim/world.hpp"
+
+#include <gtest/gtest.h>
 
 namespace cowpi::sim {
 namespace {
 
-std::string text_of(const accepted_entry& e) { return std::string(e.plaintext.begin(), e.plaintext.end()); }
+std::string text_of(const accepted_entry& e) {
+  return std::string(e.plaintext.begin(), e.plaintext.end());
+}
 
 // Every pair of members agrees on D and T at every index both accepted.
 void expect_same_transcripts(world& w, const conv_id& conv, const std::vector<std::string>& users) {
   for (size_t a = 0; a < users.size(); ++a) {
     for (size_t b = a + 1; b < users.size(); ++b) {
       std::map<uint64_t, hash32> ta;
-      for (const auto& e : w.transcript(users[a], conv)) ta[e.index] = e.t;
+      for (const auto& e : w.transcript(users[a], conv))
+        ta[e.index] = e.t;
       size_t common = 0;
       for (const auto& e : w.transcript(users[b], conv)) {
         auto it = ta.find(e.index);
-        if (it == ta.end()) continue;
+        if (it == ta.end())
+          continue;
         ++common;
         EXPECT_EQ(it->second, e.t) << users[a] << " and " << users[b] << " differ at " << e.index;
       }
@@ -29,7 +33,8 @@ void expect_same_transcripts(world& w, const conv_id& conv, const std::vector<st
 
 TEST(conversation, three_members_agree_on_setup_and_messages) {
   world w;
-  for (auto u : {"alice", "bob", "carol"}) w.add_user(u);
+  for (auto u : {"alice", "bob", "carol"})
+    w.add_user(u);
   auto conv = w.create("alice", {"bob", "carol"});
   ASSERT_TRUE(conv.has_value()) << conv.error().message();
   w.run();
@@ -54,7 +59,8 @@ TEST(conversation, three_members_agree_on_setup_and_messages) {
 
 TEST(conversation, pipelined_messages_from_several_authors_are_all_ordered) {
   world w;
-  for (auto u : {"alice", "bob", "carol"}) w.add_user(u);
+  for (auto u : {"alice", "bob", "carol"})
+    w.add_user(u);
   auto conv = *w.create("alice", {"bob", "carol"});
   w.run();
   for (int k = 0; k < 5; ++k) {
@@ -62,14 +68,16 @@ TEST(conversation, pipelined_messages_from_several_authors_are_all_ordered) {
     ASSERT_TRUE(w.send("bob", conv, "b" + std::to_string(k)).has_value());
   }
   w.run();
-  for (auto u : {"alice", "bob", "carol"}) EXPECT_EQ(w.transcript(u, conv).size(), 11u) << u;
+  for (auto u : {"alice", "bob", "carol"})
+    EXPECT_EQ(w.transcript(u, conv).size(), 11u) << u;
   expect_same_transcripts(w, conv, {"alice", "bob", "carol"});
   EXPECT_TRUE(w.alarms().empty());
 }
 
 TEST(conversation, receipts_offline_catch_up_add_and_remove) {
   world w;
-  for (auto u : {"alice", "bob", "carol", "dave"}) w.add_user(u);
+  for (auto u : {"alice", "bob", "carol", "dave"})
+    w.add_user(u);
   auto conv = *w.create("alice", {"bob", "carol"});
   w.run();
   ASSERT_TRUE(w.send("alice", conv, "one").has_value());
@@ -79,11 +87,13 @@ TEST(conversation, receipts_offline_catch_up_add_and_remove) {
   w.run();
   // Bob and carol acknowledged alice's message with RECEIPTs.
   size_t receipts = 0;
-  for (const auto& e : w.transcript("alice", conv)) receipts += e.type == msg_type::receipt;
+  for (const auto& e : w.transcript("alice", conv))
+    receipts += e.type == msg_type::receipt;
   EXPECT_EQ(receipts, 2u);
 
   w.set_online("carol", false);
-  for (int k = 0; k < 20; ++k) ASSERT_TRUE(w.send(k % 2 ? "alice" : "bob", conv, "m" + std::to_string(k)).has_value());
+  for (int k = 0; k < 20; ++k)
+    ASSERT_TRUE(w.send(k % 2 ? "alice" : "bob", conv, "m" + std::to_string(k)).has_value());
   w.run();
   w.set_online("carol", true);
   w.run();

@@ -2,11 +2,11 @@
 // Canonical encodings: ids, enc(C) refusals, blocks, padding, safety number.
 #include "cowpi/protocol/encoding.hpp"
 
+#include "cowpi/protocol/limits.hpp"
+
 #include <gtest/gtest.h>
 
 #include <regex>
-
-#include "cowpi/protocol/limits.hpp"
 
 namespace cowpi::protocol {
 namespace {
@@ -30,30 +30,32 @@ common setup_c() {
 
 TEST(valid_id, accepts_plain_and_multibyte_utf8) {
   EXPECT_TRUE(valid_id("alice"));
-  EXPECT_TRUE(valid_id("\xc3\xa9mile"));          // U+00E9
-  EXPECT_TRUE(valid_id("\xf0\x9f\x90\xae"));      // U+1F42E
+  EXPECT_TRUE(valid_id("\xc3\xa9mile"));      // U+00E9
+  EXPECT_TRUE(valid_id("\xf0\x9f\x90\xae"));  // U+1F42E
   EXPECT_TRUE(valid_id(std::string(64, 'a')));
 }
 
 TEST(valid_id, refuses_empty_long_and_malformed_ids) {
   EXPECT_FALSE(valid_id(""));
   EXPECT_FALSE(valid_id(std::string(65, 'a')));
-  EXPECT_FALSE(valid_id("\xc0\xaf"));              // overlong '/'
-  EXPECT_FALSE(valid_id("\xed\xa0\x80"));          // surrogate U+D800
-  EXPECT_FALSE(valid_id("\xf4\x90\x80\x80"));      // U+110000
-  EXPECT_FALSE(valid_id("a\xc3"));                 // truncated sequence
-  EXPECT_FALSE(valid_id("\x80"));                  // lone continuation byte
+  EXPECT_FALSE(valid_id("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(valid_id("\xed\xa0\x80"));      // surrogate U+D800
+  EXPECT_FALSE(valid_id("\xf4\x90\x80\x80"));  // U+110000
+  EXPECT_FALSE(valid_id("a\xc3"));             // truncated sequence
+  EXPECT_FALSE(valid_id("\x80"));              // lone continuation byte
 }
 
 TEST(valid_id, refuses_controls_and_invisible_characters) {
   EXPECT_FALSE(valid_id(std::string("a\0b", 3)));
   EXPECT_FALSE(valid_id("a\nb"));
   EXPECT_FALSE(valid_id("a\x7f"));
-  EXPECT_FALSE(valid_id("a\xc2\x85"));             // U+0085
-  EXPECT_FALSE(valid_id("a\xe2\x80\x8b"));         // U+200B zero width space
-  EXPECT_FALSE(valid_id("a\xe2\x80\xae"));         // U+202E right-to-left override
-  EXPECT_FALSE(valid_id("a\xe2\x81\xa6"));         // U+2066
-  EXPECT_FALSE(valid_id("\xef\xbb\xbf" "a"));      // U+FEFF
+  EXPECT_FALSE(valid_id("a\xc2\x85"));      // U+0085
+  EXPECT_FALSE(valid_id("a\xe2\x80\x8b"));  // U+200B zero width space
+  EXPECT_FALSE(valid_id("a\xe2\x80\xae"));  // U+202E right-to-left override
+  EXPECT_FALSE(valid_id("a\xe2\x81\xa6"));  // U+2066
+  EXPECT_FALSE(
+      valid_id("\xef\xbb\xbf"
+               "a"));  // U+FEFF
 }
 
 TEST(enc_common, encodes_setup_with_the_documented_layout) {
@@ -158,7 +160,8 @@ TEST(padding, accepts_longer_padding_and_refuses_malformed_padding) {
 
 TEST(safety_number, is_twelve_five_digit_groups_on_three_lines) {
   auto s = safety_number(setup_c().members);
-  EXPECT_TRUE(std::regex_match(s, std::regex("(\\d{5} ){3}\\d{5}\\n(\\d{5} ){3}\\d{5}\\n(\\d{5} ){3}\\d{5}")))
+  EXPECT_TRUE(std::regex_match(
+      s, std::regex("(\\d{5} ){3}\\d{5}\\n(\\d{5} ){3}\\d{5}\\n(\\d{5} ){3}\\d{5}")))
       << s;
   auto other = setup_c().members;
   other[1].lpk[0] ^= 1;

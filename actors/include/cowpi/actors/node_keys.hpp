@@ -2,12 +2,12 @@
 // A provider's long-term identity key file: 32 bytes (the clamped X25519 secret), mode 0600.
 #pragma once
 
-#include <filesystem>
-#include <string>
-
 #include "cowpi/crypto/rng.hpp"
 #include "cowpi/protocol/expected.hpp"
 #include "cowpi/protocol/keys.hpp"
+
+#include <filesystem>
+#include <string>
 
 namespace cowpi::actors {
 

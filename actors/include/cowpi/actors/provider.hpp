@@ -3,12 +3,12 @@
 // main and for tests.
 #pragma once
 
+#include "cowpi/config/provider_config.hpp"
+#include "cowpi/protocol/expected.hpp"
+
 #include <cstdint>
 #include <memory>
 #include <string>
-
-#include "cowpi/config/provider_config.hpp"
-#include "cowpi/protocol/expected.hpp"
 
 namespace cowpi::actors {
 

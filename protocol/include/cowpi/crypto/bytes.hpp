@@ -67,8 +67,9 @@ public:
 
 private:
   byte_writer& be(uint64_t v, int n) {
-    for (int i = n - 1; i >= 0; --i) { buf_.push_back(static_cast<uint8_t>(v >> (8 * i)));
-}
+    for (int i = n - 1; i >= 0; --i) {
+      buf_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+    }
     return *this;
   }
   bytes buf_;
@@ -81,15 +82,17 @@ public:
   explicit byte_reader(byte_view b) noexcept : b_(b) {}
 
   bool u8(uint8_t& v) noexcept {
-    if (b_.size() - pos_ < 1) { return false;
-}
+    if (b_.size() - pos_ < 1) {
+      return false;
+    }
     v = b_[pos_++];
     return true;
   }
   bool be32(uint32_t& v) noexcept {
     uint64_t t = 0;
-    if (!be(t, 4)) { return false;
-}
+    if (!be(t, 4)) {
+      return false;
+    }
     v = static_cast<uint32_t>(t);
     return true;
   }

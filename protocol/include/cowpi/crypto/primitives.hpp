@@ -3,21 +3,21 @@
 // HKDF-SHA256 (RFC 5869) and XChaCha20-Poly1305-IETF.
 #pragma once
 
-#include <cstddef>
-#include <cstdint>
-#include <span>
-
 #include "cowpi/crypto/bytes.hpp"
 #include "cowpi/crypto/secret.hpp"
 #include "cowpi/protocol/expected.hpp"
 
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
 namespace cowpi::crypto {
 
-inline constexpr size_t x25519_key_size = 32;   // crypto_scalarmult_BYTES
-inline constexpr size_t sha256_size = 32;       // crypto_hash_sha256_BYTES
-inline constexpr size_t aead_key_size = 32;     // ..._ietf_KEYBYTES
-inline constexpr size_t aead_nonce_size = 24;   // ..._ietf_NPUBBYTES
-inline constexpr size_t aead_tag_size = 16;     // ..._ietf_ABYTES
+inline constexpr size_t x25519_key_size = 32;  // crypto_scalarmult_BYTES
+inline constexpr size_t sha256_size = 32;      // crypto_hash_sha256_BYTES
+inline constexpr size_t aead_key_size = 32;    // ..._ietf_KEYBYTES
+inline constexpr size_t aead_nonce_size = 24;  // ..._ietf_NPUBBYTES
+inline constexpr size_t aead_tag_size = 16;    // ..._ietf_ABYTES
 inline constexpr size_t hkdf_max_output = 255 * 32;
 
 /// An X25519 public key (a u-coordinate). Public: copyable and printable.
@@ -84,22 +84,20 @@ private:
 
 /// XChaCha20-Poly1305-IETF encryption. Returns ciphertext || 16-byte tag.
 /// Fails with `errc::bad_length` if `key` is not 32 bytes or `nonce` not 24.
-[[nodiscard]] expected<bytes> aead_seal(byte_view key, byte_view nonce, byte_view pt,
-                                        byte_view ad);
+[[nodiscard]] expected<bytes> aead_seal(byte_view key, byte_view nonce, byte_view pt, byte_view ad);
 
 /// Encrypts into `out`, which must be exactly `pt.size() + 16` bytes.
-[[nodiscard]] expected<void> aead_seal_into(std::span<uint8_t> out, byte_view key,
-                                            byte_view nonce, byte_view pt, byte_view ad) noexcept;
+[[nodiscard]] expected<void> aead_seal_into(std::span<uint8_t> out, byte_view key, byte_view nonce,
+                                            byte_view pt, byte_view ad) noexcept;
 
 /// XChaCha20-Poly1305-IETF decryption of ciphertext || tag. Fails with
 /// `errc::bad_length` (key, nonce or a ciphertext shorter than the tag) or
 /// `errc::decrypt_failed`; on failure nothing is returned.
-[[nodiscard]] expected<bytes> aead_open(byte_view key, byte_view nonce, byte_view ct,
-                                        byte_view ad);
+[[nodiscard]] expected<bytes> aead_open(byte_view key, byte_view nonce, byte_view ct, byte_view ad);
 
 /// Decrypts into `out`, which must be exactly `ct.size() - 16` bytes (use a
 /// secret's `expose()` for key material). On failure `out` is zeroed.
-[[nodiscard]] expected<void> aead_open_into(std::span<uint8_t> out, byte_view key,
-                                            byte_view nonce, byte_view ct, byte_view ad) noexcept;
+[[nodiscard]] expected<void> aead_open_into(std::span<uint8_t> out, byte_view key, byte_view nonce,
+                                            byte_view ct, byte_view ad) noexcept;
 
 }  // namespace cowpi::crypto

@@ -2,12 +2,12 @@
 // The injectable randomness source: libsodium's CSPRNG, or a seeded one for tests and vectors.
 #pragma once
 
+#include "cowpi/crypto/bytes.hpp"
+#include "cowpi/crypto/secret.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
-
-#include "cowpi/crypto/bytes.hpp"
-#include "cowpi/crypto/secret.hpp"
 
 namespace cowpi::crypto {
 

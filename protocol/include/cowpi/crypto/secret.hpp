@@ -2,17 +2,17 @@
 // Secret holders: fixed-size, move-only, zeroed on move and destruction, never printable.
 #pragma once
 
+#include "cowpi/crypto/bytes.hpp"
+#include "cowpi/protocol/expected.hpp"
+
 #include <sodium.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
-#include <cstdlib>
 #include <span>
-
-#include "cowpi/crypto/bytes.hpp"
-#include "cowpi/protocol/expected.hpp"
 
 namespace cowpi::crypto {
 
@@ -20,10 +20,12 @@ namespace cowpi::crypto {
 /// false when the lengths differ. The only way cowpi compares MACs, tags,
 /// keys and anything derived from a secret.
 [[nodiscard]] inline bool ct_equal(byte_view a, byte_view b) noexcept {
-  if (a.size() != b.size()) { return false;
-}
-  if (a.empty()) { return true;
-}
+  if (a.size() != b.size()) {
+    return false;
+  }
+  if (a.empty()) {
+    return true;
+  }
   return sodium_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
@@ -105,8 +107,9 @@ public:
   /// Allocates zeroed, locked memory. Aborts on allocation failure (OOM is fatal).
   locked_secret() : state_(new shared) {
     state_->ptr = static_cast<uint8_t*>(sodium_malloc(N));
-    if (state_->ptr == nullptr) { std::abort();  // out of memory is fatal
-}
+    if (state_->ptr == nullptr) {
+      std::abort();  // out of memory is fatal
+    }
     std::memset(state_->ptr, 0, N);
     sodium_mprotect_noaccess(state_->ptr);
   }
@@ -140,13 +143,15 @@ public:
   public:
     explicit reader(const locked_secret& s) : st_(s.state_) {
       std::lock_guard<std::mutex> g(st_->mu);
-      if (st_->readers++ == 0) { sodium_mprotect_readonly(st_->ptr);
-}
+      if (st_->readers++ == 0) {
+        sodium_mprotect_readonly(st_->ptr);
+      }
     }
     ~reader() {
       std::lock_guard<std::mutex> g(st_->mu);
-      if (--st_->readers == 0) { sodium_mprotect_noaccess(st_->ptr);
-}
+      if (--st_->readers == 0) {
+        sodium_mprotect_noaccess(st_->ptr);
+      }
     }
     reader(const reader&) = delete;
     reader& operator=(const reader&) = delete;

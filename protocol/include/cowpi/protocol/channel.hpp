@@ -6,6 +6,13 @@
 // mirrors (mirror->user).
 #pragma once
 
+#include "cowpi/crypto/rng.hpp"
+#include "cowpi/crypto/secret.hpp"
+#include "cowpi/protocol/expected.hpp"
+#include "cowpi/protocol/keys.hpp"
+#include "cowpi/protocol/messages.hpp"
+#include "cowpi/protocol/types.hpp"
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -13,13 +20,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include "cowpi/crypto/rng.hpp"
-#include "cowpi/crypto/secret.hpp"
-#include "cowpi/protocol/expected.hpp"
-#include "cowpi/protocol/keys.hpp"
-#include "cowpi/protocol/messages.hpp"
-#include "cowpi/protocol/types.hpp"
 
 namespace cowpi::protocol {
 
@@ -96,9 +96,7 @@ public:
   bool was_published(key_kind kind, uint64_t id, const public_key& pub) const;
 
   const std::map<uint64_t, prekey_slot>& prekeys() const noexcept { return prekeys_; }
-  const std::map<uint64_t, last_resort_slot>& last_resort() const noexcept {
-    return last_resort_;
-  }
+  const std::map<uint64_t, last_resort_slot>& last_resort() const noexcept { return last_resort_; }
   const std::map<std::pair<key_kind, uint64_t>, public_key>& published() const noexcept {
     return published_;
   }
@@ -202,10 +200,9 @@ void apply_effects(channel& ch, key_store& keys, const block_effects& e);
 
 /// Builds a block from `self` to (`peer`, `lpk_peer`) on `ch`: announces our
 /// current key (see `announce`) and references `target`.
-[[nodiscard]] expected<block> send_on_channel(const identity& self, channel& ch,
-                                              uint64_t& counter, const conv_id& conv,
-                                              std::string_view peer, const public_key& lpk_peer,
-                                              const send_target& target,
+[[nodiscard]] expected<block> send_on_channel(const identity& self, channel& ch, uint64_t& counter,
+                                              const conv_id& conv, std::string_view peer,
+                                              const public_key& lpk_peer, const send_target& target,
                                               const crypto::secret<32>& seed, byte_view ad,
                                               uint64_t now, crypto::rng& r);
 

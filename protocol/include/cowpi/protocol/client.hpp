@@ -5,14 +5,6 @@
 // argument), randomness from the injected rng.
 #pragma once
 
-#include <cstdint>
-#include <functional>
-#include <map>
-#include <optional>
-#include <set>
-#include <string>
-#include <vector>
-
 #include "cowpi/crypto/rng.hpp"
 #include "cowpi/protocol/channel.hpp"
 #include "cowpi/protocol/events.hpp"
@@ -20,6 +12,14 @@
 #include "cowpi/protocol/keys.hpp"
 #include "cowpi/protocol/messages.hpp"
 #include "cowpi/protocol/state.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
 
 namespace cowpi::protocol {
 
@@ -233,14 +233,13 @@ public:
   /// first-contact `bundles` for each of them and for each pinned mirror.
   /// Fails with `errc::unknown_key` when a bundle is missing.
   [[nodiscard]] expected<outgoing> create(const member_list& others,
-                                          const std::vector<prekey_bundle>& bundles,
-                                          uint64_t now, crypto::rng& r);
+                                          const std::vector<prekey_bundle>& bundles, uint64_t now,
+                                          crypto::rng& r);
   /// Sends a chat message.
   [[nodiscard]] expected<outgoing> send_message(const conv_id& conv, byte_view plaintext,
                                                 uint64_t now, crypto::rng& r);
   /// Sends a standalone RECEIPT (whether one is due is `receipt_due`).
-  [[nodiscard]] expected<outgoing> send_receipt(const conv_id& conv, uint64_t now,
-                                                crypto::rng& r);
+  [[nodiscard]] expected<outgoing> send_receipt(const conv_id& conv, uint64_t now, crypto::rng& r);
   /// Adds and/or removes members (removing oneself = leaving). `adds` carry
   /// long-term keys; each added id needs a bundle (`add_bundles`) first.
   [[nodiscard]] expected<outgoing> update(const conv_id& conv, const member_list& adds,
@@ -278,13 +277,11 @@ public:
 
 private:
   struct build_result;
-  expected<build_result> build(client_conv& cc, const common& c_template,
-                               const bytes* plaintext, uint64_t now, crypto::rng& r,
-                               const member_list* peer_lpks);
-  void process_one(const envelope& e, uint64_t now, crypto::rng& r,
-                   const client_history* history, receive_result& out);
-  std::vector<outgoing> rebuild_from(client_conv& cc, size_t first, uint64_t now,
-                                     crypto::rng& r);
+  expected<build_result> build(client_conv& cc, const common& c_template, const bytes* plaintext,
+                               uint64_t now, crypto::rng& r, const member_list* peer_lpks);
+  void process_one(const envelope& e, uint64_t now, crypto::rng& r, const client_history* history,
+                   receive_result& out);
+  std::vector<outgoing> rebuild_from(client_conv& cc, size_t first, uint64_t now, crypto::rng& r);
 
   identity self_;
   member_list pinned_ms_;

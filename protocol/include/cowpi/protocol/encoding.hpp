@@ -3,13 +3,13 @@
 // hashes built from them: H_C, blocks_root, D, T_i, the safety number.
 #pragma once
 
-#include <array>
-#include <string>
-#include <string_view>
-
 #include "cowpi/crypto/rng.hpp"
 #include "cowpi/protocol/expected.hpp"
 #include "cowpi/protocol/types.hpp"
+
+#include <array>
+#include <string>
+#include <string_view>
 
 namespace cowpi::protocol {
 
@@ -62,8 +62,8 @@ bytes ad_amb(const hash32& h_c, const hash32& root, std::string_view author,
              std::string_view mirror);
 /// Mirror block AD: `L("mb") || conv || be64(i) || T_i || lp(o) || lp(U) || bind`,
 /// where `bind` is blocks_root for the author and H(block_U) for others.
-bytes ad_mirror_block(const conv_id& conv, uint64_t i, const hash32& t_i,
-                      std::string_view mirror, std::string_view member, const hash32& bind);
+bytes ad_mirror_block(const conv_id& conv, uint64_t i, const hash32& t_i, std::string_view mirror,
+                      std::string_view member, const hash32& bind);
 /// Body AD: `L("body") || conv || lp(author) || be64(aseq)`.
 bytes ad_body(const conv_id& conv, std::string_view author, uint64_t aseq);
 
@@ -77,8 +77,7 @@ bytes seal_body(const crypto::secret<32>& seed, const conv_id& conv, std::string
 /// Opens a body: AEAD then padding. Fails with `errc::bad_length`,
 /// `errc::decrypt_failed` or `errc::malformed` (padding).
 [[nodiscard]] expected<bytes> open_body(const crypto::secret<32>& seed, const conv_id& conv,
-                                        std::string_view author, uint64_t aseq,
-                                        byte_view body);
+                                        std::string_view author, uint64_t aseq, byte_view body);
 
 /// `pad(p)`: p || 0x80 || 0x00... to the smallest multiple of 256 >= len(p)+1.
 bytes pad(byte_view p);

@@ -67,32 +67,58 @@ enum class errc : uint8_t {
 /// Returns a stable lower-case name for `e`, e.g. "decrypt_failed".
 constexpr std::string_view to_string(errc e) noexcept {
   switch (e) {
-    case errc::invalid_argument: return "invalid_argument";
-    case errc::bad_length: return "bad_length";
-    case errc::low_order_point: return "low_order_point";
-    case errc::decrypt_failed: return "decrypt_failed";
-    case errc::output_too_long: return "output_too_long";
-    case errc::malformed: return "malformed";
-    case errc::too_large: return "too_large";
-    case errc::unsupported_version: return "unsupported_version";
-    case errc::not_canonical: return "not_canonical";
-    case errc::invalid: return "invalid";
-    case errc::unknown_key: return "unknown_key";
-    case errc::directory: return "directory";
-    case errc::not_found: return "not_found";
-    case errc::already_exists: return "already_exists";
-    case errc::conflict: return "conflict";
-    case errc::gap: return "gap";
-    case errc::bad_state: return "bad_state";
-    case errc::storage: return "storage";
-    case errc::corruption: return "corruption";
-    case errc::unsupported_layout: return "unsupported_layout";
-    case errc::unavailable: return "unavailable";
-    case errc::timeout: return "timeout";
-    case errc::closed: return "closed";
-    case errc::config: return "config";
-    case errc::rejected: return "rejected";
-    case errc::internal: return "internal";
+    case errc::invalid_argument:
+      return "invalid_argument";
+    case errc::bad_length:
+      return "bad_length";
+    case errc::low_order_point:
+      return "low_order_point";
+    case errc::decrypt_failed:
+      return "decrypt_failed";
+    case errc::output_too_long:
+      return "output_too_long";
+    case errc::malformed:
+      return "malformed";
+    case errc::too_large:
+      return "too_large";
+    case errc::unsupported_version:
+      return "unsupported_version";
+    case errc::not_canonical:
+      return "not_canonical";
+    case errc::invalid:
+      return "invalid";
+    case errc::unknown_key:
+      return "unknown_key";
+    case errc::directory:
+      return "directory";
+    case errc::not_found:
+      return "not_found";
+    case errc::already_exists:
+      return "already_exists";
+    case errc::conflict:
+      return "conflict";
+    case errc::gap:
+      return "gap";
+    case errc::bad_state:
+      return "bad_state";
+    case errc::storage:
+      return "storage";
+    case errc::corruption:
+      return "corruption";
+    case errc::unsupported_layout:
+      return "unsupported_layout";
+    case errc::unavailable:
+      return "unavailable";
+    case errc::timeout:
+      return "timeout";
+    case errc::closed:
+      return "closed";
+    case errc::config:
+      return "config";
+    case errc::rejected:
+      return "rejected";
+    case errc::internal:
+      return "internal";
   }
   return "unknown";
 }

@@ -3,12 +3,12 @@
 // (the verified transcript), alarms with local evidence, and hints.
 #pragma once
 
+#include "cowpi/protocol/types.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include "cowpi/protocol/types.hpp"
 
 namespace cowpi::protocol {
 

@@ -2,6 +2,8 @@
 // `cowpi::expected<T>`: the value-or-error result every fallible cowpi call returns.
 #pragma once
 
+#include "cowpi/protocol/errc.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -9,17 +11,14 @@
 #include <utility>
 #include <variant>
 
-#include "cowpi/protocol/errc.hpp"
-
 /// Aborts with a message when `cond` is false. Always on, also in release
 /// builds: it guards invariants of cowpi itself, never untrusted input.
-#define COWPI_ASSERT(cond)                                                           \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
-      (void)std::fprintf(stderr, "%s:%d: COWPI_ASSERT failed: %s\n", __FILE__, __LINE__, \
-                   #cond);                                                           \
-      std::abort();                                                                  \
-    }                                                                                \
+#define COWPI_ASSERT(cond)                                                                       \
+  do {                                                                                           \
+    if (!(cond)) {                                                                               \
+      (void)std::fprintf(stderr, "%s:%d: COWPI_ASSERT failed: %s\n", __FILE__, __LINE__, #cond); \
+      std::abort();                                                                              \
+    }                                                                                            \
   } while (0)
 
 namespace cowpi {
@@ -154,18 +153,18 @@ private:
 /// result or returns the error from the enclosing function.
 #define COWPI_TRY_CONCAT_(a, b) a##b
 #define COWPI_TRY_NAME_(line) COWPI_TRY_CONCAT_(cowpi_try_tmp_, line)
-#define COWPI_TRY(decl, expr)                                    \
-  auto COWPI_TRY_NAME_(__LINE__) = (expr);                       \
-  if (!COWPI_TRY_NAME_(__LINE__).has_value())                    \
+#define COWPI_TRY(decl, expr)                                                 \
+  auto COWPI_TRY_NAME_(__LINE__) = (expr);                                    \
+  if (!COWPI_TRY_NAME_(__LINE__).has_value())                                 \
     return ::cowpi::unexpected{std::move(COWPI_TRY_NAME_(__LINE__)).error()}; \
   decl = std::move(COWPI_TRY_NAME_(__LINE__)).value()
 
 /// Propagates the error of an `expected<void>` expression.
-#define COWPI_TRY_VOID(expr)                                                   \
-  do {                                                                         \
-    auto cowpi_try_v_ = (expr);                                                \
-    if (!cowpi_try_v_.has_value())                                             \
-      return ::cowpi::unexpected{std::move(cowpi_try_v_).error()};             \
+#define COWPI_TRY_VOID(expr)                                       \
+  do {                                                             \
+    auto cowpi_try_v_ = (expr);                                    \
+    if (!cowpi_try_v_.has_value())                                 \
+      return ::cowpi::unexpected{std::move(cowpi_try_v_).error()}; \
   } while (0)
 
 }  // namespace cowpi

@@ -3,14 +3,14 @@
 // `K = HKDF(L("pair"), DH(lsk_S,E_R) || DH(x,lpk_R) || DH(x,E_R), info)`.
 #pragma once
 
-#include <string>
-#include <string_view>
-
 #include "cowpi/crypto/primitives.hpp"
 #include "cowpi/crypto/rng.hpp"
 #include "cowpi/crypto/secret.hpp"
 #include "cowpi/protocol/expected.hpp"
 #include "cowpi/protocol/types.hpp"
+
+#include <string>
+#include <string_view>
 
 namespace cowpi::protocol {
 
@@ -101,16 +101,15 @@ struct block_plaintext {
 [[nodiscard]] expected<block> seal_block(const identity& sender, std::string_view receiver,
                                          const public_key& lpk_r, const conv_id& conv,
                                          const key_ref& ref, const public_key& e_pub,
-                                         const block_plaintext& pt, byte_view ad,
-                                         crypto::rng& r);
+                                         const block_plaintext& pt, byte_view ad, crypto::rng& r);
 
 /// Opens a block addressed to `receiver` from (`sender`, `lpk_s`), with the
 /// secret `e_r` of the key the block's ref names. Fails with
 /// `errc::low_order_point` or `errc::decrypt_failed`; nothing else changes.
 [[nodiscard]] expected<block_plaintext> open_block(const identity& receiver,
                                                    const crypto::secret<32>& e_r,
-                                                   std::string_view sender,
-                                                   const public_key& lpk_s, const conv_id& conv,
-                                                   const block& b, byte_view ad);
+                                                   std::string_view sender, const public_key& lpk_s,
+                                                   const conv_id& conv, const block& b,
+                                                   byte_view ad);
 
 }  // namespace cowpi::protocol

@@ -4,14 +4,14 @@
 // (`wire.hpp`) maps them to and from Cap'n Proto bytes.
 #pragma once
 
+#include "cowpi/protocol/transport_crypto.hpp"
+#include "cowpi/protocol/types.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
-
-#include "cowpi/protocol/transport_crypto.hpp"
-#include "cowpi/protocol/types.hpp"
 
 namespace cowpi::protocol {
 
@@ -21,20 +21,20 @@ namespace cowpi::protocol {
 /// The router's answers to clients (DESIGN.md §3.10). All are unauthenticated
 /// hints: a client never changes conversation state because of one.
 enum class rejection_kind : uint8_t {
-  stale = 1,         // value: u, the UPDATE the message must be rebuilt after
-  aseq_gap,          // value: the aseq the router expected
-  already_ordered,   // value: the index that aseq was ordered at
+  stale = 1,        // value: u, the UPDATE the message must be rebuilt after
+  aseq_gap,         // value: the aseq the router expected
+  already_ordered,  // value: the index that aseq was ordered at
   not_member,
-  limit,             // detail: which limit
+  limit,  // detail: which limit
   bad_block_size,
   bad_body,
   unknown_mirror,
-  mirror_reject,     // detail: the mirror's reason
-  invalid,           // detail: the `validate` rule
-  unavailable,       // retryable
+  mirror_reject,  // detail: the mirror's reason
+  invalid,        // detail: the `validate` rule
+  unavailable,    // retryable
   stopped,
   history_expired,
-  unknown_user,      // detail: the id (sent only to the session's own user)
+  unknown_user,  // detail: the id (sent only to the session's own user)
 };
 
 /// Returns "STALE", "ASEQ_GAP", ...
@@ -178,8 +178,8 @@ struct prekeys_result {
 };
 
 struct users_result {
-  std::vector<member> users;        // the ids that are registered
-  std::vector<std::string> unknown; // the ids that are not
+  std::vector<member> users;         // the ids that are registered
+  std::vector<std::string> unknown;  // the ids that are not
   friend bool operator==(const users_result&, const users_result&) = default;
 };
 
@@ -301,7 +301,7 @@ struct gap {
 struct status_answer {
   bool known = false;  // false: the mirror has no state for the conversation
   uint64_t next = 0;
-  hash32 t_last{};     // T_{next-1}
+  hash32 t_last{};  // T_{next-1}
   friend bool operator==(const status_answer&, const status_answer&) = default;
 };
 
@@ -322,8 +322,8 @@ struct acked {
   friend bool operator==(const acked&, const acked&) = default;
 };
 
-using link_response = std::variant<link_hello, prepared, link_reject, answer, already_answered,
-                                   conflict, gap, status_answer, mirror_prekeys, audit_answer,
-                                   acked>;
+using link_response =
+    std::variant<link_hello, prepared, link_reject, answer, already_answered, conflict, gap,
+                 status_answer, mirror_prekeys, audit_answer, acked>;
 
 }  // namespace cowpi::protocol

@@ -5,16 +5,16 @@
 // AUDIT and its pre-keys. Pure: the caller persists and answers.
 #pragma once
 
-#include <cstdint>
-#include <map>
-#include <optional>
-#include <string>
-
 #include "cowpi/crypto/rng.hpp"
 #include "cowpi/protocol/channel.hpp"
 #include "cowpi/protocol/keys.hpp"
 #include "cowpi/protocol/messages.hpp"
 #include "cowpi/protocol/state.hpp"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
 
 namespace cowpi::protocol {
 

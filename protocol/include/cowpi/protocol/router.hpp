@@ -5,6 +5,10 @@
 // networked runtime (actors/) calls it; nothing here does I/O.
 #pragma once
 
+#include "cowpi/protocol/messages.hpp"
+#include "cowpi/protocol/state.hpp"
+#include "cowpi/protocol/validate.hpp"
+
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -13,10 +17,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-#include "cowpi/protocol/messages.hpp"
-#include "cowpi/protocol/state.hpp"
-#include "cowpi/protocol/validate.hpp"
 
 namespace cowpi::protocol {
 

@@ -3,13 +3,13 @@
 // index i (DESIGN.md §3.1), and the pure function that advances it by one entry.
 #pragma once
 
+#include "cowpi/protocol/types.hpp"
+
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include "cowpi/protocol/types.hpp"
 
 namespace cowpi::protocol {
 

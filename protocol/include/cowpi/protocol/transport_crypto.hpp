@@ -3,13 +3,13 @@
 // NAXOS handshake keys and per-direction counter-nonce frame ciphers.
 #pragma once
 
-#include <cstdint>
-#include <string>
-
 #include "cowpi/crypto/secret.hpp"
 #include "cowpi/protocol/expected.hpp"
 #include "cowpi/protocol/keys.hpp"
 #include "cowpi/protocol/limits.hpp"
+
+#include <cstdint>
+#include <string>
 
 namespace cowpi::protocol {
 

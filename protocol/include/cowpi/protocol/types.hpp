@@ -3,6 +3,9 @@
 // members, key references, blocks, the common part C, SUBMIT and ENVELOPE.
 #pragma once
 
+#include "cowpi/crypto/bytes.hpp"
+#include "cowpi/crypto/primitives.hpp"
+
 #include <array>
 #include <compare>
 #include <cstdint>
@@ -10,9 +13,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "cowpi/crypto/bytes.hpp"
-#include "cowpi/crypto/primitives.hpp"
 
 namespace cowpi::protocol {
 

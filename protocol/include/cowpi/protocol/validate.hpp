@@ -3,41 +3,41 @@
 // router, every mirror and every client.
 #pragma once
 
+#include "cowpi/protocol/expected.hpp"
+#include "cowpi/protocol/state.hpp"
+
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include "cowpi/protocol/expected.hpp"
-#include "cowpi/protocol/state.hpp"
 
 namespace cowpi::protocol {
 
 /// The rule a message broke. The router answers INVALID(rule) with its name,
 /// except `stale` (STALE(last_update)) and `aseq` (ASEQ_GAP).
 enum class rule : uint8_t {
-  not_canonical = 1,   // enc(C) refused: unsorted/duplicate lists, bad ids, shape
-  bad_version,         // unknown version
-  setup_index,         // SETUP not at index 0
-  conv_exists,         // SETUP for a known or tombstoned conv
-  conv_unknown,        // non-SETUP for a conv with no state
-  setup_aseq,          // SETUP aseq != 1
-  author_not_member,   // author not in members
-  too_few_members,     // SETUP with fewer than 2 members
-  mirror_count,        // |MS| outside 1..MAX_MIRRORS
-  aseq,                // aseq != aseq_last[author] + 1
-  parent_not_before,   // parent >= i (or >= next at PREPARE)
-  stale,               // parent < last_update
-  parent_hash,         // parent_hash != T_parent
-  recipients,          // recipient ids are not Recipients(C)
-  body_len,            // body_len not 40 + 256n (n >= 1) or over MAX_BODY
-  voids,               // voids outside (receipt_floor, parent]
-  ms_changed,          // UPDATE changes MS
-  add_existing,        // UPDATE adds a member
-  remove_missing,      // UPDATE removes a non-member
-  add_and_remove,      // an id both added and removed
-  no_ops,              // UPDATE without ops
-  members_mismatch,    // UPDATE result differs from members + ops
+  not_canonical = 1,  // enc(C) refused: unsorted/duplicate lists, bad ids, shape
+  bad_version,        // unknown version
+  setup_index,        // SETUP not at index 0
+  conv_exists,        // SETUP for a known or tombstoned conv
+  conv_unknown,       // non-SETUP for a conv with no state
+  setup_aseq,         // SETUP aseq != 1
+  author_not_member,  // author not in members
+  too_few_members,    // SETUP with fewer than 2 members
+  mirror_count,       // |MS| outside 1..MAX_MIRRORS
+  aseq,               // aseq != aseq_last[author] + 1
+  parent_not_before,  // parent >= i (or >= next at PREPARE)
+  stale,              // parent < last_update
+  parent_hash,        // parent_hash != T_parent
+  recipients,         // recipient ids are not Recipients(C)
+  body_len,           // body_len not 40 + 256n (n >= 1) or over MAX_BODY
+  voids,              // voids outside (receipt_floor, parent]
+  ms_changed,         // UPDATE changes MS
+  add_existing,       // UPDATE adds a member
+  remove_missing,     // UPDATE removes a non-member
+  add_and_remove,     // an id both added and removed
+  no_ops,             // UPDATE without ops
+  members_mismatch,   // UPDATE result differs from members + ops
 };
 
 /// Returns the rule's name, e.g. "parent_hash".

@@ -4,10 +4,10 @@
 // protocol/src/wire/ sees the generated Cap'n Proto code.
 #pragma once
 
-#include <optional>
-
 #include "cowpi/protocol/expected.hpp"
 #include "cowpi/protocol/messages.hpp"
+
+#include <optional>
 
 namespace cowpi::protocol::wire {
 

@@ -6,6 +6,11 @@
 // adversarial suite, the randomised simulation, the fuzzer and benchmarks.
 #pragma once
 
+#include "cowpi/crypto/rng.hpp"
+#include "cowpi/protocol/client.hpp"
+#include "cowpi/protocol/mirror.hpp"
+#include "cowpi/protocol/router.hpp"
+
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -16,11 +21,6 @@
 #include <string>
 #include <variant>
 #include <vector>
-
-#include "cowpi/crypto/rng.hpp"
-#include "cowpi/protocol/client.hpp"
-#include "cowpi/protocol/mirror.hpp"
-#include "cowpi/protocol/router.hpp"
 
 namespace cowpi::sim {
 
@@ -81,8 +81,7 @@ struct mirror_node : mirror_history {
 using interceptor = std::function<bool(in_flight& m)>;
 
 /// A lying directory: sees (and may rewrite) every bundle `fetch` hands out.
-using directory_interceptor =
-    std::function<void(const std::string& requester, prekey_bundle& b)>;
+using directory_interceptor = std::function<void(const std::string& requester, prekey_bundle& b)>;
 
 struct world_options {
   uint64_t seed = 1;
