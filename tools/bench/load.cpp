@@ -9,6 +9,7 @@
 #include "cowpi/crypto/bytes.hpp"
 #include "cowpi/crypto/rng.hpp"
 
+#include "admin_socket.hpp"
 #include "local_deployment.hpp"
 #include <CLI/CLI.hpp>
 #include <fcntl.h>
@@ -143,36 +144,10 @@ std::string load_average() {
 
 // One JSON request line to a provider's admin socket; the answer, or nullopt.
 std::optional<json> admin_request(const fs::path& socket, const json& req) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
+  auto answer = cowpi::tools::admin_call(socket, req, std::chrono::seconds(2));
+  if (!answer)
     return std::nullopt;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, socket.c_str(), sizeof addr.sun_path - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  const std::string line = req.dump() + "\n";
-  if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-    ::close(fd);
-    return std::nullopt;
-  }
-  std::string answer;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0)
-      break;
-    answer.append(buf, static_cast<size_t>(n));
-    if (answer.find('\n') != std::string::npos)
-      break;
-  }
-  ::close(fd);
-  auto j = json::parse(answer, nullptr, false);
-  if (j.is_discarded())
-    return std::nullopt;
-  return j;
+  return *answer;
 }
 
 // What the providers' admin sockets say about ordering progress.

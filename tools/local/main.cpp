@@ -4,6 +4,7 @@
 // (docs/cli.md).
 #include "cowpi/config/provider_config.hpp"
 
+#include "admin_socket.hpp"
 #include "local_deployment.hpp"
 #include "process.hpp"
 #include <CLI/CLI.hpp>
@@ -68,33 +69,8 @@ fs::path pid_file(const cowpi::tools::local_deployment& d) {
 
 // The one-line JSON answer of a provider's admin socket ({} when it cannot be reached).
 json admin_request(const fs::path& socket, const json& req) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return json::object();
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, socket.c_str(), sizeof addr.sun_path - 1);
-  timeval tv{2, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return json::object();
-  }
-  const std::string line = req.dump() + "\n";
-  (void)::write(fd, line.data(), line.size());
-  std::string answer;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0)
-      break;
-    answer.append(buf, static_cast<size_t>(n));
-    if (answer.find('\n') != std::string::npos)
-      break;
-  }
-  ::close(fd);
-  auto j = json::parse(answer, nullptr, false);
-  return j.is_discarded() ? json::object() : j;
+  auto answer = cowpi::tools::admin_call(socket, req, std::chrono::seconds(2));
+  return answer ? *answer : json::object();
 }
 
 // True once the router's links to every mirror are up.
