@@ -51,8 +51,7 @@ struct provider_node::impl {
       stop_client_side(*side);
     side.reset();
     if (sys) {
-      // The middleman's publication holds the endpoint: unpublish it, or the actor system
-      // would wait forever for the detached endpoint to be destroyed.
+      // Unpublish the endpoint first: no new link can reach it while the node stops.
       if (published) {
         // (caf::openssl::unpublish in 0.17.6 sends the wrong message; ask the manager.)
         caf::scoped_actor self{*sys};

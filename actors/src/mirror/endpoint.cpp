@@ -146,7 +146,11 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
 }  // namespace
 
 caf::actor spawn_mirror_endpoint(caf::actor_system& sys, mirror_endpoint_deps deps) {
-  return sys.spawn<caf::detached>(endpoint, std::move(deps));
+  // Scheduled, not detached: a detached actor's thread is joined only once its last strong
+  // reference is gone, and CAF 0.17's middleman may still hold one when the router's link
+  // closes during our own shutdown, which hung SIGTERM. Its synced writes block one scheduler
+  // worker of a process that runs little else.
+  return sys.spawn(endpoint, std::move(deps));
 }
 
 }  // namespace cowpi::actors
