@@ -19,6 +19,7 @@ key_store key_store::clone() const {
   for (const auto& [id, slot] : last_resort_)
     c.last_resort_.emplace(id, slot.clone());
   c.published_ = published_;
+  c.used_prekeys_ = used_prekeys_;
   c.next_prekey_id_ = next_prekey_id_;
   c.next_last_resort_id_ = next_last_resort_id_;
   c.current_last_resort_ = current_last_resort_;
@@ -67,6 +68,8 @@ std::vector<std::pair<key_kind, uint64_t>> key_store::expire(uint64_t now, uint6
   for (auto it = prekeys_.begin(); it != prekeys_.end();) {
     if (now >= it->second.key.created + prekey_max_age) {
       gone.emplace_back(key_kind::prekey, it->first);
+      if (it->second.bound)
+        used_prekeys_.insert_or_assign(it->first, *it->second.bound);
       it = prekeys_.erase(it);
     } else {
       ++it;
@@ -87,6 +90,11 @@ std::vector<std::pair<key_kind, uint64_t>> key_store::expire(uint64_t now, uint6
 bool key_store::was_published(key_kind kind, uint64_t id, const public_key& pub) const {
   auto it = published_.find({kind, id});
   return it != published_.end() && it->second == pub;
+}
+
+void key_store::consume_prekey(uint64_t id, const channel_ref& chan) {
+  if (prekeys_.erase(id) > 0)
+    used_prekeys_.insert_or_assign(id, chan);
 }
 
 channel channel::clone() const {
@@ -150,8 +158,13 @@ expected<opened_block, block_failure> open_on_channel(const identity& self, cons
       if (!keys.was_published(key_kind::prekey, b.ref.id, b.ref.pub))
         return unexpected{block_failure::directory};
       auto it = keys.prekeys().find(b.ref.id);
-      if (it == keys.prekeys().end())
+      if (it == keys.prekeys().end()) {
+        // Used up on another channel: the directory handed it out twice (§2).
+        if (auto u = keys.used_prekeys().find(b.ref.id);
+            u != keys.used_prekeys().end() && u->second != here)
+          return unexpected{block_failure::directory};
         return unexpected{block_failure::failed};
+      }
       key = &it->second.key;
       reused = it->second.bound.has_value() && *it->second.bound != here;
       break;
@@ -190,7 +203,7 @@ void apply_effects(channel& ch, key_store& keys, const block_effects& e) {
       if (e.ref.id == ch.announced)
         ch.announced_referenced = true;
       if (ch.peer_used_prekey) {
-        keys.mutable_prekeys().erase(*ch.peer_used_prekey);
+        keys.consume_prekey(*ch.peer_used_prekey, e.chan);
         ch.peer_used_prekey.reset();
       }
       if (ch.peer_used_last_resort) {

@@ -135,17 +135,51 @@ int64_t receipt_floor_for(const client_conv& cc, const std::string& self, size_t
   return floor;
 }
 
-std::vector<uint64_t> voids_in(const client_conv& cc, int64_t floor, uint64_t& parent) {
-  std::vector<uint64_t> v;
-  for (uint64_t x : cc.voids_pending)
-    if (static_cast<int64_t>(x) > floor && x <= parent)
-      v.push_back(x);
-  if (v.size() > max_voids) {
-    // Report the first max_voids and acknowledge only up to just before the next.
-    parent = v[max_voids] - 1;
-    v.resize(max_voids);
+// The parent and voids of a RECEIPT built now, above `floor` (see `receipt_floor_for`): every
+// VOID in (floor, next - 1]. Past MAX_VOIDS, the first MAX_VOIDS are reported and the parent
+// drops to just before the next one, so that a later RECEIPT reports the rest; a parent below
+// the last UPDATE would be stale, so it never drops below it, and the oldest VOIDs below it
+// that do not fit are left unreported (docs/protocol.md §10).
+struct receipt_plan {
+  uint64_t parent = 0;
+  std::vector<uint64_t> voids;
+};
+
+receipt_plan plan_receipt(const client_conv& cc, int64_t floor);
+
+// Sets a RECEIPT template's parent, parent hash and voids. T_parent is always held: the
+// parent is at least the last UPDATE.
+void set_receipt_range(const client_conv& cc, common& c, int64_t floor) {
+  receipt_plan p = plan_receipt(cc, floor);
+  const hash32* t = cc.st.t_at(p.parent);
+  if (t == nullptr) {  // unreachable (see plan_receipt); keep the template's own parent
+    c.voids.clear();
+    return;
   }
-  return v;
+  c.parent = p.parent;
+  c.parent_hash = *t;
+  c.voids = std::move(p.voids);
+}
+
+receipt_plan plan_receipt(const client_conv& cc, int64_t floor) {
+  receipt_plan p;
+  p.parent = cc.st.next - 1;
+  for (uint64_t x : cc.voids_pending)
+    if (static_cast<int64_t>(x) > floor && x <= p.parent)
+      p.voids.push_back(x);
+  if (p.voids.size() <= max_voids)
+    return p;
+  const uint64_t lowered = p.voids[max_voids] - 1;
+  if (lowered >= cc.st.last_update) {
+    p.parent = lowered;
+    p.voids.resize(max_voids);
+    return p;
+  }
+  p.parent = cc.st.last_update;
+  std::erase_if(p.voids, [&](uint64_t v) { return v > p.parent; });
+  if (p.voids.size() > max_voids)
+    p.voids.erase(p.voids.begin(), p.voids.end() - static_cast<std::ptrdiff_t>(max_voids));
+  return p;
 }
 
 }  // namespace
@@ -153,6 +187,51 @@ std::vector<uint64_t> voids_in(const client_conv& cc, int64_t floor, uint64_t& p
 struct client::build_result {
   outbox_version version;
 };
+
+block client::dead_block(crypto::rng& r) {
+  // Random bytes under a RATCHET ref with id 0, which no party ever announces: it opens for
+  // nobody, and its receiver treats it as any block that does not open.
+  block b;
+  r.fill(b.x);
+  b.ref = key_ref{key_kind::ratchet, 0, {}};
+  r.fill(b.nonce);
+  r.fill(b.ct);
+  return b;
+}
+
+expected<block> client::send_with_fallback(client_conv& cc, channel& ch, uint64_t& counter,
+                                           const conv_id& conv, const std::string& peer,
+                                           const public_key& lpk, const crypto::secret<32>& seed,
+                                           byte_view ad, uint64_t now, crypto::rng& r) {
+  const bool had_latest = ch.peer_latest.has_value();
+  if (auto target = choose_target(ch)) {
+    auto b = send_on_channel(self_, ch, counter, conv, peer, lpk, *target, seed, ad, now, r);
+    if (b)
+      return b;
+    if (target->ref.kind != key_kind::ratchet) {
+      // The fetched key itself is unusable (a lying directory): fetch again.
+      ch.first_contact.reset();
+      cc.channels[peer].first_contact.reset();
+      return b;
+    }
+    // A bad announced key fails when used (§2): forget it, here and in the conversation (a
+    // failed build changes nothing else), and fall back to the peer's LAST_RESORT key.
+    ch.peer_latest.reset();
+    cc.channels[peer].peer_latest.reset();
+  }
+  // Without an announced key: the fetched first-contact key. A PREKEY is only good until the
+  // peer has seen one of its RATCHET keys referenced on this channel, which is why a sender
+  // that falls back from an announced key fetches again rather than reuse it.
+  if (ch.first_contact && (ch.first_contact->kind == key_kind::last_resort || !had_latest)) {
+    const send_target t{*ch.first_contact, ch.first_contact->pub};
+    auto b = send_on_channel(self_, ch, counter, conv, peer, lpk, t, seed, ad, now, r);
+    if (b)
+      return b;
+  }
+  ch.first_contact.reset();
+  cc.channels[peer].first_contact.reset();
+  return fail(errc::unknown_key, "no usable key");
+}
 
 expected<client::build_result> client::build(client_conv& cc, const common& c_template,
                                              const bytes* plaintext, uint64_t now, crypto::rng& r,
@@ -193,28 +272,28 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
   digests.reserve(rcpts.size());
   s.blocks.reserve(rcpts.size());
   const crypto::secret<32> zero_seed;
+  const std::set<std::string>* cut_off = nullptr;
+  if (auto u = unreachable_.find(c.conv); u != unreachable_.end())
+    cut_off = &u->second;
   for (const auto& rid : rcpts) {
     const public_key* lpk = lpk_for(cc, c, rid);
     if (lpk == nullptr)
       return fail(errc::internal, "recipient without a long-term key");
     channel& ch = work_channel(rid);
-    auto target = choose_target(ch);
-    if (!target)
-      return fail(errc::unknown_key, "no key to send to a member");
     auto ad = ad_block(h_c, c.author, rid);
     crypto::secret<32> rseed = c.type == msg_type::message ? seed.clone() : zero_seed.clone();
     if (hooks_.on_seed)
       hooks_.on_seed(rid, rseed);
-    auto b =
-        send_on_channel(self_, ch, counters[rid], c.conv, rid, *lpk, *target, rseed, ad, now, r);
+    auto b = send_with_fallback(cc, ch, counters[rid], c.conv, rid, *lpk, rseed, ad, now, r);
     if (!b) {
-      // A bad announced key fails when used: forget it so the next attempt
-      // falls back to a fetched key (§2).
-      if (ch.peer_latest) {
-        cc.channels[rid].peer_latest.reset();
-        cc.channels[rid].first_contact.reset();
-      }
-      return fail(errc::unknown_key, "a member's key is unusable; fetch a new one");
+      // No key of this member works. If the directory has nothing usable for it either (a
+      // member named with a key the directory does not hold), it cannot be reached: it gets a
+      // block nobody can open (it reads the entry as VOID), and the others still get theirs,
+      // so it never stops us from talking to them or from removing it. Otherwise the caller
+      // fetches a key first.
+      if (cut_off == nullptr || !cut_off->contains(rid))
+        return fail(errc::unknown_key, "no usable key for a member; fetch one");
+      b = dead_block(r);
     }
     if (hooks_.on_block)
       hooks_.on_block(rid, *b);
@@ -224,19 +303,10 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
   const hash32 root = blocks_root(digests);
   for (const auto& o : ms) {
     channel& ch = work_channel(o.id);
-    auto target = choose_target(ch);
-    if (!target)
-      return fail(errc::unknown_key, "no key to send to a mirror");
     auto ad = ad_amb(h_c, root, c.author, o.id);
-    auto b = send_on_channel(self_, ch, counters[o.id], c.conv, o.id, o.lpk, *target, zero_seed, ad,
-                             now, r);
-    if (!b) {
-      if (ch.peer_latest) {
-        cc.channels[o.id].peer_latest.reset();
-        cc.channels[o.id].first_contact.reset();
-      }
-      return fail(errc::unknown_key, "a mirror's key is unusable; fetch a new one");
-    }
+    auto b = send_with_fallback(cc, ch, counters[o.id], c.conv, o.id, o.lpk, zero_seed, ad, now, r);
+    if (!b)
+      return fail(errc::unknown_key, "no usable key for a mirror; fetch one");
     if (hooks_.on_amb)
       hooks_.on_amb(o.id, *b);
     s.ambs.push_back(*b);
@@ -263,8 +333,12 @@ std::vector<std::string> client::missing_keys(const conv_id& conv) const {
     if (id == self_.id())
       return;
     auto it = cc->channels.find(id);
-    if (it == cc->channels.end() || !choose_target(it->second))
-      out.push_back(id);
+    if (it != cc->channels.end() && choose_target(it->second))
+      return;
+    // The directory had nothing usable for it: not asked again until a restart.
+    if (auto u = unreachable_.find(conv); u != unreachable_.end() && u->second.contains(id))
+      return;
+    out.push_back(id);
   };
   for (const auto& m : cc->st.members)
     check(m.id);
@@ -278,25 +352,50 @@ std::vector<std::string> client::missing_keys(const conv_id& conv) const {
   return out;
 }
 
-expected<void> client::add_bundles(const conv_id& conv, const std::vector<prekey_bundle>& bundles) {
+expected<std::vector<std::string>> client::add_bundles(const conv_id& conv,
+                                                       const std::vector<prekey_bundle>& bundles,
+                                                       const std::vector<std::string>& requested) {
   auto it = convs_.find(conv);
   if (it == convs_.end())
     return fail(errc::not_found, "no such conversation");
   client_conv& cc = it->second;
-  for (const auto& b : bundles) {
+  for (const auto& b : bundles)
     if (const member* o = find_member(pinned_ms_, b.owner); o != nullptr && o->lpk != b.lpk)
       return fail(errc::directory, "mirror key differs from the pinned mirror set");
-    if (const member* m = find_member(cc.st.members, b.owner); m != nullptr && m->lpk != b.lpk)
-      return fail(errc::directory, "a member's key differs from the one in the conversation");
-  }
+  auto& cut_off = unreachable_[conv];
+  std::set<std::string> good;
   for (const auto& b : bundles) {
     if (b.key.kind == key_kind::ratchet)
       continue;
+    // The conversation names each member with one long-term key; a bundle for another key
+    // cannot reach that member.
+    if (const member* m = find_member(cc.st.members, b.owner); m != nullptr && m->lpk != b.lpk)
+      continue;
+    good.insert(b.owner);
+    cut_off.erase(b.owner);
     auto& ch = cc.channels[b.owner];
     if (!ch.peer_latest)
       ch.first_contact = b.key;
   }
-  return {};
+  std::vector<std::string> refused;
+  for (const auto& id : requested) {
+    if (good.contains(id) || !cc.st.is_member(id))
+      continue;
+    if (auto ch = cc.channels.find(id); ch != cc.channels.end() && choose_target(ch->second))
+      continue;
+    cut_off.insert(id);
+    refused.push_back(id);
+  }
+  if (cut_off.empty())
+    unreachable_.erase(conv);
+  return refused;
+}
+
+std::vector<std::string> client::unreachable(const conv_id& conv) const {
+  auto u = unreachable_.find(conv);
+  if (u == unreachable_.end())
+    return {};
+  return {u->second.begin(), u->second.end()};
 }
 
 expected<outgoing> client::create(const member_list& others,
@@ -419,14 +518,7 @@ expected<outgoing> client::send_receipt(const conv_id& conv, uint64_t now, crypt
   client_conv& cc = it->second;
   const uint64_t aseq = next_aseq(cc, self_.id());
   common c = ordered_template(cc, msg_type::receipt, self_.id(), aseq);
-  uint64_t parent = c.parent;
-  c.voids = voids_in(cc, receipt_floor_for(cc, self_.id(), cc.outbox.size()), parent);
-  if (parent != c.parent) {
-    if (parent < cc.st.last_update || cc.st.t_at(parent) == nullptr)
-      return fail(errc::too_large, "too many VOIDs to report in one RECEIPT");
-    c.parent = parent;
-    c.parent_hash = *cc.st.t_at(parent);
-  }
+  set_receipt_range(cc, c, receipt_floor_for(cc, self_.id(), cc.outbox.size()));
   COWPI_TRY(build_result b, build(cc, c, nullptr, now, r, nullptr));
   outbox_entry e;
   e.id = cc.next_outbox_id++;
@@ -540,10 +632,7 @@ std::vector<outgoing> client::rebuild_from(client_conv& cc, size_t first, uint64
     if (e.type == msg_type::message) {
       pt = &e.plaintext;
     } else if (e.type == msg_type::receipt) {
-      uint64_t parent = c.parent;
-      c.voids = voids_in(cc, receipt_floor_for(cc, self_.id(), k), parent);
-      c.parent = parent;
-      c.parent_hash = *cc.st.t_at(parent);
+      set_receipt_range(cc, c, receipt_floor_for(cc, self_.id(), k));
     } else if (e.type == msg_type::update) {
       // Re-apply the ops to the current members; drop those that no longer apply.
       member_list adds;
@@ -633,6 +722,17 @@ rejection_result client::on_rejection(const conv_id& conv, uint64_t aseq, const 
       }
       return out;
     case rejection_kind::aseq_gap:
+      if (auto own = cc.st.aseq_last.find(self_.id());
+          own != cc.st.aseq_last.end() && !own->second.known) {
+        // Our aseq is unknown (we rejoined after a halt): take the router's word for it and
+        // renumber the outbox from there. A wrong hint only gets the mirrors' REJECT.
+        if (rej.value == 0 || rej.value == aseq || k != 0)
+          return out;
+        own->second.value = rej.value - 1;
+        out.changes.convs.insert(conv);
+        out.resubmit = rebuild_from(cc, 0, now, r);
+        return out;
+      }
       if (auto own = cc.st.aseq_last.find(self_.id());
           own != cc.st.aseq_last.end() && rej.value <= own->second.value) {
         // Every mirror attested that aseq to us already: the hint is false, and no resend
@@ -791,7 +891,12 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
       return;  // not ours; the caller may log it
     }
   } else if (cc->status == conv_status::halted) {
-    return;
+    // A halted member processes nothing more here, not even its own removal (it cannot
+    // verify it). An UPDATE that adds it again after the halt is a fresh start (§3.5 step 0
+    // (b)): it joins as any removed member would.
+    if (c.type != msg_type::update || find_member(c.adds, self) == nullptr || i <= cc->halt_index)
+      return;
+    m = mode::join;
   } else if (cc->status == conv_status::pending_setup) {
     if (i != 0 || c.type != msg_type::setup) {
       if (buffer_[e.conv].size() < opts_.max_buffered)
@@ -1107,18 +1212,39 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
     target.status = conv_status::active;
   } else {
     uint64_t own_aseq = 0;
+    bool own_known = true;
     if (auto t = tombstones_.find(e.conv); t != tombstones_.end()) {
       own_aseq = t->second.own_aseq;
       target.ratchet_next = t->second.ratchet_next;
+    } else if (cc != nullptr) {
+      // Rejoining after a halt: our aseq is unknown until our next entry is ordered, since an
+      // entry of ours still in flight at the halt may have been ordered after it. Start from
+      // the last one we saw ordered (those in flight at a halt are normally STALE, built
+      // before the UPDATE that halted us); the router's ASEQ_GAP says if it moved on
+      // (`on_rejection`). Versions still in flight may come back ordered: orphans now.
+      own_aseq = cc->st.aseq_last[self].value;
+      for (const auto& oe : cc->outbox)
+        for (const auto& ov : oe.versions)
+          target.orphans.push_back(orphan_version{oe.aseq, ov.d, oe.plaintext});
+      for (const auto& o : cc->orphans)
+        target.orphans.push_back(orphan_version{o.aseq, o.d, o.plaintext});
+      own_known = false;
+      target.ratchet_next = cc->ratchet_next;
+      target.next_outbox_id = cc->next_outbox_id;
     }
     target.st = join_state(c, i, v.t_prev, v.d, self, own_aseq);
+    target.st.aseq_last[self].known = own_known;
     target.status = conv_status::active;
   }
   COWPI_ASSERT(target.st.t_at(i) != nullptr && *target.st.t_at(i) == v.t);
   for (size_t k = 0; k < ms.size(); ++k)
     apply_effects(target.channels[ms[k].id], keys_, effects[k]);
-  if (author_effects)
+  if (author_effects) {
     apply_effects(target.channels[c.author], keys_, *author_effects);
+    // It announced a key to us: reachable again.
+    if (auto u = unreachable_.find(e.conv); u != unreachable_.end())
+      u->second.erase(c.author);
+  }
   out.changes.keys = true;
 
   if (c.type == msg_type::setup || c.type == msg_type::update) {
@@ -1126,8 +1252,11 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
     acc.adds = c.adds;
     acc.removes = c.removes;
     acc.safety_number = safety_number(c.members);
-    for (const auto& id : c.removes)
+    for (const auto& id : c.removes) {
       target.channels.erase(id);
+      if (auto u = unreachable_.find(e.conv); u != unreachable_.end())
+        u->second.erase(id);
+    }
   }
   if (acc.is_void)
     target.voids_pending.insert(i);
@@ -1171,7 +1300,9 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
 
   if (m != mode::normal && m != mode::creator) {
     tombstones_.erase(e.conv);
-    it = convs_.emplace(e.conv, std::move(fresh)).first;
+    buffer_.erase(e.conv);
+    convs_.insert_or_assign(e.conv, std::move(fresh));
+    it = convs_.find(e.conv);
     cc = &it->second;
   }
 
@@ -1184,6 +1315,7 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
     tombstones_[e.conv] = std::move(tomb);
     convs_.erase(e.conv);
     buffer_.erase(e.conv);
+    unreachable_.erase(e.conv);
     out.changes.removed_convs.insert(e.conv);
     return;
   }

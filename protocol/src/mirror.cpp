@@ -87,25 +87,32 @@ expected<mirror::checked, link_reject> mirror::check(const prepare_msg& p,
   if (!ok)
     return unexpected{reject(std::string("invalid:") + std::string(to_string(ok.error())))};
 
-  // LAST_RESORT keys: one per added member (every member for SETUP), usable.
-  std::vector<std::string> need;
+  // LAST_RESORT keys: exactly one per added member (every member for SETUP), in member
+  // order, each usable. Every attachment is checked: COMMIT stores them all, and a block to a
+  // member must never become impossible to build.
+  const member_list* need = nullptr;
   if (c.type == msg_type::setup) {
-    for (const auto& m : c.members)
-      need.push_back(m.id);
+    need = &c.members;
   } else if (c.type == msg_type::update) {
-    for (const auto& m : c.adds)
-      need.push_back(m.id);
+    need = &c.adds;
   }
-  for (const auto& id : need) {
-    auto it = std::find_if(p.last_resort.begin(), p.last_resort.end(),
-                           [&](const last_resort_attachment& a) { return a.member == id; });
-    if (it == p.last_resort.end())
-      return unexpected{reject("missing_last_resort")};
-    if (it->key_id == 0 || !usable_public_key(it->pub))
+  const size_t needed = need == nullptr ? 0 : need->size();
+  for (size_t k = 0; k < needed; ++k) {
+    if (k >= p.last_resort.size() || p.last_resort[k].member != (*need)[k].id) {
+      const auto& id = (*need)[k].id;
+      const bool elsewhere =
+          std::any_of(p.last_resort.begin(), p.last_resort.end(),
+                      [&](const last_resort_attachment& a) { return a.member == id; });
+      return unexpected{reject(elsewhere ? "bad_last_resort" : "missing_last_resort")};
+    }
+    if (p.last_resort[k].key_id == 0 || !usable_public_key(p.last_resort[k].pub))
       return unexpected{reject("bad_last_resort")};
   }
+  if (p.last_resort.size() != needed)
+    return unexpected{reject("bad_last_resort")};
 
-  COWPI_ASSERT(h_c.has_value());  // validate checked canonical form
+  if (!h_c)  // validate checked canonical form: unreachable
+    return unexpected{reject("not_canonical")};
   out.h_c = *h_c;
   out.root = blocks_root(p.block_hashes);
   out.d = entry_digest(out.h_c, out.root);
@@ -113,7 +120,8 @@ expected<mirror::checked, link_reject> mirror::check(const prepare_msg& p,
   // The author's block to us authenticates the author (deniably).
   const member_list& members = st == nullptr ? c.members : st->members;
   const member* author = find_member(members, c.author);
-  COWPI_ASSERT(author != nullptr);  // validate checked membership
+  if (author == nullptr)  // validate checked membership: unreachable
+    return unexpected{reject("invalid:author_not_member")};
   const channel* ch = nullptr;
   if (mc != nullptr)
     if (auto f = mc->channels.find(c.author); f != mc->channels.end())
@@ -127,6 +135,23 @@ expected<mirror::checked, link_reject> mirror::check(const prepare_msg& p,
   if (!crypto::is_zero(opened->pt.seed.expose()))
     return unexpected{reject("amb_has_seed")};
   out.amb_effects = opened->effects;
+
+  // Every member that gets a block from us at COMMIT must have a key we can use: one it
+  // announced to us, else its LAST_RESORT key (attached now or when it was added).
+  for (const auto& u : slots(st, c)) {
+    auto a = std::lower_bound(
+        p.last_resort.begin(), p.last_resort.end(), u,
+        [](const last_resort_attachment& x, const std::string& id) { return x.member < id; });
+    if (a != p.last_resort.end() && a->member == u)  // sorted: checked above
+      continue;
+    if (mc != nullptr) {
+      if (mc->member_lr.contains(u))
+        continue;
+      if (auto f = mc->channels.find(u); f != mc->channels.end() && f->second.peer_latest)
+        continue;
+    }
+    return unexpected{reject("missing_last_resort")};
+  }
   return out;
 }
 
@@ -175,29 +200,36 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
     return out;
   }
 
-  mirror_conv& mc = it == convs_.end() ? convs_[c.conv] : it->second;
+  // Build every block before anything durable changes: a block that cannot be built is a
+  // REJECT with the state untouched, never an abort (PREPARE checked every key it needs).
   const bool fresh = it == convs_.end();
-  const auto slot_ids = slots(fresh ? nullptr : &mc.st, c);
-  // Members an UPDATE removes still get this entry's block: keep their keys.
-  member_list removed;
-  if (!fresh)
-    for (const auto& id : c.removes)
-      if (const member* m = find_member(mc.st.members, id))
-        removed.push_back(*m);
-  // Advance in place (never a copy of the state per entry).
-  if (fresh) {
-    mc.st = setup_state(c, i, ck->d);
-  } else {
-    advance_in_place(mc.st, c, i, ck->d);
+  mirror_conv scratch;
+  mirror_conv& mc = fresh ? scratch : it->second;
+  const conv_state* before = fresh ? nullptr : &mc.st;
+  const auto slot_ids = slots(before, c);
+  const hash32* t_prev = before == nullptr ? &t_genesis : before->t_at(i - 1);
+  if (t_prev == nullptr) {  // before->next == i, so T_{i-1} is held: unreachable
+    out.response = reject("no_parent_transcript");
+    return out;
   }
-  const hash32 t_i = *mc.st.t_at(i);
+  const hash32 t_i = transcript_hash(c.conv, i, *t_prev, ck->d);
+  // A slot's long-term key: SETUP members, else the members before this entry (removed
+  // members still get its block) and the members it adds.
+  auto lpk_of = [&](const std::string& u) -> const member* {
+    if (before == nullptr)
+      return find_member(c.members, u);
+    if (const member* m = find_member(before->members, u))
+      return m;
+    return find_member(c.adds, u);
+  };
 
   // Apply amb's announcement first, so our block to the author uses the key
   // it has just announced (§2).
   if (!lying_)
     apply_effects(mc.channels[c.author], keys_, ck->amb_effects);
+  std::map<std::string, published_key> attached;
   for (const auto& a : cm.payload.last_resort)
-    mc.member_lr[a.member] = published_key{a.key_id, a.pub};
+    attached[a.member] = published_key{a.key_id, a.pub};
 
   answer ans;
   ans.index = i;
@@ -205,10 +237,12 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
   ans.mirror_blocks.reserve(slot_ids.size());
   const crypto::secret<32> zero_seed;
   for (const auto& u : slot_ids) {
-    const member* mu = find_member(mc.st.members, u);
-    if (mu == nullptr)
-      mu = find_member(removed, u);
-    if (mu == nullptr && lying_) {
+    const member* mu = lpk_of(u);
+    if (mu == nullptr) {
+      if (!lying_) {  // validate checked Recipients(C): unreachable
+        out.response = reject("cannot_build_block");
+        return out;
+      }
       // A lying mirror attesting an entry from a non-member: nobody can read its block.
       block junk;
       r.fill(junk.x);
@@ -216,13 +250,15 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
       ans.mirror_blocks.push_back(junk);
       continue;
     }
-    COWPI_ASSERT(mu != nullptr);
     hash32 bind = ck->root;
     if (u != c.author) {
       auto bh = std::lower_bound(
           cm.payload.block_hashes.begin(), cm.payload.block_hashes.end(), u,
           [](const block_digest& b, const std::string& id) { return b.recipient < id; });
-      COWPI_ASSERT(bh != cm.payload.block_hashes.end() && bh->recipient == u);
+      if (bh == cm.payload.block_hashes.end() || bh->recipient != u) {
+        out.response = reject("cannot_build_block");  // validate checked the recipients
+        return out;
+      }
       bind = bh->hash;
     }
     auto ad = ad_mirror_block(c.conv, i, t_i, self_.id(), u, bind);
@@ -232,34 +268,55 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
     std::optional<send_target> target;
     if (ch.peer_latest)
       target = send_target{key_ref{key_kind::ratchet, ch.peer_latest->id, {}}, ch.peer_latest->pub};
-    auto lr = mc.member_lr.find(u);
     auto via_lr = [&]() -> std::optional<send_target> {
-      if (lr == mc.member_lr.end())
+      const published_key* k = nullptr;
+      if (auto a = attached.find(u); a != attached.end()) {
+        k = &a->second;
+      } else if (auto lr = mc.member_lr.find(u); lr != mc.member_lr.end()) {
+        k = &lr->second;
+      }
+      if (k == nullptr)
         return std::nullopt;
-      return send_target{key_ref{key_kind::last_resort, lr->second.id, lr->second.pub},
-                         lr->second.pub};
+      return send_target{key_ref{key_kind::last_resort, k->id, k->pub}, k->pub};
     };
     if (!target)
       target = via_lr();
-    COWPI_ASSERT(target.has_value());  // check() required LAST_RESORT keys for new members
-    auto b = send_on_channel(self_, ch, mc.ratchet_next[u], c.conv, u, mu->lpk, *target, zero_seed,
-                             ad, now, r);
-    if (!b && target->ref.kind == key_kind::ratchet) {
+    expected<block> b = fail(errc::unknown_key, "no key for a member");
+    if (target)
+      b = send_on_channel(self_, ch, mc.ratchet_next[u], c.conv, u, mu->lpk, *target, zero_seed, ad,
+                          now, r);
+    if (!b && target && target->ref.kind == key_kind::ratchet) {
       // A bad announced key fails when used: fall back to LAST_RESORT.
       ch.peer_latest.reset();
       if (auto fb = via_lr())
         b = send_on_channel(self_, ch, mc.ratchet_next[u], c.conv, u, mu->lpk, *fb, zero_seed, ad,
                             now, r);
     }
-    COWPI_ASSERT(b.has_value());  // LAST_RESORT keys were checked usable at PREPARE/COMMIT
+    if (!b) {
+      // PREPARE and COMMIT checked every key involved: unreachable for honest inputs. The
+      // router stops the conversation on a REJECT at COMMIT; this mirror stays up.
+      out.response = reject("cannot_build_block");
+      return out;
+    }
     ans.mirror_blocks.push_back(*b);
   }
+
+  // Every block is built: advance in place (never a copy of the state per entry).
+  if (fresh) {
+    mc.st = setup_state(c, i, ck->d);
+  } else {
+    advance_in_place(mc.st, c, i, ck->d);
+  }
+  for (auto& [member, key] : attached)
+    mc.member_lr[member] = key;
   // Removed members: no more pairwise state (the id counters stay).
   for (const auto& id : c.removes) {
     mc.channels.erase(id);
     mc.member_lr.erase(id);
   }
   mc.answers[i] = ans;
+  if (fresh)
+    convs_.emplace(c.conv, std::move(scratch));
   prepared_refs_.erase({cm.payload.amb.ref.kind, cm.payload.amb.ref.id});
   out.response = std::move(ans);
   out.persist = true;

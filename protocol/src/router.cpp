@@ -258,9 +258,20 @@ expected<uint64_t, rejection> router_conv::intake(submit_msg s, const std::strin
   if (pending() >= limits_.max_pending_per_conv)
     return no(rejection_kind::unavailable);
   if (c.type == msg_type::update && limits_.min_update_interval > 0) {
+    // One UPDATE per author at a time, and the next one only `min_update_interval` after it
+    // was ordered: each UPDATE makes every message in flight STALE, so back-to-back UPDATEs
+    // could keep the others from ever being ordered. The value is the wait in seconds.
+    const bool outstanding =
+        std::any_of(aq.fifo.begin(), aq.fifo.end(),
+                    [](const queued& x) { return x.s.c.type == msg_type::update; })
+        || (aq.committing && in_flight_.contains(*aq.committing)
+            && in_flight_.at(*aq.committing).c.type == msg_type::update);
+    if (outstanding)
+      return no(rejection_kind::limit, limits_.min_update_interval, "update_rate");
     if (auto t = last_update_time_.find(c.author);
         t != last_update_time_.end() && now < t->second + limits_.min_update_interval)
-      return no(rejection_kind::limit, 0, "update_rate");
+      return no(rejection_kind::limit, t->second + limits_.min_update_interval - now,
+                "update_rate");
   }
   const uint64_t aseq = c.aseq;
   q.s = std::move(s);
@@ -282,9 +293,8 @@ void router_conv::reject_queue(const std::string& author, const rejection& why,
   aq.fifo.clear();
 }
 
-std::vector<prepare_job> router_conv::ready(
-    const std::function<std::optional<published_key>(const std::string&)>& last_resort,
-    std::vector<prepare_decision::rejected>& rejections) {
+std::vector<prepare_job> router_conv::ready(const directory_lookup& directory,
+                                            std::vector<prepare_decision::rejected>& rejections) {
   std::vector<prepare_job> jobs;
   for (auto& [author, aq] : queues_) {
     if (aq.job || aq.committing || aq.fifo.empty())
@@ -312,13 +322,20 @@ std::vector<prepare_job> router_conv::ready(
     bool missing = false;
     if (c.type == msg_type::setup || c.type == msg_type::update) {
       for (const auto& m : added) {
-        auto k = last_resort(m.id);
-        if (!k) {
+        auto entry = directory(m.id);
+        if (!entry || !entry->last_resort) {
           reject_queue(author, rejection{rejection_kind::unknown_user, 0, m.id}, rejections);
           missing = true;
           break;
         }
-        lr.push_back(last_resort_attachment{m.id, k->id, k->pub});
+        // A member is named with its registered key, never one the author made up: a wrong
+        // key would leave every other member unable to reach it (§3.4 step 1).
+        if (!crypto::ct_equal(entry->lpk, m.lpk)) {
+          reject_queue(author, rejection{rejection_kind::invalid, 0, "member_key"}, rejections);
+          missing = true;
+          break;
+        }
+        lr.push_back(last_resort_attachment{m.id, entry->last_resort->id, entry->last_resort->pub});
       }
     }
     if (missing)

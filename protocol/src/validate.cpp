@@ -4,6 +4,7 @@
 
 #include "cowpi/crypto/secret.hpp"
 #include "cowpi/protocol/encoding.hpp"
+#include "cowpi/protocol/keys.hpp"
 #include "cowpi/protocol/limits.hpp"
 
 #include <algorithm>
@@ -56,6 +57,8 @@ std::string_view to_string(rule r) noexcept {
       return "no_ops";
     case rule::members_mismatch:
       return "members_mismatch";
+    case rule::bad_key:
+      return "bad_key";
   }
   return "unknown";
 }
@@ -81,6 +84,14 @@ result check_setup(const conv_state* s, bool tombstoned, const common& c, valida
     return broke(rule::too_few_members);
   if (c.ms.empty() || c.ms.size() > max_mirrors)
     return broke(rule::mirror_count);
+  // Every block to or from these parties needs a DH with their long-term key: a low-order
+  // key would make blocks impossible to build (a mirror could not answer COMMIT).
+  for (const auto& m : c.members)
+    if (!usable_public_key(m.lpk))
+      return broke(rule::bad_key);
+  for (const auto& o : c.ms)
+    if (!usable_public_key(o.lpk))
+      return broke(rule::bad_key);
   return {};
 }
 
@@ -143,6 +154,9 @@ result check_update(const conv_state& s, const common& c) {
       return broke(rule::remove_missing);
   if (c.members != apply_ops(s.members, c.adds, c.removes))
     return broke(rule::members_mismatch);
+  for (const auto& a : c.adds)
+    if (!usable_public_key(a.lpk))
+      return broke(rule::bad_key);
   return {};
 }
 

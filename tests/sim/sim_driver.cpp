@@ -994,6 +994,14 @@ void sim_driver::check_transcripts(const std::string& u) {
   }
 }
 
+bool sim_driver::halted_between(const std::string& u, const conv_id& conv, uint64_t after,
+                                uint64_t before) {
+  const auto& al = w_.node(u).alarms;
+  return std::any_of(al.begin(), al.end(), [&](const alarm& a) {
+    return a.conv == conv && a.halted && a.index > after && a.index < before;
+  });
+}
+
 void sim_driver::check_entry(const std::string& u, conv_view& cv, const accepted_entry& e) {
   ++stats_.entries_accepted;
   const conv_id& conv = e.conv;
@@ -1014,6 +1022,8 @@ void sim_driver::check_entry(const std::string& u, conv_view& cv, const accepted
     if (!self_added || i <= *cv.last_index)
       return fail("removed member decrypts nothing after its removal",
                   where + ": accepted after its removal at #" + std::to_string(*cv.last_index));
+  } else if (self_added && halted_between(u, conv, *cv.last_index, i)) {
+    // A member halted after its last entry and added again since: a new epoch (§3.5 step 0).
   } else if (i != *cv.last_index + 1) {
     return fail("transcript order",
                 where + ": accepted right after #" + std::to_string(*cv.last_index));

@@ -295,6 +295,7 @@ private:
   void check_drop(const std::string& user, const pending_rejection& pr);
   void check_transcripts(const std::string& u);
   void check_entry(const std::string& u, conv_view& cv, const accepted_entry& e);
+  bool halted_between(const std::string& u, const conv_id& conv, uint64_t after, uint64_t before);
   void check_alarms(const std::string& u);
   void check_joiner(const std::string& u, const accepted_entry& e);
   void record_fs(const std::string& u, const accepted_entry& e);

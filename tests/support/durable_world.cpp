@@ -196,7 +196,7 @@ void durable_world::fill_keys(const std::string& id, const conv_id& conv) {
   if (missing.empty())
     return;
   auto bundles = must(router_->fetch_prekeys(missing, [] { return true; }), "fetch pre-keys");
-  (void)c.add_bundles(conv, bundles);
+  (void)c.add_bundles(conv, bundles, missing);
   persist_conv(id, conv);
 }
 
@@ -322,8 +322,11 @@ void durable_world::router_submit(const to_router& m) {
 
 void durable_world::pump(const conv_id& conv) {
   router_conv& rc = *router_conv_for(conv);
-  auto lr = [this](const std::string& id) {
-    return must(router_->last_resort(id), "read LAST_RESORT key");
+  auto lr = [this](const std::string& id) -> std::optional<directory_entry> {
+    auto user = must(router_->find_user(id), "read a directory entry");
+    if (!user)
+      return std::nullopt;
+    return directory_entry{user->lpk, must(router_->last_resort(id), "read LAST_RESORT key")};
   };
   for (;;) {
     std::vector<prepare_decision::rejected> rejs;

@@ -277,11 +277,11 @@ struct fake_router::state {
     return *it->second;
   }
 
-  std::optional<published_key> last_resort_of(const std::string& id) const {
+  std::optional<directory_entry> directory_of(const std::string& id) const {
     auto it = directory.find(id);
     if (it == directory.end())
       return std::nullopt;
-    return it->second.last_resort;
+    return directory_entry{it->second.lpk, it->second.last_resort};
   }
 
   // A rejection decided after "queued" goes out under the SUBMIT's request id.
@@ -297,7 +297,7 @@ struct fake_router::state {
 
   void pump(const conv_id& conv) {
     router_conv& rc = router(conv);
-    auto lr = [this](const std::string& id) { return last_resort_of(id); };
+    auto lr = [this](const std::string& id) { return directory_of(id); };
     const uint64_t now = wall_now();
     for (;;) {
       std::vector<prepare_decision::rejected> rejs;

@@ -572,7 +572,8 @@ void client_actor::on_response(protocol::response& r) {
   submits_.erase(it);
   if (s.done) {
     if (keeps_message(rej->kind)
-        || (rej->kind == protocol::rejection_kind::limit && rej->detail == "pending")) {
+        || (rej->kind == protocol::rejection_kind::limit
+            && (rej->detail == "pending" || rej->detail == "update_rate"))) {
       s.done(sent_message{s.conv, s.aseq, false});  // kept: see on_rejection
     } else {
       s.done(fail(errc::rejected, "the router refused the message: " + rejection_text(*rej)));
@@ -678,8 +679,8 @@ void client_actor::with_keys(const protocol::conv_id& conv, done_fn<void> k) {
   if (!online())
     return k(fail(errc::unavailable,
                   "not connected to the " + router_what() + ": first-contact keys are needed"));
-  request(protocol::fetch_prekeys{std::move(missing)},
-          [this, conv, k](expected<protocol::response_body> r) {
+  request(protocol::fetch_prekeys{missing},
+          [this, conv, k, missing](expected<protocol::response_body> r) {
             if (!r)
               return k(unexpected<error>{std::move(r).error()});
             const auto* pk = std::get_if<protocol::prekeys_result>(&*r);
@@ -687,12 +688,26 @@ void client_actor::with_keys(const protocol::conv_id& conv, done_fn<void> k) {
               return k(unexpected_answer(*r, "pre-key fetch"));
             if (client().find(conv) == nullptr)
               return k(fail(errc::not_found, "no such conversation"));
-            if (auto a = client().add_bundles(conv, pk->bundles); !a)
+            if (auto a = client().add_bundles(conv, pk->bundles, missing); !a)
               return k(unexpected<error>{std::move(a).error()});
             if (!persist_conv(conv))
               return k(fail(errc::storage, failure_));
             k({});
           });
+}
+
+void client_actor::keyed(const protocol::conv_id& conv, build_fn build,
+                         done_fn<protocol::outgoing> k, bool retried) {
+  with_keys(conv, [this, conv, build, k, retried](expected<void> ready) {
+    if (!ready)
+      return k(unexpected<error>{std::move(ready).error()});
+    auto out = build();
+    if (!out && out.error().code == errc::unknown_key && !retried) {
+      // A key failed when used (DESIGN.md §2): the client forgot it; fetch and build again.
+      return keyed(conv, build, k, true);
+    }
+    k(std::move(out));
+  });
 }
 
 void client_actor::submit(protocol::outgoing o, done_fn<sent_message> done) {
@@ -747,6 +762,13 @@ void client_actor::on_rejection(const protocol::conv_id& conv, uint64_t aseq,
   // not a verdict on the message: keep it and resend after a backoff, as for UNAVAILABLE (the
   // later aseqs then come back ASEQ_GAP and go out again in order).
   protocol::rejection rej = refused;
+  // LIMIT(update_rate): one of our UPDATEs came too soon after the last; its value is the
+  // wait in seconds. Flow control too: resend after that wait.
+  std::optional<std::chrono::seconds> wait;
+  if (rej.kind == protocol::rejection_kind::limit && rej.detail == "update_rate") {
+    wait = std::chrono::seconds(std::clamp<uint64_t>(rej.value, 1, 3600));
+    rej = protocol::rejection{protocol::rejection_kind::unavailable, 0, "update_rate"};
+  }
   if (rej.kind == protocol::rejection_kind::limit && rej.detail == "pending")
     rej = protocol::rejection{protocol::rejection_kind::unavailable, 0, "pending"};
   // What to tell the user if the message is abandoned.
@@ -760,7 +782,7 @@ void client_actor::on_rejection(const protocol::conv_id& conv, uint64_t aseq,
       text = e.plaintext;
     }
   }
-  auto run = [this, conv, aseq, rej, type, text](expected<void>) {
+  auto run = [this, conv, aseq, rej, type, text, wait](expected<void>) {
     auto res = client().on_rejection(conv, aseq, rej, now(), *core_.rng);
     if (!no_changes(res.changes) && !persist(res.changes))
       return;
@@ -773,7 +795,9 @@ void client_actor::on_rejection(const protocol::conv_id& conv, uint64_t aseq,
     }
     if (rej.kind == protocol::rejection_kind::unavailable) {
       // Retryable: resubmit the current version after a backoff (§3.8).
-      const auto delay = backoff(resend_failures_[{conv, aseq}]++);
+      auto delay = backoff(resend_failures_[{conv, aseq}]++);
+      if (wait)
+        delay = std::max<decltype(delay)>(delay, *wait);
       self_->delayed_send(self_, delay, resend_atom_v, conv, aseq);
       return;
     }
@@ -855,12 +879,14 @@ void client_actor::send_due_receipts(std::optional<protocol::conv_id> only) {
   }
   for (const auto& conv : due) {
     receipt_inflight_.insert(conv);
-    with_keys(conv, [this, conv](expected<void>) {
-      receipt_inflight_.erase(conv);
+    auto build = [this, conv]() -> expected<protocol::outgoing> {
       const uint64_t t2 = now();
       if (!online() || !receipt_wanted(conv, t2))
-        return;
-      auto out = client().send_receipt(conv, t2, *core_.rng);
+        return fail(errc::bad_state, "no receipt due");
+      return client().send_receipt(conv, t2, *core_.rng);
+    };
+    keyed(conv, build, [this, conv](expected<protocol::outgoing> out) {
+      receipt_inflight_.erase(conv);
       if (!out)
         return;
       if (!persist_conv(conv))
@@ -1053,10 +1079,10 @@ void client_actor::op_send(const protocol::conv_id& conv, bytes text, done_fn<se
     return;
   if (client().find(conv) == nullptr)
     return done(fail(errc::not_found, "no such conversation"));
-  with_keys(conv, [this, conv, text = std::move(text), done](expected<void> k) {
-    if (!k)
-      return done(unexpected<error>{std::move(k).error()});
-    auto out = client().send_message(conv, text, now(), *core_.rng);
+  auto build = [this, conv, text = std::move(text)]() {
+    return client().send_message(conv, text, now(), *core_.rng);
+  };
+  keyed(conv, build, [this, conv, done](expected<protocol::outgoing> out) {
     if (!out)
       return done(unexpected<error>{std::move(out).error()});
     if (!persist_conv(conv))
@@ -1078,10 +1104,10 @@ void client_actor::op_update(const protocol::conv_id& conv, std::vector<std::str
   if (adds.empty() && removes.empty())
     return done(fail(errc::invalid_argument, "nothing to add or remove"));
   auto build = [this, conv, removes, done](protocol::member_list add_members) {
-    with_keys(conv, [this, conv, removes, done, add_members](expected<void> k) {
-      if (!k)
-        return done(unexpected<error>{std::move(k).error()});
-      auto out = client().update(conv, add_members, removes, now(), *core_.rng);
+    auto make = [this, conv, removes, add_members]() {
+      return client().update(conv, add_members, removes, now(), *core_.rng);
+    };
+    keyed(conv, make, [this, conv, done](expected<protocol::outgoing> out) {
       if (!out)
         return done(unexpected<error>{std::move(out).error()});
       if (!persist_conv(conv))

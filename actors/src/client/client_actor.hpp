@@ -132,6 +132,10 @@ private:
   // -- Conversations -------------------------------------------------------------------------
   void on_envelope(const protocol::envelope& e);
   void with_keys(const protocol::conv_id& conv, done_fn<void> k);
+  using build_fn = std::function<expected<protocol::outgoing>()>;
+  /// `with_keys`, then `build`; once more after another fetch if a key failed when used.
+  void keyed(const protocol::conv_id& conv, build_fn build, done_fn<protocol::outgoing> k,
+             bool retried = false);
   void submit(protocol::outgoing o, done_fn<sent_message> done = {});
   void submit_all(std::vector<protocol::outgoing> out);
   void resend_outbox();

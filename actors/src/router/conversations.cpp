@@ -154,9 +154,12 @@ void pump(conv_actor* self) {
   std::vector<protocol::prepare_decision::rejected> rejs;
   auto store = st.d.store;
   auto jobs = st.rc->ready(
-      [store](const std::string& id) -> std::optional<protocol::published_key> {
+      [store](const std::string& id) -> std::optional<protocol::directory_entry> {
+        auto user = store->find_user(id);
+        if (!user || !*user)
+          return std::nullopt;
         auto k = store->last_resort(id);
-        return k ? *k : std::nullopt;
+        return protocol::directory_entry{(*user)->lpk, k ? *k : std::nullopt};
       },
       rejs);
   for (const auto& rj : rejs)

@@ -107,11 +107,11 @@ std::vector<prekey_bundle> world::fetch(const std::string& requester,
   return out;
 }
 
-std::optional<published_key> world::last_resort_of(const std::string& id) const {
+std::optional<directory_entry> world::directory_of(const std::string& id) const {
   auto it = directory_.find(id);
   if (it == directory_.end())
     return std::nullopt;
-  return it->second.last_resort;
+  return directory_entry{it->second.lpk, it->second.last_resort};
 }
 
 void world::fill_keys(const std::string& id, const conv_id& conv) {
@@ -120,7 +120,19 @@ void world::fill_keys(const std::string& id, const conv_id& conv) {
   if (missing.empty())
     return;
   auto bundles = fetch(id, missing);
-  (void)c.add_bundles(conv, bundles);
+  (void)c.add_bundles(conv, bundles, missing);
+}
+
+expected<outgoing> world::keyed(const std::string& id, const conv_id& conv,
+                                const std::function<expected<outgoing>()>& op) {
+  fill_keys(id, conv);
+  auto out = op();
+  if (!out && out.error().code == errc::unknown_key) {
+    // A key failed when used (§2): the client forgot it; fetch again and retry once.
+    fill_keys(id, conv);
+    out = op();
+  }
+  return out;
 }
 
 void world::submit_all(const std::string& id, std::vector<outgoing> out) {
@@ -146,16 +158,17 @@ expected<conv_id> world::create(const std::string& author, const std::vector<std
 }
 
 expected<void> world::send(const std::string& author, const conv_id& conv, std::string_view text) {
-  fill_keys(author, conv);
-  COWPI_TRY(outgoing out, user(author).send_message(conv, as_bytes(text), now_, rng_));
+  COWPI_TRY(outgoing out, keyed(author, conv, [&] {
+              return user(author).send_message(conv, as_bytes(text), now_, rng_);
+            }));
   persist(author);
   submit_all(author, {std::move(out)});
   return {};
 }
 
 expected<void> world::receipt(const std::string& author, const conv_id& conv) {
-  fill_keys(author, conv);
-  COWPI_TRY(outgoing out, user(author).send_receipt(conv, now_, rng_));
+  COWPI_TRY(outgoing out,
+            keyed(author, conv, [&] { return user(author).send_receipt(conv, now_, rng_); }));
   persist(author);
   submit_all(author, {std::move(out)});
   return {};
@@ -170,7 +183,8 @@ expected<void> world::update(const std::string& author, const conv_id& conv,
   fill_keys(author, conv);
   if (!adds.empty())
     COWPI_TRY_VOID(user(author).add_bundles(conv, fetch(author, adds)));
-  COWPI_TRY(outgoing out, user(author).update(conv, a, removes, now_, rng_));
+  COWPI_TRY(outgoing out,
+            keyed(author, conv, [&] { return user(author).update(conv, a, removes, now_, rng_); }));
   persist(author);
   submit_all(author, {std::move(out)});
   return {};
@@ -258,7 +272,9 @@ void world::router_submit(const to_router& m) {
 
 void world::pump(const conv_id& conv) {
   router_conv& rc = router(conv);
-  auto lr = [this](const std::string& id) { return last_resort_of(id); };
+  auto lr = [this](const std::string& id) {
+    return router_dir_override_ ? router_dir_override_(id) : directory_of(id);
+  };
   for (;;) {
     std::vector<prepare_decision::rejected> rejs;
     auto jobs = rc.ready(lr, rejs);
@@ -393,7 +409,7 @@ std::optional<world::stored_entry> world::fork_order(router_conv snapshot, const
   if (!snapshot.intake(m.submit, m.user, now_))
     return std::nullopt;
   std::vector<prepare_decision::rejected> rejs;
-  auto jobs = snapshot.ready([this](const std::string& id) { return last_resort_of(id); }, rejs);
+  auto jobs = snapshot.ready([this](const std::string& id) { return directory_of(id); }, rejs);
   if (jobs.empty())
     return std::nullopt;
   const auto& job = jobs.front();

@@ -55,7 +55,7 @@ struct limits_config {
   /// Most simultaneous client connections.
   size_t max_connections = 10000;
   /// Least time between two UPDATEs by one author in one conversation; 0 means no limit.
-  std::chrono::seconds min_update_interval{0};
+  std::chrono::seconds min_update_interval{5};
   friend bool operator==(const limits_config&, const limits_config&) = default;
 };
 

@@ -95,6 +95,17 @@ public:
   /// True iff (kind, id, pub) was ever published by this party.
   bool was_published(key_kind kind, uint64_t id, const public_key& pub) const;
 
+  /// One-time PREKEYs that were used and then deleted, with the channel that used them (kept
+  /// forever, like the record of published keys): a block naming one of them from another
+  /// channel means the directory handed it out twice, a DIRECTORY failure, not the sender's.
+  const std::map<uint64_t, channel_ref>& used_prekeys() const noexcept { return used_prekeys_; }
+  /// Deletes PREKEY `id`, recording that `chan` used it.
+  void consume_prekey(uint64_t id, const channel_ref& chan);
+  /// Restores one used-PREKEY record (storage).
+  void restore_used_prekey(uint64_t id, channel_ref chan) {
+    used_prekeys_.insert_or_assign(id, std::move(chan));
+  }
+
   const std::map<uint64_t, prekey_slot>& prekeys() const noexcept { return prekeys_; }
   const std::map<uint64_t, last_resort_slot>& last_resort() const noexcept { return last_resort_; }
   const std::map<std::pair<key_kind, uint64_t>, public_key>& published() const noexcept {
@@ -120,6 +131,7 @@ private:
   std::map<uint64_t, prekey_slot> prekeys_;
   std::map<uint64_t, last_resort_slot> last_resort_;
   std::map<std::pair<key_kind, uint64_t>, public_key> published_;
+  std::map<uint64_t, channel_ref> used_prekeys_;
   uint64_t next_prekey_id_ = 1;
   uint64_t next_last_resort_id_ = 1;
   uint64_t current_last_resort_ = 0;

@@ -225,10 +225,17 @@ public:
   std::vector<std::string> missing_keys(const conv_id& conv) const;
   /// Records fetched first-contact keys for `conv`: for its members and mirrors, and for
   /// users about to be added by `update` (so any owner is recorded). A bundle whose lpk
-  /// differs from a pinned mirror's or a current member's is refused with `errc::directory`
-  /// and nothing is recorded.
-  [[nodiscard]] expected<void> add_bundles(const conv_id& conv,
-                                           const std::vector<prekey_bundle>& bundles);
+  /// differs from a pinned mirror's is refused with `errc::directory` and nothing is recorded.
+  /// `requested` are the owners the fetch asked for: a current member among them left without
+  /// a usable key (the directory does not know it, or holds another long-term key for it than
+  /// the conversation does) is *unreachable*: it is left out of `missing_keys`, and messages
+  /// carry a block for it that nobody can open (it reads them as VOID), so it never keeps us
+  /// from sending to the others or from removing it. Returns the members refused this way.
+  [[nodiscard]] expected<std::vector<std::string>> add_bundles(
+      const conv_id& conv, const std::vector<prekey_bundle>& bundles,
+      const std::vector<std::string>& requested = {});
+  /// Members of `conv` currently unreachable (see `add_bundles`).
+  std::vector<std::string> unreachable(const conv_id& conv) const;
   /// Creates a conversation with `others` (ids with long-term keys) using
   /// first-contact `bundles` for each of them and for each pinned mirror.
   /// Fails with `errc::unknown_key` when a bundle is missing.
@@ -282,6 +289,11 @@ private:
   void process_one(const envelope& e, uint64_t now, crypto::rng& r, const client_history* history,
                    receive_result& out);
   std::vector<outgoing> rebuild_from(client_conv& cc, size_t first, uint64_t now, crypto::rng& r);
+  expected<block> send_with_fallback(client_conv& cc, channel& ch, uint64_t& counter,
+                                     const conv_id& conv, const std::string& peer,
+                                     const public_key& lpk, const crypto::secret<32>& seed,
+                                     byte_view ad, uint64_t now, crypto::rng& r);
+  static block dead_block(crypto::rng& r);
 
   identity self_;
   member_list pinned_ms_;
@@ -292,6 +304,9 @@ private:
   client_test_hooks hooks_;
   /// Envelopes ahead of `next` (memory only: the router resends them).
   std::map<conv_id, std::map<uint64_t, envelope>> buffer_;
+  /// Members the directory has no usable key for (memory only: a fetch after a restart
+  /// finds them again). They get blocks nobody can open until one of them announces a key.
+  std::map<conv_id, std::set<std::string>> unreachable_;
 };
 
 }  // namespace cowpi::protocol

@@ -30,8 +30,10 @@ struct intake_limits {
   size_t max_pending_per_author = 64;
   /// Queued messages per conversation (past it: UNAVAILABLE, retryable).
   size_t max_pending_per_conv = 1024;
-  /// Minimum seconds between two UPDATEs of one author in one conversation.
-  uint64_t min_update_interval = 0;
+  /// Minimum seconds between two UPDATEs of one author in one conversation (0: no limit);
+  /// with a limit, an author also has at most one UPDATE queued or in flight. Past it:
+  /// LIMIT(update_rate) with the seconds to wait as its value.
+  uint64_t min_update_interval = 5;
 };
 
 /// One ordered log entry: what storage writes at (conv, i) together with the
@@ -109,6 +111,16 @@ struct commit_progress {
   mirror_answers answers;
 };
 
+/// What the directory holds for a user, as PREPARE needs it: the registered long-term key and
+/// the current LAST_RESORT key (nullopt: none uploaded yet).
+struct directory_entry {
+  public_key lpk{};
+  std::optional<published_key> last_resort;
+};
+
+/// Looks a user up in the directory (nullopt: not registered).
+using directory_lookup = std::function<std::optional<directory_entry>(const std::string&)>;
+
 /// The routing provider's state for one conversation. Not thread-safe: the
 /// conversation actor owns it.
 class router_conv {
@@ -143,11 +155,12 @@ public:
   [[nodiscard]] expected<uint64_t, rejection> intake(submit_msg s, const std::string& session_user,
                                                      uint64_t now);
   /// Heads of FIFOs that may be PREPAREd now (their author has nothing in
-  /// flight). `last_resort` gives a member's LAST_RESORT key (nullopt: none).
-  /// Heads that fail `validate` are rejected into `rejections` instead.
-  std::vector<prepare_job> ready(
-      const std::function<std::optional<published_key>(const std::string&)>& last_resort,
-      std::vector<prepare_decision::rejected>& rejections);
+  /// flight). `directory` gives each added member's registered key and LAST_RESORT key.
+  /// Heads that fail `validate` are rejected into `rejections` instead, and so are SETUPs and
+  /// UPDATEs naming a member with a key other than its registered one (`INVALID(member_key)`)
+  /// or one unknown or without a LAST_RESORT key (`UNKNOWN_USER(id)`).
+  std::vector<prepare_job> ready(const directory_lookup& directory,
+                                 std::vector<prepare_decision::rejected>& rejections);
   /// Records mirror `k`'s answer to `job`. Returns a decision once every
   /// mirror answered (or one rejected); `timeout` marks a mirror that did not answer.
   std::optional<prepare_decision> on_prepared(uint64_t job, size_t k, const link_response& r,

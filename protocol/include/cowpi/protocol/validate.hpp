@@ -38,6 +38,7 @@ enum class rule : uint8_t {
   add_and_remove,     // an id both added and removed
   no_ops,             // UPDATE without ops
   members_mismatch,   // UPDATE result differs from members + ops
+  bad_key,            // a SETUP member, SETUP mirror or UPDATE add with a low-order long-term key
 };
 
 /// Returns the rule's name, e.g. "parent_hash".

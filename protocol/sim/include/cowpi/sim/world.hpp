@@ -86,7 +86,14 @@ using directory_interceptor = std::function<void(const std::string& requester, p
 struct world_options {
   uint64_t seed = 1;
   size_t mirrors = 2;
-  intake_limits limits{};
+  /// The router's intake limits. Unlike a real router's (`intake_limits{}`), the simulated one
+  /// has no UPDATE rate limit unless a test sets one: protocol tests send one author's UPDATEs
+  /// back to back without moving the clock.
+  intake_limits limits = [] {
+    intake_limits l;
+    l.min_update_interval = 0;
+    return l;
+  }();
   client_options client_opts{};
   /// Deliver messages in random order (seeded) instead of FIFO.
   bool shuffle = false;
@@ -130,6 +137,9 @@ public:
   std::deque<in_flight>& network() noexcept { return net_; }
   void set_interceptor(interceptor f) { intercept_ = std::move(f); }
   void set_directory_interceptor(directory_interceptor f) { dir_intercept_ = std::move(f); }
+  /// A lying router: what its intake takes for a user's directory entry when it attaches
+  /// LAST_RESORT keys (nullptr: the real directory).
+  void set_router_directory_for_test(directory_lookup f) { router_dir_override_ = std::move(f); }
 
   // -- The router (for adversaries and checks) -------------------------------
   struct stored_entry {
@@ -176,7 +186,11 @@ private:
   void persist(const std::string& id);
   void submit_all(const std::string& id, std::vector<outgoing> out);
   void fill_keys(const std::string& id, const conv_id& conv);
-  std::optional<published_key> last_resort_of(const std::string& id) const;
+  std::optional<directory_entry> directory_of(const std::string& id) const;
+  /// Runs a sending operation of `id` in `conv` after fetching the keys it misses, and once
+  /// more after a fetch if a key failed when used.
+  expected<outgoing> keyed(const std::string& id, const conv_id& conv,
+                           const std::function<expected<outgoing>()>& op);
 
   world_options opts_;
   crypto::deterministic_rng rng_;
@@ -191,6 +205,7 @@ private:
     std::optional<published_key> last_resort;
   };
   std::map<std::string, dir_entry> directory_;
+  directory_lookup router_dir_override_;
   std::map<std::string, fetch_budget> budgets_;
   directory_policy policy_;
   std::map<conv_id, std::unique_ptr<router_conv>> convs_;
