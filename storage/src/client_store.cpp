@@ -51,7 +51,7 @@ bytes client_store::identity_row(const protocol::client& c) const {
   rec.id = c.self().id();
   rec.lpk = c.self().lpk();
   const crypto::secret<32> lsk = c.self().export_secret();
-  rec.sealed_lsk = sealer_.seal(encode_lsk(lsk).view(), rng_);
+  rec.sealed_lsk = sealer_.seal(column::keys, keys::key_identity(), encode_lsk(lsk).view(), rng_);
   rec.pinned_ms = c.pinned_ms();
   return encode_identity_record(rec);
 }
@@ -77,7 +77,8 @@ expected<protocol::client> client_store::load(protocol::client_options opts) {
   if (!raw_id)
     return fail(errc::not_found, "the store holds no client identity");
   COWPI_TRY(identity_record rec, decode_identity_record(*raw_id));
-  COWPI_TRY(secure_bytes lsk_plain, sealer_.open(rec.sealed_lsk));
+  COWPI_TRY(secure_bytes lsk_plain,
+            detail::open_row(sealer_, column::keys, keys::key_identity(), rec.sealed_lsk));
   COWPI_TRY(crypto::secret<32> lsk, decode_lsk(lsk_plain.view()));
   auto self = protocol::identity::from_secret(rec.id, lsk);
   if (self.lpk() != rec.lpk)
@@ -128,10 +129,11 @@ expected<protocol::client> client_store::load(protocol::client_options opts) {
       cc.alarmed = std::move(cr.sets->alarmed);
     }
     if (cr.orphans_sealed) {
-      COWPI_TRY(secure_bytes plain, sealer_.open(*cr.orphans_sealed));
+      const std::string key = keys::conv_row_key(conv, conv_row::orphans);
+      COWPI_TRY(secure_bytes plain,
+                detail::open_row(sealer_, column::conv, key, *cr.orphans_sealed));
       COWPI_TRY(cc.orphans, decode_orphans(plain.view()));
-      cache->note_sealed(column::conv, keys::conv_row_key(conv, conv_row::orphans),
-                         detail::fingerprint(cc.orphans));
+      cache->note_sealed(column::conv, key, detail::fingerprint(cc.orphans));
     }
     for (const auto& [id, p] : cr.peers)
       if (p.ratchet_next)
@@ -149,7 +151,7 @@ expected<protocol::client> client_store::load(protocol::client_options opts) {
     auto it = convs.find(*conv);
     if (it == convs.end())
       return se.set(error{errc::corruption, "a channel without its conversation"});
-    auto plain = sealer_.open(v);
+    auto plain = detail::open_row(sealer_, column::channels, key, v);
     if (!plain)
       return se.set(plain.error());
     auto ch = decode_channel(plain->view());
@@ -170,7 +172,7 @@ expected<protocol::client> client_store::load(protocol::client_options opts) {
     auto it = convs.find(*conv);
     if (it == convs.end())
       return se.set(error{errc::corruption, "an outbox entry without its conversation"});
-    auto plain = sealer_.open(v);
+    auto plain = detail::open_row(sealer_, column::outbox, key, v);
     if (!plain)
       return se.set(plain.error());
     auto e = decode_outbox_entry(plain->view());
@@ -310,8 +312,9 @@ expected<void> client_store::persist_locked(const protocol::client& c,
     detail::sync_published(*cache_, c.keys(), b);
   }
   for (const auto& a : accepted) {
-    b.put(column::transcript, keys::indexed(a.conv, a.index),
-          sealer_.seal(encode_accepted(a).view(), rng_));
+    std::string key = keys::indexed(a.conv, a.index);
+    bytes sealed = sealer_.seal(column::transcript, key, encode_accepted(a).view(), rng_);
+    b.put(column::transcript, std::move(key), std::move(sealed));
     b.put(column::dhist, keys::indexed(a.conv, a.index), encode_hash(a.d));
   }
   g.unlock();
@@ -343,7 +346,7 @@ expected<std::vector<protocol::accepted_entry>> client_store::transcript(const c
                             auto i = keys::be64_at(key, 16);
                             if (!i || key.size() != 24)
                               return se.set(error{errc::corruption, "transcript key"});
-                            auto plain = sealer_.open(v);
+                            auto plain = detail::open_row(sealer_, column::transcript, key, v);
                             if (!plain)
                               return se.set(plain.error());
                             auto a = decode_accepted(conv, *i, plain->view());

@@ -108,7 +108,7 @@ expected<protocol::mirror> mirror_store::load(protocol::identity self,
     auto it = convs.find(*conv);
     if (it == convs.end())
       return se.set(error{errc::corruption, "a channel without its conversation"});
-    auto plain = sealer_.open(v);
+    auto plain = detail::open_row(sealer_, column::channels, key, v);
     if (!plain)
       return se.set(plain.error());
     auto ch = decode_channel(plain->view());

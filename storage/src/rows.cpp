@@ -62,7 +62,8 @@ void row_cache::sync(const std::vector<key_type>& ranges, row_image image, const
     if (rw.sealed) {
       COWPI_ASSERT(s != nullptr);
       const secure_bytes plain = rw.encode_secret();
-      out.put(rw.col, std::move(rw.key), s->seal(plain.view(), r));
+      bytes sealed = s->seal(rw.col, rw.key, plain.view(), r);
+      out.put(rw.col, std::move(rw.key), std::move(sealed));
     } else {
       out.put(rw.col, std::move(rw.key), std::move(rw.clear));
     }
@@ -287,6 +288,19 @@ hash32 fingerprint(const std::vector<protocol::orphan_version>& o) {
   return crypto::sha256(w.data());
 }
 
+expected<secure_bytes> open_row(const sealer& s, column c, std::string_view key, byte_view sealed) {
+  auto plain = s.open(c, key, sealed);
+  if (plain)
+    return plain;
+  const std::string where = "a sealed row in column '" + std::string(column_name(c)) + "'";
+  if (plain.error().code == errc::decrypt_failed)
+    return fail(errc::corruption,
+                where
+                    + " does not open under this store's key, which did open the store's key "
+                      "check: the row was damaged, or moved from another row or column");
+  return fail(plain.error().code, where + ": " + plain.error().context);
+}
+
 void add_key_rows(row_image& image, const protocol::key_store& k) {
   image.put(column::keys, keys::key_counters(),
             encode_counters(key_counters{k.next_prekey_id(), k.next_last_resort_id(),
@@ -346,7 +360,7 @@ expected<void> load_keys(const store& s, const sealer& sl, row_cache& cache,
         auto id = keys::be64_at(key, 1);
         if (!id || key.size() != 9)
           return note_err(error{errc::corruption, "key slot id"});
-        auto plain = sl.open(value);
+        auto plain = open_row(sl, column::keys, key, value);
         if (!plain)
           return note_err(plain.error());
         if (kind == key_row::prekey) {

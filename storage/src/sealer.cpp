@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// The sealer (crypto_secretbox_easy), key files, argon2id passphrases and the key check record.
+// The sealer (XChaCha20-Poly1305-IETF, each record bound to its row), key files, argon2id
+// passphrases and the key check record.
 #include "cowpi/storage/sealer.hpp"
 
+#include "cowpi/crypto/primitives.hpp"
+#include "cowpi/protocol/encoding.hpp"
 #include "cowpi/storage/records.hpp"
 #include "cowpi/storage/store.hpp"
 
@@ -15,13 +18,15 @@
 
 namespace cowpi::storage {
 
-static_assert(crypto_secretbox_KEYBYTES == 32);
-static_assert(crypto_secretbox_NONCEBYTES == 24);
-static_assert(sealer::overhead == 1 + crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES);
+static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == 32);
+static_assert(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES == crypto::aead_nonce_size);
+static_assert(crypto_aead_xchacha20poly1305_ietf_ABYTES == crypto::aead_tag_size);
+static_assert(sealer::overhead == 1 + crypto::aead_nonce_size + crypto::aead_tag_size);
 
 namespace {
 
-constexpr std::string_view check_plaintext = "cowpi storage key check v1";
+constexpr size_t nonce_at = 1;
+constexpr size_t ct_at = nonce_at + crypto::aead_nonce_size;
 
 expected<void> io_fail(const char* what) {
   return fail(errc::storage, std::string(what) + ": " + std::strerror(errno));
@@ -123,34 +128,79 @@ expected<sealer> sealer::from_passphrase(std::string_view pass, const byte_array
   return sealer(key);
 }
 
-bytes sealer::seal(byte_view plaintext, crypto::rng& r) const {
+bytes seal_ad(column c, std::string_view row_key) {
+  // The label is the storage layer's own (no protocol label is "storage-seal"), so a sealed
+  // record can never be taken for any other AEAD output of cowpi under the same key.
+  byte_writer w(64 + row_key.size());
+  w.raw(protocol::label("storage-seal")).u8(seal_format).lp(column_name(c)).lp(row_key);
+  return std::move(w).take();
+}
+
+bytes sealer::seal(column c, std::string_view row_key, byte_view plaintext, crypto::rng& r) const {
   bytes out(overhead + plaintext.size());
-  out[0] = record_format;
-  r.fill(std::span<uint8_t>(out.data() + 1, crypto_secretbox_NONCEBYTES));
+  out[0] = seal_format;
+  const std::span<uint8_t> nonce(out.data() + nonce_at, crypto::aead_nonce_size);
+  r.fill(nonce);
+  const bytes ad = seal_ad(c, row_key);
   auto k = key_.read();
-  crypto_secretbox_easy(out.data() + 1 + crypto_secretbox_NONCEBYTES, plaintext.data(),
-                        plaintext.size(), out.data() + 1, k.expose().data());
+  auto sealed = crypto::aead_seal_into(std::span<uint8_t>(out.data() + ct_at, out.size() - ct_at),
+                                       k.expose(), nonce, plaintext, ad);
+  COWPI_ASSERT(sealed.has_value());  // sizes are right by construction
   return out;
 }
 
-expected<secure_bytes> sealer::open(byte_view sealed) const {
+expected<secure_bytes> sealer::open(column c, std::string_view row_key, byte_view sealed) const {
   if (sealed.size() < overhead)
     return fail(errc::corruption, "sealed record too short");
-  if (sealed[0] != record_format)
+  if (sealed[0] == 1)
+    return fail(errc::unsupported_layout,
+                "a sealed record in format 1 (not bound to its row); this build reads only format "
+                    + std::to_string(seal_format));
+  if (sealed[0] != seal_format)
     return fail(errc::unsupported_layout, "sealed record of an unknown format");
   secure_bytes out(sealed.size() - overhead);
+  const bytes ad = seal_ad(c, row_key);
   auto k = key_.read();
-  const uint8_t* nonce = sealed.data() + 1;
-  const uint8_t* ct = nonce + crypto_secretbox_NONCEBYTES;
-  if (crypto_secretbox_open_easy(out.data(), ct, sealed.size() - 1 - crypto_secretbox_NONCEBYTES,
-                                 nonce, k.expose().data())
-      != 0)
-    return fail(errc::decrypt_failed, "a sealed record does not open: wrong storage key or damage");
+  if (!crypto::aead_open_into(out.span(), k.expose(),
+                              sealed.subspan(nonce_at, crypto::aead_nonce_size),
+                              sealed.subspan(ct_at), ad))
+    return fail(errc::decrypt_failed,
+                "a sealed record does not open: wrong storage key, damage, or a record moved "
+                "from another row");
   return out;
 }
+
+namespace {
+
+// What to do with a store whose key check record is in another sealed-record format.
+error refuse_format(role r, uint8_t format) {
+  if (format != 1)
+    return error{errc::unsupported_layout,
+                 std::string(to_string(r)) + " store uses sealed-record format "
+                     + std::to_string(format) + ", which this build does not know (it reads "
+                     + std::to_string(seal_format) + "): upgrade cowpi"};
+  std::string what = std::string(to_string(r))
+                     + " store uses sealed-record format 1 (rows not bound to their keys); this "
+                       "version needs format "
+                     + std::to_string(seal_format) + " and cannot convert a store: ";
+  if (r == role::client)
+    what +=
+        "re-create the client with `cowpi init` in a new --home (a new identity, registered "
+        "under a new id)";
+  else
+    what += "start it afresh with an empty data directory under a new identity";
+  return error{errc::unsupported_layout, std::move(what)};
+}
+
+}  // namespace
 
 expected<sealer> unlock(store& s, const key_source& src, crypto::rng& r) {
   const bool writable = s.mode() == open_mode::read_write;
+  // The check record is sealed first, in the store's format, before any other sealed row: its
+  // format byte is the store's. Looked at before a key file is created or a passphrase derived.
+  COWPI_TRY(auto check, s.get(column::meta, keys::meta_seal_check()));
+  if (check && !check->empty() && (*check)[0] != seal_format)
+    return unexpected{refuse_format(s.kind(), (*check)[0])};
   write_batch first_use;
   std::optional<sealer> sl;
   if (const auto* kf = std::get_if<key_file>(&src)) {
@@ -174,15 +224,16 @@ expected<sealer> unlock(store& s, const key_source& src, crypto::rng& r) {
               sealer::from_passphrase(pp.text, params.salt, params.opslimit, params.memlimit));
     sl.emplace(std::move(k));
   }
-  COWPI_TRY(auto check, s.get(column::meta, keys::meta_seal_check()));
+  const std::string check_key = keys::meta_seal_check();
   if (check) {
-    auto opened = sl->open(*check);
-    if (!opened || !crypto::ct_equal(opened->view(), as_bytes(check_plaintext)))
+    auto opened = sl->open(column::meta, check_key, *check);
+    if (!opened || !crypto::ct_equal(opened->view(), as_bytes(seal_check_plaintext)))
       return fail(errc::decrypt_failed, "wrong storage key: it does not open this store");
   } else {
     if (!writable)
       return fail(errc::not_found, "the store has no key check record");
-    first_use.put(column::meta, keys::meta_seal_check(), sl->seal(as_bytes(check_plaintext), r));
+    first_use.put(column::meta, check_key,
+                  sl->seal(column::meta, check_key, as_bytes(seal_check_plaintext), r));
     COWPI_TRY_VOID(s.apply(std::move(first_use)));
   }
   return std::move(*sl);

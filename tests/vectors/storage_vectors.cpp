@@ -8,6 +8,8 @@
 #include "cowpi/storage/records.hpp"
 #include "cowpi/storage/sealer.hpp"
 
+#include <sodium.h>
+
 #include <functional>
 #include <vector>
 
@@ -33,9 +35,12 @@ struct record_case {
   std::function<std::optional<bytes>(byte_view)> reencode;
 };
 
-// A sealed record: the plaintext encoding and the round trip of a plaintext.
+// A sealed record: the row it is sealed for, the plaintext encoding and the round trip of a
+// plaintext.
 struct sealed_case {
   std::string name;
+  column col = column::meta;
+  std::string row_key;
   secure_bytes plaintext;
   std::function<std::optional<bytes>(byte_view)> reencode;
 };
@@ -51,14 +56,26 @@ record_case clear(std::string name, const T& value, Enc enc, Dec dec) {
 }
 
 template <class T, class Enc, class Dec>
-sealed_case secret(std::string name, const T& value, Enc enc, Dec dec) {
-  return sealed_case{std::move(name), enc(value), [enc, dec](byte_view b) -> std::optional<bytes> {
+sealed_case secret(std::string name, column c, std::string row_key, const T& value, Enc enc,
+                   Dec dec) {
+  return sealed_case{std::move(name), c, std::move(row_key), enc(value),
+                     [enc, dec](byte_view b) -> std::optional<bytes> {
                        auto v = dec(b);
                        if (!v)
                          return std::nullopt;
                        const secure_bytes s = enc(*v);
                        return bytes(s.view().begin(), s.view().end());
                      }};
+}
+
+secure_bytes secure_copy(byte_view b) {
+  secure_bytes s(b.size());
+  std::copy(b.begin(), b.end(), s.data());
+  return s;
+}
+
+std::optional<bytes> same_bytes(byte_view b) {
+  return bytes(b.begin(), b.end());
 }
 
 // Every input is drawn from one seeded stream, in a fixed order.
@@ -265,18 +282,22 @@ tables build(uint64_t seed) {
   ch.peer_latest = protocol::published_key{8, in.r.array<32>()};
   ch.first_contact = protocol::key_ref{key_kind::prekey, 31, in.r.array<32>()};
   ch.peer_used_prekey = 12;
-  sl.push_back(secret("channel", ch, encode_channel, decode_channel));
+  sl.push_back(secret("channel", column::channels, keys::channel(conv, "mirror-a"), ch,
+                      encode_channel, decode_channel));
   protocol::prekey_slot ps{in.owned(1'700'000'030), protocol::channel_ref{conv, "carol"}};
-  sl.push_back(secret("prekey_slot", ps, encode_prekey_slot, decode_prekey_slot));
+  sl.push_back(secret("prekey_slot", column::keys, keys::key_prekey(5), ps, encode_prekey_slot,
+                      decode_prekey_slot));
   protocol::last_resort_slot lr{
       in.owned(1'700'000'040), 1'700'000'500, {protocol::channel_ref{conv, "mirror-a"}}};
-  sl.push_back(secret("last_resort_slot", lr, encode_last_resort_slot, decode_last_resort_slot));
+  sl.push_back(secret("last_resort_slot", column::keys, keys::key_last_resort(2), lr,
+                      encode_last_resort_slot, decode_last_resort_slot));
   protocol::orphan_version orphan;
   orphan.aseq = 9;
   orphan.d = in.r.array<32>();
   orphan.plaintext = bytes{'o', 'l', 'd'};
   orphan.entry_id = 4;
-  sl.push_back(secret("orphans", std::vector<protocol::orphan_version>{orphan}, encode_orphans,
+  sl.push_back(secret("orphans", column::conv, keys::conv_row_key(conv, conv_row::orphans),
+                      std::vector<protocol::orphan_version>{orphan}, encode_orphans,
                       decode_orphans));
   protocol::outbox_entry ob;
   ob.id = 6;
@@ -292,7 +313,8 @@ tables build(uint64_t seed) {
   v.submit.ambs = {in.block(), in.block()};
   ob.versions.push_back(v);
   ob.stale_after = 40;
-  sl.push_back(secret("outbox_entry", ob, encode_outbox_entry, decode_outbox_entry));
+  sl.push_back(secret("outbox_entry", column::outbox, keys::indexed(conv, ob.id), ob,
+                      encode_outbox_entry, decode_outbox_entry));
   protocol::accepted_entry acc;
   acc.conv = conv;
   acc.index = 77;
@@ -308,17 +330,109 @@ tables build(uint64_t seed) {
   acc.safety_number = protocol::safety_number(members);
   acc.floor_before = 70;
   acc.voids = {71, 73};
-  sl.push_back(secret("accepted", acc, encode_accepted,
+  sl.push_back(secret("accepted", column::transcript, keys::indexed(conv, 77), acc, encode_accepted,
                       [conv](byte_view b) { return decode_accepted(conv, 77, b); }));
   const crypto::secret<32> lsk = in.r.secret_bytes<32>();
-  sl.push_back(sealed_case{"lsk", encode_lsk(lsk), [](byte_view b) -> std::optional<bytes> {
+  sl.push_back(sealed_case{"lsk", column::keys, keys::key_identity(), encode_lsk(lsk),
+                           [](byte_view b) -> std::optional<bytes> {
                              auto k2 = decode_lsk(b);
                              if (!k2)
                                return std::nullopt;
                              const secure_bytes s2 = encode_lsk(*k2);
                              return bytes(s2.view().begin(), s2.view().end());
                            }});
+  sl.push_back(sealed_case{"seal_check", column::meta, keys::meta_seal_check(),
+                           secure_copy(as_bytes(seal_check_plaintext)), same_bytes});
   return t;
+}
+
+// The sealed-record layout spelled out: the AD built field by field, and the blob computed with
+// libsodium directly, independently of `sealer`, for a key and nonce from a seeded stream.
+struct layout_parts {
+  crypto::secret<32> key;
+  byte_array<24> nonce{};
+  column col = column::outbox;
+  std::string row_key;
+  bytes plaintext;
+};
+
+layout_parts layout_inputs(uint64_t seed) {
+  crypto::deterministic_rng r(seed ^ 0x5ea2);
+  layout_parts p;
+  p.key = r.secret_bytes<32>();
+  p.nonce = r.array<24>();
+  p.row_key = keys::indexed(r.array<16>(), 6);
+  p.plaintext = bytes{'s', 'e', 'a', 'l', 'e', 'd'};
+  return p;
+}
+
+bytes layout_ad(const layout_parts& p) {
+  const std::string_view col = column_name(p.col);
+  byte_writer w(64);
+  w.raw(std::string_view("cowpi/v1/storage-seal")).u8(2);
+  w.be32(static_cast<uint32_t>(col.size())).raw(col);
+  w.be32(static_cast<uint32_t>(p.row_key.size())).raw(std::string_view(p.row_key));
+  return std::move(w).take();
+}
+
+bytes layout_ciphertext(const layout_parts& p, const bytes& ad) {
+  bytes ct(p.plaintext.size() + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+  unsigned long long n = 0;
+  crypto_aead_xchacha20poly1305_ietf_encrypt(ct.data(), &n, p.plaintext.data(), p.plaintext.size(),
+                                             ad.data(), ad.size(), nullptr, p.nonce.data(),
+                                             p.key.expose().data());
+  return ct;
+}
+
+nlohmann::json seal_layout(uint64_t seed) {
+  const layout_parts p = layout_inputs(seed);
+  const bytes ad = layout_ad(p);
+  const bytes ct = layout_ciphertext(p, ad);
+  byte_writer blob(1 + p.nonce.size() + ct.size());
+  blob.u8(2).raw(p.nonce).raw(ct);
+  return {{"format", 2},
+          {"column", std::string(column_name(p.col))},
+          {"row_key", hex(p.row_key)},
+          {"key", hex(p.key.expose())},
+          {"nonce", hex(p.nonce)},
+          {"plaintext", hex(p.plaintext)},
+          {"ad", hex(ad)},
+          {"ciphertext_and_tag", hex(ct)},
+          {"sealed", hex(blob.data())}};
+}
+
+// The pinned layout is what `seal_ad` and `sealer` produce and accept: the same AD, the same
+// blob from the same nonce, and no opening under another row.
+std::optional<std::string> verify_seal_layout(const nlohmann::json& v, uint64_t seed) {
+  if (!v.contains("seal_layout"))
+    return "no seal_layout vector";
+  const auto& pinned = v.at("seal_layout");
+  if (pinned != seal_layout(seed))
+    return "seal_layout changed";
+  const layout_parts p = layout_inputs(seed);
+  const bytes ad = layout_ad(p);
+  if (seal_ad(p.col, p.row_key) != ad)
+    return "seal_ad differs from the pinned associated data";
+  // An rng that yields exactly the pinned nonce.
+  struct fixed_nonce final : crypto::rng {
+    byte_array<24> n;
+    explicit fixed_nonce(const byte_array<24>& x) : n(x) {}
+    void fill(std::span<uint8_t> out) override {
+      COWPI_ASSERT(out.size() == n.size());
+      std::copy(n.begin(), n.end(), out.begin());
+    }
+  } rng(p.nonce);
+  const sealer sl(p.key);
+  const auto blob = from_hex(pinned.at("sealed").get<std::string>());
+  if (!blob || sl.seal(p.col, p.row_key, p.plaintext, rng) != *blob)
+    return "sealer::seal does not produce the pinned sealed blob";
+  auto opened = sl.open(p.col, p.row_key, *blob);
+  if (!opened || bytes(opened->view().begin(), opened->view().end()) != p.plaintext)
+    return "sealer::open does not open the pinned sealed blob";
+  if (sl.open(column::transcript, p.row_key, *blob).has_value()
+      || sl.open(p.col, p.row_key + "x", *blob).has_value())
+    return "the pinned sealed blob opens under another row";
+  return std::nullopt;
 }
 
 }  // namespace
@@ -335,24 +449,33 @@ nlohmann::json generate(uint64_t seed) {
   out["records"] = nlohmann::json::array();
   for (const auto& r : t.records)
     out["records"].push_back({{"name", r.name}, {"hex", hex(r.encoded)}});
+  out["seal_format"] = seal_format;
   out["sealed"] = nlohmann::json::array();
   sealer sl(t.seal_key);
   crypto::deterministic_rng nonces(seed ^ 0x5ea1);
   for (const auto& s : t.sealed)
-    out["sealed"].push_back({{"name", s.name},
-                             {"key", hex(t.seal_key.expose())},
-                             {"plaintext", hex(s.plaintext.view())},
-                             {"sealed", hex(sl.seal(s.plaintext.view(), nonces))}});
+    out["sealed"].push_back(
+        {{"name", s.name},
+         {"column", std::string(column_name(s.col))},
+         {"row_key", hex(s.row_key)},
+         {"key", hex(t.seal_key.expose())},
+         {"plaintext", hex(s.plaintext.view())},
+         {"sealed", hex(sl.seal(s.col, s.row_key, s.plaintext.view(), nonces))}});
+  out["seal_layout"] = seal_layout(seed);
   return out;
 }
 
 std::optional<std::string> verify(const nlohmann::json& v) {
-  if (!v.contains("seed") || !v.contains("keys") || !v.contains("records") || !v.contains("sealed"))
+  if (!v.contains("seed") || !v.contains("keys") || !v.contains("records") || !v.contains("sealed")
+      || !v.contains("seal_format"))
     return "not a storage vector file";
   const uint64_t seed = v.at("seed").get<uint64_t>();
   if (v.at("layout_version").get<uint32_t>() != layout_version)
     return "the file pins layout version " + v.at("layout_version").dump()
            + " but this build writes " + std::to_string(layout_version);
+  if (v.at("seal_format").get<uint32_t>() != seal_format)
+    return "the file pins sealed-record format " + v.at("seal_format").dump()
+           + " but this build writes " + std::to_string(seal_format);
   const nlohmann::json fresh = generate(seed);
   for (const char* part : {"keys", "records", "sealed"}) {
     const auto& a = v.at(part);
@@ -381,7 +504,7 @@ std::optional<std::string> verify(const nlohmann::json& v) {
     if (!key || !blob || !plain || key->size() != 32)
       return "sealed: bad hex";
     sealer sl(crypto::secret<32>::from(*key));
-    auto opened = sl.open(*blob);
+    auto opened = sl.open(t.sealed[i].col, t.sealed[i].row_key, *blob);
     if (!opened)
       return "sealed '" + t.sealed[i].name + "' does not open: " + opened.error().message();
     if (bytes(opened->view().begin(), opened->view().end()) != *plain)
@@ -390,7 +513,7 @@ std::optional<std::string> verify(const nlohmann::json& v) {
     if (!again || *again != *plain)
       return "sealed '" + t.sealed[i].name + "' does not round-trip";
   }
-  return std::nullopt;
+  return verify_seal_layout(v, seed);
 }
 
 }  // namespace cowpi::vectors::storage

@@ -32,7 +32,8 @@ TEST(storage_vectors, the_file_covers_every_column_family_and_record_kind) {
   ASSERT_FALSE(v.is_discarded());
   EXPECT_GE(v["keys"].size(), 30u);
   EXPECT_GE(v["records"].size(), 25u);
-  EXPECT_EQ(v["sealed"].size(), 7u);
+  EXPECT_EQ(v["sealed"].size(), 8u);
+  EXPECT_TRUE(v.contains("seal_layout"));
 }
 
 TEST(storage_vectors, a_changed_key_byte_is_caught) {
@@ -59,6 +60,37 @@ TEST(storage_vectors, a_tampered_sealed_record_is_caught) {
   std::string h = v["sealed"][0]["sealed"];
   h[60] = h[60] == 'f' ? 'e' : 'f';
   v["sealed"][0]["sealed"] = h;
+  EXPECT_TRUE(verify(v).has_value());
+}
+
+TEST(storage_vectors, a_sealed_record_pinned_under_another_row_or_column_is_caught) {
+  auto v = load();
+  ASSERT_FALSE(v.is_discarded());
+  auto moved = v;
+  std::string k = moved["sealed"][0]["row_key"];
+  k.back() = k.back() == '0' ? '1' : '0';
+  moved["sealed"][0]["row_key"] = k;
+  EXPECT_TRUE(verify(moved).has_value());
+  auto other_column = v;
+  other_column["sealed"][0]["column"] = "outbox";
+  EXPECT_TRUE(verify(other_column).has_value());
+}
+
+TEST(storage_vectors, a_changed_byte_of_the_sealed_record_layout_is_caught) {
+  for (const char* field : {"ad", "nonce", "sealed", "ciphertext_and_tag"}) {
+    auto v = load();
+    ASSERT_FALSE(v.is_discarded());
+    std::string h = v["seal_layout"][field];
+    h[2] = h[2] == 'a' ? 'b' : 'a';
+    v["seal_layout"][field] = h;
+    EXPECT_TRUE(verify(v).has_value()) << field;
+  }
+}
+
+TEST(storage_vectors, a_different_sealed_record_format_is_caught) {
+  auto v = load();
+  ASSERT_FALSE(v.is_discarded());
+  v["seal_format"] = 1;
   EXPECT_TRUE(verify(v).has_value());
 }
 

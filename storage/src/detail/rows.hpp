@@ -138,6 +138,13 @@ hash32 fingerprint(const protocol::last_resort_slot& s);
 hash32 fingerprint(const protocol::outbox_entry& e);
 hash32 fingerprint(const std::vector<protocol::orphan_version>& o);
 
+/// Opens the sealed row `key` of column `c` of a store whose key opened its `seal.check` record
+/// at unlock: a row that does not open then was damaged or moved from another row or column,
+/// and fails with `errc::corruption` naming the column (never the key, which may hold ids).
+/// Other failures of `sealer::open` keep their code, with the column added to the context.
+[[nodiscard]] expected<secure_bytes> open_row(const sealer& s, column c, std::string_view key,
+                                              byte_view sealed);
+
 /// The sealed image rows and the clear ones of a key store.
 void add_key_rows(row_image& image, const protocol::key_store& k);
 /// The prefixes (in the keys column) `add_key_rows` covers (published keys are ordered rows).

@@ -117,7 +117,7 @@ struct provider_config {
   std::filesystem::path data_dir;
   /// The file holding the 32-byte long-term X25519 secret (mode 0600).
   std::filesystem::path identity_key_file = "identity.key";
-  /// The secretbox key sealing secrets at rest. A mirror always has one (default
+  /// The key sealing secrets at rest (docs/storage.md §8). A mirror always has one (default
   /// "storage.key"); a router has one only when its config names it.
   std::optional<std::filesystem::path> storage_key_file;
 

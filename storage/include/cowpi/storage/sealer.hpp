@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// Secrets at rest: the sealer (libsodium secretbox, XSalsa20-Poly1305) and where its key comes
-// from (a key file or a passphrase through argon2id).
+// Secrets at rest: the sealer (libsodium XChaCha20-Poly1305-IETF, each record bound to its row)
+// and where its key comes from (a key file or a passphrase through argon2id).
 #pragma once
 
 #include "cowpi/crypto/rng.hpp"
 #include "cowpi/crypto/secret.hpp"
 #include "cowpi/protocol/expected.hpp"
+#include "cowpi/storage/keys.hpp"
 #include "cowpi/storage/secure_bytes.hpp"
 
 #include <cstdint>
@@ -18,12 +19,28 @@ namespace cowpi::storage {
 
 class store;
 
+/// The sealed-record format this build writes and reads: the first byte of every sealed blob.
+/// Format 1 (`crypto_secretbox_easy`, no associated data, so rows were not bound to their keys)
+/// is refused: a store sealed in it is refused by `unlock`, a single such blob by `open`.
+inline constexpr uint8_t seal_format = 2;
+
+/// The plaintext of the `meta seal.check` record.
+inline constexpr std::string_view seal_check_plaintext = "cowpi storage key check v1";
+
+/// Returns the associated data that binds a sealed record to the row it is stored under:
+/// `"cowpi/v1/storage-seal" || u8(seal_format) || lp(column name) || lp(row key)`, where
+/// `lp(x) = be32(len x) || x` and the column name is the RocksDB column family name
+/// (`column_name`, "default" for `meta`).
+bytes seal_ad(column c, std::string_view row_key);
+
 /// Seals and opens records with one 32-byte key. A sealed blob is
-/// `u8(1) || nonce[24] || crypto_secretbox_easy(plaintext)` (16-byte MAC included): a fresh
-/// random nonce per record, so the same key may seal any number of records. Sealing gives each
-/// record confidentiality and integrity; it does not bind a record to its row, nor prevent a
-/// party who can write the disk from rolling the whole store back (DESIGN.md §5: never restore
-/// ratchet state from a backup). The key lives in locked memory. Move-only; thread-safe.
+/// `u8(seal_format) || nonce[24] || ciphertext || tag[16]`, the output of
+/// `crypto_aead_xchacha20poly1305_ietf_encrypt` under a fresh random nonce with `seal_ad(c, key)`
+/// as associated data, (c, key) being the column and row key the blob is written under. A blob
+/// therefore opens only under its own row: two rows swapped, or a row copied to another key or
+/// column, fail to open. Sealing does not prevent a party who can write the disk from rolling
+/// the whole store back (DESIGN.md §5: never restore ratchet state from a backup), nor from
+/// deleting rows. The key lives in locked memory. Move-only; thread-safe.
 class sealer {
 public:
   /// Builds a sealer over `key` (copied into locked memory).
@@ -42,11 +59,15 @@ public:
                                                         const byte_array<16>& salt,
                                                         uint64_t opslimit, uint64_t memlimit);
 
-  /// Returns the sealed blob of `plaintext`, with a nonce from `r`.
-  bytes seal(byte_view plaintext, crypto::rng& r) const;
-  /// Opens a sealed blob. Fails with `errc::decrypt_failed` (wrong key or damaged bytes) or
-  /// `errc::corruption` (not a sealed blob) and returns nothing then.
-  [[nodiscard]] expected<secure_bytes> open(byte_view sealed) const;
+  /// Returns the sealed blob of `plaintext` for the row `row_key` of column `c`, with a nonce
+  /// from `r`.
+  bytes seal(column c, std::string_view row_key, byte_view plaintext, crypto::rng& r) const;
+  /// Opens a blob sealed for the row `row_key` of column `c`. Fails with `errc::decrypt_failed`
+  /// (wrong key, damaged bytes, or a blob sealed for another row), `errc::corruption` (too
+  /// short to be a sealed blob) or `errc::unsupported_layout` (a format other than
+  /// `seal_format`; format 1 is never opened), and returns nothing then.
+  [[nodiscard]] expected<secure_bytes> open(column c, std::string_view row_key,
+                                            byte_view sealed) const;
 
   /// Bytes a sealed blob adds to its plaintext (1 + 24 + 16).
   static constexpr size_t overhead = 41;
@@ -74,7 +95,10 @@ using key_source = std::variant<key_file, passphrase>;
 /// Builds the sealer of `s` from `src` and checks it against the store's `seal.check` record
 /// (writing the record, and for a passphrase its salt and limits, on first use; a read-only
 /// store that has none fails with `errc::not_found`). A key that does not open the check
-/// record fails with `errc::decrypt_failed` ("wrong storage key").
+/// record fails with `errc::decrypt_failed` ("wrong storage key"). A check record in another
+/// sealed-record format than `seal_format` (a store written by an earlier build, format 1)
+/// fails with `errc::unsupported_layout` and says what to do, before the key is read or
+/// derived and before anything is written.
 [[nodiscard]] expected<sealer> unlock(store& s, const key_source& src, crypto::rng& r);
 
 }  // namespace cowpi::storage
