@@ -360,6 +360,15 @@ expected<block> decode_block_row(byte_view b) {
   return *blk;
 }
 
+bytes encode_channel_ref(const protocol::channel_ref& c) {
+  return build_clear<sc::ChannelRef>([&](sc::ChannelRef::Builder b) { put_chan_ref(b, c); });
+}
+
+expected<protocol::channel_ref> decode_channel_ref(byte_view b) {
+  return read_capnp<sc::ChannelRef>(b, "channel ref",
+                                    [](sc::ChannelRef::Reader r) { return get_chan_ref(r); });
+}
+
 bytes encode_pub(const public_key& pub) {
   byte_writer w = start(33);
   w.raw(pub);

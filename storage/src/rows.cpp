@@ -332,6 +332,11 @@ void sync_published(row_cache& cache, const protocol::key_store& k, write_batch&
     cache.sync_ordered(
         column::keys, prefix, of_kind, [](const public_key& p) { return encode_pub(p); }, out);
   }
+  // Used PREKEYs, likewise kept forever and only added (mostly at the top: ids are used about
+  // in the order they were handed out).
+  cache.sync_ordered(
+      column::keys, keys::key_prefix(key_row::used_prekey), k.used_prekeys(),
+      [](const protocol::channel_ref& c) { return encode_channel_ref(c); }, out);
 }
 
 expected<void> load_keys(const store& s, const sealer& sl, row_cache& cache,
@@ -388,6 +393,17 @@ expected<void> load_keys(const store& s, const sealer& sl, row_cache& cache,
           return note_err(pub.error());
         out.mutable_published()[{static_cast<protocol::key_kind>(static_cast<uint8_t>(key[1])),
                                  *id}] = *pub;
+        cache.note_ordered(column::keys, std::string(key));
+        return true;
+      }
+      case key_row::used_prekey: {
+        auto id = keys::be64_at(key, 1);
+        if (!id || key.size() != 9)
+          return note_err(error{errc::corruption, "used pre-key id"});
+        auto chan = decode_channel_ref(value);
+        if (!chan)
+          return note_err(chan.error());
+        out.restore_used_prekey(*id, std::move(*chan));
         cache.note_ordered(column::keys, std::string(key));
         return true;
       }

@@ -45,6 +45,8 @@ inline ::testing::AssertionResult same_keys(const protocol::key_store& a,
     return ::testing::AssertionFailure() << "key counters differ";
   if (a.published() != b.published())
     return ::testing::AssertionFailure() << "published differ";
+  if (a.used_prekeys() != b.used_prekeys())
+    return ::testing::AssertionFailure() << "used pre-keys differ";
   if (a.prekeys().size() != b.prekeys().size())
     return ::testing::AssertionFailure() << "prekey count differs";
   for (auto x = a.prekeys().begin(), y = b.prekeys().begin(); x != a.prekeys().end(); ++x, ++y)

@@ -66,6 +66,11 @@ TEST(client_store, a_client_reloaded_from_disk_equals_the_live_one) {
     for (const auto& u : w.users())
       live.emplace(u, w.client(u).clone());
   }
+  // The scenario uses up pre-keys: their record (a DIRECTORY check) must survive too.
+  size_t used = 0;
+  for (const auto& [u, c] : live)
+    used += c.keys().used_prekeys().size();
+  EXPECT_GT(used, 0u);
   crypto::system_rng r;
   for (const auto& [u, c] : live) {
     auto s = reopen(d, u, r);

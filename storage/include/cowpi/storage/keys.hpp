@@ -79,6 +79,7 @@ enum class key_row : uint8_t {
   last_resort = 3,  // || be64(id): sealed LAST_RESORT slot
   published = 4,    // || u8(kind) || be64(id): public key ever published
   identity = 5,     // client: id, lpk, sealed lsk, pinned mirror set
+  used_prekey = 6,  // || be64(id): the channel that used a PREKEY since deleted (clear)
 };
 
 namespace keys {

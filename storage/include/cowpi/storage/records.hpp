@@ -64,6 +64,9 @@ bytes encode_block_row(const protocol::block& b);
 
 /// Pre-key pool and published-key rows: `u8(1) || pub[32]`.
 bytes encode_pub(const public_key& pub);
+/// A used PREKEY's channel (key_row::used_prekey): a ChannelRef Cap'n Proto record.
+bytes encode_channel_ref(const protocol::channel_ref& c);
+[[nodiscard]] expected<protocol::channel_ref> decode_channel_ref(byte_view b);
 [[nodiscard]] expected<public_key> decode_pub(byte_view b);
 
 /// users: `u8(1) || lpk[32] || be64(registered_at)`.
