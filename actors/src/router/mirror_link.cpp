@@ -25,6 +25,9 @@ struct link_state {
   caf::actor directory;
   caf::actor remote;
   bool up = false;
+  /// True once the directory holds this mirror's keys (uploaded after the first HELLO): only
+  /// then can clients set conversations up.
+  bool keys = false;
   bool connecting = false;
   std::chrono::milliseconds backoff{100};
   uint64_t requests = 0;
@@ -85,7 +88,14 @@ void top_up(link_actor* self) {
           // ordinary message of an unexpected type would be reflected and end an actor).
           self->request(self->state.directory, self->state.d.request_timeout, upload_atom_v,
                         self->state.d.peer.name, std::move(up))
-              .then([](const protocol::response_body&) {}, [](const caf::error&) {});
+              .then(
+                  [=](const protocol::response_body& b) {
+                    if (std::holds_alternative<protocol::ok_result>(b) && !self->state.keys) {
+                      self->state.keys = true;
+                      spdlog::info("link {}: keys in the directory", self->state.d.peer.name);
+                    }
+                  },
+                  [](const caf::error&) {});
         }
       },
       [](const caf::error&) {});
@@ -174,9 +184,13 @@ caf::behavior mirror_link(link_actor* self, mirror_link_deps deps) {
       [=](retry_atom) { connect(self); },
       [=](stats_atom) -> std::string {
         const auto& s = self->state;
-        return nlohmann::json{{"mirror", s.d.peer.name},  {"up", s.up},
-                              {"requests", s.requests},   {"failures", s.failures},
-                              {"connects", s.reconnects}, {"last_error", s.last_error}}
+        return nlohmann::json{{"mirror", s.d.peer.name},
+                              {"up", s.up},
+                              {"keys", s.keys},
+                              {"requests", s.requests},
+                              {"failures", s.failures},
+                              {"connects", s.reconnects},
+                              {"last_error", s.last_error}}
             .dump();
       },
   };
