@@ -430,15 +430,28 @@ TEST(provider_config, limits_looser_than_the_protocol_constants_are_refused) {
 TEST(provider_config, limits_stricter_than_the_protocol_constants_are_taken) {
   const std::string text =
       router_text() + "\n[limits]\nmax_members = 16\nmax_body = 296\nmax_pending_per_author = 4\n"
-      + "max_pending_per_conv = 4\nqueue_depth = 10\nmax_connections = 3\n"
-      + "min_update_interval_s = 60\n";
+      + "max_pending_per_conv = 4\nmax_connections = 3\n" + "min_update_interval_s = 60\n";
   const auto c = ok(parse(text));
   EXPECT_EQ(c.limits.max_members, 16u);
   EXPECT_EQ(c.limits.max_body, 296u);
   EXPECT_EQ(c.limits.max_pending_per_author, 4u);
-  EXPECT_EQ(c.limits.queue_depth, 10u);
   EXPECT_EQ(c.limits.max_connections, 3u);
   EXPECT_EQ(c.limits.min_update_interval, std::chrono::seconds(60));
+}
+
+TEST(provider_config, queue_depth_is_refused_as_removed_at_its_key) {
+  // Delivery is a cursor per (user, conversation) into a log the members share: there is no
+  // per-user queue for the key to bound, so an old config is refused rather than obeyed in name.
+  std::string text = router_text() + "\n[limits]\nmax_frame = 1048576\nqueue_depth = 100000\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "queue_depth"),
+                         "limits.queue_depth was removed: the router keeps no queue per user"));
+  EXPECT_TRUE(fails_with(parse(text), at(text, "queue_depth"), "[retention] max_age_s"));
+  // Also before an unknown key, and in a mirror config (not "for the router only").
+  text = router_text() + "\n[limits]\nqueue_depth = 1\nbogus = 2\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "queue_depth"), "limits.queue_depth was removed"));
+  text = mirror_text() + "\n[limits]\nqueue_depth = 1\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "queue_depth"), "limits.queue_depth was removed"));
+  EXPECT_EQ(to_toml(ok(parse(router_text()))).find("queue_depth"), std::string::npos);
 }
 
 TEST(provider_config, max_frame_below_the_largest_protocol_frame_is_refused) {

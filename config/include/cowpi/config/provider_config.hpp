@@ -50,8 +50,6 @@ struct limits_config {
   size_t max_pending_per_author = 64;
   /// Most SUBMITs queued per conversation; at least `max_pending_per_author`.
   size_t max_pending_per_conv = 1024;
-  /// Most undelivered entries kept per user; past it the oldest go and HISTORY_EXPIRED applies.
-  uint64_t queue_depth = 100000;
   /// Most simultaneous client connections.
   size_t max_connections = 10000;
   /// Least time between two UPDATEs by one author in one conversation; 0 means no limit.
