@@ -276,28 +276,33 @@ expected<void> read_cluster(const table_reader& cl, provider_config& c) {
     return cl.missing("nodes");
   }
   if (nodes->empty()) {
-    return cl.fail_at("nodes", "cluster.nodes is empty; list at least one node");
+    return cl.fail_at("nodes", "cluster.nodes is empty; list this node");
   }
   const reporter& rep = cl.rep();
-  for (const toml::node& n : *nodes) {
-    if (!n.is_string()) {
-      return rep.fail(
-          n, "cluster.nodes entries must be strings, not " + std::string(detail::describe(n)));
-    }
-    const std::string& id = n.as_string()->get();
-    if (!protocol::valid_id(id)) {
-      return rep.fail(n, "cluster.nodes entry " + quote(id) + " is not a valid id");
-    }
-    if (std::find(c.cluster.nodes.begin(), c.cluster.nodes.end(), id) != c.cluster.nodes.end()) {
-      return rep.fail(n, "cluster node " + quote(id) + " appears twice");
-    }
-    c.cluster.nodes.push_back(id);
+  // Nothing shards conversations or users across nodes yet: a second node would run as an
+  // independent router with its own log and users, not as part of this provider.
+  if (nodes->size() > 1) {
+    return rep.fail(*nodes->get(1),
+                    "provider clusters are not supported yet: a [cluster] table may list only "
+                    "this node");
   }
-  COWPI_TRY(c.cluster.self, cl.id("self"));
-  if (std::find(c.cluster.nodes.begin(), c.cluster.nodes.end(), c.cluster.self)
-      == c.cluster.nodes.end()) {
-    return cl.fail_at("self",
-                      "cluster.self " + quote(c.cluster.self) + " is not one of cluster.nodes");
+  const toml::node& n = *nodes->get(0);
+  if (!n.is_string()) {
+    return rep.fail(
+        n, "cluster.nodes entries must be strings, not " + std::string(detail::describe(n)));
+  }
+  const std::string& id = n.as_string()->get();
+  if (!protocol::valid_id(id)) {
+    return rep.fail(n, "cluster.nodes entry " + quote(id) + " is not a valid id");
+  }
+  c.cluster.nodes = {id};
+  c.cluster.self = id;
+  if (cl.find("self") != nullptr) {
+    COWPI_TRY(const std::string self, cl.id("self"));
+    if (self != id) {
+      return cl.fail_at("self", "cluster.self " + quote(self)
+                                    + " is not this node: cluster.nodes lists only " + quote(id));
+    }
   }
   return {};
 }
