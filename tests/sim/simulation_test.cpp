@@ -63,7 +63,11 @@ TEST_P(random_runs, keep_every_invariant_after_every_step) {
     EXPECT_GT(total.messages_sent, per_chunk * 10);
     EXPECT_GT(total.entries_accepted, total.messages_sent);
     EXPECT_GT(total.fs_checks, 0u);
-    // Every hostile move happened (each chunk's seeds are fixed: this does not flake).
+  }
+  // Every hostile move happened in each chunk of the default seeds (fixed seeds: this does not
+  // flake). Other seeds from the environment need not draw the rarest move (a halted member
+  // re-added) in every chunk.
+  if (std::getenv("COWPI_SIM_SEEDS") == nullptr && std::getenv("COWPI_SIM_FIRST_SEED") == nullptr) {
     for (size_t k = 0; k < hostile_moves; ++k)
       EXPECT_GT(total.hostile[k], 0u) << to_string(static_cast<hostile_move>(k));
   }
