@@ -932,6 +932,23 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
     }
   }
 
+  // A first entry naming us with another long-term key than ours (a lying router ordered a
+  // SETUP or UPDATE under a key its directory substituted for ours): every mirror block for
+  // us was built for that key, so none can open (step 2 would blame a mirror). The directory
+  // is at fault: DIRECTORY against the router, and the entry is refused (§3.5 step 3).
+  if (m == mode::setup_first || m == mode::join) {
+    const member* named = find_member(m == mode::join ? c.adds : c.members, self);
+    if (named != nullptr && !crypto::ct_equal(named->lpk, self_.lpk())) {
+      if (cc == nullptr || cc->alarmed.insert(i).second) {
+        out.alarms.push_back(make_alarm(alarm_kind::directory, e.conv, i, "router",
+                                        "our entry carries a different long-term key"));
+        if (cc != nullptr)
+          out.changes.convs.insert(e.conv);
+      }
+      return;
+    }
+  }
+
   // A scratch conversation for first entries; `cc` for the rest.
   client_conv fresh;
   client_conv& target = m == mode::normal || m == mode::creator ? *cc : fresh;

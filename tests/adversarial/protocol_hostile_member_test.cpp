@@ -284,6 +284,45 @@ TEST(hostile_member, a_member_named_with_a_wrong_key_never_blocks_sending_or_rem
   EXPECT_TRUE(same_history(w, conv, trio));
 }
 
+TEST(hostile_member, a_member_named_with_a_wrong_key_blames_the_router_not_a_mirror) {
+  world w;
+  const conv_id conv = start_group(w, trio);
+  w.add_user("dave");
+  w.add_user("mallory");
+  const public_key wrong = w.user("mallory").self().lpk();
+  w.set_router_directory_for_test([&](const std::string& id) -> std::optional<directory_entry> {
+    auto entry = w.directory_of(id);
+    if (id == "dave" && entry)
+      entry->lpk = wrong;
+    return entry;
+  });
+  client& alice = w.user("alice");
+  ASSERT_TRUE(alice.add_bundles(conv, w.fetch("alice", {"dave"})).has_value());
+  auto out = alice.update(conv, {member{"dave", wrong}}, {}, w.now(), w.rng());
+  ASSERT_TRUE(out.has_value());
+  w.network().push_back(to_router{"alice", out->aseq, out->submit});
+  w.run();
+  w.set_router_directory_for_test(nullptr);
+  ASSERT_EQ(next_of(w, "bob", conv), 2u);
+  // Dave refuses the UPDATE that names him under mallory's key. No mirror block for that key
+  // opens for him, but it is the router's directory that lied, not a mirror: DIRECTORY against
+  // the router (it used to be PROVIDER against the first mirror). Again on every redelivery.
+  EXPECT_EQ(w.user("dave").find(conv), nullptr);
+  for (int round = 0; round < 2; ++round) {
+    const auto al = alarms_of(w, "dave");
+    ASSERT_EQ(al.size(), static_cast<size_t>(round + 1));
+    EXPECT_EQ(al.back().kind, alarm_kind::directory);
+    EXPECT_EQ(al.back().party, "router");
+    EXPECT_EQ(al.back().index, 1u);
+    EXPECT_FALSE(al.back().halted);
+    w.set_online("dave", false);
+    w.set_online("dave", true);
+    w.run();
+  }
+  EXPECT_EQ(w.user("dave").find(conv), nullptr);
+  EXPECT_TRUE(no_alarms(w, trio));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. A flood of VOID entries never stops a victim's receipts, nor crashes it on a rebuild.
 

@@ -3,7 +3,9 @@
 // invariant of DESIGN.md §8 checked after each step and liveness checked at the end.
 #include "sim_driver.hpp"
 
+#include "cowpi/protocol/channel.hpp"
 #include "cowpi/protocol/encoding.hpp"
+#include "cowpi/protocol/limits.hpp"
 
 #include <algorithm>
 #include <sstream>
@@ -38,7 +40,39 @@ std::string short_hex(const hash32& h) {
   return to_hex(byte_view(h.data(), 4));
 }
 
+// A long-term key no DH may use: u = 1 (order 4) or the all-zero point.
+public_key low_order_key(bool order4) {
+  public_key k{};
+  if (order4)
+    k[0] = 1;
+  return k;
+}
+
 }  // namespace
+
+const char* to_string(hostile_move m) noexcept {
+  switch (m) {
+    case hostile_move::low_order_setup:
+      return "low-order SETUP";
+    case hostile_move::low_order_update:
+      return "low-order UPDATE";
+    case hostile_move::bad_attachment:
+      return "bad LAST_RESORT attachment";
+    case hostile_move::wrong_key:
+      return "wrong-key UPDATE";
+    case hostile_move::void_flood:
+      return "VOID flood";
+    case hostile_move::used_prekey:
+      return "used PREKEY";
+    case hostile_move::low_order_ratchet:
+      return "low-order RATCHET";
+    case hostile_move::readd_halted:
+      return "re-added halted member";
+    case hostile_move::count:
+      break;
+  }
+  return "?";
+}
 
 // ---------------------------------------------------------------------------
 // Action sources and configurations.
@@ -128,6 +162,9 @@ sim_driver::sim_driver(const sim_config& cfg) : cfg_(cfg), w_(options_for(cfg)) 
     w_.add_user(users_.back());
     views_[users_.back()];
   }
+  // The directory lies only when `plant_used_prekey` armed it.
+  w_.set_directory_interceptor(
+      [this](const std::string& requester, prekey_bundle& b) { on_fetch(requester, b); });
 }
 
 void sim_driver::note(std::string what) {
@@ -255,8 +292,14 @@ std::optional<conv_id> sim_driver::create(const std::string& author,
 std::optional<std::string> sim_driver::do_send(const std::string& author, const conv_id& conv) {
   std::string text = "m" + std::to_string(++text_counter_) + "/" + author;
   const uint32_t removals = views_[author].convs[conv].removals;
-  if (!w_.send(author, conv, text))
+  if (auto sent = w_.send(author, conv, text); !sent) {
+    // A peer's unusable key is replaced by another, an unreachable member gets a dead block:
+    // nothing a peer, the directory or the network does can keep an active member silent.
+    if (is_active_member(author, conv))
+      fail("an active member can always send",
+           author + "'s MESSAGE in " + name(conv) + " failed: " + sent.error().message());
     return std::nullopt;
+  }
   messages_[text] = message_info{author, conv, removals, false};
   ++stats_.messages_sent;
   note(author + " sends \"" + text + "\" in " + name(conv));
@@ -276,9 +319,14 @@ bool sim_driver::receipt(const std::string& author, const conv_id& conv) {
   if (failed_)
     return false;
   ++step_;
-  const bool ok = w_.receipt(author, conv).has_value();
+  const bool active = is_active_member(author, conv);
+  auto sent = w_.receipt(author, conv);
+  const bool ok = sent.has_value();
   if (ok)
     note(author + " sends a RECEIPT in " + name(conv));
+  else if (active)
+    fail("an active member can always send",
+         author + "'s RECEIPT in " + name(conv) + " failed: " + sent.error().message());
   step_checks(&author);
   return ok;
 }
@@ -446,6 +494,453 @@ std::optional<conv_id> sim_driver::cheat_create(const std::string& author,
 }
 
 // ---------------------------------------------------------------------------
+// Hostile members, a lying router and a lying directory.
+
+submit_msg sim_driver::hand_made(const common& c, const conv_state* st) {
+  submit_msg s;
+  std::vector<block_digest> digests;
+  for (const auto& r : recipients(st, c)) {
+    // What a member puts in its blocks is its own business: random bytes.
+    block b;
+    w_.rng().fill(b.x);
+    b.ref = key_ref{key_kind::ratchet, 1, {}};
+    w_.rng().fill(b.nonce);
+    w_.rng().fill(b.ct);
+    digests.push_back(block_digest{r, block_hash(b)});
+    s.blocks.push_back(recipient_block{r, b});
+  }
+  const auto h_c = hash_common(c);
+  const hash32 root = blocks_root(digests);
+  // Valid author->mirror blocks, so that the mirrors authenticate the author and judge the
+  // rest on its merits.
+  const identity& self = w_.user(c.author).self();
+  for (size_t k = 0; k < w_.ms().size(); ++k) {
+    const member& o = w_.ms()[k];
+    block amb;
+    if (const auto lr = w_.mirror_at(k).m.keys().current_last_resort(); lr && h_c) {
+      channel ch;
+      uint64_t counter = 0;
+      const send_target t{key_ref{key_kind::last_resort, lr->id, lr->pub}, lr->pub};
+      if (auto b = send_on_channel(self, ch, counter, c.conv, o.id, o.lpk, t, crypto::secret<32>{},
+                                   ad_amb(*h_c, root, c.author, o.id), w_.now(), w_.rng()))
+        amb = *b;
+    }
+    s.ambs.push_back(amb);
+  }
+  s.c = c;
+  return s;
+}
+
+bool sim_driver::low_order_member(const std::string& author, const std::optional<conv_id>& conv,
+                                  const std::vector<std::string>& others, const std::string& named,
+                                  bool order4) {
+  if (failed_)
+    return false;
+  common c;
+  c.author = author;
+  const conv_state* st = nullptr;
+  if (conv) {
+    router_conv& rc = w_.router(*conv);
+    st = rc.state();
+    // The router's view decides what a valid UPDATE is (the author's own may lag behind).
+    if (st == nullptr || rc.stopped() || rc.pending() != 0 || !st->is_member(author)
+        || st->is_member(named) || find_member(st->ms, named) != nullptr)
+      return false;
+    c.conv = *conv;
+    c.type = msg_type::update;
+    auto a = st->aseq_last.find(author);
+    c.aseq = (a == st->aseq_last.end() ? 0 : a->second.value) + 1;
+    c.parent = st->next - 1;
+    c.parent_hash = *st->t_at(c.parent);
+    c.ms = st->ms;
+    c.adds = {member{named, low_order_key(order4)}};
+    c.members = apply_ops(st->members, c.adds, {});
+  } else {
+    c.conv = w_.rng().array<16>();
+    c.type = msg_type::setup;
+    c.aseq = 1;
+    c.ms = w_.ms();
+    c.members.push_back(w_.user(author).self().as_member());
+    for (const auto& o : others)
+      c.members.push_back(member{o, o == named ? low_order_key(order4) : w_.user(o).self().lpk()});
+    std::sort(c.members.begin(), c.members.end(),
+              [](const member& x, const member& y) { return x.id < y.id; });
+    if (c.members.size() < 2 || find_member(c.members, named) == nullptr)
+      return false;
+  }
+  const auto h_c = hash_common(c);
+  if (!h_c)
+    return false;
+  ++step_;
+  ++stats_.hostile[static_cast<size_t>(conv ? hostile_move::low_order_update
+                                            : hostile_move::low_order_setup)];
+  const submit_msg s = hand_made(c, st);
+  std::vector<block_digest> digests;
+  for (const auto& rb : s.blocks)
+    digests.push_back(block_digest{rb.recipient, block_hash(rb.blk)});
+  const hash32 d = entry_digest(*h_c, blocks_root(digests));
+  const std::string where = conv ? name(*conv) : "a new conversation";
+  note(author + " submits a hand-made " + std::string(to_string(c.type)) + " in " + where
+       + " naming " + named + " with a low-order key (" + (order4 ? "u = 1" : "all-zero") + ")");
+  // The router takes it in now, ahead of everything in flight.
+  auto& net = w_.network();
+  const size_t before = net.size();
+  net.push_front(to_router{author, c.aseq, s});
+  w_.step();
+  // Its answer goes to the author, whose client never submitted the message: take it out.
+  std::optional<rejection> answer;
+  for (size_t k = before; k < net.size();) {
+    const auto* r = std::get_if<to_client_rejection>(&net[k]);
+    if (r != nullptr && r->user == author && r->conv == c.conv && r->aseq == c.aseq) {
+      answer = r->rej;
+      net.erase(net.begin() + static_cast<std::ptrdiff_t>(k));
+      continue;
+    }
+    ++k;
+  }
+  const std::string what = "the router answered " + where + "'s hand-made "
+                           + std::string(to_string(c.type)) + " naming a low-order key with ";
+  if (!answer) {
+    fail("a low-order member key is refused before any index", what + "nothing");
+    return false;
+  }
+  note("  -> " + std::string(to_string(answer->kind)) + "(" + answer->detail + ")");
+  if (answer->kind != rejection_kind::invalid || answer->detail != "bad_key") {
+    fail("a low-order member key is refused before any index",
+         what + std::string(to_string(answer->kind)) + "(" + answer->detail + ")");
+    return false;
+  }
+  // No index was used for it: not by the router, not by an honest mirror.
+  for (const auto& [i, se] : w_.log(c.conv))
+    if (se.e.d == d) {
+      fail("a low-order member key is refused before any index",
+           where + ": the router logged it at #" + std::to_string(i));
+      return false;
+    }
+  for (size_t k = 0; k < cfg_.mirrors; ++k) {
+    auto dm = w_.mirror_at(k).d.find(c.conv);
+    if (lying_mirror(k) || dm == w_.mirror_at(k).d.end())
+      continue;
+    for (const auto& [i, md] : dm->second)
+      if (md == d) {
+        fail("a low-order member key is refused before any index",
+             where + ": mirror " + std::to_string(k) + " committed it at #" + std::to_string(i));
+        return false;
+      }
+  }
+  step_checks(nullptr);
+  return true;
+}
+
+bool sim_driver::bad_attachment_commit(const std::string& author,
+                                       const std::optional<conv_id>& conv,
+                                       const std::vector<std::string>& others, uint32_t how) {
+  if (failed_ || others.empty())
+    return false;
+  common c;
+  c.author = author;
+  const conv_state* st = nullptr;
+  if (conv) {
+    router_conv& rc = w_.router(*conv);
+    st = rc.state();
+    const std::string& added = others.front();
+    if (st == nullptr || rc.stopped() || !st->is_member(author) || st->is_member(added))
+      return false;
+    c.conv = *conv;
+    c.type = msg_type::update;
+    auto a = st->aseq_last.find(author);
+    c.aseq = (a == st->aseq_last.end() ? 0 : a->second.value) + 1;
+    c.parent = st->next - 1;
+    c.parent_hash = *st->t_at(c.parent);
+    c.ms = st->ms;
+    c.adds = {w_.user(added).self().as_member()};
+    c.members = apply_ops(st->members, c.adds, {});
+  } else {
+    c.conv = w_.rng().array<16>();
+    c.type = msg_type::setup;
+    c.aseq = 1;
+    c.ms = w_.ms();
+    c.members.push_back(w_.user(author).self().as_member());
+    for (const auto& o : others)
+      c.members.push_back(w_.user(o).self().as_member());
+    std::sort(c.members.begin(), c.members.end(),
+              [](const member& x, const member& y) { return x.id < y.id; });
+  }
+  const auto h_c = hash_common(c);
+  if (!h_c)
+    return false;
+  const uint64_t index = st == nullptr ? 0 : st->next;
+  const submit_msg s = hand_made(c, st);
+  log_entry e;
+  e.index = index;
+  e.c = c;
+  e.blocks = s.blocks;
+  e.ambs = s.ambs;
+  std::vector<block_digest> digests;
+  for (const auto& rb : s.blocks)
+    digests.push_back(block_digest{rb.recipient, block_hash(rb.blk)});
+  e.blocks_root = blocks_root(digests);
+  e.d = entry_digest(*h_c, e.blocks_root);
+  e.t_prev = st == nullptr ? t_genesis : *st->t_at(index - 1);
+  e.t = transcript_hash(c.conv, index, e.t_prev, e.d);
+  e.slots = slots(st, c);
+  const member_list& added = c.type == msg_type::setup ? c.members : c.adds;
+  for (const auto& m : added) {
+    e.joiners.push_back(m.id);
+    const auto lr = w_.user(m.id).keys().current_last_resort();
+    e.last_resort.push_back(
+        last_resort_attachment{m.id, lr ? lr->id : 1, lr ? lr->pub : public_key{}});
+  }
+  // The bad attachment, for the first member the entry adds.
+  const last_resort_attachment zero{added.front().id, 99, public_key{}};
+  const char* bad = "";
+  switch (how % 3) {
+    case 0:
+      e.last_resort.insert(e.last_resort.begin() + 1, zero);
+      bad = "a second, all-zero LAST_RESORT key after the real one";
+      break;
+    case 1:
+      e.last_resort.insert(e.last_resort.begin(), zero);
+      bad = "a second, all-zero LAST_RESORT key before the real one";
+      break;
+    default:
+      e.last_resort.front().pub = low_order_key(true);
+      bad = "a low-order LAST_RESORT key";
+      break;
+  }
+  ++step_;
+  ++stats_.adversary_actions;
+  ++stats_.hostile[static_cast<size_t>(hostile_move::bad_attachment)];
+  const std::string where = conv ? name(*conv) + "#" + std::to_string(index) : "a new conversation";
+  note("router COMMITs, without PREPARE, " + author + "'s hand-made "
+       + std::string(to_string(c.type)) + " in " + where + " with " + bad + " for "
+       + added.front().id);
+  for (size_t k = 0; k < cfg_.mirrors; ++k) {
+    mirror_node& mn = w_.mirror_at(k);
+    const commit_msg cm{index, e.d, e.prepare_for(k)};
+    if (lying_mirror(k)) {
+      // A lying mirror attests anything; on a copy, it must not abort either.
+      mirror copy = mn.m.clone();
+      copy.set_lying_for_test(true);
+      crypto::deterministic_rng r = mn.rng;
+      (void)copy.commit(cm, mn, w_.now(), r);
+      continue;
+    }
+    // A mirror elsewhere (a fork moved it on) would answer CONFLICT or GAP.
+    if (mn.m.status(c.conv).next != index)
+      continue;
+    const hash32 t_before = mn.m.status(c.conv).t_last;
+    const commit_outcome o = mn.m.commit(cm, mn, w_.now(), mn.rng);
+    const auto* rej = std::get_if<link_reject>(&o.response);
+    note("  -> mirror " + std::to_string(k) + ": " + (rej != nullptr ? rej->reason : "an answer"));
+    const std::string what = "honest mirror " + std::to_string(k) + " at " + where + ": ";
+    if (o.persist || rej == nullptr) {
+      fail("a bad LAST_RESORT attachment is refused at COMMIT", what + "committed it");
+      return false;
+    }
+    if (mn.m.status(c.conv).next != index || mn.m.status(c.conv).t_last != t_before) {
+      fail("a bad LAST_RESORT attachment is refused at COMMIT",
+           what + "changed its state while refusing it");
+      return false;
+    }
+    // With the mirror where the router is, only the attachment is wrong.
+    const conv_state* now_st = conv ? w_.router(*conv).state() : nullptr;
+    const bool aligned =
+        !conv
+        || (now_st != nullptr && now_st->next == index && mn.m.status(c.conv).t_last == e.t_prev);
+    if (aligned && rej->reason != "bad_last_resort") {
+      fail("a bad LAST_RESORT attachment is refused at COMMIT",
+           what + "refused it with " + rej->reason + ", not bad_last_resort");
+      return false;
+    }
+  }
+  step_checks(nullptr);
+  return true;
+}
+
+std::map<std::string, public_key> sim_driver::directory_lies_for(const in_flight& m) const {
+  std::map<std::string, public_key> out;
+  const auto* s = std::get_if<to_router>(&m);
+  if (adversary_stopped_ || s == nullptr || s->submit.c.type != msg_type::update)
+    return out;
+  // Only `wrong_key_update` makes a member name another with a key that is not its own.
+  for (const auto& a : s->submit.c.adds)
+    if (auto entry = w_.directory_of(a.id); entry && entry->lpk != a.lpk)
+      out.emplace(a.id, a.lpk);
+  return out;
+}
+
+bool sim_driver::wrong_key_update(const std::string& author, const conv_id& conv,
+                                  const std::string& added, const std::string& key_of) {
+  if (failed_ || added == key_of || !is_active_member(author, conv))
+    return false;
+  client& a = w_.user(author);
+  if (a.find(conv)->st.is_member(added))
+    return false;
+  ++step_;
+  const public_key wrong = w_.user(key_of).self().lpk();
+  // What `world::update` does, under a key the author chose.
+  if (auto missing = a.missing_keys(conv); !missing.empty())
+    (void)a.add_bundles(conv, w_.fetch(author, missing), missing);
+  (void)a.add_bundles(conv, w_.fetch(author, {added}));
+  auto out = a.update(conv, {member{added, wrong}}, {}, w_.now(), w_.rng());
+  if (!out) {
+    step_checks(&author);
+    return false;
+  }
+  w_.node(author).persisted = std::make_unique<client>(a.clone());
+  w_.network().push_back(to_router{author, out->aseq, out->submit});
+  ++stats_.updates;
+  ++stats_.adversary_actions;
+  ++stats_.hostile[static_cast<size_t>(hostile_move::wrong_key)];
+  wrong_named_.insert({conv, added});
+  // An honest router refuses it (INVALID(member_key)): the author broke a rule.
+  wedgers_.insert({conv, author});
+  note(author + " UPDATE +" + added + " under " + key_of + "'s key in " + name(conv)
+       + " (the router's directory will agree)");
+  step_checks(&author);
+  return true;
+}
+
+bool sim_driver::void_flood(const std::string& author, const conv_id& conv,
+                            const std::string& victim, size_t n, uint32_t follow) {
+  if (failed_ || author == victim || !is_active_member(author, conv))
+    return false;
+  client_test_hooks h;
+  h.on_block = [victim](const std::string& r, block& b) {
+    if (r == victim)
+      b.ct[13] ^= 0x40;
+  };
+  dishonest_.insert({conv, author, victim});
+  w_.user(author).set_hooks_for_test(std::move(h));
+  note(author + " floods " + victim + " with " + std::to_string(n) + " MESSAGEs it cannot read in "
+       + name(conv));
+  size_t sent = 0;
+  for (size_t k = 0; k < n && !failed_; ++k) {
+    ++step_;
+    if (do_send(author, conv))
+      ++sent;
+    step_checks(&author);
+  }
+  clear_hooks(author);
+  if (sent == 0)
+    return false;
+  ++stats_.hostile[static_cast<size_t>(hostile_move::void_flood)];
+  if (follow % 3 == 0)
+    return true;
+  // An UPDATE after the flood, then the victim's RECEIPT: built after the UPDATE reached it
+  // (follow 1), or before (follow 2: STALE at the router, rebuilt after the UPDATE).
+  deliver_all();
+  std::optional<std::string> updater;
+  for (const auto& u : users_)
+    if (u != victim && w_.node(u).online && is_active_member(u, conv) && (!updater || u == author))
+      updater = u;
+  if (!updater || !is_active_member(victim, conv))
+    return true;
+  const client_conv* cc = w_.user(*updater).find(conv);
+  std::vector<std::string> adds, removes;
+  for (const auto& u : users_)
+    if (!cc->st.is_member(u))
+      adds.push_back(u);
+  if (adds.empty()) {
+    for (const auto& m : cc->st.members)
+      if (m.id != victim && m.id != *updater && removes.empty())
+        removes.push_back(m.id);
+  } else {
+    adds.resize(1);
+  }
+  if (adds.empty() && removes.empty())
+    return true;
+  update(*updater, conv, adds, removes);
+  if (follow % 3 == 1)
+    deliver_all();
+  advance_time(60);
+  receipt(victim, conv);
+  deliver_all();
+  return true;
+}
+
+void sim_driver::on_fetch(const std::string& requester, prekey_bundle& b) {
+  if (!plant_owner_ || adversary_stopped_ || b.owner != *plant_owner_ || requester == b.owner)
+    return;
+  const client& owner = w_.user(b.owner);
+  // A PREKEY the owner deleted after using it, else one bound to a channel; never one a
+  // channel with the requester used: that channel naming it again is the sender's doing.
+  std::optional<uint64_t> id;
+  for (const auto& [k, chan] : owner.keys().used_prekeys())
+    if (!id && chan.peer != requester)
+      id = k;
+  for (const auto& [k, slot] : owner.keys().prekeys())
+    if (!id && slot.bound && slot.bound->peer != requester)
+      id = k;
+  if (!id)
+    return;
+  auto pub = owner.keys().published().find({key_kind::prekey, *id});
+  if (pub == owner.keys().published().end())
+    return;
+  b.key = key_ref{key_kind::prekey, *id, pub->second};
+  planted_.insert(b.owner);
+  plant_owner_.reset();
+  ++stats_.hostile[static_cast<size_t>(hostile_move::used_prekey)];
+  note("the directory hands " + requester + " " + b.owner + "'s used PREKEY "
+       + std::to_string(*id));
+}
+
+bool sim_driver::plant_used_prekey(const std::string& owner) {
+  if (failed_ || adversary_stopped_)
+    return false;
+  const client& c = w_.user(owner);
+  bool any = !c.keys().used_prekeys().empty();
+  for (const auto& [k, slot] : c.keys().prekeys())
+    any = any || slot.bound.has_value();
+  if (!any)
+    return false;
+  ++stats_.adversary_actions;
+  plant_owner_ = owner;
+  note("the directory will hand out a used PREKEY of " + owner);
+  return true;
+}
+
+bool sim_driver::low_order_ratchet(const std::string& author, const conv_id& conv,
+                                   const std::string& peer) {
+  if (failed_ || author == peer || !is_active_member(author, conv))
+    return false;
+  client_conv& cc = w_.user(author).mutable_convs().at(conv);
+  auto chi = cc.channels.find(peer);
+  if (chi == cc.channels.end())
+    return false;
+  channel& ch = chi->second;
+  auto cur = ch.mine.find(ch.announced);
+  if (ch.announced == 0 || cur == ch.mine.end())
+    return false;
+  // At most two announced keys per channel: replace the one not yet referenced, or make the
+  // next one (the only key held) bad.
+  if (!ch.announced_referenced) {
+    cur->second.pub = low_order_key(true);
+  } else if (ch.mine.size() == 1) {
+    uint64_t& counter = cc.ratchet_next[peer];
+    if (counter <= ch.announced)
+      counter = ch.announced + 1;
+    const uint64_t id = counter++;
+    owned_key bad = cur->second.clone();
+    bad.pub = low_order_key(true);
+    ch.mine.emplace(id, std::move(bad));
+    ch.announced = id;
+    ch.announced_referenced = false;
+  } else {
+    return false;
+  }
+  ++step_;
+  ++stats_.hostile[static_cast<size_t>(hostile_move::low_order_ratchet)];
+  note(author + " announces a low-order RATCHET key " + std::to_string(ch.announced) + " to " + peer
+       + " in " + name(conv));
+  // Its next MESSAGE carries the announcement (and is persisted with it).
+  do_send(author, conv);
+  step_checks(&author);
+  return true;
+}
+
+// ---------------------------------------------------------------------------
 // The network.
 
 bool sim_driver::deliver() {
@@ -514,7 +1009,21 @@ bool sim_driver::deliver() {
       net.front());
   note("deliver " + what);
   const size_t dropped_before = touched.empty() ? 0 : w_.node(touched).dropped.size();
-  w_.step();
+  // A lying router's directory agrees with the key a dishonest UPDATE names, while it takes
+  // that UPDATE in (no other SUBMIT is queued then: each one is ordered or refused at once).
+  if (auto lies = directory_lies_for(net.front()); !lies.empty()) {
+    w_.set_router_directory_for_test(
+        [this, lies](const std::string& id) -> std::optional<directory_entry> {
+          auto entry = w_.directory_of(id);
+          if (auto l = lies.find(id); l != lies.end() && entry)
+            entry->lpk = l->second;
+          return entry;
+        });
+    w_.step();
+    w_.set_router_directory_for_test(nullptr);
+  } else {
+    w_.step();
+  }
   if (pr && w_.node(touched).dropped.size() > dropped_before)
     check_drop(touched, *pr);
   step_checks(touched.empty() ? nullptr : &touched);
@@ -1024,6 +1533,9 @@ void sim_driver::check_entry(const std::string& u, conv_view& cv, const accepted
                   where + ": accepted after its removal at #" + std::to_string(*cv.last_index));
   } else if (self_added && halted_between(u, conv, *cv.last_index, i)) {
     // A member halted after its last entry and added again since: a new epoch (§3.5 step 0).
+    // The halt counted as its removal (by the author of the entry that halted it): what it
+    // had in flight then may never be ordered.
+    ++cv.removals;
   } else if (i != *cv.last_index + 1) {
     return fail("transcript order",
                 where + ": accepted right after #" + std::to_string(*cv.last_index));
@@ -1059,20 +1571,39 @@ void sim_driver::check_entry(const std::string& u, conv_view& cv, const accepted
     }
   }
 
+  if (e.type == msg_type::receipt && e.own) {
+    check_receipt(u, cv, e);
+    if (failed_)
+      return;
+  }
+
   // Reading: a VOID is flagged against a dishonest author; everything else reads the same.
   if (e.is_void) {
     ++stats_.voids;
+    cv.voids.insert(i);
+    // Flagged by a SENDER alarm against a dishonest author, or by a DIRECTORY alarm against
+    // the router where it lied about this member's keys (a used PREKEY handed to a new
+    // sender): never a SENDER alarm against an honest one (check_alarms).
     const auto& al = w_.node(u).alarms;
-    const bool flagged = std::any_of(al.begin(), al.end(), [&](const alarm& a) {
-      return a.conv == conv && a.index == i && a.party == e.author
-             && (a.kind == alarm_kind::sender || a.kind == alarm_kind::directory);
-    });
-    if (!flagged)
-      return fail("each entry read identically or flagged", where + ": VOID without a "
-                                                                               "SENDER alarm");
-    if (!dishonest_.contains({conv, e.author, u}) && !all_lying())
+    auto flagged = [&](alarm_kind k, const std::string& party) {
+      return std::any_of(al.begin(), al.end(), [&](const alarm& a) {
+        return a.conv == conv && a.index == i && a.kind == k && a.party == party;
+      });
+    };
+    if (flagged(alarm_kind::sender, e.author)) {
+      if (!dishonest_.contains({conv, e.author, u}) && !all_lying())
+        return fail("each entry read identically or flagged",
+                    where + ": VOID although its author never cheated towards this member");
+    } else if (flagged(alarm_kind::directory, "router")) {
+      if (!directory_lied_about(u, conv) && !views_[u].provider_taint && !all_lying())
+        return fail("each entry read identically or flagged",
+                    where + ": VOID with a DIRECTORY alarm although the directory never lied "
+                            "about this member's keys");
+    } else {
       return fail("each entry read identically or flagged",
-                  where + ": VOID although its author never cheated towards this member");
+                  where + ": VOID without a SENDER alarm against its author or a DIRECTORY "
+                          "alarm against the router");
+    }
     return;
   }
   if (e.type != msg_type::message)
@@ -1109,6 +1640,31 @@ void sim_driver::check_entry(const std::string& u, conv_view& cv, const accepted
                   where + ": read although the entry holds no block for it");
   }
   record_fs(u, e);
+}
+
+void sim_driver::check_receipt(const std::string& u, const conv_view& cv, const accepted_entry& e) {
+  // A RECEIPT lists every index in (floor, parent] its author could not read (docs/protocol.md
+  // §10); past MAX_VOIDS, MAX_VOIDS of them. An author the router lied to may see an abandoned
+  // version of an earlier RECEIPT ordered after all, with another floor than it built on.
+  if (!e.parent || all_lying() || lied_to_.contains({e.conv, u}) || forked_user(u, e.conv))
+    return;
+  const std::string where = u + "'s RECEIPT at " + name(e.conv) + "#" + std::to_string(e.index);
+  std::vector<uint64_t> held;
+  for (uint64_t v : cv.voids)
+    if (static_cast<int64_t>(v) > e.floor_before && v <= *e.parent)
+      held.push_back(v);
+  for (uint64_t v : e.voids)
+    if (!cv.voids.contains(v))
+      return fail("receipts list exactly the VOIDs",
+                  where + " lists #" + std::to_string(v) + ", which it read");
+  if (held.size() <= max_voids
+          ? e.voids != held
+          : e.voids.size() != max_voids
+                || !std::includes(held.begin(), held.end(), e.voids.begin(), e.voids.end()))
+    return fail("receipts list exactly the VOIDs",
+                where + " lists " + std::to_string(e.voids.size()) + " VOIDs in ("
+                    + std::to_string(e.floor_before) + ", " + std::to_string(*e.parent)
+                    + "] where it holds " + std::to_string(held.size()));
 }
 
 void sim_driver::check_joiner(const std::string& u, const accepted_entry& e) {
@@ -1294,6 +1850,10 @@ void sim_driver::check_mirrors(bool full) {
   }
 }
 
+bool sim_driver::directory_lied_about(const std::string& u, const conv_id& conv) const {
+  return planted_.contains(u) || wrong_named_.contains({conv, u});
+}
+
 void sim_driver::check_alarms(const std::string& u) {
   user_view& v = views_[u];
   const auto& al = w_.node(u).alarms;
@@ -1311,12 +1871,16 @@ void sim_driver::check_alarms(const std::string& u) {
         caused = v.provider_taint;
         break;
       case alarm_kind::directory: {
-        // Against the router or a mirror it is a PROVIDER alarm (a misdirected envelope names
-        // someone else's keys); against a member, that member's block named a key we never
-        // published (the directory here is honest).
-        const bool provider = a.party == "router" || find_member(w_.ms(), a.party) != nullptr;
-        caused = provider ? v.provider_taint || all_lying()
-                          : dishonest_.contains({a.conv, a.party, u}) || all_lying();
+        // DIRECTORY evidence points at the router (docs/protocol.md §4.5, §8): it handed out a
+        // key of ours we never published or had used already, or ordered an entry naming us
+        // with another long-term key; or it tampered with or misdirected our deliveries (an
+        // envelope naming someone else's keys). Never at a member, honest or not.
+        // (A mirror's block naming a key we never published: the router misdirected it.)
+        if (a.party == "router") {
+          caused = v.provider_taint || directory_lied_about(u, a.conv) || all_lying();
+        } else if (find_member(w_.ms(), a.party) != nullptr) {
+          caused = v.provider_taint || all_lying();
+        }
         break;
       }
       case alarm_kind::sender:
@@ -1369,8 +1933,13 @@ bool sim_driver::excused_member(const std::string& u, const conv_id& conv, uint6
     // With no honest mirror, a member the router forked is on its own branch.
     if (all_lying())
       return true;
-    // A member that refused the SETUP or UPDATE adding it (equivocated towards it) counts as
-    // removed by that entry's author, until it accepts an entry adding it again.
+    // A member halted at a.index (a SETUP or UPDATE whose block to it failed) counts as removed
+    // by that entry's author, until it accepts an entry adding it again.
+    if (a.halted && a.index <= i && cv.accepted.lower_bound(a.index) == cv.accepted.upper_bound(i))
+      return true;
+    // A member that refused the SETUP or UPDATE adding it (equivocated towards it, or naming
+    // it with a key that is not its own) counts as removed by that entry's author, until it
+    // accepts an entry adding it again.
     if (a.kind != alarm_kind::sender && a.kind != alarm_kind::directory)
       continue;
     if (a.index > i || cv.accepted.contains(a.index))
@@ -1421,6 +1990,8 @@ void sim_driver::finish() {
   ++step_;
   note("the adversary stops; every mirror is up and every user online");
   w_.set_interceptor(nullptr);
+  adversary_stopped_ = true;
+  plant_owner_.reset();
   for (size_t k = 0; k < cfg_.mirrors; ++k)
     w_.mirror_at(k).down = false;
   // Every connection is re-established: the router resends from each client's cursor.
@@ -1634,14 +2205,18 @@ void sim_driver::random_action(action_source& src) {
     k_mirror_down,
     k_hint,
     k_cheat,
+    k_hostile,
     k_count
   };
-  uint32_t weight[k_count] = {40, 16, 3, 2, 5, 1, 3, 2, 2, 3, 3, 3, 3, 3, 3, 1, 1, 2, 1, 1, 2, 2};
+  uint32_t weight[k_count] = {40, 16, 3, 2, 5, 1, 3, 2, 2, 3, 3, 3,
+                              3,  3,  3, 1, 1, 2, 1, 1, 2, 2, 3};
   if (!cfg_.adversary)
     for (int k = k_drop; k <= k_hint; ++k)
       weight[k] = 0;
   if (!cfg_.dishonest_members)
     weight[k_cheat] = 0;
+  if (!cfg_.dishonest_members && !cfg_.adversary)
+    weight[k_hostile] = 0;
   if (convs_.size() >= cfg_.max_convs)
     weight[k_create] = 0;
   uint32_t total = 0;
@@ -1840,7 +2415,189 @@ void sim_driver::random_action(action_source& src) {
       }
       break;
     }
+    case k_hostile:
+      hostile_action(src);
+      break;
     case k_count:
+      break;
+  }
+}
+
+void sim_driver::hostile_action(action_source& src) {
+  // The moves this run's adversary may make: a dishonest member's, a lying router's or
+  // directory's, or both (a dishonest member's UPDATE that a lying router orders).
+  std::vector<hostile_move> moves;
+  const bool member = cfg_.dishonest_members;
+  const bool router = cfg_.adversary;
+  if (member) {
+    moves.push_back(hostile_move::low_order_setup);
+    moves.push_back(hostile_move::low_order_update);
+    moves.push_back(hostile_move::void_flood);
+    moves.push_back(hostile_move::low_order_ratchet);
+  }
+  if (router) {
+    moves.push_back(hostile_move::bad_attachment);
+    moves.push_back(hostile_move::used_prekey);
+  }
+  if (member && router)
+    moves.push_back(hostile_move::wrong_key);
+  // Halts come from dishonest members and from the lying directory.
+  moves.push_back(hostile_move::readd_halted);
+  const hostile_move move = moves[src.pick(static_cast<uint32_t>(moves.size()))];
+
+  auto pick_of = [&](const std::vector<std::string>& from) -> std::optional<std::string> {
+    if (from.empty())
+      return std::nullopt;
+    return from[src.pick(static_cast<uint32_t>(from.size()))];
+  };
+  // An online, active member of a random conversation, the other members and the outsiders,
+  // as that member sees them.
+  conv_id conv{};
+  std::vector<std::string> others, outside;
+  auto actor = [&]() -> std::optional<std::string> {
+    auto c = pick_conv(src);
+    if (!c)
+      return std::nullopt;
+    conv = *c;
+    std::vector<std::string> cands;
+    for (const auto& u : users_)
+      if (w_.node(u).online && is_active_member(u, conv))
+        cands.push_back(u);
+    auto a = pick_of(cands);
+    if (!a)
+      return std::nullopt;
+    const client_conv* cc = w_.user(*a).find(conv);
+    for (const auto& u : users_) {
+      if (cc->st.is_member(u)) {
+        if (u != *a)
+          others.push_back(u);
+      } else {
+        outside.push_back(u);
+      }
+    }
+    return a;
+  };
+  const std::string& someone = users_[src.pick(static_cast<uint32_t>(users_.size()))];
+  std::vector<std::string> not_someone;
+  for (const auto& u : users_)
+    if (u != someone)
+      not_someone.push_back(u);
+
+  switch (move) {
+    case hostile_move::low_order_setup: {
+      auto chosen = pick_subset(src, not_someone);
+      auto named = pick_of(chosen);
+      low_order_member(someone, std::nullopt, chosen, *named, src.pick(2) == 1);
+      break;
+    }
+    case hostile_move::low_order_update: {
+      auto a = actor();
+      if (!a)
+        break;
+      // Any id that is not a member: a registered outsider, or one nobody registered.
+      auto named = pick_of(outside);
+      const bool made_up = src.pick(2) == 1 || !named;
+      const bool order4 = src.pick(2) == 1;
+      low_order_member(*a, conv, {}, made_up ? std::string("mallory") : *named, order4);
+      break;
+    }
+    case hostile_move::bad_attachment: {
+      const uint32_t how = src.pick(3);
+      auto a = src.pick(2) == 1 ? actor() : std::nullopt;
+      if (a && !outside.empty()) {
+        bad_attachment_commit(*a, conv, {*pick_of(outside)}, how);
+      } else {
+        bad_attachment_commit(someone, std::nullopt, pick_subset(src, not_someone), how);
+      }
+      break;
+    }
+    case hostile_move::wrong_key: {
+      auto a = actor();
+      auto added = pick_of(outside);
+      if (!a || !added)
+        break;
+      std::vector<std::string> owners;
+      for (const auto& u : users_)
+        if (u != *added)
+          owners.push_back(u);
+      wrong_key_update(*a, conv, *added, *pick_of(owners));
+      break;
+    }
+    case hostile_move::void_flood: {
+      auto a = actor();
+      auto victim = pick_of(others);
+      if (!a || !victim)
+        break;
+      const size_t n = 8 + src.pick(33);
+      void_flood(*a, conv, *victim, n, src.pick(3));
+      break;
+    }
+    case hostile_move::used_prekey: {
+      if (!plant_used_prekey(someone))
+        break;
+      // Someone fetches the owner's keys: a member of a conversation with it that has no key
+      // for it yet, else the creator of a new conversation with it.
+      const std::string& requester =
+          not_someone[src.pick(static_cast<uint32_t>(not_someone.size()))];
+      if (!w_.node(requester).online)
+        break;
+      for (const auto& c : convs_) {
+        if (!is_active_member(requester, c) || !is_active_member(someone, c))
+          continue;
+        const auto missing = w_.user(requester).missing_keys(c);
+        if (std::find(missing.begin(), missing.end(), someone) != missing.end()) {
+          send(requester, c);
+          return;
+        }
+      }
+      if (convs_.size() < cfg_.max_convs) {
+        std::vector<std::string> with{someone};
+        for (const auto& u : pick_subset(src, not_someone))
+          if (u != requester)
+            with.push_back(u);
+        std::sort(with.begin(), with.end());
+        create(requester, with);
+      }
+      break;
+    }
+    case hostile_move::low_order_ratchet: {
+      auto a = actor();
+      if (!a)
+        break;
+      std::vector<std::string> peers = others;
+      for (const auto& o : w_.ms())
+        peers.push_back(o.id);
+      auto peer = pick_of(peers);
+      if (!low_order_ratchet(*a, conv, *peer) || src.pick(2) == 0)
+        break;
+      // The peer answers soon: its send must not fail.
+      if (find_member(w_.ms(), *peer) == nullptr && w_.node(*peer).online
+          && is_active_member(*peer, conv)) {
+        deliver_all();
+        send(*peer, conv);
+      }
+      break;
+    }
+    case hostile_move::readd_halted: {
+      // An honest member removes a member halted there, then adds it again.
+      auto a = actor();
+      if (!a)
+        break;
+      std::vector<std::string> halted;
+      for (const auto& u : others)
+        if (const client_conv* hc = w_.user(u).find(conv);
+            hc != nullptr && hc->status == conv_status::halted)
+          halted.push_back(u);
+      auto h = pick_of(halted);
+      if (!h || !update(*a, conv, {}, {*h}))
+        break;
+      deliver_all();
+      if (is_active_member(*a, conv) && !w_.user(*a).find(conv)->st.is_member(*h)
+          && update(*a, conv, {*h}, {}))
+        ++stats_.hostile[static_cast<size_t>(hostile_move::readd_halted)];
+      break;
+    }
+    case hostile_move::count:
       break;
   }
 }

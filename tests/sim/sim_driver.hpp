@@ -5,6 +5,7 @@
 
 #include "cowpi/sim/world.hpp"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -93,6 +94,31 @@ struct violation {
   std::string to_string() const;
 };
 
+/// The moves of hostile members, a lying router and a lying directory (the hardening moves).
+enum class hostile_move : uint8_t {
+  /// A dishonest member's SETUP naming a member with a low-order long-term key.
+  low_order_setup = 0,
+  /// A dishonest member's UPDATE adding a member with a low-order long-term key.
+  low_order_update,
+  /// A lying router COMMITs an entry with a bad LAST_RESORT attachment.
+  bad_attachment,
+  /// A dishonest member's UPDATE naming a user with another user's key, which a lying router
+  /// orders anyway.
+  wrong_key,
+  /// A burst of MESSAGEs VOID for one victim (then, maybe, an UPDATE and its RECEIPT).
+  void_flood,
+  /// A lying directory hands out a used PREKEY of a user.
+  used_prekey,
+  /// A dishonest member announces a low-order RATCHET key to a peer.
+  low_order_ratchet,
+  /// An honest member removes a halted member and adds it again.
+  readd_halted,
+  count
+};
+constexpr size_t hostile_moves = static_cast<size_t>(hostile_move::count);
+/// A short name for the trace and the test output.
+const char* to_string(hostile_move m) noexcept;
+
 /// Counters for a run (to show that a run actually exercised something).
 struct sim_stats {
   uint64_t steps = 0;
@@ -106,6 +132,8 @@ struct sim_stats {
   uint64_t crashes = 0;
   uint64_t fs_checks = 0;
   uint64_t updates = 0;
+  /// Hostile moves that did what they set out to do, by `hostile_move`.
+  std::array<uint64_t, hostile_moves> hostile{};
 };
 
 /// Drives one world and checks, after every step:
@@ -121,7 +149,15 @@ struct sim_stats {
 /// - bounded traffic: the messages in flight never pile up (no party amplifies another);
 /// - alarms and halts have a cause: PROVIDER alarms only where the adversary touched that
 ///   client's deliveries, SENDER alarms and SETUP/UPDATE halts only against a member that
-///   equivocated towards the victim, FORK/IMPERSONATION only with every mirror lying;
+///   equivocated towards the victim, DIRECTORY alarms only against the router and only where
+///   it lied about the victim's keys (or touched its deliveries), FORK/IMPERSONATION only with
+///   every mirror lying;
+/// - receipts: a member's RECEIPT lists exactly the VOIDs it holds in its range (at most
+///   MAX_VOIDS of them, docs/protocol.md §10);
+/// - sending: an active member's MESSAGE or RECEIPT is always built (an unusable key of a peer
+///   is replaced, an unreachable member gets a dead block);
+/// - hostile members: a SETUP or UPDATE naming a low-order key is refused by the router before
+///   any index, and a COMMIT with a bad LAST_RESORT attachment by every honest mirror;
 /// - membership: a removed member accepts nothing after its removal until re-added (and no
 ///   entry in between carries a block for it); a joiner's history starts at the UPDATE adding
 ///   it, and handed an earlier entry (not addressed to it) it accepts nothing; a member reads
@@ -192,6 +228,43 @@ public:
                                       const std::vector<std::string>& others,
                                       const std::string& victim);
 
+  // -- Hostile members, a lying router and a lying directory ---------------------------------
+  /// `author` submits a hand-made SETUP of a fresh conversation with `others` (when `conv` is
+  /// empty) or an UPDATE of `conv` adding `named` (any id that is not a member), in which
+  /// `named` has a low-order long-term key (u = 1 with `order4`, else all-zero). The router
+  /// must refuse it with INVALID(bad_key) before any index is used; the author's own client
+  /// never hears of it.
+  bool low_order_member(const std::string& author, const std::optional<conv_id>& conv,
+                        const std::vector<std::string>& others, const std::string& named,
+                        bool order4);
+  /// A lying router skips PREPARE and COMMITs, at every mirror, a hand-made SETUP of a fresh
+  /// conversation (`conv` empty: `author` with `others`) or an UPDATE of `conv` by `author`
+  /// adding `others.front()`, with a bad LAST_RESORT attachment for the first member it adds
+  /// (`how` 0: an extra all-zero one after the real one, 1: before it, 2: a low-order one
+  /// instead). Every honest mirror answers REJECT(bad_last_resort) and changes nothing; a
+  /// lying one (a copy) may answer anything but must not abort.
+  bool bad_attachment_commit(const std::string& author, const std::optional<conv_id>& conv,
+                             const std::vector<std::string>& others, uint32_t how);
+  /// `author` submits an UPDATE of `conv` adding `added` under `key_of`'s long-term key, and
+  /// the lying router's directory agrees with it when it PREPAREs the UPDATE (until `finish`).
+  /// `added` never joins (DIRECTORY alarm against the router); the others mark it unreachable,
+  /// send it dead blocks and may remove it.
+  bool wrong_key_update(const std::string& author, const conv_id& conv, const std::string& added,
+                        const std::string& key_of);
+  /// `author` sends `n` MESSAGEs whose block for `victim` is garbage. `follow` 1: then every
+  /// message is delivered, another member (or the author) sends an UPDATE that is delivered
+  /// too, and the victim sends its RECEIPT after it; 2: the victim builds its RECEIPT before
+  /// the UPDATE reaches it (STALE at the router, rebuilt after the UPDATE).
+  bool void_flood(const std::string& author, const conv_id& conv, const std::string& victim,
+                  size_t n, uint32_t follow);
+  /// Arms the lying directory: the next fetch of `owner`'s keys by another user (before
+  /// `finish`) hands out one of `owner`'s used PREKEYs, deleted or still bound to a channel of
+  /// another peer. Fails when `owner` has none.
+  bool plant_used_prekey(const std::string& owner);
+  /// `author` announces a low-order RATCHET key to `peer` (a member or a mirror of `conv`) in
+  /// a MESSAGE it sends now. The peer's later sends fall back to another key.
+  bool low_order_ratchet(const std::string& author, const conv_id& conv, const std::string& peer);
+
   // -- The network (positions index world::network()) --------------------------------------
   /// Delivers the message at the front. Returns false when nothing is in flight.
   bool deliver();
@@ -254,6 +327,8 @@ private:
     std::set<uint64_t> accepted;
     std::map<uint64_t, hash32> d;
     std::map<std::string, uint64_t> texts;
+    /// Indices this member accepted as VOID.
+    std::set<uint64_t> voids;
   };
   struct user_view {
     std::map<conv_id, conv_view> convs;
@@ -297,6 +372,17 @@ private:
   void check_entry(const std::string& u, conv_view& cv, const accepted_entry& e);
   bool halted_between(const std::string& u, const conv_id& conv, uint64_t after, uint64_t before);
   void check_alarms(const std::string& u);
+  /// `u`'s own RECEIPT `e` lists exactly the VOIDs `u` holds in its range.
+  void check_receipt(const std::string& u, const conv_view& cv, const accepted_entry& e);
+  /// True iff the lying router or directory misrepresented `u`'s keys in `conv`.
+  bool directory_lied_about(const std::string& u, const conv_id& conv) const;
+  /// A SUBMIT made by hand for `c` (on top of `st`): random blocks for the recipients, valid
+  /// author->mirror blocks under each mirror's LAST_RESORT key.
+  submit_msg hand_made(const common& c, const conv_state* st);
+  /// The key changes a lying router makes its directory tell for `m` (empty: none).
+  std::map<std::string, public_key> directory_lies_for(const in_flight& m) const;
+  void on_fetch(const std::string& requester, prekey_bundle& b);
+  void hostile_action(action_source& src);
   void check_joiner(const std::string& u, const accepted_entry& e);
   void record_fs(const std::string& u, const accepted_entry& e);
   void check_fs(const std::string& u, bool recheck_retired);
@@ -371,6 +457,16 @@ private:
   /// Conversations a lying router forked or forged entries in.
   std::set<conv_id> forked_;
   std::map<conv_id, fork_point> forks_;
+  /// (conv, user): a dishonest member's UPDATE named the user with another user's key, and the
+  /// lying router's directory agreed.
+  std::set<std::pair<conv_id, std::string>> wrong_named_;
+  /// Users one of whose used PREKEYs the lying directory handed out (every channel that named
+  /// that key may then fail at them with a DIRECTORY alarm).
+  std::set<std::string> planted_;
+  /// The lying directory's armed plant: the owner whose used PREKEY the next fetch hands out.
+  std::optional<std::string> plant_owner_;
+  /// Set by `finish`: the router, the directory and the network are honest from then on.
+  bool adversary_stopped_ = false;
   /// (mirror, conv, i) -> D, for honest mirrors.
   std::map<std::tuple<size_t, conv_id, uint64_t>, hash32> mirror_d_;
   /// (user, conv, peer, id) -> the public key of an announced RATCHET key.

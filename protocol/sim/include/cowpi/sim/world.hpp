@@ -150,6 +150,8 @@ public:
   router_conv& router(const conv_id& conv);
   /// Sends `member` every complete entry from its cursor on (as on reconnect).
   void redeliver(const std::string& member);
+  /// What the (honest) directory holds for `id`: its long-term key and LAST_RESORT key.
+  std::optional<directory_entry> directory_of(const std::string& id) const;
   /// Fetches directory bundles for `owners` on behalf of `requester`.
   std::vector<prekey_bundle> fetch(const std::string& requester,
                                    const std::vector<std::string>& owners);
@@ -186,7 +188,6 @@ private:
   void persist(const std::string& id);
   void submit_all(const std::string& id, std::vector<outgoing> out);
   void fill_keys(const std::string& id, const conv_id& conv);
-  std::optional<directory_entry> directory_of(const std::string& id) const;
   /// Runs a sending operation of `id` in `conv` after fetching the keys it misses, and once
   /// more after a fetch if a key failed when used.
   expected<outgoing> keyed(const std::string& id, const conv_id& conv,
