@@ -21,21 +21,7 @@ if(COWPI_BUILD_BENCH)
   find_package(benchmark CONFIG REQUIRED)
 endif()
 
-# CAF 0.17.6: Debian ships neither a CMake config nor a .pc file.
+# CAF 0.17.6: Debian ships neither a CMake config nor a .pc file (cmake/FindCAF.cmake).
 if(COWPI_WITH_ACTORS)
-  find_path(CAF_INCLUDE_DIR caf/all.hpp REQUIRED)
-  find_library(CAF_CORE_LIBRARY caf_core REQUIRED)
-  find_library(CAF_IO_LIBRARY caf_io REQUIRED)
-  find_library(CAF_OPENSSL_LIBRARY caf_openssl REQUIRED)
-  add_library(CAF::core SHARED IMPORTED)
-  set_target_properties(CAF::core PROPERTIES
-    IMPORTED_LOCATION "${CAF_CORE_LIBRARY}"
-    INTERFACE_INCLUDE_DIRECTORIES "${CAF_INCLUDE_DIR}"
-    INTERFACE_LINK_LIBRARIES Threads::Threads)
-  add_library(CAF::io SHARED IMPORTED)
-  set_target_properties(CAF::io PROPERTIES
-    IMPORTED_LOCATION "${CAF_IO_LIBRARY}" INTERFACE_LINK_LIBRARIES CAF::core)
-  add_library(CAF::openssl SHARED IMPORTED)
-  set_target_properties(CAF::openssl PROPERTIES
-    IMPORTED_LOCATION "${CAF_OPENSSL_LIBRARY}" INTERFACE_LINK_LIBRARIES CAF::io)
+  find_package(CAF 0.17 MODULE REQUIRED)
 endif()

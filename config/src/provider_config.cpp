@@ -104,11 +104,17 @@ expected<std::chrono::milliseconds> timeout(const table_reader& r, std::string_v
 }
 
 expected<void> read_provider_section(const table_reader& prov, const fs::path& base_dir,
-                                     provider_config& c) {
+                                     const provider_overrides& over, provider_config& c) {
   COWPI_TRY_VOID(
       prov.check_keys({"role", "name", "data_dir", "identity_key_file", "storage_key_file"}));
   COWPI_TRY(c.name, prov.id("name"));
-  COWPI_TRY(c.data_dir, required_path(prov, "data_dir", base_dir));
+  if (over.data_dir.empty()) {
+    COWPI_TRY(c.data_dir, required_path(prov, "data_dir", base_dir));
+  } else {
+    // The file's value is still checked, so that a typo there is not hidden by the override.
+    COWPI_TRY_VOID(prov.path("data_dir"));
+    c.data_dir = over.data_dir.lexically_normal();
+  }
   COWPI_TRY(auto identity, prov.path("identity_key_file"));
   if (identity) {
     c.identity_key_file = *identity;
@@ -144,9 +150,13 @@ expected<void> read_listen(const table_reader& listen, const table_reader& prov,
     const std::string reason = "the admin socket path " + quote(c.admin_socket.string()) + " is "
                                + std::to_string(len)
                                + " bytes; a Unix socket path holds at most 107";
-    // Blame the key that made it long: the socket when written, else the data directory.
+    // Blame the key that made it long: the socket when written, else the data directory (the
+    // [provider] table when --data-dir replaced it and the file has no data_dir).
     if (listen.find("admin_socket") != nullptr) {
       return listen.fail_at("admin_socket", reason);
+    }
+    if (prov.find("data_dir") == nullptr) {
+      return prov.rep().fail(*prov.get(), reason);
     }
     return prov.fail_at("data_dir", reason);
   }
@@ -324,7 +334,7 @@ expected<void> read_logging(const table_reader& lg, provider_config& c) {
 }
 
 expected<provider_config> read_provider(const toml::table& root, const reporter& rep,
-                                        const fs::path& base_dir) {
+                                        const fs::path& base_dir, const provider_overrides& over) {
   const table_reader top(rep, &root, "");
   COWPI_TRY(const toml::table* prov_t, required_table(top, root, "provider"));
   const table_reader prov(rep, prov_t, "provider");
@@ -344,7 +354,7 @@ expected<provider_config> read_provider(const toml::table& root, const reporter&
         {"provider", "listen", "tls", "router", "limits", "timeouts", "cluster", "logging"},
         {"mirrors", "retention"}, "router", "mirror"));
   }
-  COWPI_TRY_VOID(read_provider_section(prov, base_dir, c));
+  COWPI_TRY_VOID(read_provider_section(prov, base_dir, over, c));
 
   COWPI_TRY(const toml::table* listen_t, required_table(top, root, "listen"));
   COWPI_TRY_VOID(read_listen(table_reader(rep, listen_t, "listen"), prov, c));
@@ -392,18 +402,20 @@ void put_int(std::string& out, std::string_view key, uint64_t value) {
 }  // namespace
 
 expected<provider_config> parse_provider_config(std::string_view text, std::string_view source_name,
-                                                const fs::path& base_dir) {
+                                                const fs::path& base_dir,
+                                                const provider_overrides& overrides) {
   const reporter rep(source_name);
   COWPI_TRY(const toml::table root, rep.parse(text));
-  return read_provider(root, rep, base_dir);
+  return read_provider(root, rep, base_dir, overrides);
 }
 
-expected<provider_config> load_provider_config(const fs::path& path) {
+expected<provider_config> load_provider_config(const fs::path& path,
+                                               const provider_overrides& overrides) {
   COWPI_TRY(const std::string text, detail::read_file(path));
   std::error_code ec;
   const fs::path absolute = fs::absolute(path, ec);
   const fs::path base = ec ? path.parent_path() : absolute.parent_path();
-  return parse_provider_config(text, path.string(), base);
+  return parse_provider_config(text, path.string(), base, overrides);
 }
 
 std::string to_toml(const provider_config& c) {

@@ -39,6 +39,7 @@ constexpr auto audit_timeout = std::chrono::seconds(20);
 
 struct options {
   std::filesystem::path config;
+  std::filesystem::path data_dir;
   bool json_out = false;
   std::string conv;
   std::optional<uint64_t> from;
@@ -104,7 +105,7 @@ private:
 // The node: its config, its store (opened lazily) and its admin socket.
 class node {
 public:
-  explicit node(const std::filesystem::path& config_path) {
+  node(const std::filesystem::path& config_path, const std::filesystem::path& data_dir) {
     if (config_path.empty()) {
       die("--config PATH (the node's provider.toml) is required");
     }
@@ -112,7 +113,14 @@ public:
     if (!std::filesystem::exists(config_path, ec)) {
       die("no such config file: " + config_path.string());
     }
-    auto c = config::load_provider_config(config_path);
+    config::provider_overrides overrides;
+    if (!data_dir.empty()) {
+      overrides.data_dir = std::filesystem::absolute(data_dir, ec);
+      if (ec) {
+        die("--data-dir " + data_dir.string() + ": " + ec.message());
+      }
+    }
+    auto c = config::load_provider_config(config_path, overrides);
     if (!c) {
       die("cannot load the config: " + c.error().message());
     }
@@ -605,12 +613,15 @@ int main(int argc, char** argv) {
       "RocksDB through a secondary instance, whether or not the daemon runs; live state\n"
       "(status, links) and the audit come from the daemon's admin socket.\n"
       "Exit codes: 0 ok, 1 error (config, store, daemon unreachable), 2 usage,\n"
-      "3 audit found a mismatch, 4 audit incomplete (a mirror unreachable or missing D values).",
+      "3 audit found a mismatch, 4 audit incomplete (a mirror unreachable or missing D values).\n"
+      "See docs/admin.md (installed: /usr/share/doc/cowpi-provider/admin.md).",
       "cowpi-admin"};
   app.require_subcommand(1);
   options o;
   app.add_option("--config", o.config, "the node's provider.toml (finds its data dir and socket)")
       ->required();
+  app.add_option("--data-dir", o.data_dir,
+                 "the node's data directory, when it runs with cowpi-provider --data-dir");
   app.add_flag("--json", o.json_out, "machine-readable JSON instead of tables");
 
   auto* conversations = app.add_subcommand(
@@ -652,7 +663,7 @@ int main(int argc, char** argv) {
   }
 
   try {
-    node n(o.config);
+    node n(o.config, o.data_dir);
     if (conversations->parsed()) {
       return cmd_conversations(n, o);
     }

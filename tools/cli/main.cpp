@@ -49,7 +49,8 @@ int main(int argc, char** argv) {
       "cowpi: a Mobile CoWPI group messaging client. Each user has a folder (--home) holding\n"
       "the deployment file, an encrypted store and its key. Start with\n"
       "  cowpi init --deployment FILE --id ID   then   cowpi register\n"
-      "Exit codes: 0 ok, 1 error, 2 usage. See docs/cli.md."};
+      "Exit codes: 0 ok, 1 error, 2 usage. See docs/cli.md (installed:\n"
+      "/usr/share/doc/cowpi/cli.md); `cowpi SUBCOMMAND --help` for a subcommand."};
   app.name("cowpi");
   app.require_subcommand(1);
   app.fallthrough();

@@ -507,7 +507,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "cowpi-local: a Mobile CoWPI deployment on this machine: a router and two mirrors as\n"
       "real cowpi-provider processes under one folder, left running in the background.\n"
-      "See docs/cli.md."};
+      "See docs/cli.md (installed: /usr/share/doc/cowpi-provider/cli.md)."};
   app.name("cowpi-local");
   app.require_subcommand(1);
   std::string dir;

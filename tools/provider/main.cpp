@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // cowpi-provider: the provider daemon, a router or a mirror, configured by TOML.
+#include "cowpi/actors/node_keys.hpp"
 #include "cowpi/actors/provider.hpp"
 #include "cowpi/config/provider_config.hpp"
+#include "cowpi/crypto/bytes.hpp"
+#include "cowpi/crypto/rng.hpp"
 
 #include <CLI/CLI.hpp>
 #include <sodium.h>
@@ -13,6 +16,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 namespace {
@@ -56,29 +60,76 @@ void setup_logging(const cowpi::config::provider_config& cfg) {
   spdlog::set_default_logger(logger);
 }
 
+// Prints the provider's long-term public key, creating its identity key file on first use: how
+// an operator learns the key to write into the peers' configs before the first start.
+int print_public_key(const cowpi::config::provider_config& cfg) {
+  if (sodium_init() < 0) {
+    std::cerr << "cowpi-provider: libsodium failed to initialise\n";
+    return 1;
+  }
+  cowpi::crypto::system_rng rng;
+  auto id = cowpi::actors::load_or_create_identity(cfg.identity_key_file, cfg.name, rng);
+  if (!id) {
+    std::cerr << "cowpi-provider: " << id.error().message() << "\n";
+    return 1;
+  }
+  std::cout << cowpi::to_hex(id->lpk()) << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{
       "cowpi-provider: a Mobile CoWPI provider daemon. With role = \"router\" in its TOML it\n"
       "terminates client connections, keeps the directory and orders every conversation;\n"
-      "with role = \"mirror\" it commits each ordered message once and attests it. See\n"
-      "docs/configuration.md for the file and config/examples/ for samples."};
+      "with role = \"mirror\" it commits each ordered message once and attests it.\n"
+      "Stops cleanly on SIGTERM or SIGINT. docs/configuration.md describes the file and\n"
+      "docs/install.md running it under systemd (installed: /usr/share/doc/cowpi-provider/)."};
   std::string config_path;
+  std::string data_dir;
   bool check_only = false;
   bool print_config = false;
+  bool public_key = false;
   app.add_option("-c,--config", config_path, "the provider's TOML configuration file")
       ->required()
       ->check(CLI::ExistingFile);
+  app.add_option("--data-dir", data_dir,
+                 "the data directory, replacing provider.data_dir (which may then be left out); "
+                 "relative paths in the file resolve against it");
   app.add_flag("--check", check_only, "validate the configuration and exit (0 if valid)");
   app.add_flag("--print-config", print_config,
                "print the effective configuration (defaults filled in) and exit");
+  app.add_flag("--public-key", public_key,
+               "print the provider's long-term public key (hex) and exit; creates "
+               "identity_key_file when it does not exist");
   CLI11_PARSE(app, argc, argv);
 
-  auto cfg = cowpi::config::load_provider_config(config_path);
+  cowpi::config::provider_overrides overrides;
+  if (!data_dir.empty()) {
+    std::error_code ec;
+    overrides.data_dir = std::filesystem::absolute(data_dir, ec);
+    if (ec) {
+      std::cerr << "cowpi-provider: --data-dir " << data_dir << ": " << ec.message() << "\n";
+      return 2;
+    }
+  }
+  auto cfg = cowpi::config::load_provider_config(config_path, overrides);
   if (!cfg) {
     std::cerr << "cowpi-provider: " << cfg.error().context << "\n";
     return 2;
+  }
+  if (!overrides.data_dir.empty()) {
+    // cowpi-admin finds a node through its file: say so when the file points elsewhere.
+    auto as_written = cowpi::config::load_provider_config(config_path);
+    if (as_written && as_written->data_dir != cfg->data_dir) {
+      std::cerr << "cowpi-provider: note: --data-dir " << cfg->data_dir.string()
+                << " replaces provider.data_dir " << as_written->data_dir.string()
+                << " (give cowpi-admin the same --data-dir)\n";
+    }
+  }
+  if (public_key) {
+    return print_public_key(*cfg);
   }
   if (print_config) {
     std::cout << cowpi::config::to_toml(*cfg);

@@ -605,6 +605,42 @@ TEST(provider_config, relative_data_dir_is_resolved_against_the_config_directory
   EXPECT_EQ(c.data_dir, fs::absolute(dir.path()) / "data" / "router");
 }
 
+TEST(provider_config, data_dir_override_replaces_the_files_data_dir_for_every_path) {
+  std::string text = replace(router_text(), "[listen]\n", "[listen]\nadmin_socket = \"a.sock\"\n");
+  text += "\n[logging]\nfile = \"router.log\"\n";
+  const provider_overrides over{"/var/lib/cowpi/./r1"};
+  const auto c = ok(parse_provider_config(text, "test.toml", "/etc/cowpi", over));
+  EXPECT_EQ(c.data_dir, fs::path("/var/lib/cowpi/r1"));
+  EXPECT_EQ(c.identity_key_file, fs::path("/var/lib/cowpi/r1/identity.key"));
+  EXPECT_EQ(c.admin_socket, fs::path("/var/lib/cowpi/r1/a.sock"));
+  EXPECT_EQ(c.tls.ca, fs::path("/var/lib/cowpi/r1/tls/ca.pem"));
+  EXPECT_EQ(c.logging.file, fs::path("/var/lib/cowpi/r1/router.log"));
+  // Without the override the file's value holds, as before.
+  EXPECT_EQ(ok(parse_provider_config(text, "test.toml", "/etc/cowpi")).data_dir,
+            fs::path("/srv/router"));
+}
+
+TEST(provider_config, data_dir_may_be_left_out_only_with_the_override) {
+  const std::string text = replace(mirror_text(), "data_dir = \"/srv/mirror-a\"\n", "");
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:1:1: ", "\"data_dir\""));
+  const auto c = ok(parse_provider_config(text, "test.toml", {}, provider_overrides{"/d"}));
+  EXPECT_EQ(c.data_dir, fs::path("/d"));
+  EXPECT_EQ(c.storage_key_file, fs::path("/d/storage.key"));
+}
+
+TEST(provider_config, a_bad_data_dir_is_refused_even_when_overridden) {
+  const std::string text = replace(router_text(), "\"/srv/router\"", "7");
+  EXPECT_TRUE(fails_with(parse_provider_config(text, "test.toml", {}, provider_overrides{"/d"}),
+                         at(text, "7\n"), "data_dir"));
+}
+
+TEST(provider_config, an_overridden_data_dir_too_long_for_the_admin_socket_is_refused) {
+  const std::string long_dir = "/" + std::string(100, 'd');
+  const std::string text = replace(router_text(), "data_dir = \"/srv/router\"\n", "");
+  EXPECT_TRUE(fails_with(parse_provider_config(text, "test.toml", {}, provider_overrides{long_dir}),
+                         at(text, "[provider]"), "at most 107"));
+}
+
 TEST(provider_config, empty_path_is_refused) {
   const std::string text = replace(router_text(), "\"tls/ca.pem\"", "\"\"");
   EXPECT_TRUE(fails_with(parse(text), at(text, "\"\""), "tls.ca must not be empty"));

@@ -152,20 +152,31 @@ struct provider_config {
 /// fill. For a mirror, `storage_key_file` is "storage.key".
 [[nodiscard]] provider_config defaults_for(role r);
 
+/// Settings from outside the file (`cowpi-provider --data-dir`) that take precedence over it.
+struct provider_overrides {
+  /// When not empty, the data directory in place of `provider.data_dir`: the file may then
+  /// leave that key out (when written it must still be a valid path, and is ignored), and every
+  /// relative path in the file is resolved against this directory. Used as given, normalised
+  /// lexically; the caller makes it absolute.
+  std::filesystem::path data_dir;
+};
+
 /// Parses the provider config in `text`. `source_name` names it in error messages (usually the
 /// file path); a relative `data_dir` is resolved against `base_dir` (left relative when
-/// `base_dir` is empty). Fails with `errc::config` and the context `SOURCE:LINE:COL: reason` for a
-/// TOML syntax error, an unknown table or key, a removed key (`limits.queue_depth`), a key of
-/// the other role, a wrong type, a value out of range, a `[cluster]` listing more than one node,
-/// or a missing required key (the position is then the table's). Never throws.
+/// `base_dir` is empty). `overrides` replace the file's values (see `provider_overrides`).
+/// Fails with `errc::config` and the context `SOURCE:LINE:COL: reason` for a TOML syntax error,
+/// an unknown table or key, a removed key (`limits.queue_depth`), a key of the other role, a
+/// wrong type, a value out of range, a `[cluster]` listing more than one node, or a missing
+/// required key (the position is then the table's). Never throws.
 [[nodiscard]] expected<provider_config> parse_provider_config(
-    std::string_view text, std::string_view source_name,
-    const std::filesystem::path& base_dir = {});
+    std::string_view text, std::string_view source_name, const std::filesystem::path& base_dir = {},
+    const provider_overrides& overrides = {});
 
 /// Reads and parses the file at `path` (at most 1 MiB), resolving a relative `data_dir` against
 /// the file's directory. Errors as `parse_provider_config`; a file that cannot be read fails at
 /// `PATH:1:1`.
-[[nodiscard]] expected<provider_config> load_provider_config(const std::filesystem::path& path);
+[[nodiscard]] expected<provider_config> load_provider_config(
+    const std::filesystem::path& path, const provider_overrides& overrides = {});
 
 /// Returns `c` as TOML that `parse_provider_config` reads back into an equal struct whenever
 /// `c` is itself a parsed config. Writes every key of `c.role` (defaults included, so it shows
