@@ -387,6 +387,7 @@ const std::vector<kind>& all_kinds() {
       {"blocks.json", generate_blocks, verify_blocks},
       {"transcript.json", generate_transcript, verify_transcript},
       {"conversation.json", generate_conversation, verify_conversation},
+      {"amb.json", generate_amb, verify_amb},
   };
   return kinds;
 }

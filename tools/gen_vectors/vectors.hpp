@@ -38,6 +38,11 @@ std::optional<std::string> verify_transcript(const nlohmann::json& v);
 nlohmann::json generate_conversation(uint64_t seed);
 std::optional<std::string> verify_conversation(const nlohmann::json& v);
 
+/// Author->mirror blocks and the mirror block back to the author: inputs, K, AD, enc(block),
+/// opened on the other side.
+nlohmann::json generate_amb(uint64_t seed);
+std::optional<std::string> verify_amb(const nlohmann::json& v);
+
 /// Every kind, in a fixed order.
 const std::vector<kind>& all_kinds();
 
