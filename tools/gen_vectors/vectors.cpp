@@ -388,6 +388,7 @@ const std::vector<kind>& all_kinds() {
       {"transcript.json", generate_transcript, verify_transcript},
       {"conversation.json", generate_conversation, verify_conversation},
       {"amb.json", generate_amb, verify_amb},
+      {"transport.json", generate_transport, verify_transport},
   };
   return kinds;
 }

@@ -43,6 +43,11 @@ std::optional<std::string> verify_conversation(const nlohmann::json& v);
 nlohmann::json generate_amb(uint64_t seed);
 std::optional<std::string> verify_amb(const nlohmann::json& v);
 
+/// The client<->router handshake (LOGIN and REGISTER), the first frames of each direction and
+/// the rekey every 2^20 frames.
+nlohmann::json generate_transport(uint64_t seed);
+std::optional<std::string> verify_transport(const nlohmann::json& v);
+
 /// Every kind, in a fixed order.
 const std::vector<kind>& all_kinds();
 
