@@ -389,6 +389,7 @@ const std::vector<kind>& all_kinds() {
       {"conversation.json", generate_conversation, verify_conversation},
       {"amb.json", generate_amb, verify_amb},
       {"transport.json", generate_transport, verify_transport},
+      {"decisions.json", generate_decisions, verify_decisions},
   };
   return kinds;
 }

@@ -48,6 +48,12 @@ std::optional<std::string> verify_amb(const nlohmann::json& v);
 nlohmann::json generate_transport(uint64_t seed);
 std::optional<std::string> verify_transport(const nlohmann::json& v);
 
+/// Accept/reject/alarm scenarios: recorded members whose every decision a fresh client must
+/// reproduce (key commitment, block and body failures, RATCHET keys with a LAST_RESORT
+/// rotation and a DIRECTORY alarm, a RECEIPT reporting a VOID, a joiner, FORK, IMPERSONATION).
+nlohmann::json generate_decisions(uint64_t seed);
+std::optional<std::string> verify_decisions(const nlohmann::json& v);
+
 /// Every kind, in a fixed order.
 const std::vector<kind>& all_kinds();
 
