@@ -161,6 +161,7 @@ expected<void> start_router(provider_node::impl& n) {
     d.own_hello = protocol::link_hello{self.id(), self.lpk(), protocol::transport_version};
     d.request_timeout = cfg.timeouts.commit;
     d.connect_timeout = cfg.timeouts.connection;
+    d.tls = cfg.tls;
     links.push_back(spawn_mirror_link(*n.sys, std::move(d)));
   }
   conversation_deps cd;

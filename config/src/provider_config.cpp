@@ -60,7 +60,6 @@ constexpr uint64_t max_timeout_ms = 86'400'000;         // 24 h
 constexpr uint64_t max_retention_s = 3'155'760'000;     // 100 years
 constexpr uint64_t max_update_interval_s = 31'536'000;  // 1 year
 constexpr uint64_t max_pending = 1'000'000;
-constexpr uint64_t max_queue_depth = 1'000'000'000;
 constexpr uint64_t max_connections_cap = 1'000'000;
 // sockaddr_un::sun_path holds 108 bytes including the terminating NUL.
 constexpr size_t max_socket_path = 107;
@@ -174,15 +173,23 @@ expected<void> read_router_peer(const table_reader& r, provider_config& c) {
 
 expected<void> read_limits(const table_reader& lim, provider_config& c) {
   auto& l = c.limits;
+  // Delivery is a cursor per (user, conversation) into the conversation's log, which all its
+  // members share: there is no per-user queue whose depth could be capped, and capping a
+  // user's backlog would free nothing while another member still needs the same entries.
+  COWPI_TRY_VOID(lim.check_removed(
+      "queue_depth",
+      "the router keeps no queue per user (each member has a cursor into the conversation's "
+      "log, shared by all members), so there was nothing for it to bound; what the log keeps "
+      "is bounded by [retention] max_age_s"));
   if (c.role == role::router) {
-    COWPI_TRY_VOID(lim.check_keys({"max_frame", "max_members", "max_body", "max_pending_per_author",
-                                   "max_pending_per_conv", "queue_depth", "max_connections",
-                                   "min_update_interval_s"}));
+    COWPI_TRY_VOID(
+        lim.check_keys({"max_frame", "max_members", "max_body", "max_pending_per_author",
+                        "max_pending_per_conv", "max_connections", "min_update_interval_s"}));
   } else {
     COWPI_TRY_VOID(
         lim.check_keys({"max_frame"},
                        {"max_members", "max_body", "max_pending_per_author", "max_pending_per_conv",
-                        "queue_depth", "max_connections", "min_update_interval_s"},
+                        "max_connections", "min_update_interval_s"},
                        "router", "mirror"));
   }
   COWPI_TRY(l.max_frame,
@@ -212,7 +219,6 @@ expected<void> read_limits(const table_reader& lim, provider_config& c) {
     }
     return lim.fail_at("max_pending_per_conv", reason);
   }
-  COWPI_TRY(l.queue_depth, lim.integer("queue_depth", l.queue_depth, 1, max_queue_depth));
   COWPI_TRY(l.max_connections,
             lim.integer("max_connections", l.max_connections, 1, max_connections_cap));
   COWPI_TRY(uint64_t interval, lim.integer("min_update_interval_s",
@@ -270,28 +276,33 @@ expected<void> read_cluster(const table_reader& cl, provider_config& c) {
     return cl.missing("nodes");
   }
   if (nodes->empty()) {
-    return cl.fail_at("nodes", "cluster.nodes is empty; list at least one node");
+    return cl.fail_at("nodes", "cluster.nodes is empty; list this node");
   }
   const reporter& rep = cl.rep();
-  for (const toml::node& n : *nodes) {
-    if (!n.is_string()) {
-      return rep.fail(
-          n, "cluster.nodes entries must be strings, not " + std::string(detail::describe(n)));
-    }
-    const std::string& id = n.as_string()->get();
-    if (!protocol::valid_id(id)) {
-      return rep.fail(n, "cluster.nodes entry " + quote(id) + " is not a valid id");
-    }
-    if (std::find(c.cluster.nodes.begin(), c.cluster.nodes.end(), id) != c.cluster.nodes.end()) {
-      return rep.fail(n, "cluster node " + quote(id) + " appears twice");
-    }
-    c.cluster.nodes.push_back(id);
+  // Nothing shards conversations or users across nodes yet: a second node would run as an
+  // independent router with its own log and users, not as part of this provider.
+  if (nodes->size() > 1) {
+    return rep.fail(*nodes->get(1),
+                    "provider clusters are not supported yet: a [cluster] table may list only "
+                    "this node");
   }
-  COWPI_TRY(c.cluster.self, cl.id("self"));
-  if (std::find(c.cluster.nodes.begin(), c.cluster.nodes.end(), c.cluster.self)
-      == c.cluster.nodes.end()) {
-    return cl.fail_at("self",
-                      "cluster.self " + quote(c.cluster.self) + " is not one of cluster.nodes");
+  const toml::node& n = *nodes->get(0);
+  if (!n.is_string()) {
+    return rep.fail(
+        n, "cluster.nodes entries must be strings, not " + std::string(detail::describe(n)));
+  }
+  const std::string& id = n.as_string()->get();
+  if (!protocol::valid_id(id)) {
+    return rep.fail(n, "cluster.nodes entry " + quote(id) + " is not a valid id");
+  }
+  c.cluster.nodes = {id};
+  c.cluster.self = id;
+  if (cl.find("self") != nullptr) {
+    COWPI_TRY(const std::string self, cl.id("self"));
+    if (self != id) {
+      return cl.fail_at("self", "cluster.self " + quote(self)
+                                    + " is not this node: cluster.nodes lists only " + quote(id));
+    }
   }
   return {};
 }
@@ -444,7 +455,6 @@ std::string to_toml(const provider_config& c) {
     put_int(out, "max_body", c.limits.max_body);
     put_int(out, "max_pending_per_author", c.limits.max_pending_per_author);
     put_int(out, "max_pending_per_conv", c.limits.max_pending_per_conv);
-    put_int(out, "queue_depth", c.limits.queue_depth);
     put_int(out, "max_connections", c.limits.max_connections);
     put_int(out, "min_update_interval_s",
             static_cast<uint64_t>(c.limits.min_update_interval.count()));

@@ -67,15 +67,7 @@ protected:
     auto r = tools::start_local_deployment(d_, provider_binary());
     ASSERT_TRUE(r.has_value()) << r.error().message();
     run_ = std::make_unique<tools::running_deployment>(std::move(*r));
-    ASSERT_TRUE(eventually([] {
-      auto s = admin_request(d_.dir / d_.router / "admin.sock", {{"get", "status"}});
-      if (!s.contains("sections"))
-        return false;
-      for (const auto& m : d_.mirrors)
-        if (!s["sections"]["link:" + m].value("up", false))
-          return false;
-      return true;
-    }));
+    ASSERT_TRUE(eventually([] { return tools::router_ready(d_); }));
   }
   static void TearDownTestSuite() {
     run_.reset();

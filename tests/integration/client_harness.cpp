@@ -8,22 +8,16 @@ namespace cowpi::testing {
 
 live_deployment::live_deployment(const std::string& name,
                                  std::map<std::string, std::map<std::string, std::string>> env,
-                                 std::filesystem::path binary)
+                                 std::filesystem::path binary, bool wait_ready)
     : binary_(std::move(binary)), dir_(name), run_(fail(errc::unavailable, "not started")) {
   d_.dir = dir_.path();
   d_.log_level = config::log_level::info;
   run_ = tools::start_local_deployment(d_, binary_, env);
   if (run_) {
-    // Wait until the router's links to both mirrors are up before users talk to it.
-    (void)eventually([&] {
-      auto s = admin_request(d_.dir / d_.router / "admin.sock", {{"get", "status"}});
-      if (!s.contains("sections"))
-        return false;
-      for (const auto& m : d_.mirrors)
-        if (!s["sections"]["link:" + m].value("up", false))
-          return false;
-      return true;
-    });
+    // Wait until the router's links to both mirrors are up and their keys in its directory
+    // before users talk to it.
+    if (wait_ready)
+      (void)eventually([&] { return tools::router_ready(d_); });
     sys_ = std::make_unique<actors::client_system>();
   }
 }

@@ -23,9 +23,12 @@ class live_deployment {
 public:
   /// Starts a router and two mirrors from `binary` (cowpi-provider, or a test build of it)
   /// with `env` added per provider name.
+  /// With `wait_ready`, returns once the router's links are up and the mirrors' keys are in
+  /// its directory.
   explicit live_deployment(const std::string& name,
                            std::map<std::string, std::map<std::string, std::string>> env = {},
-                           std::filesystem::path binary = provider_binary());
+                           std::filesystem::path binary = provider_binary(),
+                           bool wait_ready = true);
   ~live_deployment();
 
   bool ok() const { return run_.has_value(); }

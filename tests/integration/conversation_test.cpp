@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <future>
 
 namespace cowpi::testing {
 namespace {
@@ -79,6 +80,29 @@ TEST(live_conversation, three_clients_converse_with_receipts_an_add_and_a_remove
   expect_one_conversation(dep, *conv, {"alice", "bob", "carol", "dave"});
   for (auto u : {"alice", "bob", "carol", "dave"})
     EXPECT_TRUE(dep.alarms(u).empty()) << u;
+}
+
+TEST(live_conversation, a_conversation_created_before_a_mirrors_keys_arrive_waits_for_them) {
+  // mirror-a dies on the router's first TOPUP: its keys are not in the directory yet when
+  // alice creates a conversation (as a script would right after starting the providers).
+  live_deployment dep("early", {{"mirror-a", {{"COWPI_FAULT", "mirror.topup.before_answer"}}}},
+                      provider_binary(), /*wait_ready=*/false);
+  ASSERT_TRUE(dep.ok()) << dep.error();
+  ASSERT_TRUE(dep.process("mirror-a").wait(std::chrono::seconds(20)).has_value());
+  for (auto u : {"alice", "bob"})
+    dep.add_user(u);
+  EXPECT_FALSE(tools::router_ready(dep.layout()));
+  auto created = std::async(std::launch::async, [&] { return dep.user("alice").create({"bob"}); });
+  // The directory answers her fetch UNAVAILABLE and she retries; the mirror comes back.
+  EXPECT_EQ(created.wait_for(std::chrono::milliseconds(500)), std::future_status::timeout);
+  ASSERT_TRUE(dep.restart("mirror-a"));
+  auto conv = created.get();
+  ASSERT_TRUE(conv.has_value()) << conv.error().message();
+  EXPECT_TRUE(tools::router_ready(dep.layout()));
+  ASSERT_TRUE(dep.user("alice").send(*conv, "made it").has_value());
+  ASSERT_TRUE(dep.settle());
+  EXPECT_EQ(texts(dep.transcript("bob", *conv)), std::vector<std::string>{"made it"});
+  expect_one_conversation(dep, *conv, {"alice", "bob"});
 }
 
 TEST(live_conversation, a_client_offline_for_1000_messages_catches_up_in_order) {

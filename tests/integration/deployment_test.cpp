@@ -9,15 +9,7 @@ namespace cowpi::testing {
 namespace {
 
 bool links_up(const tools::local_deployment& d) {
-  auto s = admin_request(d.dir / d.router / "admin.sock", {{"get", "status"}});
-  if (!s.contains("sections"))
-    return false;
-  for (const auto& m : d.mirrors) {
-    const auto& sec = s["sections"]["link:" + m];
-    if (!sec.is_object() || !sec.value("up", false))
-      return false;
-  }
-  return true;
+  return tools::router_ready(d);
 }
 
 TEST(deployment, router_and_two_mirrors_start_and_the_links_come_up) {

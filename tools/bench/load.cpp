@@ -185,7 +185,7 @@ bool links_up(const fs::path& router_admin, const std::vector<std::string>& mirr
     return false;
   for (const auto& m : mirrors) {
     const auto& sec = (*r)["sections"]["link:" + m];
-    if (!sec.is_object() || !sec.value("up", false))
+    if (!sec.is_object() || !sec.value("up", false) || !sec.value("keys", false))
       return false;
   }
   return true;

@@ -5,6 +5,7 @@
 #include "cowpi/actors/node_keys.hpp"
 #include "cowpi/crypto/rng.hpp"
 
+#include "admin_socket.hpp"
 #include "certs.hpp"
 #include <fcntl.h>
 #include <poll.h>
@@ -291,6 +292,29 @@ expected<provider_process> restart_provider(const local_deployment& d, const std
                                             const fs::path& binary,
                                             const std::map<std::string, std::string>& env) {
   return provider_process::start(binary, d.config_path(provider), d.log_path(provider), env);
+}
+
+bool router_ready(const local_deployment& d) {
+  auto s =
+      admin_call(d.dir / d.router / "admin.sock", {{"get", "status"}}, std::chrono::seconds(2));
+  if (!s || !s->contains("sections"))
+    return false;
+  for (const auto& m : d.mirrors) {
+    const auto& sec = (*s)["sections"]["link:" + m];
+    if (!sec.is_object() || !sec.value("up", false) || !sec.value("keys", false))
+      return false;
+  }
+  return true;
+}
+
+bool wait_router_ready(const local_deployment& d, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (router_ready(d))
+      return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return router_ready(d);
 }
 
 }  // namespace cowpi::tools

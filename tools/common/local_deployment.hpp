@@ -96,6 +96,13 @@ struct running_deployment {
     const local_deployment& d, const std::filesystem::path& binary,
     const std::map<std::string, std::map<std::string, std::string>>& env = {});
 
+/// True once the router of `d` answers on its admin socket with every mirror link up and every
+/// mirror's keys in its directory: from then on clients can set conversations up.
+bool router_ready(const local_deployment& d);
+
+/// Waits up to `timeout` for `router_ready(d)`.
+bool wait_router_ready(const local_deployment& d, std::chrono::milliseconds timeout);
+
 /// Restarts one provider of `d` from its existing config (after a kill).
 [[nodiscard]] expected<provider_process> restart_provider(
     const local_deployment& d, const std::string& provider, const std::filesystem::path& binary,

@@ -67,33 +67,13 @@ fs::path pid_file(const cowpi::tools::local_deployment& d) {
   return d.dir / "pids";
 }
 
-// The one-line JSON answer of a provider's admin socket ({} when it cannot be reached).
-json admin_request(const fs::path& socket, const json& req) {
-  auto answer = cowpi::tools::admin_call(socket, req, std::chrono::seconds(2));
-  return answer ? *answer : json::object();
-}
-
-// True once the router's links to every mirror are up.
+// True once the router's links to every mirror are up and their keys are in its directory.
 bool links_up(const cowpi::tools::local_deployment& d) {
-  auto s = admin_request(d.dir / d.router / "admin.sock", {{"get", "status"}});
-  if (!s.contains("sections"))
-    return false;
-  for (const auto& m : d.mirrors) {
-    const auto& sec = s["sections"]["link:" + m];
-    if (!sec.is_object() || !sec.value("up", false))
-      return false;
-  }
-  return true;
+  return cowpi::tools::router_ready(d);
 }
 
 bool wait_links(const cowpi::tools::local_deployment& d, std::chrono::seconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (links_up(d))
-      return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return links_up(d);
+  return cowpi::tools::wait_router_ready(d, timeout);
 }
 
 bool any_running(const cowpi::tools::local_deployment& d) {

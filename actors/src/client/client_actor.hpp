@@ -123,6 +123,9 @@ private:
   // -- Requests ------------------------------------------------------------------------------
   void write(const bytes& frame);
   void request(protocol::client_request body, response_fn k);
+  /// A pre-key fetch, retried after a backoff while the directory answers UNAVAILABLE.
+  void fetch_keys(std::vector<std::string> owners, response_fn k, unsigned attempt = 0,
+                  std::optional<std::chrono::steady_clock::time_point> until = std::nullopt);
   void send_ack(const protocol::ack_msg& a);
   void on_router_frame(protocol::router_frame& f);
   void on_response(protocol::response& r);
@@ -205,6 +208,14 @@ private:
   // Requests.
   uint64_t next_rid_ = 1;
   std::map<uint64_t, response_fn> requests_;
+  struct fetch_retry {
+    std::vector<std::string> owners;
+    response_fn k;
+    unsigned attempt = 0;
+    std::chrono::steady_clock::time_point until;
+  };
+  std::map<uint64_t, fetch_retry> fetch_retries_;
+  uint64_t next_fetch_retry_ = 1;
   std::map<uint64_t, submitted> submits_;
   std::map<std::pair<protocol::conv_id, uint64_t>, unsigned> resend_failures_;
   /// `create` calls waiting for their SETUP to come back ordered.

@@ -94,6 +94,7 @@ protocol::link_response handle(endpoint_actor* self, const protocol::link_reques
         } else if constexpr (std::is_same_v<T, protocol::status_query>) {
           return st.m->status(x.conv);
         } else if constexpr (std::is_same_v<T, protocol::topup>) {
+          fault_point(fault::mirror_topup_before_answer);
           const size_t n = std::min<size_t>(x.count, protocol::max_prekey_batch);
           auto pk = st.m->make_prekeys(n, now, st.rng);
           auto ok = st.store->persist_keys(*st.m);

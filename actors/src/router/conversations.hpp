@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The conversation registry (the shard directory's local part) and one conversation actor per
+// The conversation registry (every conversation of this router) and one conversation actor per
 // conversation: intake, PREPARE, index, synced append, COMMIT, answers, delivery pokes.
 #pragma once
 

@@ -136,6 +136,19 @@ caf::behavior directory(directory_actor* self, directory_deps d) {
         if (owners.size() > protocol::max_fetch_owners) {
           return reject(protocol::rejection_kind::limit, "owners");
         }
+        // A mirror's keys arrive over its link after the providers start: until then a fetch
+        // naming it is retryable (the client backs off), never a missing key.
+        for (const auto& o : owners) {
+          if (!st.d.providers.contains(o))
+            continue;
+          auto lr = st.d.store->last_resort(o);
+          if (!lr) {
+            (void)storage_failure(self, lr.error());
+            return reject(protocol::rejection_kind::unavailable);
+          }
+          if (!*lr)
+            return reject(protocol::rejection_kind::unavailable, "mirror keys not yet uploaded");
+        }
         const uint64_t now = unix_seconds();
         sweep_budgets(st, now);
         auto& budget = st.budgets[requester];

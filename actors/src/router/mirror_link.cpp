@@ -6,6 +6,7 @@
 #include "cowpi/protocol/wire.hpp"
 
 #include "../type_ids.hpp"
+#include "tls_probe.hpp"
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
 #include <nlohmann/json.hpp>
@@ -25,7 +26,12 @@ struct link_state {
   caf::actor directory;
   caf::actor remote;
   bool up = false;
+  /// True once the directory holds this mirror's keys (uploaded after the first HELLO): only
+  /// then can clients set conversations up.
+  bool keys = false;
   bool connecting = false;
+  bool probing = false;     // a diagnostic TLS handshake is running
+  std::string last_logged;  // the last connect failure logged, so a retry loop logs it once
   std::chrono::milliseconds backoff{100};
   uint64_t requests = 0;
   uint64_t failures = 0;
@@ -48,6 +54,67 @@ void schedule_reconnect(link_actor* self) {
   st.connecting = false;
   self->delayed_anon_send(self, st.backoff, retry_atom_v);
   st.backoff = std::min<std::chrono::milliseconds>(st.backoff * 2, 5s);
+}
+
+std::string address_of(const link_state& st) {
+  return config::to_string(st.d.peer.address);
+}
+
+// Records why the link is not up; logs it unless it is what was logged last.
+void note_failure(link_actor* self, std::string why) {
+  auto& st = self->state;
+  if (why != st.last_logged) {
+    spdlog::warn("link {}: {}", st.d.peer.name, why);
+    st.last_logged = why;
+  }
+  st.last_error = std::move(why);
+}
+
+// The TCP connection was made but no link came of it. CAF 0.17 says no more than
+// disconnect_during_handshake when either side refuses the TLS handshake, and only
+// connection_timeout (after middleman.connection-timeout) when, under TLS 1.3, the mirror
+// refuses the router's certificate after the router finished its side. One diagnostic TLS
+// handshake with the link's own files, on its own thread since it blocks, tells which side
+// refused what; the failure is logged as that.
+void diagnose(link_actor* self, const std::string& caf_reason) {
+  auto& st = self->state;
+  if (st.probing)
+    return;
+  st.probing = true;
+  const std::string host = st.d.peer.address.host;
+  const uint16_t port = st.d.peer.address.port;
+  const config::tls_config tls = st.d.tls;
+  const std::chrono::milliseconds bound = st.d.probe_timeout;
+  auto probe = self->spawn<caf::detached>([=](caf::event_based_actor* p) -> caf::behavior {
+    return {[=](caf::get_atom) -> std::string {
+      p->quit();
+      auto r = probe_tls(host, port, tls, bound);
+      switch (r.outcome) {
+        case tls_probe_outcome::peer_not_trusted:
+        case tls_probe_outcome::refused_by_peer:
+          return "TLS handshake refused: " + r.detail;
+        case tls_probe_outcome::accepted:
+          return caf_reason + ", though " + r.detail
+                 + ": the peer is not a cowpi mirror of this version, or does not answer";
+        case tls_probe_outcome::failed:
+          break;
+      }
+      return caf_reason + " (a diagnostic TLS handshake: " + r.detail + ")";
+    }};
+  });
+  self->request(probe, bound * 2 + 5s, caf::get_atom_v)
+      .then(
+          [=](std::string& what) {
+            self->state.probing = false;
+            if (!self->state.up)
+              note_failure(self, "cannot connect to " + address_of(self->state) + ": " + what);
+          },
+          [=](const caf::error&) {
+            self->state.probing = false;
+            if (!self->state.up)
+              note_failure(self,
+                           "cannot connect to " + address_of(self->state) + ": " + caf_reason);
+          });
 }
 
 // Sends one encoded request to the mirror and decodes its answer.
@@ -85,7 +152,14 @@ void top_up(link_actor* self) {
           // ordinary message of an unexpected type would be reflected and end an actor).
           self->request(self->state.directory, self->state.d.request_timeout, upload_atom_v,
                         self->state.d.peer.name, std::move(up))
-              .then([](const protocol::response_body&) {}, [](const caf::error&) {});
+              .then(
+                  [=](const protocol::response_body& b) {
+                    if (std::holds_alternative<protocol::ok_result>(b) && !self->state.keys) {
+                      self->state.keys = true;
+                      spdlog::info("link {}: keys in the directory", self->state.d.peer.name);
+                    }
+                  },
+                  [](const caf::error&) {});
         }
       },
       [](const caf::error&) {});
@@ -110,6 +184,7 @@ void hello(link_actor* self) {
         s.up = true;
         s.connecting = false;
         s.backoff = 100ms;
+        s.last_logged.clear();
         spdlog::info("link {}: up", s.d.peer.name);
         self->send(s.registry, linkup_atom_v, s.d.index);
         top_up(self);
@@ -141,7 +216,11 @@ void connect(link_actor* self) {
             hello(self);
           },
           [=](caf::error& e) {
-            self->state.last_error = "connect: " + caf::to_string(e);
+            const std::string why = caf::to_string(e);
+            if (e == caf::sec::cannot_connect_to_node)
+              note_failure(self, "cannot connect to " + address_of(self->state) + ": " + why);
+            else
+              diagnose(self, why);
             schedule_reconnect(self);
           });
 }
@@ -174,9 +253,13 @@ caf::behavior mirror_link(link_actor* self, mirror_link_deps deps) {
       [=](retry_atom) { connect(self); },
       [=](stats_atom) -> std::string {
         const auto& s = self->state;
-        return nlohmann::json{{"mirror", s.d.peer.name},  {"up", s.up},
-                              {"requests", s.requests},   {"failures", s.failures},
-                              {"connects", s.reconnects}, {"last_error", s.last_error}}
+        return nlohmann::json{{"mirror", s.d.peer.name},
+                              {"up", s.up},
+                              {"keys", s.keys},
+                              {"requests", s.requests},
+                              {"failures", s.failures},
+                              {"connects", s.reconnects},
+                              {"last_error", s.last_error}}
             .dump();
       },
   };

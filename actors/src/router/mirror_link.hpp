@@ -17,6 +17,9 @@ struct mirror_link_deps {
   protocol::link_hello own_hello;  // the router's id, lpk, version
   std::chrono::milliseconds request_timeout{5000};
   std::chrono::milliseconds connect_timeout{5000};
+  config::tls_config tls;  // the router's TLS files, for the diagnostic handshake
+  /// Bound of that handshake (it runs on its own thread after a refused TLS handshake).
+  std::chrono::milliseconds probe_timeout{2000};
   uint32_t prekey_target = 512;  // one-time pre-keys kept in the directory for this mirror
 };
 
@@ -25,6 +28,11 @@ struct mirror_link_deps {
 /// mirror's pre-keys as an upload. It answers `(link_atom, protocol::link_request)` with the
 /// mirror's `protocol::link_response`, or an error when the link is down or the mirror did not
 /// answer in time (callers treat both as "no answer"); and `(stats_atom)` with a JSON object.
+/// A failed connect is logged (warn) when its reason differs from the last one logged, and
+/// shown as `last_error` in the stats. When the TCP connection was made but the link did not
+/// come up (CAF reports a TLS refusal by either side only as a closed connection or a
+/// timeout), the link makes one diagnostic TLS handshake (`probe_tls`) and reports what it
+/// found: which side refused whose certificate.
 caf::actor spawn_mirror_link(caf::actor_system& sys, mirror_link_deps deps);
 
 }  // namespace cowpi::actors

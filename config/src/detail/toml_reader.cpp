@@ -183,6 +183,17 @@ expected<void> table_reader::check_keys(std::initializer_list<std::string_view> 
   return rep_->fail(*first, "unknown key " + quote(k) + " in " + display());
 }
 
+expected<void> table_reader::check_removed(std::string_view key, std::string_view why) const {
+  if (t_ == nullptr) {
+    return {};
+  }
+  const auto it = t_->find(key);
+  if (it == t_->end()) {
+    return {};
+  }
+  return rep_->fail(it->first, qualified(key) + " was removed: " + std::string(why));
+}
+
 unexpected<error> table_reader::missing(std::string_view key) const {
   const std::string reason = display() + " is missing the required key " + quote(key);
   if (t_ == nullptr) {

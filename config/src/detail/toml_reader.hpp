@@ -73,6 +73,11 @@ public:
                             std::string_view other_role_name = {},
                             std::string_view this_role_name = {}) const;
 
+  /// Fails at `key` when it is present, a key that no longer exists: "`name.key` was removed:
+  /// WHY". `why` says what replaced it, so that an old config is refused with a reason rather
+  /// than as an unknown key.
+  expected<void> check_removed(std::string_view key, std::string_view why) const;
+
   /// Returns an error at the table (or 1:1 when absent) saying `key` is required.
   unexpected<error> missing(std::string_view key) const;
   /// Returns an error at the value of `key`, which must be present.

@@ -11,6 +11,7 @@ namespace cowpi::actors {
 namespace fault {
 inline constexpr std::string_view mirror_commit_before_sync = "mirror.commit.before_sync";
 inline constexpr std::string_view mirror_commit_after_sync = "mirror.commit.after_sync";
+inline constexpr std::string_view mirror_topup_before_answer = "mirror.topup.before_answer";
 inline constexpr std::string_view router_log_before_sync = "router.log.before_sync";
 inline constexpr std::string_view router_log_after_sync = "router.log.after_sync";
 inline constexpr std::string_view router_answers_after_sync = "router.answers.after_sync";

@@ -50,8 +50,6 @@ struct limits_config {
   size_t max_pending_per_author = 64;
   /// Most SUBMITs queued per conversation; at least `max_pending_per_author`.
   size_t max_pending_per_conv = 1024;
-  /// Most undelivered entries kept per user; past it the oldest go and HISTORY_EXPIRED applies.
-  uint64_t queue_depth = 100000;
   /// Most simultaneous client connections.
   size_t max_connections = 10000;
   /// Least time between two UPDATEs by one author in one conversation; 0 means no limit.
@@ -85,13 +83,14 @@ struct tls_config {
   friend bool operator==(const tls_config&, const tls_config&) = default;
 };
 
-/// `[cluster]`: the nodes that shard this provider's conversations and users by rendezvous
-/// hashing (DESIGN.md §4). Parsing fills the default, one node named after the provider, so a
-/// parsed config always has `self` in `nodes`.
+/// `[cluster]`: the provider's node list. Provider clusters are not supported yet, so a parsed
+/// config lists exactly one node, this process, and `self` names it. Parsing fills the
+/// default, one node named after the provider. The list is persisted at first start and a
+/// node holding data refuses to start with a different one (`provider_node::start`).
 struct cluster_config {
-  /// Node names (ids), unique, in the order written.
+  /// Node names (ids); exactly one in a parsed config.
   std::vector<std::string> nodes;
-  /// This process's node; one of `nodes`.
+  /// This process's node: the one entry of `nodes`.
   std::string self;
   friend bool operator==(const cluster_config&, const cluster_config&) = default;
 };
@@ -156,8 +155,9 @@ struct provider_config {
 /// Parses the provider config in `text`. `source_name` names it in error messages (usually the
 /// file path); a relative `data_dir` is resolved against `base_dir` (left relative when
 /// `base_dir` is empty). Fails with `errc::config` and the context `SOURCE:LINE:COL: reason` for a
-/// TOML syntax error, an unknown table or key, a key of the other role, a wrong type, a value
-/// out of range, or a missing required key (the position is then the table's). Never throws.
+/// TOML syntax error, an unknown table or key, a removed key (`limits.queue_depth`), a key of
+/// the other role, a wrong type, a value out of range, a `[cluster]` listing more than one node,
+/// or a missing required key (the position is then the table's). Never throws.
 [[nodiscard]] expected<provider_config> parse_provider_config(
     std::string_view text, std::string_view source_name,
     const std::filesystem::path& base_dir = {});
