@@ -8,130 +8,16 @@
 #include "cowpi/protocol/wire.hpp"
 #include "cowpi/sim/world.hpp"
 
+#include "json_util.hpp"
+#include "member_replay.hpp"
+
 #include <functional>
 #include <map>
 #include <memory>
 
 namespace cowpi::vectors {
 
-using json = nlohmann::json;
 using namespace cowpi::protocol;  // NOLINT(google-build-using-namespace): vector tool
-
-namespace {
-
-std::string hex(byte_view b) {
-  return to_hex(b);
-}
-template <size_t N>
-std::string hex(const crypto::secret<N>& s) {
-  return to_hex(s.expose());
-}
-
-bytes unhex(const json& j) {
-  auto b = from_hex(j.get<std::string>());
-  return b ? *b : bytes{};
-}
-template <size_t N>
-byte_array<N> unhex_array(const json& j) {
-  byte_array<N> a{};
-  auto b = unhex(j);
-  if (b.size() == N)
-    std::copy(b.begin(), b.end(), a.begin());
-  return a;
-}
-template <size_t N>
-crypto::secret<N> unhex_secret(const json& j) {
-  auto b = unhex(j);
-  if (b.size() != N)
-    return crypto::secret<N>{};  // a damaged file: verification then fails
-  return crypto::secret<N>::from(b);
-}
-
-std::optional<std::string> mismatch(const std::string& what, const json& want, const json& got) {
-  if (want == got)
-    return std::nullopt;
-  return what + ": expected " + want.dump() + ", got " + got.dump();
-}
-
-json members_json(const member_list& l) {
-  json a = json::array();
-  for (const auto& m : l)
-    a.push_back({{"id", m.id}, {"lpk", hex(m.lpk)}});
-  return a;
-}
-member_list members_from(const json& a) {
-  member_list l;
-  for (const auto& m : a)
-    l.push_back(member{m.at("id"), unhex_array<32>(m.at("lpk"))});
-  return l;
-}
-
-json ref_json(const key_ref& r) {
-  return {{"kind", static_cast<int>(r.kind)}, {"id", r.id}, {"pub", hex(r.pub)}};
-}
-key_ref ref_from(const json& j) {
-  return key_ref{static_cast<key_kind>(j.at("kind").get<int>()), j.at("id").get<uint64_t>(),
-                 unhex_array<32>(j.at("pub"))};
-}
-
-json common_json(const common& c) {
-  json j = {{"version", c.version},
-            {"conv", hex(c.conv)},
-            {"type", static_cast<int>(c.type)},
-            {"author", c.author},
-            {"aseq", c.aseq}};
-  if (c.type != msg_type::setup) {
-    j["parent"] = c.parent;
-    j["parent_hash"] = hex(c.parent_hash);
-  }
-  if (c.type == msg_type::message) {
-    j["body_len"] = c.body_len;
-    j["body_hash"] = hex(c.body_hash);
-    j["body_commit"] = hex(c.body_commit);
-  }
-  if (c.type == msg_type::receipt)
-    j["voids"] = c.voids;
-  if (c.type == msg_type::setup || c.type == msg_type::update) {
-    j["ms"] = members_json(c.ms);
-    j["members"] = members_json(c.members);
-  }
-  if (c.type == msg_type::update) {
-    j["adds"] = members_json(c.adds);
-    j["removes"] = c.removes;
-  }
-  return j;
-}
-
-common common_from(const json& j) {
-  common c;
-  c.version = j.at("version").get<uint8_t>();
-  c.conv = unhex_array<16>(j.at("conv"));
-  c.type = static_cast<msg_type>(j.at("type").get<int>());
-  c.author = j.at("author");
-  c.aseq = j.at("aseq");
-  if (j.contains("parent")) {
-    c.parent = j.at("parent");
-    c.parent_hash = unhex_array<32>(j.at("parent_hash"));
-  }
-  if (j.contains("body_len")) {
-    c.body_len = j.at("body_len");
-    c.body_hash = unhex_array<32>(j.at("body_hash"));
-    c.body_commit = unhex_array<32>(j.at("body_commit"));
-  }
-  if (j.contains("voids"))
-    c.voids = j.at("voids").get<std::vector<uint64_t>>();
-  if (j.contains("ms"))
-    c.ms = members_from(j.at("ms"));
-  if (j.contains("members"))
-    c.members = members_from(j.at("members"));
-  if (j.contains("adds"))
-    c.adds = members_from(j.at("adds"));
-  if (j.contains("removes"))
-    c.removes = j.at("removes").get<std::vector<std::string>>();
-  return c;
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------
 // NAXOS keys.
@@ -423,98 +309,13 @@ std::optional<std::string> verify_transcript(const json& v) {
 // ---------------------------------------------------------------------------
 // A recorded conversation.
 
-namespace {
-
-json export_secrets(const client& c) {
-  json pre = json::array();
-  for (const auto& [id, slot] : c.keys().prekeys())
-    pre.push_back({{"id", id},
-                   {"esk", hex(slot.key.esk)},
-                   {"pub", hex(slot.key.pub)},
-                   {"created", slot.key.created}});
-  json lr = json::array();
-  for (const auto& [id, slot] : c.keys().last_resort())
-    lr.push_back({{"id", id},
-                  {"esk", hex(slot.key.esk)},
-                  {"pub", hex(slot.key.pub)},
-                  {"created", slot.key.created}});
-  return {{"id", c.self().id()},
-          {"lsk", hex(c.self().export_secret())},
-          {"pinned_ms", members_json(c.pinned_ms())},
-          {"prekeys", pre},
-          {"last_resort", lr},
-          {"next_prekey_id", c.keys().next_prekey_id()},
-          {"next_last_resort_id", c.keys().next_last_resort_id()},
-          {"current_last_resort", c.keys().current_last_resort_id()}};
-}
-
-std::unique_ptr<client> import_secrets(const json& j) {
-  auto c =
-      std::make_unique<client>(identity::from_secret(j.at("id"), unhex_secret<32>(j.at("lsk"))),
-                               members_from(j.at("pinned_ms")));
-  key_store& ks = c->mutable_keys();
-  for (const auto& p : j.at("prekeys")) {
-    owned_key k{unhex_secret<32>(p.at("esk")), unhex_array<32>(p.at("pub")), p.at("created")};
-    ks.mutable_published()[{key_kind::prekey, p.at("id")}] = k.pub;
-    ks.mutable_prekeys().emplace(p.at("id").get<uint64_t>(), prekey_slot{std::move(k), {}});
-  }
-  for (const auto& p : j.at("last_resort")) {
-    owned_key k{unhex_secret<32>(p.at("esk")), unhex_array<32>(p.at("pub")), p.at("created")};
-    ks.mutable_published()[{key_kind::last_resort, p.at("id")}] = k.pub;
-    ks.mutable_last_resort().emplace(p.at("id").get<uint64_t>(),
-                                     last_resort_slot{std::move(k), 0, {}});
-  }
-  ks.restore_counters(j.at("next_prekey_id"), j.at("next_last_resort_id"),
-                      j.at("current_last_resort"));
-  return c;
-}
-
-// Feeds the recorded envelopes to a fresh client and writes down what it decided.
-json replay(const json& secrets, const std::vector<bytes>& envelopes, uint64_t rng_seed,
-            uint64_t now) {
-  auto c = import_secrets(secrets);
-  crypto::deterministic_rng r(rng_seed);
-  json out = json::array();
-  for (const auto& raw : envelopes) {
-    auto env = wire::decode_envelope(raw);
-    json step = {{"decoded", env.has_value()}};
-    if (env) {
-      auto res = c->receive(*env, now, r);
-      json acc = json::array();
-      for (const auto& a : res.accepted)
-        acc.push_back({{"index", a.index},
-                       {"type", static_cast<int>(a.type)},
-                       {"author", a.author},
-                       {"void", a.is_void},
-                       {"t", hex(a.t)},
-                       {"plaintext", std::string(a.plaintext.begin(), a.plaintext.end())}});
-      json al = json::array();
-      for (const auto& a : res.alarms)
-        al.push_back({{"kind", std::string(to_string(a.kind))},
-                      {"index", a.index},
-                      {"party", a.party},
-                      {"halted", a.halted}});
-      json acks = json::array();
-      for (const auto& a : res.acks)
-        acks.push_back(a.index);
-      step["accepted"] = acc;
-      step["alarms"] = al;
-      step["acks"] = acks;
-    }
-    out.push_back(step);
-  }
-  return out;
-}
-
-}  // namespace
-
 json generate_conversation(uint64_t seed) {
   sim::world_options o;
   o.seed = seed;
   sim::world w(o);
   for (auto u : {"alice", "bob", "carol", "dave"})
     w.add_user(u);
-  const json secrets = export_secrets(w.user("bob"));
+  const json secrets = export_member(w.user("bob"));
   std::vector<envelope> honest;
   w.set_interceptor([&](sim::in_flight& m) {
     if (auto* e = std::get_if<sim::to_client_envelope>(&m); e && e->user == "bob")
@@ -550,11 +351,9 @@ json generate_conversation(uint64_t seed) {
   w.set_interceptor(nullptr);
 
   // The delivery order bob sees, with a lying router's additions.
-  std::vector<bytes> feed;
-  std::vector<std::string> notes;
-  auto add = [&](const envelope& e, std::string note) {
-    feed.push_back(wire::encode_envelope(e));
-    notes.push_back(std::move(note));
+  recorder bob(secrets, seed + 1, w.now(), detail::basic);
+  auto add = [&](const envelope& e, const std::string& note) {
+    bob.run({{"envelope", hex(wire::encode_envelope(e))}, {"note", note}});
   };
   add(honest.at(0), "SETUP: accepted");
   envelope tampered = honest.at(1);
@@ -569,39 +368,17 @@ json generate_conversation(uint64_t seed) {
   add(swapped, "a mirror block tampered: PROVIDER, not accepted");
   for (size_t i = 3; i < honest.size(); ++i)
     add(honest[i], "honest delivery");
-  const uint64_t rng_seed = seed + 1;
-  const uint64_t now = w.now();
-  json raw = json::array();
-  for (size_t i = 0; i < feed.size(); ++i)
-    raw.push_back({{"envelope", hex(feed[i])}, {"note", notes[i]}});
-  return {{"kind", "conversation"},
-          {"seed", seed},
-          {"description",
-           "bob's secrets, the wire-encoded envelopes bob receives in this order (honest and "
-           "tampered), and the decisions a fresh client must reproduce"},
-          {"member", secrets},
-          {"rng_seed", rng_seed},
-          {"now", now},
-          {"deliveries", raw},
-          {"decisions", replay(secrets, feed, rng_seed, now)}};
+  json out = bob.to_json("deliveries");
+  out["kind"] = "conversation";
+  out["seed"] = seed;
+  out["description"] =
+      "bob's secrets, the wire-encoded envelopes bob receives in this order (honest and "
+      "tampered), and the decisions a fresh client must reproduce";
+  return out;
 }
 
 std::optional<std::string> verify_conversation(const json& v) {
-  std::vector<bytes> feed;
-  for (const auto& d : v.at("deliveries"))
-    feed.push_back(unhex(d.at("envelope")));
-  if (feed.empty())
-    return std::string("conversation: no deliveries");
-  json got = replay(v.at("member"), feed, v.at("rng_seed"), v.at("now"));
-  const json& want = v.at("decisions");
-  if (want.size() != got.size())
-    return std::string("conversation: decision count differs");
-  for (size_t i = 0; i < want.size(); ++i)
-    if (auto m = mismatch("conversation delivery " + std::to_string(i) + " ("
-                              + v.at("deliveries")[i].at("note").get<std::string>() + ")",
-                          want[i], got[i]))
-      return m;
-  return std::nullopt;
+  return verify_replay(v, "deliveries", detail::basic, "conversation");
 }
 
 const std::vector<kind>& all_kinds() {
@@ -610,6 +387,9 @@ const std::vector<kind>& all_kinds() {
       {"blocks.json", generate_blocks, verify_blocks},
       {"transcript.json", generate_transcript, verify_transcript},
       {"conversation.json", generate_conversation, verify_conversation},
+      {"amb.json", generate_amb, verify_amb},
+      {"transport.json", generate_transport, verify_transport},
+      {"decisions.json", generate_decisions, verify_decisions},
   };
   return kinds;
 }

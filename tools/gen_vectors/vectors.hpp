@@ -38,6 +38,22 @@ std::optional<std::string> verify_transcript(const nlohmann::json& v);
 nlohmann::json generate_conversation(uint64_t seed);
 std::optional<std::string> verify_conversation(const nlohmann::json& v);
 
+/// Author->mirror blocks and the mirror block back to the author: inputs, K, AD, enc(block),
+/// opened on the other side.
+nlohmann::json generate_amb(uint64_t seed);
+std::optional<std::string> verify_amb(const nlohmann::json& v);
+
+/// The client<->router handshake (LOGIN and REGISTER), the first frames of each direction and
+/// the rekey every 2^20 frames.
+nlohmann::json generate_transport(uint64_t seed);
+std::optional<std::string> verify_transport(const nlohmann::json& v);
+
+/// Accept/reject/alarm scenarios: recorded members whose every decision a fresh client must
+/// reproduce (key commitment, block and body failures, RATCHET keys with a LAST_RESORT
+/// rotation and a DIRECTORY alarm, a RECEIPT reporting a VOID, a joiner, FORK, IMPERSONATION).
+nlohmann::json generate_decisions(uint64_t seed);
+std::optional<std::string> verify_decisions(const nlohmann::json& v);
+
 /// Every kind, in a fixed order.
 const std::vector<kind>& all_kinds();
 

@@ -63,6 +63,13 @@ void world::add_user(const std::string& id) {
   clients_.emplace(id, std::move(n));
 }
 
+void world::publish(const std::string& id, const upload_prekeys& up) {
+  dir_entry& d = directory_.at(id);
+  d.pool.insert(d.pool.end(), up.one_time.begin(), up.one_time.end());
+  if (up.last_resort)
+    d.last_resort = up.last_resort;
+}
+
 client& world::user(const std::string& id) {
   return *clients_.at(id).c;
 }

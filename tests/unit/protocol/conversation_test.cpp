@@ -31,6 +31,31 @@ void expect_same_transcripts(world& w, const conv_id& conv, const std::vector<st
   }
 }
 
+TEST(conversation, published_prekeys_are_handed_out_and_a_rotated_last_resort_replaces_the_old) {
+  world w;
+  w.add_user("bob");
+  w.advance_time(8 * 24 * 3600);  // bob's LAST_RESORT key is due for rotation
+  crypto::deterministic_rng r(7);
+  const auto up = w.user("bob").make_prekeys(1, w.now(), r);
+  ASSERT_EQ(up.one_time.size(), 1u);
+  ASSERT_TRUE(up.last_resort.has_value());
+  w.publish("bob", up);
+  bool saw_one_time = false;
+  std::optional<protocol::key_ref> last_resort;
+  for (int k = 0; k < 1000 && !last_resort; ++k) {
+    const auto b = w.fetch("requester-" + std::to_string(k), {"bob"});
+    ASSERT_EQ(b.size(), 1u);
+    if (b[0].key.kind == protocol::key_kind::last_resort)
+      last_resort = b[0].key;
+    else if (b[0].key.id == up.one_time[0].id)
+      saw_one_time = (b[0].key.pub == up.one_time[0].pub);
+  }
+  EXPECT_TRUE(saw_one_time);
+  ASSERT_TRUE(last_resort.has_value());
+  EXPECT_EQ(last_resort->id, up.last_resort->id);
+  EXPECT_EQ(last_resort->pub, up.last_resort->pub);
+}
+
 TEST(conversation, three_members_agree_on_setup_and_messages) {
   world w;
   for (auto u : {"alice", "bob", "carol"})

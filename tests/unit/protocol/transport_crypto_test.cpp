@@ -87,6 +87,19 @@ TEST_F(handshake, keys_match_the_design_formula) {
   EXPECT_TRUE(keys.r2c.ct_equals(crypto::hkdf32(as_bytes(salt), ikm.expose(), r2c.data())));
 }
 
+TEST_F(handshake, both_sides_compute_the_same_ikm_and_the_keys_are_derived_from_it) {
+  const auto t = transcript();
+  auto ikm_c = client_handshake_ikm(user_, x_u_.x, t);
+  auto ikm_r = router_handshake_ikm(router_, x_r_.x, t);
+  ASSERT_TRUE(ikm_c.has_value());
+  ASSERT_TRUE(ikm_r.has_value());
+  EXPECT_TRUE(ikm_c->ct_equals(*ikm_r));
+  const auto k = derive_session_keys(*ikm_c, t);
+  const auto c = client(t);
+  EXPECT_TRUE(k.c2r.ct_equals(c.c2r));
+  EXPECT_TRUE(k.r2c.ct_equals(c.r2c));
+}
+
 TEST_F(handshake, keys_differ_if_any_transcript_field_differs) {
   const auto base = client(transcript());
   auto other = naxos_fresh(user_, r_);
@@ -316,6 +329,20 @@ TEST(frame_cipher, the_rekey_follows_the_design_formula) {
   EXPECT_EQ(far.frames(), 2 * rekey_interval + 3);
   auto f = far.seal(payload(3));
   EXPECT_TRUE(crypto::aead_open(k2.expose(), nonce_for(3), f, as_bytes(ad)).has_value());
+}
+
+TEST(frame_cipher, the_exposed_nonce_and_rekey_are_the_ones_frames_use) {
+  EXPECT_EQ(frame_nonce(0), nonce_for(0));
+  EXPECT_EQ(frame_nonce(rekey_interval - 1), nonce_for(rekey_interval - 1));
+  EXPECT_EQ(frame_nonce(rekey_interval), nonce_for(0));
+  EXPECT_EQ(frame_nonce(2 * rekey_interval + 5), nonce_for(5));
+  EXPECT_TRUE(rekey_frame_key(test_key(11)).ct_equals(rekeyed(test_key(11))));
+  frame_cipher tx(test_key(11));
+  tx.skip_for_test(rekey_interval);
+  auto f = tx.seal(payload(0));
+  EXPECT_TRUE(crypto::aead_open(rekey_frame_key(test_key(11)).expose(), frame_nonce(rekey_interval),
+                                f, as_bytes(label("frame")))
+                  .has_value());
 }
 
 TEST(frame_cipher, a_cipher_that_did_not_rekey_cannot_decrypt_a_post_boundary_frame) {

@@ -37,15 +37,37 @@ struct session_keys {
   crypto::secret<32> r2c;
 };
 
-/// Client side: `ikm = DH(lsk_U, X_R) || DH(x_U, lpk_R) || DH(x_U, X_R)`.
+/// Client side: `ikm = DH(lsk_U, X_R) || DH(x_U, lpk_R) || DH(x_U, X_R)` (96 bytes), with
+/// `X_R` and `lpk_R` from `t`. Fails with `errc::low_order_point` if any DH is zero.
+[[nodiscard]] expected<crypto::secret<96>> client_handshake_ikm(const identity& user,
+                                                                const crypto::secret<32>& x_u,
+                                                                const handshake_transcript& t);
+
+/// Router side: `ikm = DH(x_R, lpk_U) || DH(lsk_R, X_U) || DH(x_R, X_U)`, the same 96 bytes
+/// as the client's. Fails with `errc::low_order_point` if any DH is zero.
+[[nodiscard]] expected<crypto::secret<96>> router_handshake_ikm(const identity& router,
+                                                                const crypto::secret<32>& x_r,
+                                                                const handshake_transcript& t);
+
+/// `k_c2r = HKDF(L("transport"), ikm, L("c2r") || th)` and `k_r2c` likewise with `L("r2c")`.
+session_keys derive_session_keys(const crypto::secret<96>& ikm, const handshake_transcript& t);
+
+/// Client side: `derive_session_keys(client_handshake_ikm(...))`. Fails as that.
 [[nodiscard]] expected<session_keys> client_session_keys(const identity& user,
                                                          const crypto::secret<32>& x_u,
                                                          const handshake_transcript& t);
 
-/// Router side: `ikm = DH(x_R, lpk_U) || DH(lsk_R, X_U) || DH(x_R, X_U)`.
+/// Router side: `derive_session_keys(router_handshake_ikm(...))`. Fails as that.
 [[nodiscard]] expected<session_keys> router_session_keys(const identity& router,
                                                          const crypto::secret<32>& x_r,
                                                          const handshake_transcript& t);
+
+/// One rekey of a direction's frame key, every `rekey_interval` frames:
+/// `HKDF(salt = L("rekey"), ikm = k, info = "")`.
+crypto::secret<32> rekey_frame_key(const crypto::secret<32>& k);
+
+/// The nonce of frame `n` (from 0) of a direction: 16 zero bytes || be64(n mod 2^20).
+byte_array<24> frame_nonce(uint64_t n) noexcept;
 
 /// One direction of the encrypted frame stream. Frame n (from 0) uses the
 /// key rekeyed floor(n / 2^20) times and nonce 16 zero bytes || be64(n mod

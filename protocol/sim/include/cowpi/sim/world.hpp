@@ -107,6 +107,10 @@ public:
   // -- Set-up ---------------------------------------------------------------
   /// Registers a user (identity, pre-keys, LAST_RESORT key).
   void add_user(const std::string& id);
+  /// Uploads pre-keys made by `id`'s client (`client::make_prekeys`) to the directory, as a
+  /// client's UPLOAD_PREKEYS does: adds the one-time keys to its pool and replaces its
+  /// LAST_RESORT key when the upload carries one. For a client driven outside the world.
+  void publish(const std::string& id, const upload_prekeys& up);
   client& user(const std::string& id);
   client_node& node(const std::string& id) { return clients_.at(id); }
   mirror_node& mirror_at(size_t k) { return *mirrors_.at(k); }
