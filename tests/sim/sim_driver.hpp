@@ -268,8 +268,10 @@ public:
   // -- The network (positions index world::network()) --------------------------------------
   /// Delivers the message at the front. Returns false when nothing is in flight.
   bool deliver();
+  /// At the default cap, a network that has not drained is a liveness violation.
+  static constexpr size_t default_delivery_cap = 200000;
   /// Delivers until nothing is in flight (or `max` deliveries).
-  void deliver_all(size_t max = 200000);
+  void deliver_all(size_t max = default_delivery_cap);
   bool drop(size_t k);
   bool duplicate(size_t k, size_t at);
   /// Moves message k to the back of the queue.

@@ -583,6 +583,31 @@ TEST(simulation, a_member_halted_by_an_update_is_removed_and_added_again) {
   expect_clean(d);
 }
 
+TEST(simulation, a_down_mirror_makes_messages_wait_for_the_backoff_not_spin) {
+  // The router refuses a message UNAVAILABLE while a mirror is down, and the ones queued
+  // behind it ASEQ_GAP. Resending those at once would meet the same refusal without end.
+  sim_driver d(scripted(3, 2, 0));
+  auto conv = d.create("alice", {"bob", "carol"});
+  ASSERT_TRUE(conv.has_value());
+  d.deliver_all();
+  d.set_mirror_down(1, true);
+  for (int k = 0; k < 4; ++k)
+    ASSERT_TRUE(d.send("alice", *conv).has_value());
+  const uint64_t before = d.stats().deliveries;
+  d.deliver_all();
+  ASSERT_FALSE(d.failed().has_value()) << d.failed()->to_string();
+  EXPECT_TRUE(d.w().network().empty());
+  // Four SUBMITs, one UNAVAILABLE and three ASEQ_GAPs: nothing more.
+  EXPECT_EQ(d.stats().deliveries - before, 8u);
+  EXPECT_EQ(d.w().user("alice").find(*conv)->outbox.size(), 4u);
+  // The mirror is back and the backoff over: all four are ordered.
+  d.set_mirror_down(1, false);
+  d.advance_time(1);
+  d.deliver_all();
+  EXPECT_TRUE(d.w().user("alice").find(*conv)->outbox.empty());
+  expect_clean(d);
+}
+
 TEST(simulation, a_void_flood_past_max_voids_then_an_update_still_lets_the_victim_report) {
   // The one long run: more VOIDs than a RECEIPT can list, then an UPDATE, then the victim's
   // RECEIPT, which may not go below the UPDATE and reports the newest MAX_VOIDS VOIDs.

@@ -5,6 +5,7 @@
 #include "cowpi/protocol/encoding.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace cowpi::sim {
 
@@ -82,6 +83,7 @@ void world::persist(const std::string& id) {
 void world::crash(const std::string& id) {
   auto& n = clients_.at(id);
   n.c = std::make_unique<client>(n.persisted->clone());
+  std::erase_if(backing_off_, [&](const auto& b) { return b.first == id; });
   // A restarted client resends its outbox and the router resends from its cursors.
   for (const auto& [conv, cc] : n.c->convs())
     submit_all(id, n.c->pending(conv));
@@ -215,6 +217,7 @@ void world::set_online(const std::string& id, bool online) {
   const bool was = n.online;
   n.online = online;
   if (online && !was) {
+    std::erase_if(backing_off_, [&](const auto& b) { return b.first == id; });
     for (const auto& [conv, cc] : n.c->convs())
       submit_all(id, n.c->pending(conv));
     redeliver(id);
@@ -493,9 +496,22 @@ void world::client_rejection(const to_client_rejection& m) {
   if (res.dropped)
     n.dropped.push_back(*res.dropped);
   persist(m.user);
-  if (m.rej.kind == rejection_kind::unavailable)
-    return;  // retried on reconnect
+  if (m.rej.kind == rejection_kind::unavailable) {
+    backing_off_.insert({m.user, m.conv});
+    return;  // retried after the backoff or on reconnect
+  }
+  if (m.rej.kind == rejection_kind::aseq_gap && backing_off_.contains({m.user, m.conv}))
+    return;  // behind a message that waits for its backoff: goes out with it
   submit_all(m.user, std::move(res.resubmit));
+}
+
+void world::advance_time(uint64_t seconds) {
+  now_ += seconds;
+  for (const auto& [id, conv] : std::exchange(backing_off_, {})) {
+    auto& n = clients_.at(id);
+    if (n.online && n.c->find(conv) != nullptr)
+      submit_all(id, n.c->pending(conv));
+  }
 }
 
 const std::vector<accepted_entry>& world::transcript(const std::string& id, const conv_id& conv) {

@@ -116,7 +116,9 @@ public:
   mirror_node& mirror_at(size_t k) { return *mirrors_.at(k); }
   const member_list& ms() const noexcept { return ms_; }
   uint64_t now() const noexcept { return now_; }
-  void advance_time(uint64_t seconds) { now_ += seconds; }
+  /// Moves the clock on; a client whose SUBMIT was refused UNAVAILABLE resends its outbox
+  /// for that conversation then, its backoff over.
+  void advance_time(uint64_t seconds);
   crypto::rng& rng() noexcept { return rng_; }
 
   // -- Actions (each queues what the client hands the router) ---------------
@@ -210,6 +212,10 @@ private:
     std::optional<published_key> last_resort;
   };
   std::map<std::string, dir_entry> directory_;
+  // (user, conversation) whose outbox waits for a backoff after an UNAVAILABLE: as a real
+  // client does, it resends after the wait (advance_time) or at its next login, not at once
+  // on the ASEQ_GAPs of the messages queued behind the refused one.
+  std::set<std::pair<std::string, conv_id>> backing_off_;
   directory_lookup router_dir_override_;
   std::map<std::string, fetch_budget> budgets_;
   directory_policy policy_;
