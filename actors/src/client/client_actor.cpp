@@ -780,6 +780,7 @@ void client_actor::submit_all(std::vector<protocol::outgoing> out) {
 }
 
 void client_actor::resend_outbox() {
+  backing_off_.clear();
   std::vector<protocol::outgoing> out;
   for (const auto& [conv, cc] : client().convs()) {
     auto p = client().pending(conv);
@@ -830,9 +831,15 @@ void client_actor::on_rejection(const protocol::conv_id& conv, uint64_t aseq,
       auto delay = backoff(resend_failures_[{conv, aseq}]++);
       if (wait)
         delay = std::max<decltype(delay)>(delay, *wait);
+      backing_off_.insert({conv, aseq});
       self_->delayed_send(self_, delay, resend_atom_v, conv, aseq);
       return;
     }
+    // Queued behind a message that waits for its backoff: resending the head now would
+    // defeat the backoff (and meet the same refusal); this one goes out with it.
+    if (rej.kind == protocol::rejection_kind::aseq_gap && rej.value < aseq
+        && backing_off_.contains({conv, rej.value}))
+      return;
     submit_all(std::move(res.resubmit));
   };
   // STALE and permanent rejections rebuild messages, which needs every peer's key.
@@ -846,10 +853,14 @@ void client_actor::on_rejection(const protocol::conv_id& conv, uint64_t aseq,
 }
 
 void client_actor::on_resend(const protocol::conv_id& conv, uint64_t aseq) {
+  if (backing_off_.erase({conv, aseq}) == 0)
+    return;  // sent again since (a login resends the whole outbox)
   if (!online())
     return;  // the whole outbox goes out at the next login
+  // This one and those queued behind it, which held back for it (the router takes a copy of
+  // a message it already queues as a no-op).
   for (auto& o : client().pending(conv)) {
-    if (o.aseq == aseq)
+    if (o.aseq >= aseq)
       submit(std::move(o));
   }
 }

@@ -218,6 +218,9 @@ private:
   uint64_t next_fetch_retry_ = 1;
   std::map<uint64_t, submitted> submits_;
   std::map<std::pair<protocol::conv_id, uint64_t>, unsigned> resend_failures_;
+  /// Messages refused UNAVAILABLE whose resend waits for its backoff. The ASEQ_GAPs of the
+  /// messages queued behind one do not resend it early: they go out with it.
+  std::set<std::pair<protocol::conv_id, uint64_t>> backing_off_;
   /// `create` calls waiting for their SETUP to come back ordered.
   std::map<protocol::conv_id, done_fn<protocol::conv_id>> setup_waiters_;
 
