@@ -134,7 +134,10 @@ TEST(live_conversation, providers_stop_cleanly_on_sigterm_while_clients_are_conn
     dep.add_user(u);
   auto conv = dep.user("alice").create({"bob"});
   ASSERT_TRUE(conv.has_value()) << conv.error().message();
-  ASSERT_TRUE(dep.user("bob").send(*conv, "still here").has_value());
+  // Bob can send once he has accepted the SETUP (create returns when alice has).
+  ASSERT_TRUE(dep.settle());
+  auto sent = dep.user("bob").send(*conv, "still here");
+  ASSERT_TRUE(sent.has_value()) << sent.error().message();
   ASSERT_TRUE(dep.settle());
   // Conversation, queue and session actors are live: SIGTERM must still end every process.
   for (const char* p : {"router", "mirror-a", "mirror-b"})
