@@ -44,6 +44,16 @@ std::string_view to_string(log_level l) noexcept {
   return "unknown";
 }
 
+std::string_view to_string(log_format f) noexcept {
+  switch (f) {
+    case log_format::text:
+      return "text";
+    case log_format::json:
+      return "json";
+  }
+  return "unknown";
+}
+
 provider_config defaults_for(role r) {
   provider_config c;
   c.role = r;
@@ -318,10 +328,18 @@ expected<void> read_cluster(const table_reader& cl, provider_config& c) {
 }
 
 expected<void> read_logging(const table_reader& lg, provider_config& c) {
-  COWPI_TRY_VOID(lg.check_keys({"level", "file"}));
+  COWPI_TRY_VOID(lg.check_keys({"level", "file", "format", "ids"}));
   COWPI_TRY(auto level, lg.choice("level", {"trace", "debug", "info", "warn", "error", "off"}));
   if (level) {
     c.logging.level = static_cast<log_level>(*level);
+  }
+  COWPI_TRY(auto format, lg.choice("format", {"text", "json"}));
+  if (format) {
+    c.logging.format = static_cast<log_format>(*format);
+  }
+  COWPI_TRY(auto ids, lg.value_bool("ids"));
+  if (ids) {
+    c.logging.ids = *ids;
   }
   COWPI_TRY(auto file, lg.value_string("file"));
   if (file && !file->empty()) {
@@ -503,6 +521,10 @@ std::string to_toml(const provider_config& c) {
   out += "\n[logging]\n";
   put(out, "level", to_string(c.logging.level));
   put(out, "file", c.logging.file.string());
+  put(out, "format", to_string(c.logging.format));
+  out += "ids = ";
+  out += c.logging.ids ? "true" : "false";
+  out += '\n';
   return out;
 }
 

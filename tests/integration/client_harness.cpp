@@ -8,10 +8,13 @@ namespace cowpi::testing {
 
 live_deployment::live_deployment(const std::string& name,
                                  std::map<std::string, std::map<std::string, std::string>> env,
-                                 std::filesystem::path binary, bool wait_ready)
+                                 std::filesystem::path binary, bool wait_ready,
+                                 const std::function<void(tools::local_deployment&)>& configure)
     : binary_(std::move(binary)), dir_(name), run_(fail(errc::unavailable, "not started")) {
   d_.dir = dir_.path();
   d_.log_level = config::log_level::info;
+  if (configure)
+    configure(d_);
   run_ = tools::start_local_deployment(d_, binary_, env);
   if (run_) {
     // Wait until the router's links to both mirrors are up and their keys in its directory

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -24,11 +25,11 @@ public:
   /// Starts a router and two mirrors from `binary` (cowpi-provider, or a test build of it)
   /// with `env` added per provider name.
   /// With `wait_ready`, returns once the router's links are up and the mirrors' keys are in
-  /// its directory.
+  /// its directory. `configure` may change the layout (log level and format) before the start.
   explicit live_deployment(const std::string& name,
                            std::map<std::string, std::map<std::string, std::string>> env = {},
-                           std::filesystem::path binary = provider_binary(),
-                           bool wait_ready = true);
+                           std::filesystem::path binary = provider_binary(), bool wait_ready = true,
+                           const std::function<void(tools::local_deployment&)>& configure = {});
   ~live_deployment();
 
   bool ok() const { return run_.has_value(); }

@@ -220,6 +220,7 @@ config::provider_config base_config(const local_deployment& d, config::role role
   c.tls.certificate = f.tls.node_cert;
   c.tls.key = f.tls.node_key;
   c.logging.level = d.log_level;
+  c.logging.format = d.log_format;
   c.cluster.nodes = {name};
   c.cluster.self = name;
   return c;

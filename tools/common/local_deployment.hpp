@@ -70,6 +70,7 @@ struct local_deployment {
   uint16_t router_port = 0;
   std::vector<uint16_t> mirror_ports;
   config::log_level log_level = config::log_level::info;
+  config::log_format log_format = config::log_format::text;
 
   std::filesystem::path config_path(const std::string& provider) const {
     return dir / provider / "provider.toml";

@@ -6,10 +6,9 @@
 #include "cowpi/crypto/bytes.hpp"
 #include "cowpi/crypto/rng.hpp"
 
+#include "log_lines.hpp"
 #include <CLI/CLI.hpp>
 #include <sodium.h>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -26,38 +25,6 @@ void disable_core_dumps() {
   rlimit none{0, 0};
   (void)setrlimit(RLIMIT_CORE, &none);
   (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-}
-
-spdlog::level::level_enum level_of(cowpi::config::log_level l) {
-  using L = cowpi::config::log_level;
-  switch (l) {
-    case L::trace:
-      return spdlog::level::trace;
-    case L::debug:
-      return spdlog::level::debug;
-    case L::info:
-      return spdlog::level::info;
-    case L::warn:
-      return spdlog::level::warn;
-    case L::error:
-      return spdlog::level::err;
-    case L::off:
-      return spdlog::level::off;
-  }
-  return spdlog::level::info;
-}
-
-void setup_logging(const cowpi::config::provider_config& cfg) {
-  std::shared_ptr<spdlog::logger> logger;
-  if (cfg.logging.file.empty()) {
-    logger = spdlog::stderr_color_mt("cowpi");
-  } else {
-    logger = spdlog::basic_logger_mt("cowpi", cfg.logging.file.string());
-  }
-  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ [" + cfg.name + "] %v");
-  logger->set_level(level_of(cfg.logging.level));
-  logger->flush_on(spdlog::level::warn);
-  spdlog::set_default_logger(logger);
 }
 
 // Prints the provider's long-term public key, creating its identity key file on first use: how
@@ -91,12 +58,15 @@ int main(int argc, char** argv) {
   bool check_only = false;
   bool print_config = false;
   bool public_key = false;
+  std::string log_format;
   app.add_option("-c,--config", config_path, "the provider's TOML configuration file")
       ->required()
       ->check(CLI::ExistingFile);
   app.add_option("--data-dir", data_dir,
                  "the data directory, replacing provider.data_dir (which may then be left out); "
                  "relative paths in the file resolve against it");
+  app.add_option("--log-format", log_format, "the log's format, replacing logging.format")
+      ->check(CLI::IsMember({"text", "json"}));
   app.add_flag("--check", check_only, "validate the configuration and exit (0 if valid)");
   app.add_flag("--print-config", print_config,
                "print the effective configuration (defaults filled in) and exit");
@@ -128,6 +98,10 @@ int main(int argc, char** argv) {
                 << " (give cowpi-admin the same --data-dir)\n";
     }
   }
+  if (log_format == "json")
+    cfg->logging.format = cowpi::config::log_format::json;
+  else if (log_format == "text")
+    cfg->logging.format = cowpi::config::log_format::text;
   if (public_key) {
     return print_public_key(*cfg);
   }
@@ -145,7 +119,7 @@ int main(int argc, char** argv) {
     std::cerr << "cowpi-provider: libsodium failed to initialise\n";
     return 1;
   }
-  setup_logging(*cfg);
+  cowpi::tools::install_provider_logger(*cfg);
 
   // Block the shutdown signals before any thread starts, so that only sigwait sees them.
   sigset_t stop_signals;
@@ -175,7 +149,7 @@ int main(int argc, char** argv) {
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  spdlog::info("signal {}: shutting down", sig);
+  spdlog::info("shutting down on signal {}", sig);
   (*node)->stop();
   spdlog::info("stopped");
   return 0;

@@ -252,6 +252,18 @@ expected<std::optional<int64_t>> table_reader::value_integer(std::string_view ke
   return std::optional<int64_t>{n->as_integer()->get()};
 }
 
+expected<std::optional<bool>> table_reader::value_bool(std::string_view key) const {
+  const toml::node* n = find(key);
+  if (n == nullptr) {
+    return std::optional<bool>{};
+  }
+  if (!n->is_boolean()) {
+    return rep_->fail(*n,
+                      qualified(key) + " must be true or false, not " + std::string(describe(*n)));
+  }
+  return std::optional<bool>{n->as_boolean()->get()};
+}
+
 expected<std::string> table_reader::string(std::string_view key) const {
   COWPI_TRY(auto v, value_string(key));
   if (!v) {

@@ -90,6 +90,7 @@ public:
 
   expected<std::optional<std::string>> value_string(std::string_view key) const;
   expected<std::optional<int64_t>> value_integer(std::string_view key) const;
+  expected<std::optional<bool>> value_bool(std::string_view key) const;
 
   /// A required string.
   expected<std::string> string(std::string_view key) const;

@@ -588,6 +588,22 @@ TEST(provider_config, relative_paths_are_resolved_against_data_dir) {
   EXPECT_EQ(c.logging.file, fs::path("/srv/router/log/router.log"));
 }
 
+TEST(provider_config, logging_format_and_ids) {
+  std::string text = router_text() + "\n[logging]\nformat = \"json\"\nids = true\n";
+  auto c = ok(parse(text));
+  EXPECT_EQ(c.logging.format, log_format::json);
+  EXPECT_TRUE(c.logging.ids);
+  // Rendered and parsed back unchanged.
+  EXPECT_EQ(ok(parse(to_toml(c))).logging, c.logging);
+  c = ok(parse(router_text()));
+  EXPECT_EQ(c.logging.format, log_format::text);
+  EXPECT_FALSE(c.logging.ids);
+  text = router_text() + "\n[logging]\nformat = \"xml\"\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"xml\""), "logging.format"));
+  text = router_text() + "\n[logging]\nids = \"yes\"\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"yes\""), "logging.ids must be true or false"));
+}
+
 TEST(provider_config, relative_data_dir_is_resolved_against_the_config_directory) {
   const std::string text = replace(router_text(), "\"/srv/router\"", "\"data/router\"");
   auto c = ok(parse_provider_config(text, "test.toml", "/etc/cowpi"));

@@ -30,6 +30,12 @@ enum class log_level : uint8_t { trace, debug, info, warn, error, off };
 /// Returns "trace", "debug", "info", "warn", "error" or "off", the spelling in TOML.
 [[nodiscard]] std::string_view to_string(log_level l) noexcept;
 
+/// How the daemon writes its log: text lines, or one JSON object per line.
+enum class log_format : uint8_t { text, json };
+
+/// Returns "text" or "json", the spelling in TOML and on the command line.
+[[nodiscard]] std::string_view to_string(log_format f) noexcept;
+
 /// The smallest `max_body` the config accepts: one padded block (40 + 256), the smallest body a
 /// MESSAGE can have, so a router never refuses every message.
 inline constexpr uint64_t min_config_body = 40 + protocol::pad_block;
@@ -100,6 +106,9 @@ struct logging_config {
   log_level level = log_level::info;
   /// Log file; empty means stderr.
   std::filesystem::path file;
+  log_format format = log_format::text;
+  /// Whether log lines name conversations (their short ids); off by default.
+  bool ids = false;
   friend bool operator==(const logging_config&, const logging_config&) = default;
 };
 
