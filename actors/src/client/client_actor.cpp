@@ -247,7 +247,6 @@ void client_actor::on_conn_up(uint64_t attempt) {
 void client_actor::on_frame(uint64_t attempt, const std::vector<uint8_t>& payload) {
   if (attempt != attempt_ || !session_)
     return;
-  touch();
   auto events = session_->on_frame(payload);
   for (auto& ev : events) {
     // An event may end the connection (or start a new attempt): drop the rest then.
@@ -566,8 +565,15 @@ void client_actor::send_ack(const protocol::ack_msg& a) {
 }
 
 void client_actor::on_router_frame(protocol::router_frame& f) {
-  if (auto* r = std::get_if<protocol::response>(&f))
+  // The quiet period measures the router's own traffic (deliveries, answers about our
+  // messages): the answer to a request of ours (a pre-key top-up, a key fetch) is awaited
+  // through `requests_` and does not start it again.
+  if (auto* r = std::get_if<protocol::response>(&f)) {
+    if (r->request_id == 0 || !requests_.contains(r->request_id))
+      touch();
     return on_response(*r);
+  }
+  touch();
   if (auto* e = std::get_if<protocol::envelope>(&f))
     return on_envelope(*e);
   // An error_frame arrives as a session `router_error`, never here.
