@@ -24,4 +24,7 @@ endif()
 # CAF 0.17.6: Debian ships neither a CMake config nor a .pc file (cmake/FindCAF.cmake).
 if(COWPI_WITH_ACTORS)
   find_package(CAF 0.17 MODULE REQUIRED)
+  # cpp-httplib 0.11 (libcpp-httplib-dev): the provider's Prometheus scrape endpoint. A
+  # compiled library; its pkg-config Cflags carry the feature defines its ABI was built with.
+  pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib>=0.11)
 endif()

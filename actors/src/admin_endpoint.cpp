@@ -175,6 +175,11 @@ void admin_endpoint::add_section(std::string name, caf::actor source) {
   sections_.emplace_back(std::move(name), std::move(source));
 }
 
+void admin_endpoint::set_metrics(const metrics::registry* r) {
+  std::lock_guard<std::mutex> g(mu_);
+  metrics_ = r;
+}
+
 void admin_endpoint::add_command(std::string name, caf::actor handler) {
   std::lock_guard<std::mutex> g(mu_);
   for (auto& [n, a] : commands_) {
@@ -254,10 +259,12 @@ std::string admin_endpoint::answer(const std::string& request_line) {
   auto req = nlohmann::json::parse(request_line, nullptr, false);
   std::vector<std::pair<std::string, caf::actor>> sections;
   std::vector<std::pair<std::string, caf::actor>> commands;
+  const metrics::registry* reg = nullptr;
   {
     std::lock_guard<std::mutex> g(mu_);
     sections = sections_;
     commands = commands_;
+    reg = metrics_;
   }
   if (!req.is_discarded() && req.is_object() && req.contains("do")) {
     if (!req["do"].is_string()) {
@@ -272,7 +279,8 @@ std::string admin_endpoint::answer(const std::string& request_line) {
     return error_json("unknown command: " + name.substr(0, 64));
   }
   if (req.is_discarded() || !req.is_object() || !req.contains("get") || !req["get"].is_string()) {
-    return error_json("expected {\"get\": \"status\" | \"sections\"} or {\"do\": COMMAND}");
+    return error_json(
+        "expected {\"get\": \"status\" | \"sections\" | \"metrics\"} or {\"do\": COMMAND}");
   }
   const auto what = req["get"].get<std::string>();
   const auto uptime =
@@ -290,6 +298,11 @@ std::string admin_endpoint::answer(const std::string& request_line) {
     return nlohmann::json{
         {"ok", true}, {"uptime_s", uptime}, {"sections", names}, {"commands", cmds}}
         .dump();
+  }
+  if (what == "metrics") {
+    if (reg == nullptr)
+      return error_json("this node keeps no metrics");
+    return nlohmann::json{{"ok", true}, {"uptime_s", uptime}, {"metrics", reg->render()}}.dump();
   }
   if (what != "status") {
     return error_json("unknown request: " + what.substr(0, 64));

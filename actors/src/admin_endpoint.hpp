@@ -3,6 +3,7 @@
 // connection with live state gathered from named actors, served by its own thread.
 #pragma once
 
+#include "cowpi/actors/metrics.hpp"
 #include "cowpi/protocol/expected.hpp"
 
 #include <caf/actor.hpp>
@@ -26,6 +27,7 @@ namespace cowpi::actors {
 ///   {"get":"status"}                       -> every section
 ///   {"get":"status","section":"queues"}    -> that section only
 ///   {"get":"sections"}                     -> the section and command names
+///   {"get":"metrics"}                      -> the metrics, Prometheus text in a string
 ///   {"do":"audit","conv":"<hex>"}          -> the command "audit", answered by its actor
 ///
 /// A section is a named actor answering `(stats_atom)` with a JSON object in a std::string;
@@ -61,6 +63,10 @@ public:
   /// within `command_timeout` gives `{"ok":false,"error":"..."}`.
   void add_command(std::string name, caf::actor handler);
 
+  /// Answers `{"get":"metrics"}` with `{"ok":true,"metrics":TEXT}`, TEXT being `r`'s
+  /// rendering. `r` must outlive the endpoint. Without it, that request fails.
+  void set_metrics(const metrics::registry* r);
+
   /// Stops serving: joins the thread, closes and unlinks the socket. Idempotent.
   void stop();
 
@@ -90,6 +96,7 @@ private:
   std::mutex mu_;
   std::vector<std::pair<std::string, caf::actor>> sections_;
   std::vector<std::pair<std::string, caf::actor>> commands_;
+  const metrics::registry* metrics_ = nullptr;
   std::thread thread_;
   std::atomic<bool> stopped_{false};
 };

@@ -10,6 +10,7 @@
 
 #include "admin_endpoint.hpp"
 #include "mirror/endpoint.hpp"
+#include "node_metrics.hpp"
 #include "router/auditor.hpp"
 #include "router/client_side.hpp"
 #include "router/conversations.hpp"
@@ -26,6 +27,8 @@
 namespace cowpi::actors {
 
 struct provider_node::impl {
+  // First, so that it outlives every actor and store that updates it.
+  metrics::registry metrics;
   config::provider_config cfg;
   caf::actor_system_config sys_cfg;
   std::unique_ptr<caf::actor_system> sys;
@@ -124,6 +127,8 @@ expected<void> start_mirror(provider_node::impl& n) {
   d.mirror = std::make_unique<protocol::mirror>(std::move(m));
   d.store = n.mirror_db.get();
   d.router = cfg.router;
+  d.metrics = mirror_metrics::make(&n.metrics);
+  add_store_collector(n.metrics, "mirror", &n.mirror_db->raw());
   auto ep = spawn_mirror_endpoint(*n.sys, std::move(d));
   n.actors.push_back(ep);
   auto port = caf::openssl::publish(ep, cfg.links.port, cfg.links.host.c_str(), true);
@@ -133,6 +138,7 @@ expected<void> start_mirror(provider_node::impl& n) {
   n.ports.links = *port;
   n.published = ep;
   COWPI_TRY(n.admin, admin_endpoint::start(*n.sys, cfg.admin_socket));
+  n.admin->set_metrics(&n.metrics);
   n.admin->add_section("mirror", ep);
   n.ports.admin_socket = cfg.admin_socket.string();
   return {};
@@ -162,6 +168,7 @@ expected<void> start_router(provider_node::impl& n) {
     d.request_timeout = cfg.timeouts.commit;
     d.connect_timeout = cfg.timeouts.connection;
     d.tls = cfg.tls;
+    d.metrics = link_metrics::make(&n.metrics, ms[k].id);
     links.push_back(spawn_mirror_link(*n.sys, std::move(d)));
   }
   conversation_deps cd;
@@ -176,14 +183,20 @@ expected<void> start_router(provider_node::impl& n) {
   cd.prepare_timeout = cfg.timeouts.prepare;
   cd.commit_timeout = cfg.timeouts.commit;
   cd.retention = cfg.retention;
+  cd.metrics = conversation_metrics::make(&n.metrics);
+  add_store_collector(n.metrics, "router", &n.router_db->raw());
   auto registry = spawn_conversation_registry(*n.sys, cd);
   n.actors.insert(n.actors.end(), links.begin(), links.end());
   n.actors.push_back(registry);
-  COWPI_TRY(auto side, spawn_client_side(*n.sys, cfg, *n.router_db, registry, std::move(self)));
+  client_side_options options;
+  options.metrics = client_metrics::make(&n.metrics);
+  COWPI_TRY(auto side,
+            spawn_client_side(*n.sys, cfg, *n.router_db, registry, std::move(self), options));
   for (auto& l : links)
     caf::anon_send(l, attach_atom_v, registry, side.directory);
   n.ports.clients = side.port;
   COWPI_TRY(n.admin, admin_endpoint::start(*n.sys, cfg.admin_socket));
+  n.admin->set_metrics(&n.metrics);
   n.admin->add_section("conversations", registry);
   for (size_t k = 0; k < links.size(); ++k)
     n.admin->add_section("link:" + ms[k].id, links[k]);
@@ -215,6 +228,12 @@ const std::string& provider_node::public_key_hex() const noexcept {
   return impl_->public_key_hex;
 }
 
+std::string provider_node::metrics_text() const {
+  if (!impl_ || impl_->stopped)
+    return {};
+  return impl_->metrics.render();
+}
+
 void provider_node::stop() {
   if (impl_)
     impl_->shutdown();
@@ -227,6 +246,14 @@ expected<std::unique_ptr<provider_node>> provider_node::start(const config::prov
   std::filesystem::create_directories(cfg.data_dir, ec);
   if (ec)
     return fail(errc::storage, cfg.data_dir.string() + ": " + ec.message());
+  n->metrics
+      .gauge("cowpi_node_info", "Always 1: the node's role and provider id",
+             {{"role", std::string(config::to_string(cfg.role))}, {"provider", cfg.name}})
+      .set(1);
+  n->metrics.add_collector([started = std::chrono::steady_clock::now()](metrics::sink& out) {
+    out.gauge("cowpi_uptime_seconds", "Seconds since the node started", {},
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  });
   configure_system(n->sys_cfg, cfg);
   n->sys = std::make_unique<caf::actor_system>(n->sys_cfg);
   auto started = cfg.role == config::role::mirror ? start_mirror(*n) : start_router(*n);

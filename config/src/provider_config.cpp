@@ -351,6 +351,18 @@ expected<void> read_logging(const table_reader& lg, provider_config& c) {
   return {};
 }
 
+expected<void> read_metrics(const table_reader& mt, provider_config& c) {
+  if (!mt.present()) {
+    return {};
+  }
+  COWPI_TRY_VOID(mt.check_keys({"listen"}));
+  if (mt.find("listen") == nullptr) {
+    return mt.missing("listen");
+  }
+  COWPI_TRY(c.metrics.listen, mt.endpoint_value("listen", true));
+  return {};
+}
+
 expected<provider_config> read_provider(const toml::table& root, const reporter& rep,
                                         const fs::path& base_dir, const provider_overrides& over) {
   const table_reader top(rep, &root, "");
@@ -365,12 +377,12 @@ expected<provider_config> read_provider(const toml::table& root, const reporter&
 
   if (router) {
     COWPI_TRY_VOID(top.check_keys({"provider", "listen", "tls", "mirrors", "limits", "timeouts",
-                                   "retention", "cluster", "logging"},
+                                   "retention", "cluster", "logging", "metrics"},
                                   {"router"}, "mirror", "router"));
   } else {
-    COWPI_TRY_VOID(top.check_keys(
-        {"provider", "listen", "tls", "router", "limits", "timeouts", "cluster", "logging"},
-        {"mirrors", "retention"}, "router", "mirror"));
+    COWPI_TRY_VOID(top.check_keys({"provider", "listen", "tls", "router", "limits", "timeouts",
+                                   "cluster", "logging", "metrics"},
+                                  {"mirrors", "retention"}, "router", "mirror"));
   }
   COWPI_TRY_VOID(read_provider_section(prov, base_dir, over, c));
 
@@ -399,6 +411,8 @@ expected<provider_config> read_provider(const toml::table& root, const reporter&
   COWPI_TRY_VOID(read_cluster(table_reader(rep, cluster_t, "cluster"), c));
   COWPI_TRY(const toml::table* logging_t, top.table("logging"));
   COWPI_TRY_VOID(read_logging(table_reader(rep, logging_t, "logging"), c));
+  COWPI_TRY(const toml::table* metrics_t, top.table("metrics"));
+  COWPI_TRY_VOID(read_metrics(table_reader(rep, metrics_t, "metrics"), c));
   return c;
 }
 
@@ -525,6 +539,11 @@ std::string to_toml(const provider_config& c) {
   out += "ids = ";
   out += c.logging.ids ? "true" : "false";
   out += '\n';
+
+  if (c.metrics.listen) {
+    out += "\n[metrics]\n";
+    put(out, "listen", to_string(*c.metrics.listen));
+  }
   return out;
 }
 

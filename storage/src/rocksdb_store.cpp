@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdarg>
 #include <cstdio>
@@ -29,6 +30,12 @@ namespace {
 // RocksDB's status text names the failing file and the OS error; it never holds row contents.
 error storage_error(const char* what, const rocksdb::Status& s) {
   return error{errc::storage, std::string(what) + ": " + s.ToString()};
+}
+
+// The bucket of `v` among `bounds` (upper bounds, inclusive); bounds.size() when above all.
+template <size_t N>
+size_t bucket_of(const std::array<double, N>& bounds, double v) {
+  return static_cast<size_t>(std::lower_bound(bounds.begin(), bounds.end(), v) - bounds.begin());
 }
 
 rocksdb::Slice slice(std::string_view s) {
@@ -135,7 +142,13 @@ public:
   bool failed() const noexcept override { return failed_.load(); }
 
   write_stats stats() const noexcept override {
-    return write_stats{syncs_.load(), batches_.load(), ops_.load(), bytes_.load()};
+    write_stats w{syncs_.load(), batches_.load(), ops_.load(), bytes_.load()};
+    for (size_t i = 0; i < w.sync_buckets.size(); ++i)
+      w.sync_buckets[i] = sync_buckets_[i].load(std::memory_order_relaxed);
+    for (size_t i = 0; i < w.group_buckets.size(); ++i)
+      w.group_buckets[i] = group_buckets_[i].load(std::memory_order_relaxed);
+    w.sync_seconds = static_cast<double>(sync_ns_.load(std::memory_order_relaxed)) * 1e-9;
+    return w;
   }
 
   expected<void> compact() override {
@@ -251,7 +264,16 @@ private:
           return unexpected{storage_error("building a write batch failed", s)};
       }
     }
+    const auto t0 = std::chrono::steady_clock::now();
     auto s = db_->Write(sync_, &wb);
+    const auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+    sync_ns_.fetch_add(static_cast<uint64_t>(ns), std::memory_order_relaxed);
+    sync_buckets_[bucket_of(sync_latency_bounds, static_cast<double>(ns) * 1e-9)].fetch_add(
+        1, std::memory_order_relaxed);
+    group_buckets_[bucket_of(group_size_bounds, static_cast<double>(group.size()))].fetch_add(
+        1, std::memory_order_relaxed);
     syncs_.fetch_add(1);
     batches_.fetch_add(group.size());
     for (const auto& q : group) {
@@ -284,6 +306,9 @@ private:
   std::atomic<uint64_t> batches_{0};
   std::atomic<uint64_t> ops_{0};
   std::atomic<uint64_t> bytes_{0};
+  std::atomic<uint64_t> sync_ns_{0};
+  std::array<std::atomic<uint64_t>, sync_latency_bounds.size() + 1> sync_buckets_{};
+  std::array<std::atomic<uint64_t>, group_size_bounds.size() + 1> group_buckets_{};
 };
 
 // Everything `open_impl` needs to know about an opened database before wrapping it.

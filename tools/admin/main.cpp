@@ -535,6 +535,17 @@ int cmd_links(node& n, const options& o) {
   return exit_ok;
 }
 
+int cmd_metrics(node& n, const options& o) {
+  auto a = n.call_or_die({{"get", "metrics"}}, status_timeout);
+  const auto text = a.value("metrics", std::string());
+  if (o.json_out) {
+    std::cout << json{{"node", n.cfg().name}, {"metrics", text}}.dump(2) << '\n';
+  } else {
+    std::cout << text;
+  }
+  return exit_ok;
+}
+
 void print_audit_conv(const json& c) {
   std::cout << "conversation " << c.value("conv", std::string()) << ": length "
             << c.value("next", 0) << ", router holds " << c.value("router_held", 0)
@@ -611,7 +622,7 @@ int main(int argc, char** argv) {
       "cowpi-admin: inspect a cowpi provider node.\n"
       "Stored data (conversations, conversation, users, prekeys, queues) is read from the node's\n"
       "RocksDB through a secondary instance, whether or not the daemon runs; live state\n"
-      "(status, links) and the audit come from the daemon's admin socket.\n"
+      "(status, links, metrics) and the audit come from the daemon's admin socket.\n"
       "Exit codes: 0 ok, 1 error (config, store, daemon unreachable), 2 usage,\n"
       "3 audit found a mismatch, 4 audit incomplete (a mirror unreachable or missing D values).\n"
       "See docs/admin.md (installed: /usr/share/doc/cowpi-provider/admin.md).",
@@ -645,6 +656,9 @@ int main(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "the daemon's live state, every section");
   status->add_option("--section", o.section, "only this section (e.g. queues, link:mirror-a)");
   auto* links = app.add_subcommand("links", "health of the router's mirror links (router)");
+  auto* metrics = app.add_subcommand(
+      "metrics",
+      "the daemon's metrics in the Prometheus text format (what [metrics] listen serves)");
   auto* audit = app.add_subcommand(
       "audit",
       "compare every mirror's stored D_i with the router's (and each other's); exit 3 "
@@ -684,6 +698,9 @@ int main(int argc, char** argv) {
     }
     if (links->parsed()) {
       return cmd_links(n, o);
+    }
+    if (metrics->parsed()) {
+      return cmd_metrics(n, o);
     }
     if (audit->parsed()) {
       return cmd_audit(n, o);

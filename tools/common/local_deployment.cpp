@@ -221,6 +221,8 @@ config::provider_config base_config(const local_deployment& d, config::role role
   c.tls.key = f.tls.node_key;
   c.logging.level = d.log_level;
   c.logging.format = d.log_format;
+  if (d.metrics)
+    c.metrics.listen = config::endpoint{d.host, 0};
   c.cluster.nodes = {name};
   c.cluster.self = name;
   return c;

@@ -71,6 +71,9 @@ struct local_deployment {
   std::vector<uint16_t> mirror_ports;
   config::log_level log_level = config::log_level::info;
   config::log_format log_format = config::log_format::text;
+  /// Each provider serves its metrics on `host`, port picked by the OS (readiness line
+  /// `metrics=HOST:PORT`).
+  bool metrics = false;
 
   std::filesystem::path config_path(const std::string& provider) const {
     return dir / provider / "provider.toml";

@@ -7,6 +7,7 @@
 #include "cowpi/crypto/rng.hpp"
 
 #include "log_lines.hpp"
+#include "metrics_http.hpp"
 #include <CLI/CLI.hpp>
 #include <sodium.h>
 #include <spdlog/spdlog.h>
@@ -135,6 +136,19 @@ int main(int argc, char** argv) {
               << "\n";
     return 1;
   }
+  std::unique_ptr<cowpi::tools::metrics_server> metrics;
+  if (cfg->metrics.listen) {
+    auto* n = node->get();
+    auto m = cowpi::tools::metrics_server::start(*cfg->metrics.listen,
+                                                 [n] { return n->metrics_text(); });
+    if (!m) {
+      std::cerr << "cowpi-provider: cannot start " << cfg->name << ": " << m.error().message()
+                << "\n";
+      (*node)->stop();
+      return 1;
+    }
+    metrics = std::move(m).value();
+  }
   const auto& p = (*node)->ports();
   // The readiness line (tests and the launcher read the bound ports from it).
   std::printf("cowpi-provider ready role=%s name=%s",
@@ -143,6 +157,8 @@ int main(int argc, char** argv) {
     std::printf(" clients=%s:%u", cfg->clients.host.c_str(), p.clients);
   if (p.links != 0)
     std::printf(" links=%s:%u", cfg->links.host.c_str(), p.links);
+  if (metrics)
+    std::printf(" metrics=%s:%u", cfg->metrics.listen->host.c_str(), metrics->port());
   std::printf(" admin=%s lpk=%s\n", p.admin_socket.c_str(), (*node)->public_key_hex().c_str());
   std::fflush(stdout);
   spdlog::info("ready");
@@ -150,6 +166,9 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("shutting down on signal {}", sig);
+  // The scrape endpoint first: it reads the node's state.
+  if (metrics)
+    metrics->stop();
   (*node)->stop();
   spdlog::info("stopped");
   return 0;

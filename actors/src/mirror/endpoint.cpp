@@ -32,6 +32,7 @@ struct endpoint_state {
   /// Senders (router connections) that completed HELLO.
   std::set<caf::actor_addr> greeted;
   uint64_t commits = 0;
+  std::shared_ptr<const mirror_metrics> metrics;
   static inline const char* name = "mirror-endpoint";
 };
 
@@ -69,6 +70,7 @@ protocol::link_response handle(endpoint_actor* self, const protocol::link_reques
           auto src = caf::actor_cast<caf::actor_addr>(self->current_sender());
           if (st.greeted.insert(src).second)
             self->monitor(src);
+          st.metrics->links->set(static_cast<int64_t>(st.greeted.size()));
           return protocol::link_hello{st.m->self().id(), st.m->self().lpk(),
                                       protocol::transport_version};
         } else if constexpr (std::is_same_v<T, protocol::prepare_msg>) {
@@ -82,6 +84,8 @@ protocol::link_response handle(endpoint_actor* self, const protocol::link_reques
               die_on_storage_error(ok.error());
             fault_point(fault::mirror_commit_after_sync);
             ++st.commits;
+            st.metrics->commits->inc();
+            st.metrics->conversations->set(static_cast<int64_t>(st.m->convs().size()));
           }
           return out.response;
         } else if constexpr (std::is_same_v<T, protocol::link_ack>) {
@@ -113,7 +117,13 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
   self->state.m = std::move(deps.mirror);
   self->state.store = deps.store;
   self->state.router = std::move(deps.router);
-  self->set_down_handler([=](caf::down_msg& dm) { self->state.greeted.erase(dm.source); });
+  self->state.metrics = std::move(deps.metrics);
+  self->state.metrics->conversations->set(static_cast<int64_t>(self->state.m->convs().size()));
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    st.greeted.erase(dm.source);
+    st.metrics->links->set(static_cast<int64_t>(st.greeted.size()));
+  });
   // A message of a type this node does not know arrives empty: say so loudly.
   self->set_default_handler(
       [=](caf::scheduled_actor*, caf::message_view& mv) -> caf::result<caf::message> {
@@ -123,13 +133,26 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
   return {
       [=](link_atom, const link_frame& f) -> link_frame {
         auto req = protocol::wire::decode_link_request(f.bytes);
-        if (!req)
+        if (!req) {
+          self->state.metrics->rejects->inc();
           return encode(reject("malformed: " + req.error().message()));
+        }
         const bool hello = std::holds_alternative<protocol::link_hello>(*req);
         auto src = caf::actor_cast<caf::actor_addr>(self->current_sender());
-        if (!hello && !self->state.greeted.contains(src))
+        if (!hello && !self->state.greeted.contains(src)) {
+          self->state.metrics->rejects->inc();
           return encode(reject("no_hello"));
-        return encode(handle(self, *req));
+        }
+        const auto& mm = *self->state.metrics;
+        const size_t kind = req->index();
+        mm.kinds.requests[kind]->inc();
+        const auto t0 = std::chrono::steady_clock::now();
+        auto answer = handle(self, *req);
+        mm.kinds.seconds[kind]->observe(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        if (std::holds_alternative<protocol::link_reject>(answer))
+          mm.rejects->inc();
+        return encode(answer);
       },
       [=](stats_atom) -> std::string {
         const auto& m = *self->state.m;

@@ -7,6 +7,7 @@
 #include "cowpi/protocol/mirror.hpp"
 #include "cowpi/storage/mirror_store.hpp"
 
+#include "../node_metrics.hpp"
 #include <caf/all.hpp>
 
 #include <memory>
@@ -18,6 +19,7 @@ struct mirror_endpoint_deps {
   std::unique_ptr<protocol::mirror> mirror;
   storage::mirror_store* store = nullptr;
   config::peer router;  // the one router allowed to connect
+  std::shared_ptr<const mirror_metrics> metrics = mirror_metrics::make(nullptr);
 };
 
 /// Spawns the endpoint as a detached actor (its synced RocksDB writes block only its own

@@ -9,6 +9,7 @@
 #include "cowpi/protocol/router.hpp"
 #include "cowpi/storage/router_store.hpp"
 
+#include "../node_metrics.hpp"
 #include <caf/all.hpp>
 
 #include <chrono>
@@ -37,6 +38,7 @@ struct connection_deps {
   std::chrono::milliseconds idle_timeout{0};
   std::chrono::milliseconds frame_timeout{0};
   std::chrono::milliseconds request_timeout{0};
+  std::shared_ptr<const client_metrics> metrics = client_metrics::make(nullptr);
 };
 
 using connection_deps_ptr = std::shared_ptr<const connection_deps>;
@@ -68,6 +70,7 @@ struct queue_deps {
   std::chrono::milliseconds request_timeout{0};
   /// The detached cursor writers; a user's acks always go to the same one.
   std::vector<caf::actor> writers;
+  std::shared_ptr<const client_metrics> metrics = client_metrics::make(nullptr);
 };
 
 /// Spawns one detached cursor writer: `(cack_atom, user, conv, index)` -> bool (synced).

@@ -54,6 +54,7 @@ expected<client_side> spawn_client_side(caf::actor_system& sys, const config::pr
   qd.window_bytes = options.window_bytes;
   qd.request_timeout = options.request_timeout;
   qd.writers = side.ack_writers;
+  qd.metrics = options.metrics;
   side.queues = spawn_queue_registry(sys, std::move(qd));
   if (registry) {
     caf::anon_send(registry, attach_atom_v, side.queues);
@@ -76,6 +77,7 @@ expected<client_side> spawn_client_side(caf::actor_system& sys, const config::pr
   d->idle_timeout = cfg.timeouts.idle;
   d->frame_timeout = options.frame_timeout;
   d->request_timeout = options.request_timeout;
+  d->metrics = options.metrics;
   auto acc = spawn_acceptor(sys, std::move(d), bind_timeout);
   if (!acc) {
     stop_client_side(side);

@@ -9,6 +9,7 @@
 #include "cowpi/protocol/router.hpp"
 #include "cowpi/storage/router_store.hpp"
 
+#include "../node_metrics.hpp"
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 
@@ -45,6 +46,8 @@ struct client_side_options {
   size_t ack_writers = 4;
   /// One-time pre-key hand-out policy per requester (kept in memory: reset on restart).
   protocol::directory_policy fetch_policy{};
+  /// Where connections, sessions and queues count (a registry nobody renders by default).
+  std::shared_ptr<const client_metrics> metrics = client_metrics::make(nullptr);
 };
 
 /// The handles of the client-facing side. Every actor answers `(stats_atom)` with a JSON

@@ -255,7 +255,9 @@ caf::behavior acceptor(acceptor_broker* self, connection_deps_ptr d, caf::actor 
   self->send(reply_to, res->second);
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& s = self->state;
-    s.conns.erase(dm.source);
+    if (s.conns.erase(dm.source) != 0) {
+      s.d->metrics->open->add(-1);
+    }
     if (s.stopping && s.conns.empty()) {
       self->quit(s.stop_reason);
     }
@@ -284,15 +286,18 @@ caf::behavior acceptor(acceptor_broker* self, connection_deps_ptr d, caf::actor 
         auto& s = self->state;
         if (s.stopping || s.conns.size() >= s.d->max_connections) {
           ++s.refused;
+          s.d->metrics->refused->inc();
           self->write(msg.handle, s.busy_frame.size(), s.busy_frame.data());
           self->flush(msg.handle);
           self->close(msg.handle);
           return;
         }
         ++s.accepted;
+        s.d->metrics->accepted->inc();
         auto conn = self->fork(connection_broker, msg.handle, s.d);
         self->monitor(conn);
         s.conns.emplace(conn.address(), conn);
+        s.d->metrics->open->add(1);
       },
       [](const caf::io::new_data_msg&) {
         // Bytes from a refused connection before its close: ignored.

@@ -43,6 +43,8 @@ struct conv_state {
   std::map<std::pair<std::string, uint64_t>, route> routes;
   /// Entries whose append is queued but not yet synced (COMMIT waits for the sync).
   std::set<uint64_t> appending;
+  /// When each entry of this actor's life finished its synced append (for commit_seconds).
+  std::map<uint64_t, std::chrono::steady_clock::time_point> appended_at;
   std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
   static inline const char* name = "conversation";
 };
@@ -69,6 +71,8 @@ void on_commit_answer(conv_actor* self, uint64_t i, size_t k, const protocol::li
   auto& st = self->state;
   auto p = st.rc->on_commit_answer(i, k, r);
   if (p.stop_reason) {
+    st.d.metrics->stopped->inc();
+    st.appended_at.clear();
     spdlog::error("conversation {}: stopped: {} (operator alarm)", short_id(st.conv),
                   *p.stop_reason);
     auto ok = st.d.store->persist_stop(*st.rc);
@@ -102,6 +106,12 @@ void on_commit_answer(conv_actor* self, uint64_t i, size_t k, const protocol::li
     std::_Exit(70);
   }
   fault_point(fault::router_answers_after_sync);
+  st.d.metrics->committed->inc();
+  if (auto at = st.appended_at.find(i); at != st.appended_at.end()) {
+    st.d.metrics->commit_seconds->observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - at->second).count());
+    st.appended_at.erase(at);
+  }
   for (size_t m = 0; m < st.d.links.size(); ++m)
     self->request(st.d.links[m], st.d.commit_timeout, link_atom_v,
                   protocol::link_request{protocol::link_ack{st.conv, i}})
@@ -199,8 +209,11 @@ caf::behavior conversation(conv_actor* self, protocol::conv_id conv, conversatio
         auto& s = self->state;
         s.last_activity = std::chrono::steady_clock::now();
         auto aseq = s.rc->intake(std::move(r.submit), r.user, now_seconds());
-        if (!aseq)
+        if (!aseq) {
+          s.d.metrics->intake_refused->inc();
           return aseq.error();
+        }
+        s.d.metrics->intake_accepted->inc();
         s.routes[{r.user, *aseq}] = route{r.session, r.request_id};
         pump(self);
         return protocol::ok_result{};
@@ -216,6 +229,8 @@ caf::behavior conversation(conv_actor* self, protocol::conv_id conv, conversatio
           std::_Exit(70);
         }
         fault_point(fault::router_log_after_sync);
+        s.d.metrics->ordered->inc();
+        s.appended_at[i] = std::chrono::steady_clock::now();
         for (size_t k = 0; k < s.d.links.size(); ++k)
           send_commit(self, i, k);
       },
@@ -264,6 +279,7 @@ expected<caf::actor> conversation_for(registry_actor* self, const protocol::conv
       self->spawn(conversation, conv, st.d, std::move(loaded), caf::actor_cast<caf::actor>(self));
   self->monitor(a);
   st.live.emplace(conv, a);
+  st.d.metrics->live->set(static_cast<int64_t>(st.live.size()));
   return a;
 }
 
@@ -276,6 +292,7 @@ caf::behavior registry(registry_actor* self, conversation_deps d) {
         live.erase(it);
         break;
       }
+    self->state.d.metrics->live->set(static_cast<int64_t>(live.size()));
   });
   // The conversation actors are monitored, not linked (one failing must not end the others):
   // a shutdown ends them explicitly, or the actor system would wait for them forever.

@@ -6,6 +6,7 @@
 #include "cowpi/protocol/router.hpp"
 #include "cowpi/storage/router_store.hpp"
 
+#include "../node_metrics.hpp"
 #include <caf/all.hpp>
 
 #include <chrono>
@@ -22,6 +23,7 @@ struct conversation_deps {
   std::chrono::milliseconds commit_timeout{5000};
   std::chrono::seconds idle{60};  // a conversation actor with nothing pending stops
   std::chrono::seconds retention{30LL * 24 * 3600};
+  std::shared_ptr<const conversation_metrics> metrics = conversation_metrics::make(nullptr);
 };
 
 /// Spawns the registry. It answers `(submit_atom, submit_request)` by delegating to the

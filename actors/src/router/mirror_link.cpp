@@ -51,6 +51,7 @@ void connect(link_actor* self);
 void schedule_reconnect(link_actor* self) {
   auto& st = self->state;
   st.up = false;
+  st.d.metrics->up->set(0);
   st.connecting = false;
   self->delayed_anon_send(self, st.backoff, retry_atom_v);
   st.backoff = std::min<std::chrono::milliseconds>(st.backoff * 2, 5s);
@@ -122,6 +123,9 @@ template <class F, class E>
 void call(link_actor* self, const protocol::link_request& req, F on_answer, E on_error) {
   auto& st = self->state;
   ++st.requests;
+  const size_t kind = req.index();
+  st.d.metrics->kinds.requests[kind]->inc();
+  const auto sent = std::chrono::steady_clock::now();
   self->request(st.remote, st.d.request_timeout, link_atom_v,
                 link_frame{protocol::wire::encode(req)})
       .then(
@@ -129,13 +133,17 @@ void call(link_actor* self, const protocol::link_request& req, F on_answer, E on
             auto r = protocol::wire::decode_link_response(f.bytes);
             if (!r) {
               ++self->state.failures;
+              self->state.d.metrics->failures->inc();
               on_error(caf::make_error(caf::sec::unexpected_response));
               return;
             }
+            self->state.d.metrics->kinds.seconds[kind]->observe(
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count());
             on_answer(std::move(*r));
           },
           [=](caf::error& e) mutable {
             ++self->state.failures;
+            self->state.d.metrics->failures->inc();
             on_error(e);
           });
 }
@@ -182,6 +190,8 @@ void hello(link_actor* self) {
           return;
         }
         s.up = true;
+        s.d.metrics->up->set(1);
+        s.d.metrics->connects->inc();
         s.connecting = false;
         s.backoff = 100ms;
         s.last_logged.clear();

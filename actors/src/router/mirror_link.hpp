@@ -5,6 +5,7 @@
 #include "cowpi/config/provider_config.hpp"
 #include "cowpi/protocol/messages.hpp"
 
+#include "../node_metrics.hpp"
 #include <caf/all.hpp>
 
 #include <chrono>
@@ -21,6 +22,7 @@ struct mirror_link_deps {
   /// Bound of that handshake (it runs on its own thread after a refused TLS handshake).
   std::chrono::milliseconds probe_timeout{2000};
   uint32_t prekey_target = 512;  // one-time pre-keys kept in the directory for this mirror
+  std::shared_ptr<const link_metrics> metrics = link_metrics::make(nullptr, "unnamed");
 };
 
 /// Spawns the link; it connects once `(attach_atom, caf::actor registry, caf::actor

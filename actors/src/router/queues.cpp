@@ -94,6 +94,10 @@ struct queue_state {
   std::set<protocol::conv_id> ack_writing;
   uint64_t delivered = 0;
   uint64_t acks = 0;
+  /// Per conversation, the oldest poke not yet followed by an envelope: (index, when).
+  std::map<protocol::conv_id, std::pair<uint64_t, std::chrono::steady_clock::time_point>> poked;
+  /// This queue's window in the node's unacked-envelopes gauge.
+  gauge_share unacked_share;
   static inline const char* name = "cowpi.queue";
 };
 
@@ -150,6 +154,7 @@ void stream(queue_actor* self) {
       }
       if (envs->empty()) {
         cc.dirty = false;
+        st.poked.erase(conv);
         check_expired(self, conv, cc);
         continue;
       }
@@ -164,6 +169,13 @@ void stream(queue_actor* self) {
         st.window_bytes += size;
         cc.sent = env.index + 1;
         ++st.delivered;
+        st.d->metrics->delivered->inc();
+        if (auto p = st.poked.find(conv); p != st.poked.end() && env.index >= p->second.first) {
+          st.d->metrics->delivery_lag->observe(
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - p->second.second)
+                  .count());
+          st.poked.erase(p);
+        }
         for (auto& out : seam::outgoing_envelopes(st.user, std::move(env))) {
           self->send(st.session, deliver_atom_v, std::move(out));
         }
@@ -174,6 +186,7 @@ void stream(queue_actor* self) {
       }
     }
   }
+  st.unacked_share.set(static_cast<int64_t>(st.window.size()));
 }
 
 /// (Re)starts streaming from the stored cursors: every unacknowledged envelope comes again.
@@ -182,6 +195,7 @@ void load(queue_actor* self) {
   st.convs.clear();
   st.window.clear();
   st.window_bytes = 0;
+  st.unacked_share.set(0);
   auto cursors = st.d->store->cursors_of(st.user);
   if (!cursors) {
     spdlog::warn("queues: cannot read cursors: {}", cursors.error().message());
@@ -244,6 +258,7 @@ void on_ack(queue_actor* self, const protocol::conv_id& conv, uint64_t index) {
     it->second.cursor = index + 1;
     ++st.acks;
     st.ack_pending[conv] = index;
+    st.d->metrics->acks->inc();
     pump_acks(self);
   }
   stream(self);
@@ -251,6 +266,7 @@ void on_ack(queue_actor* self, const protocol::conv_id& conv, uint64_t index) {
 
 void on_poke(queue_actor* self, const protocol::conv_id& conv, uint64_t index) {
   auto& st = self->state;
+  st.poked.try_emplace(conv, index, std::chrono::steady_clock::now());
   auto it = st.convs.find(conv);
   if (it == st.convs.end()) {
     // A conversation the user just joined: persist_answers created its cursor before the poke.
@@ -317,6 +333,7 @@ caf::behavior queue(queue_actor* self, caf::actor registry, caf::actor writer, s
   st.writer = std::move(writer);
   st.user = std::move(user);
   st.session = std::move(session);
+  st.unacked_share.bind(st.d->metrics->unacked);
   self->monitor(st.session);
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& s = self->state;
@@ -361,6 +378,7 @@ struct registry_state {
   std::unordered_map<std::string, registry_entry> users;
   uint64_t attaches = 0;
   uint64_t pokes = 0;
+  gauge_share attached;
   static inline const char* name = "cowpi.queues";
 };
 
@@ -425,9 +443,11 @@ caf::typed_response_promise<std::string> registry_stats(registry_actor* self) {
 
 caf::behavior queue_registry(registry_actor* self, queue_deps_ptr d) {
   self->state.d = std::move(d);
+  self->state.attached.bind(self->state.d->metrics->queues);
   self->set_down_handler([self](caf::down_msg& dm) {
-    std::erase_if(self->state.users,
-                  [&](const auto& kv) { return kv.second.queue.address() == dm.source; });
+    auto& st = self->state;
+    std::erase_if(st.users, [&](const auto& kv) { return kv.second.queue.address() == dm.source; });
+    st.attached.set(static_cast<int64_t>(st.users.size()));
   });
   self->set_exit_handler([self](caf::exit_msg& em) {
     for (auto& [user, e] : self->state.users) {
@@ -450,6 +470,7 @@ caf::behavior queue_registry(registry_actor* self, queue_deps_ptr d) {
                              user, session, st.d);
         self->monitor(q);
         st.users.emplace(user, registry_entry{q, session});
+        st.attached.set(static_cast<int64_t>(st.users.size()));
       },
       [self](detach_atom, const std::string& user, const caf::actor& session) {
         auto& st = self->state;
@@ -460,6 +481,7 @@ caf::behavior queue_registry(registry_actor* self, queue_deps_ptr d) {
         self->send(it->second.queue, detach_atom_v);
         self->demonitor(it->second.queue);
         st.users.erase(it);
+        st.attached.set(static_cast<int64_t>(st.users.size()));
       },
       [self](cack_atom, const std::string& user, const protocol::conv_id& conv, uint64_t index) {
         auto& st = self->state;

@@ -128,6 +128,7 @@ void seal_and_write(worker* self, const protocol::router_frame& f) {
 }
 
 void reply(worker* self, uint64_t request_id, protocol::response_body body) {
+  self->state.d->metrics->response(body)->inc();
   seal_and_write(self, protocol::router_frame{protocol::response{request_id, std::move(body)}});
 }
 

@@ -604,6 +604,32 @@ TEST(provider_config, logging_format_and_ids) {
   EXPECT_TRUE(fails_with(parse(text), at(text, "\"yes\""), "logging.ids must be true or false"));
 }
 
+TEST(provider_config, metrics_are_off_by_default_and_listen_where_the_table_says) {
+  auto c = ok(parse(router_text()));
+  EXPECT_FALSE(c.metrics.listen.has_value());
+  EXPECT_EQ(to_toml(c).find("[metrics]"), std::string::npos);
+
+  std::string text = router_text() + "\n[metrics]\nlisten = \"127.0.0.1:9464\"\n";
+  c = ok(parse(text));
+  ASSERT_TRUE(c.metrics.listen.has_value());
+  EXPECT_EQ(c.metrics.listen->host, "127.0.0.1");
+  EXPECT_EQ(c.metrics.listen->port, 9464);
+  EXPECT_EQ(ok(parse(to_toml(c))).metrics, c.metrics);
+  // A mirror has the table too; port 0 picks a free port.
+  text = mirror_text() + "\n[metrics]\nlisten = \"[::1]:0\"\n";
+  c = ok(parse(text));
+  ASSERT_TRUE(c.metrics.listen.has_value());
+  EXPECT_EQ(c.metrics.listen->host, "::1");
+  EXPECT_EQ(c.metrics.listen->port, 0);
+
+  text = router_text() + "\n[metrics]\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "[metrics]"), "listen"));
+  text = router_text() + "\n[metrics]\nlisten = \"localhost\"\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"localhost\""), "metrics.listen"));
+  text = router_text() + "\n[metrics]\nlisten = \"127.0.0.1:1\"\npath = \"/m\"\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "path"), "unknown"));
+}
+
 TEST(provider_config, relative_data_dir_is_resolved_against_the_config_directory) {
   const std::string text = replace(router_text(), "\"/srv/router\"", "\"data/router\"");
   auto c = ok(parse_provider_config(text, "test.toml", "/etc/cowpi"));

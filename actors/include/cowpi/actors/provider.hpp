@@ -39,6 +39,9 @@ public:
   const provider_ports& ports() const noexcept;
   /// The node's long-term public key, hex.
   const std::string& public_key_hex() const noexcept;
+  /// The node's metrics in the Prometheus text exposition format (docs/admin.md lists
+  /// them); empty once stopped. Thread-safe, but not concurrently with `stop`.
+  std::string metrics_text() const;
   /// Stops the listeners and actors and closes the stores (idempotent).
   void stop();
 

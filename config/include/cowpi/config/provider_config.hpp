@@ -112,6 +112,16 @@ struct logging_config {
   friend bool operator==(const logging_config&, const logging_config&) = default;
 };
 
+/// `[metrics]`: the Prometheus scrape endpoint (docs/operations.md). Off when the table is
+/// absent.
+struct metrics_config {
+  /// Where `GET /metrics` is served over plain HTTP; port 0 picks a free port. Bind it to a
+  /// loopback or management address: the metrics carry no user data, but they are not
+  /// authenticated.
+  std::optional<endpoint> listen;
+  friend bool operator==(const metrics_config&, const metrics_config&) = default;
+};
+
 /// The whole configuration of one `cowpi-provider` process. Fields that belong to the other
 /// role stay at their defaults (empty) and are neither parsed nor rendered. In a parsed config
 /// every path except `data_dir` has been resolved against `data_dir`, and `data_dir` against
@@ -152,6 +162,7 @@ struct provider_config {
   std::chrono::seconds retention{2592000};
   cluster_config cluster;
   logging_config logging;
+  metrics_config metrics;
 
   friend bool operator==(const provider_config&, const provider_config&) = default;
 };

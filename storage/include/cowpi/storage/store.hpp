@@ -7,6 +7,7 @@
 #include "cowpi/protocol/expected.hpp"
 #include "cowpi/storage/keys.hpp"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -86,7 +87,13 @@ struct open_options {
   size_t max_group_bytes = 16u << 20;
 };
 
-/// Counters of the group-commit writer (benchmarks and tests).
+/// Upper bounds (seconds) of `write_stats::sync_buckets`.
+inline constexpr std::array<double, 12> sync_latency_bounds{
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0};
+/// Upper bounds (batches) of `write_stats::group_buckets`.
+inline constexpr std::array<double, 9> group_size_bounds{1, 2, 4, 8, 16, 32, 64, 128, 256};
+
+/// Counters of the group-commit writer (benchmarks, tests and the provider's metrics).
 struct write_stats {
   /// Synced RocksDB writes issued.
   uint64_t syncs = 0;
@@ -95,6 +102,12 @@ struct write_stats {
   /// Operations (puts, deletes, range deletes) and key + value bytes in them.
   uint64_t ops = 0;
   uint64_t bytes = 0;
+  /// Wall time of each synced write (the RocksDB write and its fsync): counts per bucket of
+  /// `sync_latency_bounds` (not cumulative; the last is above every bound), and their sum.
+  std::array<uint64_t, sync_latency_bounds.size() + 1> sync_buckets{};
+  double sync_seconds = 0;
+  /// Batches merged into each synced write: counts per bucket of `group_size_bounds`.
+  std::array<uint64_t, group_size_bounds.size() + 1> group_buckets{};
 };
 
 /// A key-value store with column families. Thread-safe: reads may run concurrently with each
