@@ -110,6 +110,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(cowpi, caf::first_custom_type_id)
   CAF_ADD_ATOM(cowpi, cowpi::actors, retry_atom, "retry")
   CAF_ADD_ATOM(cowpi, cowpi::actors, idle_atom, "idle")
   CAF_ADD_ATOM(cowpi, cowpi::actors, stats_atom, "stats")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, drain_atom, "drain")
   // Client connections: connection broker <-> session worker.
   CAF_ADD_ATOM(cowpi, cowpi::actors, frame_atom, "frame")
   CAF_ADD_ATOM(cowpi, cowpi::actors, write_atom, "write")

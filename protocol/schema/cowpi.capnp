@@ -184,6 +184,7 @@ struct LookupUsers {
 struct AccountStatus {}
 struct Subscribe {}
 struct Ping {}
+struct Drain {}
 
 struct ClientFrame {
   version @0 :UInt8;
@@ -197,6 +198,7 @@ struct ClientFrame {
     accountStatus @7 :AccountStatus;
     subscribe @8 :Subscribe;
     ping @9 :Ping;
+    drain @10 :Drain;
   }
 }
 

@@ -142,6 +142,7 @@ inline std::vector<client_frame> all_client_frames() {
   add(account_status{});
   add(subscribe{});
   add(ping{});
+  add(drain{});
   v.push_back(client_frame{UINT64_MAX, ping{}});
   return v;
 }

@@ -1285,6 +1285,8 @@ void client_actor::shutdown() {
 
 void client_actor::touch() {
   last_activity_ = steady::now();
+  ++activity_;
+  drained_ = false;
   if (!quiet_timer_ && (!sync_waiters_.empty() || topup_pending_)) {
     quiet_timer_ = true;
     self_->delayed_send(self_, opts_.quiet_period, quiet_atom_v);
@@ -1325,16 +1327,48 @@ void client_actor::check_idle() {
     return;
   if (!requests_.empty() || !receipt_inflight_.empty() || outbox_size() > 0)
     return;
-  if (!is_quiet()) {
-    if (!quiet_timer_) {
-      quiet_timer_ = true;
-      self_->delayed_send(self_, opts_.quiet_period, quiet_atom_v);
+  if (drain_unsupported_) {
+    if (!is_quiet()) {
+      if (!quiet_timer_) {
+        quiet_timer_ = true;
+        self_->delayed_send(self_, opts_.quiet_period, quiet_atom_v);
+      }
+      return;
     }
+  } else if (!drained_) {
+    // Ask the router whether anything is still on its way to us: its answer comes after
+    // every envelope it had for us.
+    start_drain();
     return;
+  }
+  if (topup_pending_) {
+    // The backlog is drained: the pre-key top-up (which may rotate the LAST_RESORT key, §2)
+    // goes now, and the sync completes once it is answered.
+    topup_pending_ = false;
+    top_up();
+    if (!requests_.empty())
+      return;
   }
   auto waiters = std::exchange(sync_waiters_, {});
   for (auto& w : waiters)
     w.done(client_sync_report{accepted_count_ - w.accepted_at_start, 0, true});
+}
+
+void client_actor::start_drain() {
+  if (drain_inflight_)
+    return;
+  drain_inflight_ = true;
+  const uint64_t at = activity_;
+  request(protocol::drain{}, [this, at](expected<protocol::response_body> r) {
+    drain_inflight_ = false;
+    if (!r)
+      return;  // the connection went or the answer timed out: the next check asks again
+    if (!std::holds_alternative<protocol::ok_result>(*r))
+      drain_unsupported_ = true;
+    else if (activity_ == at)
+      drained_ = true;
+    // check_idle runs after every batch of router frames.
+  });
 }
 
 void client_actor::on_sync_timeout(uint64_t id) {

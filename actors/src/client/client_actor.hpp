@@ -163,6 +163,7 @@ private:
   void on_quiet();
   bool is_quiet() const;
   void check_idle();
+  void start_drain();
   void on_sync_timeout(uint64_t id);
   void on_housekeeping();
 
@@ -236,6 +237,14 @@ private:
   using steady = std::chrono::steady_clock;
   steady::time_point last_activity_ = steady::now();
   bool quiet_timer_ = false;
+  /// Router traffic seen (deliveries, answers that are not to our requests), counted.
+  uint64_t activity_ = 0;
+  /// A DRAIN was answered and nothing arrived since it was sent: the router has nothing more
+  /// for us right now.
+  bool drained_ = false;
+  bool drain_inflight_ = false;
+  /// The router answered DRAIN with something other than OK: fall back to the quiet period.
+  bool drain_unsupported_ = false;
   uint64_t next_sync_id_ = 1;
   std::vector<sync_waiter> sync_waiters_;
   size_t accepted_count_ = 0;

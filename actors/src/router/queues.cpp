@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <map>
@@ -98,6 +99,8 @@ struct queue_state {
   std::map<protocol::conv_id, std::pair<uint64_t, std::chrono::steady_clock::time_point>> poked;
   /// This queue's window in the node's unacked-envelopes gauge.
   gauge_share unacked_share;
+  /// DRAIN requests waiting for the stream to catch up: (session, request id).
+  std::vector<std::pair<caf::actor, uint64_t>> drains;
   static inline const char* name = "cowpi.queue";
 };
 
@@ -125,6 +128,27 @@ void check_expired(queue_actor* self, const protocol::conv_id& conv, conv_cursor
   protocol::rejection why{protocol::rejection_kind::history_expired, *start,
                           to_hex(byte_view(conv.data(), conv.size()))};
   self->send(st.session, reject_atom_v, late_rejection{0, conv, 0, std::move(why)});
+}
+
+/// True when nothing deliverable is left to stream: every conversation was read to its end
+/// (or expired, or the user was removed from it and everything before was streamed).
+bool caught_up(const queue_state& st) {
+  return std::all_of(st.convs.begin(), st.convs.end(), [](const auto& kv) {
+    const conv_cursor& cc = kv.second;
+    return !cc.dirty || cc.expired || (cc.last && cc.sent > *cc.last);
+  });
+}
+
+/// Answers the waiting DRAINs once caught up. Sent after every envelope streamed so far, to the
+/// same session, so the client sees the answer after them.
+void answer_drains(queue_actor* self) {
+  auto& st = self->state;
+  if (st.drains.empty() || !caught_up(st)) {
+    return;
+  }
+  for (auto& [session, id] : std::exchange(st.drains, {})) {
+    self->send(session, drain_atom_v, id);
+  }
 }
 
 /// Streams envelopes from storage to the session while the window has room.
@@ -187,6 +211,7 @@ void stream(queue_actor* self) {
     }
   }
   st.unacked_share.set(static_cast<int64_t>(st.window.size()));
+  answer_drains(self);
 }
 
 /// (Re)starts streaming from the stored cursors: every unacknowledged envelope comes again.
@@ -361,6 +386,10 @@ caf::behavior queue(queue_actor* self, caf::actor registry, caf::actor writer, s
         on_poke(self, conv, index);
       },
       [self](retry_atom) { load(self); },
+      [self](drain_atom, const caf::actor& requester, uint64_t request_id) {
+        self->state.drains.emplace_back(requester, request_id);
+        answer_drains(self);
+      },
       [self](stats_atom) { return queue_stats(self->state); },
   };
 }
@@ -501,6 +530,16 @@ caf::behavior queue_registry(registry_actor* self, queue_deps_ptr d) {
           if (auto it = st.users.find(m); it != st.users.end()) {
             self->send(it->second.queue, poke_atom_v, conv, index);
           }
+        }
+      },
+      [self](drain_atom, const std::string& user, const caf::actor& session, uint64_t request_id) {
+        auto& st = self->state;
+        auto it = st.users.find(user);
+        if (it != st.users.end() && it->second.session == session) {
+          self->send(it->second.queue, drain_atom_v, session, request_id);
+        } else {
+          // No queue streams to this session (it detached, or a newer one replaced it).
+          self->send(session, drain_atom_v, request_id);
         }
       },
       [self](stats_atom) { return registry_stats(self); },

@@ -192,6 +192,13 @@ void handle_request(worker* self, protocol::client_frame&& f) {
         } else if constexpr (std::is_same_v<T, protocol::subscribe>) {
           attach(self);  // the queue restarts from the cursors: unacknowledged ones come again
           reply(self, id, protocol::ok_result{});
+        } else if constexpr (std::is_same_v<T, protocol::drain>) {
+          if (st.attached) {
+            // The user's queue answers `(drain_atom, id)` after the envelopes it has to send.
+            self->send(st.d->queues, drain_atom_v, st.user, handle_of(self), id);
+          } else {
+            reply(self, id, protocol::ok_result{});
+          }
         } else {
           static_assert(std::is_same_v<T, protocol::ping>);
           reply(self, id, protocol::ok_result{});
@@ -321,6 +328,7 @@ caf::behavior session_worker(worker* self, caf::actor broker, connection_deps_pt
         seal_and_write(self, protocol::router_frame{std::move(env)});
       },
       [self](reject_atom, late_rejection& r) { reply(self, r.request_id, std::move(r.why)); },
+      [self](drain_atom, uint64_t request_id) { reply(self, request_id, protocol::ok_result{}); },
   };
 }
 

@@ -144,6 +144,10 @@ void read_client_request(read_ctx& ctx, schema::ClientFrame::Reader r, client_re
       (void)r.getPing();
       out = ping{};
       return;
+    case schema::ClientFrame::DRAIN:
+      (void)r.getDrain();
+      out = drain{};
+      return;
   }
   unknown_tag(ctx, "client frame", r.which());
 }
@@ -172,6 +176,7 @@ void write_client_request(schema::ClientFrame::Builder b, const client_request& 
                  [&](const account_status&) { b.initAccountStatus(); },
                  [&](const subscribe&) { b.initSubscribe(); },
                  [&](const ping&) { b.initPing(); },
+                 [&](const drain&) { b.initDrain(); },
              },
              req);
 }

@@ -189,6 +189,64 @@ TEST_F(router_delivery, subscribe_restarts_the_stream_from_the_cursor) {
   EXPECT_EQ(again->index, 1u) << "the unacknowledged envelopes come again";
 }
 
+TEST_F(router_delivery, drain_is_answered_after_every_envelope_deliverable_when_it_arrived) {
+  boot();
+  auto bob = user("bob");
+  register_user(user("alice"));
+  register_user(bob);
+  synthetic_conv sc(10, {"alice", "bob"});
+  auto entries = alice_and_bob(*this, sc, 5);
+  auto b = logged_in(bob);
+  auto r = b->call(protocol::drain{});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(std::holds_alternative<protocol::ok_result>(*r));
+  // Every envelope came before the answer (call() keeps those that arrive meanwhile).
+  ASSERT_EQ(b->pending_envelopes().size(), entries.size());
+  for (uint64_t i = 0; i < entries.size(); ++i)
+    EXPECT_EQ(b->pending_envelopes()[i].index, i);
+  // A new deliverable entry: the next DRAIN comes after it too.
+  auto more = sc.message("alice", 296);
+  commit(sc, more);
+  poke(sc, more.index);
+  r = b->call(protocol::drain{});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_TRUE(std::holds_alternative<protocol::ok_result>(*r));
+  ASSERT_EQ(b->pending_envelopes().size(), entries.size() + 1);
+  EXPECT_EQ(b->pending_envelopes().back().index, more.index);
+  // Nothing more is deliverable: answered at once, with nothing before it.
+  r = b->call(protocol::drain{});
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(b->pending_envelopes().size(), entries.size() + 1);
+}
+
+TEST_F(router_delivery, drain_waits_while_the_delivery_window_is_full) {
+  opts.window_envelopes = 2;
+  boot();
+  auto bob = user("bob");
+  register_user(user("alice"));
+  register_user(bob);
+  synthetic_conv sc(11, {"alice", "bob"});
+  auto entries = alice_and_bob(*this, sc, 5);
+  auto b = logged_in(bob);
+  const uint64_t id = b->send(protocol::drain{});
+  ASSERT_NE(id, 0u);
+  // Two envelopes fill the window; the rest wait for acks, and so does the answer.
+  EXPECT_FALSE(b->wait_response(id, 300ms).has_value());
+  EXPECT_EQ(b->pending_envelopes().size(), 2u);
+  size_t received = 0;
+  std::optional<protocol::response_body> answer;
+  while (!answer) {
+    auto env = b->next_envelope(2s);
+    ASSERT_TRUE(env.has_value()) << "after " << received;
+    ++received;
+    ASSERT_TRUE(b->send(protocol::ack_msg{sc.conv(), env->index}) != 0);
+    if (received == entries.size())
+      answer = b->wait_response(id);
+  }
+  EXPECT_TRUE(std::holds_alternative<protocol::ok_result>(*answer));
+  EXPECT_EQ(received, entries.size());
+}
+
 TEST_F(router_delivery, a_collected_next_index_gives_history_expired) {
   boot();
   auto bob = user("bob");

@@ -185,8 +185,9 @@ struct client_runtime_options {
   /// backs off the same way.
   std::chrono::milliseconds reconnect_min{250};
   std::chrono::milliseconds reconnect_max{30000};
-  /// `sync` counts the router as drained once nothing arrived for this long (and nothing of
-  /// ours waits for an answer or an echo).
+  /// Once nothing arrived for this long after login, the pre-key top-up runs (a client that
+  /// is not syncing). `sync` waits on it only against a router that does not answer DRAIN;
+  /// otherwise DRAIN's answer says the router has nothing more for us.
   std::chrono::milliseconds quiet_period{200};
   /// How often the runtime checks the receipt rule (§3.7), pre-key expiry and LAST_RESORT
   /// rotation while online.
@@ -233,8 +234,8 @@ struct client_sync_report {
   size_t accepted = 0;
   /// Our messages still waiting for their echo when it returned.
   size_t outbox = 0;
-  /// True when it returned because everything was drained (nothing pending, nothing arriving
-  /// for `quiet_period`); false when its timeout came first.
+  /// True when it returned because everything was drained (nothing of ours pending and the
+  /// router's DRAIN answered with nothing new before it); false when its timeout came first.
   bool idle = false;
 };
 

@@ -154,8 +154,16 @@ struct ping {
   friend bool operator==(const ping&, const ping&) = default;
 };
 
+/// A barrier on the envelope stream: answered with `ok` once the router has sent, on this
+/// session, every envelope that was deliverable for the session's user when the request reached
+/// the user's queue (at once on a session that has not subscribed). Lets a client that has
+/// nothing in flight know that nothing more is waiting for it, without a quiet period.
+struct drain {
+  friend bool operator==(const drain&, const drain&) = default;
+};
+
 using client_request = std::variant<submit_msg, ack_msg, upload_prekeys, fetch_prekeys,
-                                    lookup_users, account_status, subscribe, ping>;
+                                    lookup_users, account_status, subscribe, ping, drain>;
 
 /// An encrypted client frame: a client-chosen id echoed in the response.
 struct client_frame {
