@@ -107,7 +107,7 @@ void encode_plaintext(std::span<uint8_t, block_plaintext_size> out, const block_
 expected<block> seal_block(const identity& sender, std::string_view receiver,
                            const public_key& lpk_r, const conv_id& conv, const key_ref& ref,
                            const public_key& e_pub, const block_plaintext& pt, byte_view ad,
-                           crypto::rng& r) {
+                           crypto::rng& r, crypto::secret<32>* key_out) {
   block b;
   b.ref = ref;
   naxos_keypair eph = naxos_fresh(sender, r);
@@ -119,12 +119,15 @@ expected<block> seal_block(const identity& sender, std::string_view receiver,
   crypto::secret<block_plaintext_size> plain;
   encode_plaintext(plain.expose(), pt);
   COWPI_TRY_VOID(crypto::aead_seal_into(b.ct, k.expose(), b.nonce, plain.expose(), ad));
+  if (key_out != nullptr)
+    *key_out = std::move(k);
   return b;
 }
 
 expected<block_plaintext> open_block(const identity& receiver, const crypto::secret<32>& e_r,
                                      std::string_view sender, const public_key& lpk_s,
-                                     const conv_id& conv, const block& b, byte_view ad) {
+                                     const conv_id& conv, const block& b, byte_view ad,
+                                     crypto::secret<32>* key_out) {
   pair_context ctx{sender, receiver.id(), conv, b.ref, b.x};
   COWPI_TRY(crypto::secret<32> k, pair_key_recv(receiver, e_r, lpk_s, ctx));
   crypto::secret<block_plaintext_size> plain;
@@ -135,6 +138,8 @@ expected<block_plaintext> open_block(const identity& receiver, const crypto::sec
   for (size_t i = 0; i < 8; ++i)
     pt.announced_id = pt.announced_id << 8 | p[32 + i];
   std::copy_n(p.data() + 40, 32, pt.announced_pub.begin());
+  if (key_out != nullptr)
+    *key_out = std::move(k);
   return pt;
 }
 

@@ -154,6 +154,13 @@ INSTANTIATE_TEST_SUITE_P(
         pinned{"transport.json", "/cases/0/k_c2r_rekeyed_once"},
         pinned{"transport.json", "/cases/1/rekey_frames/1/sealed"},
         pinned{"transport.json", "/cases/0/rekey_frames/3/nonce"},
+        // chain: the step, the chain derivations, a block, the receiver's skipped keys, a refusal.
+        pinned{"chain.json", "/epoch"}, pinned{"chain.json", "/ck_0"},
+        pinned{"chain.json", "/blocks/1/mk"}, pinned{"chain.json", "/blocks/2/next_ck"},
+        pinned{"chain.json", "/blocks/3/nonce"}, pinned{"chain.json", "/blocks/4/ad"},
+        pinned{"chain.json", "/blocks/0/block"}, pinned{"chain.json", "/receive/5/skipped/0/mk"},
+        pinned{"chain.json", "/receive/4/failure"}, pinned{"chain.json", "/refusals/1/failure"},
+        pinned{"chain.json", "/step"},
         // decisions: each scenario's verdicts, alarms and the state they leave.
         pinned{"decisions.json", at(commitment, "/0/decisions/1/alarms/0/kind")},
         pinned{"decisions.json", at(commitment, "/1/decisions/2/accepted/0/void")},

@@ -11,8 +11,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "gen_vectors: regenerates cowpi's seeded protocol test vectors (NAXOS keys, blocks,\n"
       "transcript hashes, a recorded conversation, author->mirror and mirror blocks, the\n"
-      "transport handshake, accept/reject/alarm decisions) and verifies them. The checked-in\n"
-      "files change only when the protocol does: review the diff."};
+      "transport handshake, accept/reject/alarm decisions, chain blocks) and verifies them. The\n"
+      "checked-in files change only when the protocol does: review the diff."};
   std::string out = "tests/vectors/data";
   uint64_t seed = cowpi::vectors::default_seed;
   app.add_option("--out", out, "directory to write the JSON files to")->capture_default_str();

@@ -390,6 +390,7 @@ const std::vector<kind>& all_kinds() {
       {"amb.json", generate_amb, verify_amb},
       {"transport.json", generate_transport, verify_transport},
       {"decisions.json", generate_decisions, verify_decisions},
+      {"chain.json", generate_chain, verify_chain},
   };
   return kinds;
 }

@@ -54,6 +54,11 @@ std::optional<std::string> verify_transport(const nlohmann::json& v);
 nlohmann::json generate_decisions(uint64_t seed);
 std::optional<std::string> verify_decisions(const nlohmann::json& v);
 
+/// Chain blocks: a DH step and its chain key, chain blocks in every plaintext layout with each
+/// derivation, a receiver opening them out of order and refusing reused, foreign and far ones.
+nlohmann::json generate_chain(uint64_t seed);
+std::optional<std::string> verify_chain(const nlohmann::json& v);
+
 /// Every kind, in a fixed order.
 const std::vector<kind>& all_kinds();
 

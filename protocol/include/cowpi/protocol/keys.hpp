@@ -97,19 +97,23 @@ struct block_plaintext {
 
 /// Builds a block from `sender` to (`receiver`, `lpk_r`) under receiver key
 /// `ref` (its DH public key `e_pub`), with a fresh one-shot ephemeral and a
-/// fresh random nonce, encrypting `pt` with associated data `ad`.
+/// fresh random nonce, encrypting `pt` with associated data `ad`. When `key_out` is given it
+/// receives the block key `K` (a DH step derives its chain from it, §4.8).
 [[nodiscard]] expected<block> seal_block(const identity& sender, std::string_view receiver,
                                          const public_key& lpk_r, const conv_id& conv,
                                          const key_ref& ref, const public_key& e_pub,
-                                         const block_plaintext& pt, byte_view ad, crypto::rng& r);
+                                         const block_plaintext& pt, byte_view ad, crypto::rng& r,
+                                         crypto::secret<32>* key_out = nullptr);
 
 /// Opens a block addressed to `receiver` from (`sender`, `lpk_s`), with the
 /// secret `e_r` of the key the block's ref names. Fails with
-/// `errc::low_order_point` or `errc::decrypt_failed`; nothing else changes.
+/// `errc::low_order_point` or `errc::decrypt_failed`; nothing else changes. When `key_out` is
+/// given, an opened block's key `K` is written to it.
 [[nodiscard]] expected<block_plaintext> open_block(const identity& receiver,
                                                    const crypto::secret<32>& e_r,
                                                    std::string_view sender, const public_key& lpk_s,
                                                    const conv_id& conv, const block& b,
-                                                   byte_view ad);
+                                                   byte_view ad,
+                                                   crypto::secret<32>* key_out = nullptr);
 
 }  // namespace cowpi::protocol

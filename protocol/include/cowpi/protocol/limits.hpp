@@ -43,6 +43,9 @@ inline constexpr size_t max_fetch_owners = max_members + max_mirrors;
 inline constexpr size_t max_recipients = max_members + max_ops / 2 - 1;
 /// Most slots (recipients plus the author) of one entry: the mirror blocks in one ANSWER.
 inline constexpr size_t max_slots = max_recipients + 1;
+/// Most message keys a receive chain derives past its next counter for one chain block, and most
+/// skipped message keys it stores per channel (docs/protocol.md §4.8).
+inline constexpr uint32_t chain_max_skip = 256;
 /// Most D values in one AUDIT answer; a mirror splits longer ranges.
 inline constexpr size_t max_audit_batch = 4096;
 /// Longest human-readable text on the wire (ERROR messages, rejection details, mirror reasons).
