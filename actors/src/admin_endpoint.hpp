@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The provider's admin endpoint (DESIGN.md §6): a Unix socket answering one JSON request per
+// The provider's admin endpoint (docs/design.md §6): a Unix socket answering one JSON request per
 // connection with live state gathered from named actors, served by its own thread.
 #pragma once
 

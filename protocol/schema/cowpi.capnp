@@ -9,7 +9,7 @@ $Cxx.namespace("cowpi::protocol::wire::schema");
 # - Evolve only by appending: a new field, union member or enumerant takes the next ordinal;
 #   nothing is renumbered, retyped or reused.
 # - Fixed-size values travel as Data of exactly that size: keys, hashes and D values 32 bytes,
-#   conversation ids 16 bytes, blocks exactly enc(block) = 185 bytes (DESIGN.md §3.10).
+#   conversation ids 16 bytes, blocks exactly enc(block) = 185 bytes (docs/design.md §3.10).
 #   Any other size is malformed; in a SUBMIT a block of another size is answered BAD_BLOCK_SIZE.
 # - Ids are Data (bytes, compared bytewise, at most 64 of them); validate() checks their form.
 # - Optional values are pointer fields that are either absent (null) or hold a value.
@@ -40,7 +40,7 @@ struct KeyRef {
   pub @2 :Data;       # 32 bytes
 }
 
-# The common part C of a conversation message (DESIGN.md §3.2). The union holds exactly the
+# The common part C of a conversation message (docs/design.md §3.2). The union holds exactly the
 # fields of C's type, so a C with fields of another type cannot be expressed.
 struct Common {
   version @0 :UInt8;  # the conversation protocol version (1)
@@ -112,7 +112,7 @@ struct PrekeyBundle {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Client <-> router, clear frames (the handshake, DESIGN.md §2).
+# Client <-> router, clear frames (the handshake, docs/design.md §2).
 
 enum HelloMode {
   unspecified @0;
@@ -267,7 +267,7 @@ struct RouterFrame {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Router <-> mirror link (DESIGN.md §3.4, §3.10).
+# Router <-> mirror link (docs/design.md §3.4, §3.10).
 
 struct LinkHello {
   id @0 :Data;

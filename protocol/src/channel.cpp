@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Pairwise channels, key selection and retirement (DESIGN.md §2).
+// Pairwise channels, key selection and retirement (docs/design.md §2).
 #include "cowpi/protocol/channel.hpp"
 
 namespace cowpi::protocol {

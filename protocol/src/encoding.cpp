@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Canonical encodings (DESIGN.md §3.10) and the hashes over them.
+// Canonical encodings (docs/design.md §3.10) and the hashes over them.
 #include "cowpi/protocol/encoding.hpp"
 
 #include "cowpi/protocol/limits.hpp"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// NAXOS ephemerals and pairwise block protection (DESIGN.md §2).
+// NAXOS ephemerals and pairwise block protection (docs/design.md §2).
 #include "cowpi/protocol/keys.hpp"
 
 #include "cowpi/protocol/encoding.hpp"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The mirror: PREPARE, COMMIT and mirror blocks (DESIGN.md §3.4).
+// The mirror: PREPARE, COMMIT and mirror blocks (docs/design.md §3.4).
 #include "cowpi/protocol/mirror.hpp"
 
 #include "cowpi/protocol/encoding.hpp"

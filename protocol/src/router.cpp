@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The router's sequencing logic (DESIGN.md §3.4) and envelope assembly (§3.10).
+// The router's sequencing logic (docs/design.md §3.4) and envelope assembly (§3.10).
 #include "cowpi/protocol/router.hpp"
 
 #include "cowpi/crypto/secret.hpp"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Transport session state machines (DESIGN.md §2 "Transport channels"): framing, handshake,
+// Transport session state machines (docs/design.md §2 "Transport channels"): framing, handshake,
 // proof of possession and the encrypted frame stream, for the router and the client.
 #include "cowpi/protocol/session.hpp"
 
@@ -282,7 +282,7 @@ void router_session::on_hello(std::vector<router_event>& out, byte_view payload)
     fatal(out, frame_error_code::malformed, error{errc::malformed, "HELLO id is not a valid id"});
     return;
   }
-  // DESIGN.md §2: a REGISTER needs an id that is no provider's id. The directory knows every
+  // docs/design.md §2: a REGISTER needs an id that is no provider's id. The directory knows every
   // provider; the router's own id is refused here too, without a lookup.
   if (h->id == router_->id()) {
     if (h->mode == hello_mode::register_user) {
@@ -431,7 +431,7 @@ void router_session::fatal(std::vector<router_event>& out, frame_error_code code
       out.emplace_back(send_frame{std::move(sealed).value()});
     }
   } else {
-    // DESIGN.md §2: errors before the first decrypted client frame are clear ERROR frames.
+    // docs/design.md §2: errors before the first decrypted client frame are clear ERROR frames.
     out.emplace_back(send_frame{clear_error_frame(code, std::move(text))});
   }
   c2r_.reset();
@@ -611,7 +611,7 @@ void client_session::on_encrypted(std::vector<client_event>& out, byte_view payl
   auto pt = r2c_->open(payload);
   if (!pt) {
     if (!confirmed_) {
-      // DESIGN.md §2: until the router has decrypted our first frame it answers in clear, so
+      // docs/design.md §2: until the router has decrypted our first frame it answers in clear, so
       // an ERROR refusing that frame (e.g. BAD_HANDSHAKE) arrives as a clear frame. Only an
       // ERROR is accepted this way, and only before any router frame decrypted.
       auto f = wire::decode_clear_frame(payload);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Conversation state transitions (DESIGN.md §3.1, §3.2 Recipients, §3.6).
+// Conversation state transitions (docs/design.md §3.1, §3.2 Recipients, §3.6).
 #include "cowpi/protocol/state.hpp"
 
 #include "cowpi/protocol/encoding.hpp"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Transport handshake key derivation and frame ciphers (DESIGN.md §2).
+// Transport handshake key derivation and frame ciphers (docs/design.md §2).
 #include "cowpi/protocol/transport_crypto.hpp"
 
 #include "cowpi/protocol/encoding.hpp"

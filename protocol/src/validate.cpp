@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// validate(): the shared rule function of DESIGN.md §3.3.
+// validate(): the shared rule function of docs/design.md §3.3.
 #include "cowpi/protocol/validate.hpp"
 
 #include "cowpi/crypto/secret.hpp"

@@ -84,7 +84,7 @@ void put_conv(std::string& s, const protocol::conv_id& conv) {
   s.append(reinterpret_cast<const char*>(conv.data()), conv.size());
 }
 
-// `u8(len) || id`. Ids are at most 64 bytes (DESIGN.md); a longer one is a caller bug.
+// `u8(len) || id`. Ids are at most 64 bytes (docs/design.md); a longer one is a caller bug.
 void put_short(std::string& s, std::string_view id) {
   COWPI_ASSERT(id.size() <= 255);
   s.push_back(static_cast<char>(static_cast<uint8_t>(id.size())));

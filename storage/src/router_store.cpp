@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The router store: directory, conversation records, the log stored once and addressable per
-// recipient (DESIGN.md §5), cursors and low-water-mark retention.
+// recipient (docs/design.md §5), cursors and low-water-mark retention.
 #include "cowpi/storage/router_store.hpp"
 
 #include "detail/rows.hpp"
@@ -209,7 +209,7 @@ write_batch router_store::append_batch(const protocol::router_conv& rc, const lo
   const conv_id& conv = e.c.conv;
   const uint64_t i = e.index;
   write_batch b;
-  // Each message once, addressable per recipient (DESIGN.md §5).
+  // Each message once, addressable per recipient (docs/design.md §5).
   b.put(column::log, keys::indexed(conv, i), encode_log_record(e, now));
   for (const auto& rb : e.blocks) {
     auto slot = slot_of(e.slots, rb.recipient);

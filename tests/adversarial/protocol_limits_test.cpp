@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Adversarial suite, limits: each protocol constant of DESIGN.md §3.3 holds at the edge and
+// Adversarial suite, limits: each protocol constant of docs/design.md §3.3 holds at the edge and
 // fails clearly past it, while configured intake limits are stricter and apply at the router only.
 #include "cowpi/protocol/limits.hpp"
 

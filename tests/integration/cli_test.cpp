@@ -183,7 +183,7 @@ TEST_F(cowpi_integration_cli, a_scripted_conversation_through_the_subcommands) {
 
   // Receipts flow with syncs; alice's log shows bob read her message. A RECEIPT is due once
   // something new arrived since the member's last entry, at most one per member and
-  // conversation every 10 s (DESIGN.md 3.7): bob's first one may predate "hello bob", and his
+  // conversation every 10 s (docs/design.md 3.7): bob's first one may predate "hello bob", and his
   // reply only shows he received it, so alice writes again.
   auto more = cowpi(home("alice"), {"send", conv, "did you read it?"});
   ASSERT_EQ(more.code, 0) << show(more);
@@ -453,7 +453,7 @@ TEST_F(cowpi_integration_cli, proxy_carries_the_connection_to_the_router) {
   EXPECT_GT(proxy.relayed_up(), 0u);
 }
 
-// Kill points of the client (DESIGN.md §4), hit through the real CLI: SIGKILL right after the
+// Kill points of the client (docs/design.md §4), hit through the real CLI: SIGKILL right after the
 // outbox is persisted and before the SUBMIT goes out, and right after an accept is persisted and
 // before its ACK. Each message must still arrive, exactly once, everywhere.
 TEST_F(cowpi_integration_cli, a_client_killed_mid_send_or_mid_accept_loses_and_repeats_nothing) {

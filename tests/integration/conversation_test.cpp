@@ -51,7 +51,7 @@ TEST(live_conversation, three_clients_converse_with_receipts_an_add_and_a_remove
   const auto* question = line_with_text(ta, "Are you going to the protest?");
   ASSERT_NE(question, nullptr);
   // Bob's reply acknowledges the question (received); he has sent since, so no standalone
-  // RECEIPT follows (DESIGN.md §3.7). Carol only listened: her RECEIPT marks it read.
+  // RECEIPT follows (docs/design.md §3.7). Carol only listened: her RECEIPT marks it read.
   EXPECT_TRUE(has_delivery(*question, "bob", actors::delivery_state::received));
   EXPECT_TRUE(has_delivery(*question, "carol", actors::delivery_state::read));
   const auto* answer = line_with_text(ta, "Yes, at noon.");

@@ -2,7 +2,7 @@
  * SPDX-License-Identifier: Apache-2.0
  *
  * The conversation ordering rule of Mobile CoWPI, model-checked with Spin
- * (docs/protocol.md §7, §8 and §17; DESIGN.md §1 "Acceptance", §3.3-§3.5).
+ * (docs/protocol.md §7, §8 and §17; docs/design.md §1 "Acceptance", §3.3-§3.5).
  * tests/model/run checks every property below and every rejected variant.
  *
  * Parties:

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The simulation driver: random or scripted actions over the in-process world, with every
-// invariant of DESIGN.md §8 checked after each step and liveness checked at the end.
+// invariant of docs/design.md §8 checked after each step and liveness checked at the end.
 #include "sim_driver.hpp"
 
 #include "cowpi/protocol/channel.hpp"
@@ -1810,7 +1810,7 @@ void sim_driver::check_fs(const std::string& u, bool recheck_retired) {
 void sim_driver::check_keys(const std::string& u) {
   if (failed_)
     return;
-  // DESIGN.md §2: a party keeps at most two announced RATCHET secrets per peer.
+  // docs/design.md §2: a party keeps at most two announced RATCHET secrets per peer.
   for (const auto& [conv, cc] : w_.user(u).convs()) {
     for (const auto& [peer, ch] : cc.channels) {
       if (ch.mine.size() > 2)
@@ -2112,7 +2112,7 @@ void sim_driver::check_settled_agreement() {
   if (failed_)
     return;
   // Clients that are neither halted, alarmed nor stalled agree at every index. With no honest
-  // mirror this is all detection can give (DESIGN.md §1): a fork that, say, removes a member
+  // mirror this is all detection can give (docs/design.md §1): a fork that, say, removes a member
   // on its branch leaves that member silent for good. Stalled: forked onto a branch the
   // router's log does not hold (nothing it sends can be ordered), or counted a member by the
   // router but not at its last index (or holding no active conversation).

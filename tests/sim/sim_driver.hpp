@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The deterministic simulation driver: runs users, conversations and an adversary over the
-// in-process world and checks the protocol's invariants after every step (DESIGN.md §8).
+// in-process world and checks the protocol's invariants after every step (docs/design.md §8).
 #pragma once
 
 #include "cowpi/sim/world.hpp"
@@ -282,7 +282,7 @@ public:
   /// Sends a copy of envelope k to another user.
   bool misroute(size_t k, const std::string& to);
   /// The router sends `user` a rejection of its message (`conv`, `aseq`) it never earned:
-  /// rejections are unauthenticated hints (DESIGN.md §3.8).
+  /// rejections are unauthenticated hints (docs/design.md §3.8).
   bool forge_rejection(const std::string& user, const conv_id& conv, uint64_t aseq,
                        const rejection& rej);
 

@@ -345,7 +345,7 @@ void durable_world::pump(const conv_id& conv) {
         net_.push_back(to_client_rejection{r.author, conv, r.aseq, r.why});
       if (!d->ordered)
         continue;
-      // DESIGN.md §3.4 step 3: the entry and its record are synced before any COMMIT.
+      // docs/design.md §3.4 step 3: the entry and its record are synced before any COMMIT.
       must(router_->append(rc, *d->ordered, now_), "append");
       event("logged " + conv_hex(conv) + " " + std::to_string(d->ordered->index));
       commit_entry(rc, *d->ordered);

@@ -79,7 +79,7 @@ auto feed_chunked(Session& s, byte_view in, size_t chunk = std::numeric_limits<s
   return out;
 }
 
-/// The directory a router consults (DESIGN.md §2 LOGIN and REGISTER rules).
+/// The directory a router consults (docs/design.md §2 LOGIN and REGISTER rules).
 struct directory {
   std::map<std::string, public_key> users;
   std::vector<std::string> provider_ids;

@@ -83,7 +83,7 @@ bool to_x25519_keys(const bytes& priv, const bytes& pub, secret_key& sk, public_
 // - `valid` (Normal, Ktv, EdgeCase*, SpecialPublicKey): must give the listed shared secret.
 // - `acceptable` + ZeroSharedSecret (here always with LowOrderPublic): the public key is a
 //   low-order point, the output is all zero, and RFC 7748 §6.1 allows rejecting it. We must
-//   reject it (DESIGN.md §2), with `errc::low_order_point`.
+//   reject it (docs/design.md §2), with `errc::low_order_point`.
 // - `acceptable` otherwise (Twist, NonCanonicalPublic, SmallPublicKey, EdgeCaseMultiplication,
 //   EdgeCaseShared, SpecialPublicKey, Ktv): RFC 7748 defines the result (twist points are
 //   multiplied, non-canonical u is reduced mod p, the top bit is ignored) and we accept them: they

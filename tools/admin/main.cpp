@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// cowpi-admin: the operator tool (DESIGN.md §6, docs/admin.md). Stored data comes from the
+// cowpi-admin: the operator tool (docs/design.md §6, docs/admin.md). Stored data comes from the
 // node's RocksDB through a secondary instance (works while the daemon runs, and when it is
 // down); live state and the audit come from the daemon's admin socket.
 #include "cowpi/config/provider_config.hpp"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Benchmarks of the crypto core: X25519, NAXOS, pairwise keys and blocks, AEAD, HKDF, SHA-256 and
-// the transport frame cipher (the baseline DESIGN.md §2's later MAC-chain step is measured
+// the transport frame cipher (the baseline docs/design.md §2's later MAC-chain step is measured
 // against).
 #include "cowpi/crypto/primitives.hpp"
 #include "cowpi/crypto/rng.hpp"

@@ -263,7 +263,7 @@ public:
     sync("bob");
 
     step(
-        "read receipts: at most one per member and conversation every 10 s (DESIGN.md "
+        "read receipts: at most one per member and conversation every 10 s (docs/design.md "
         "section 3.7); waiting 10 s, then everyone syncs");
     std::this_thread::sleep_for(std::chrono::milliseconds(10500));
     sync("bob");

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The client actor: connection and session, operations, acceptance (DESIGN.md §3.5),
+// The client actor: connection and session, operations, acceptance (docs/design.md §3.5),
 // receipts (§3.7), the outbox (§3.8) and pre-keys, always persisting before sending (§4).
 #include "client_actor.hpp"
 
@@ -741,7 +741,7 @@ void client_actor::keyed(const protocol::conv_id& conv, build_fn build,
       return k(unexpected<error>{std::move(ready).error()});
     auto out = build();
     if (!out && out.error().code == errc::unknown_key && !retried) {
-      // A key failed when used (DESIGN.md §2): the client forgot it; fetch and build again.
+      // A key failed when used (docs/design.md §2): the client forgot it; fetch and build again.
       return keyed(conv, build, k, true);
     }
     k(std::move(out));

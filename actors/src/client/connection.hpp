@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The client's side of the TCP connection to the router: a CAF broker on the middleman's I/O
 // thread that runs the SOCKS5 CONNECT (with a proxy), then cuts the byte stream into frames.
-// All crypto stays in the client actor (DESIGN.md §4: brokers share the one I/O thread).
+// All crypto stays in the client actor (docs/design.md §4: brokers share the one I/O thread).
 #pragma once
 
 #include "cowpi/actors/socks5.hpp"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Delivery state per message and member from an accepted transcript (DESIGN.md §3.7).
+// Delivery state per message and member from an accepted transcript (docs/design.md §3.7).
 #include "cowpi/actors/delivery.hpp"
 
 #include <algorithm>

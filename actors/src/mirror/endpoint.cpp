@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The mirror endpoint: HELLO, PREPARE, COMMIT (synced before answering), ACK, STATUS, TOPUP,
-// AUDIT (DESIGN.md §3.4, §4).
+// AUDIT (docs/design.md §3.4, §4).
 #include "endpoint.hpp"
 
 #include "cowpi/actors/fault.hpp"

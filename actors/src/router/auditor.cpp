@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The cross-provider audit (DESIGN.md §5, §6): AUDIT(conv, from, to) to every mirror link in
+// The cross-provider audit (docs/design.md §5, §6): AUDIT(conv, from, to) to every mirror link in
 // parallel, batch by batch, each mirror's D_i compared with the router's log entries it still
 // holds and, below the log's start, with the other mirrors'. Bounded by one deadline.
 #include "auditor.hpp"

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The router's cross-provider audit (DESIGN.md §6): each mirror's stored D_i, fetched with
+// The router's cross-provider audit (docs/design.md §6): each mirror's stored D_i, fetched with
 // AUDIT over its link, compared with the router's log and with the other mirrors'.
 #pragma once
 

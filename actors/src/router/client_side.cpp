@@ -32,7 +32,7 @@ expected<client_side> spawn_client_side(caf::actor_system& sys, const config::pr
                                         storage::router_store& store, caf::actor registry,
                                         protocol::identity router_identity,
                                         const client_side_options& options) {
-  // Mirrors upload and hand out pre-keys through the directory like users (DESIGN.md §2).
+  // Mirrors upload and hand out pre-keys through the directory like users (docs/design.md §2).
   directory_deps dd;
   dd.store = &store;
   dd.policy = options.fetch_policy;

@@ -241,7 +241,7 @@ using acceptor_broker = caf::io::stateful_broker<acceptor_state>;
 caf::behavior acceptor(acceptor_broker* self, connection_deps_ptr d, caf::actor reply_to) {
   auto& st = self->state;
   st.d = d;
-  // DESIGN.md §2: errors before the session are clear ERROR frames.
+  // docs/design.md §2: errors before the session are clear ERROR frames.
   st.busy_frame = protocol::length_prefixed(protocol::wire::encode(protocol::clear_frame{
       protocol::error_frame{protocol::frame_error_code::busy, "busy: too many connections"}}));
   auto res = self->add_tcp_doorman(d->port, d->host.empty() ? nullptr : d->host.c_str(), true);

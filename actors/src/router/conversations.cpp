@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The router's ordering path (DESIGN.md §3.4, §4): a conversation actor drives
+// The router's ordering path (docs/design.md §3.4, §4): a conversation actor drives
 // protocol::router_conv, persists before it sends, and pokes members' queues.
 #include "conversations.hpp"
 

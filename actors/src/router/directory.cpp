@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The router's directory actor: LOGIN/REGISTER lookups, registration commits, pre-key uploads
-// and fetches under per-requester budgets, account status (contracts.md, DESIGN.md §2).
+// and fetches under per-requester budgets, account status (contracts.md, docs/design.md §2).
 #include "cowpi/protocol/limits.hpp"
 
 #include "../type_ids.hpp"
@@ -169,7 +169,7 @@ caf::behavior directory(directory_actor* self, directory_deps d) {
         if (ids.size() > protocol::max_members) {
           return reject(protocol::rejection_kind::limit, "ids");
         }
-        // Answer lists are sorted and free of duplicates, like every id list (DESIGN.md).
+        // Answer lists are sorted and free of duplicates, like every id list (docs/design.md).
         std::sort(ids.begin(), ids.end());
         ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
         protocol::users_result out;

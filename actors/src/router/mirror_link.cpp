@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The router<->mirror link (DESIGN.md §4): connect over mutual TLS, exchange HELLO checked
+// The router<->mirror link (docs/design.md §4): connect over mutual TLS, exchange HELLO checked
 // against configuration, carry link messages as versioned Cap'n Proto bytes, reconnect.
 #include "mirror_link.hpp"
 

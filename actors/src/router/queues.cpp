@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Delivery (DESIGN.md §4): the queue registry, one queue actor per connected user streaming
+// Delivery (docs/design.md §4): the queue registry, one queue actor per connected user streaming
 // envelopes from the user's cursors under a bounded window, and the detached cursor writers.
 #include "cowpi/actors/fault.hpp"
 #include "cowpi/crypto/bytes.hpp"

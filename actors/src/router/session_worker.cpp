@@ -249,7 +249,7 @@ void on_authenticated(worker* self, const protocol::authenticated& a) {
     attach(self);
     return;
   }
-  // DESIGN.md §2: a REGISTER counts only now that the first encrypted frame proved
+  // docs/design.md §2: a REGISTER counts only now that the first encrypted frame proved
   // possession of lsk_U; the directory commits it (and may have lost a race meanwhile).
   st.blocked = true;
   self->request(st.d->directory, st.d->request_timeout, register_atom_v, a.id, a.lpk)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The wire codec for router<->mirror link messages (DESIGN.md §3.4, §3.10).
+// The wire codec for router<->mirror link messages (docs/design.md §3.4, §3.10).
 #include "cowpi/protocol/wire.hpp"
 
 #include "codec.hpp"

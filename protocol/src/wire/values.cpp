@@ -119,7 +119,7 @@ bool read_block(read_ctx& ctx, capnp::Data::Reader d, block& out, std::string_vi
   if (!ctx.soft_blocks) {
     return ctx.fail(errc::malformed, std::move(context));
   }
-  // Router intake (DESIGN.md §3.4 step 1): a bad block is answered, the connection survives.
+  // Router intake (docs/design.md §3.4 step 1): a bad block is answered, the connection survives.
   if (!ctx.block_error) {
     ctx.block_error = error{errc::malformed, std::move(context)};
     ctx.block_answer =

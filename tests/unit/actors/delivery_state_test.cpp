@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Delivery state per message and member (DESIGN.md §3.7) computed from hand-built transcripts.
+// Delivery state per message and member (docs/design.md §3.7) computed from hand-built transcripts.
 #include "cowpi/actors/delivery.hpp"
 
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Identities, NAXOS ephemerals, pairwise keys and blocks (DESIGN.md §2): agreement, binding of
+// Identities, NAXOS ephemerals, pairwise keys and blocks (docs/design.md §2): agreement, binding of
 // every input, tamper rejection and low-order point rejection.
 #include "cowpi/protocol/keys.hpp"
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The transport session (DESIGN.md §2): framing under any chunking, the LOGIN and REGISTER
+// The transport session (docs/design.md §2): framing under any chunking, the LOGIN and REGISTER
 // handshakes, proof of possession, frames both ways, the documented errors and the rekey
 // boundary, all in memory.
 #include "cowpi/protocol/session.hpp"

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Transport channel crypto (DESIGN.md §2): handshake session keys bind the whole transcript, and
-// frame ciphers accept only the next frame in order, rekeying every 2^20 frames.
+// Transport channel crypto (docs/design.md §2): handshake session keys bind the whole transcript,
+// and frame ciphers accept only the next frame in order, rekeying every 2^20 frames.
 #include "cowpi/protocol/transport_crypto.hpp"
 
 #include "cowpi/protocol/encoding.hpp"

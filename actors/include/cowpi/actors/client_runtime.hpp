@@ -93,7 +93,7 @@ struct connection_event {
   std::chrono::milliseconds retry_in{0};
 };
 
-/// An entry was accepted (DESIGN.md §3.5) and persisted: the verified transcript, in index
+/// An entry was accepted (docs/design.md §3.5) and persisted: the verified transcript, in index
 /// order per conversation. `entry.own` marks our own messages coming back ordered: that is
 /// what "sent" means (§3.8).
 struct entry_event {
@@ -106,7 +106,7 @@ struct alarm_event {
   protocol::alarm alarm;
 };
 
-/// Another member's entry moved its delivery state (DESIGN.md §3.7): `member` has received
+/// Another member's entry moved its delivery state (docs/design.md §3.7): `member` has received
 /// every index up to `received_upto`; when the entry is a RECEIPT, it has also read the
 /// indices in `read` except `could_not_read`.
 struct delivery_event {
@@ -129,7 +129,7 @@ struct dropped_event {
 };
 
 /// Someone else's SETUP took the id of a conversation we created; it was created anew under
-/// `new_conv` (DESIGN.md §3.5 step 0) and `old_conv` is gone.
+/// `new_conv` (docs/design.md §3.5 step 0) and `old_conv` is gone.
 struct recreated_event {
   protocol::conv_id old_conv{};
   protocol::conv_id new_conv{};
@@ -259,7 +259,7 @@ struct conversation_info {
   conversation_status status = conversation_status::active;
   /// Current members with long-term keys (empty once removed).
   protocol::member_list members;
-  /// The safety number of the current member list (DESIGN.md §3.6), three lines.
+  /// The safety number of the current member list (docs/design.md §3.6), three lines.
   std::string safety_number;
   /// The next index to accept.
   uint64_t next = 0;

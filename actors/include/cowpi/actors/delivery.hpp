@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Delivery state of a conversation's messages per member (DESIGN.md §3.7), computed from an
+// Delivery state of a conversation's messages per member (docs/design.md §3.7), computed from an
 // accepted transcript alone: pure, no CAF, no I/O.
 #pragma once
 
@@ -13,7 +13,7 @@
 
 namespace cowpi::actors {
 
-/// Where one member stands with one message (DESIGN.md §3.7).
+/// Where one member stands with one message (docs/design.md §3.7).
 enum class delivery_state : uint8_t {
   /// No entry of the member acknowledges the message yet.
   pending = 1,
@@ -49,7 +49,7 @@ struct entry_delivery {
   /// MESSAGE entries only: every member of the conversation at that index except the author,
   /// sorted by id. Empty for SETUP, UPDATE and RECEIPT entries.
   std::vector<member_delivery> members;
-  /// Causality (DESIGN.md §3.8): for an entry at `i` with `i - parent > 1`, the entries
+  /// Causality (docs/design.md §3.8): for an entry at `i` with `i - parent > 1`, the entries
   /// `parent + 1 .. i - 1` its author had not seen when writing it. Absent otherwise (and for
   /// SETUP, which has no parent).
   std::optional<index_range> written_before_seeing;

@@ -7,7 +7,7 @@
 
 namespace cowpi::actors {
 
-/// The fault points the runtime defines (DESIGN.md §4).
+/// The fault points the runtime defines (docs/design.md §4).
 namespace fault {
 inline constexpr std::string_view mirror_commit_before_sync = "mirror.commit.before_sync";
 inline constexpr std::string_view mirror_commit_after_sync = "mirror.commit.after_sync";

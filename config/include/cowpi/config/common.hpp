@@ -31,7 +31,7 @@ struct endpoint {
 /// position (the TOML readers add `FILE:LINE:COL`).
 [[nodiscard]] expected<endpoint> parse_endpoint(std::string_view text);
 
-/// A provider pinned by name and long-term X25519 public key (DESIGN.md §1): the router as a
+/// A provider pinned by name and long-term X25519 public key (docs/design.md §1): the router as a
 /// mirror sees it, or one mirror of a client's pinned mirror set.
 struct peer {
   std::string name;

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The client deployment file (DESIGN.md §1): the router to connect to and the pinned mirror set.
+// The client deployment file (docs/design.md §1): the router to connect to and the pinned mirror
+// set.
 #pragma once
 
 #include "cowpi/config/common.hpp"

@@ -18,7 +18,7 @@
 
 namespace cowpi::config {
 
-/// Which provider a `cowpi-provider` process is (DESIGN.md §1).
+/// Which provider a `cowpi-provider` process is (docs/design.md §1).
 enum class role : uint8_t { router = 1, mirror = 2 };
 
 /// Returns "router" or "mirror", the spelling of `provider.role` in TOML.
@@ -42,7 +42,7 @@ inline constexpr uint64_t min_config_body = 40 + protocol::pad_block;
 /// The largest `max_frame` the config accepts (64 MiB): frames buffer whole in memory.
 inline constexpr size_t max_config_frame = size_t{64} << 20;
 
-/// `[limits]`: router-intake limits (DESIGN.md §3.3). They may only be stricter than the
+/// `[limits]`: router-intake limits (docs/design.md §3.3). They may only be stricter than the
 /// protocol constants; `validate` never sees them and mirrors apply none at COMMIT. Only
 /// `max_frame` applies to a mirror too.
 struct limits_config {
@@ -129,7 +129,7 @@ struct metrics_config {
 struct provider_config {
   // [provider]
   config::role role = role::router;
-  /// The provider id (DESIGN.md §1, `protocol::valid_id`), unique in the deployment.
+  /// The provider id (docs/design.md §1, `protocol::valid_id`), unique in the deployment.
   std::string name;
   /// Where the provider keeps its RocksDB, keys and admin socket.
   std::filesystem::path data_dir;

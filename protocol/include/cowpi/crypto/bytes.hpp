@@ -35,7 +35,7 @@ std::string to_hex(byte_view b);
 std::optional<bytes> from_hex(std::string_view s);
 
 /// Appends big-endian integers, raw bytes and `lp()` fields to a buffer. The
-/// one tool every canonical encoding (DESIGN.md notation) is written with.
+/// one tool every canonical encoding (docs/design.md notation) is written with.
 class byte_writer {
 public:
   byte_writer() = default;

@@ -79,7 +79,7 @@ private:
 [[nodiscard]] expected<void> hkdf_sha256(std::span<uint8_t> out, byte_view salt, byte_view ikm,
                                          byte_view info) noexcept;
 
-/// The 32-byte HKDF of DESIGN.md: `HKDF(salt, ikm, info)`.
+/// The 32-byte HKDF of docs/design.md: `HKDF(salt, ikm, info)`.
 [[nodiscard]] secret<32> hkdf32(byte_view salt, byte_view ikm, byte_view info) noexcept;
 
 /// XChaCha20-Poly1305-IETF encryption. Returns ciphertext || 16-byte tag.

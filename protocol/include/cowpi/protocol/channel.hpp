@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Pairwise channels and the keys a party publishes (DESIGN.md §2): one-time
+// Pairwise channels and the keys a party publishes (docs/design.md §2): one-time
 // PREKEYs, LAST_RESORT keys, announced RATCHET receive keys, which key a
 // sender references, how a receiver finds the key a block names, and the
 // retirement rules. Shared by clients (user<->user, user->mirror) and

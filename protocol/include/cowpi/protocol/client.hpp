@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The client (one user) state machine of Mobile CoWPI (DESIGN.md §2-§3):
+// The client (one user) state machine of Mobile CoWPI (docs/design.md §2-§3):
 // pre-keys, SETUP, MESSAGE, RECEIPT, UPDATE, acceptance (§3.5), the outbox
 // (§3.8) and the receipt rule (§3.7). Pure: no I/O, no clocks (time is an
 // argument), randomness from the injected rng.
@@ -190,7 +190,7 @@ struct rejection_result {
 /// `on_rejection` say in `client_changes` what to persist; the sending operations (`create`,
 /// `send_message`, `send_receipt`, `update`, `flush_rebuilds`) change the conversation they
 /// name, `add_bundles` its channels, and `make_prekeys`/`expire_keys` the key store. Persist
-/// before sending anything an operation returns (DESIGN.md §4 "Acknowledgement = durability").
+/// before sending anything an operation returns (docs/design.md §4 "Acknowledgement = durability").
 class client {
 public:
   client(identity self, member_list pinned_ms, client_options opts = {});

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The canonical byte encodings every hash depends on (DESIGN.md §3.10) and the
+// The canonical byte encodings every hash depends on (docs/design.md §3.10) and the
 // hashes built from them: H_C, blocks_root, D, T_i, the safety number.
 #pragma once
 
@@ -52,7 +52,7 @@ hash32 transcript_hash(const conv_id& conv, uint64_t i, const hash32& t_prev, co
 inline constexpr hash32 t_genesis{};
 
 /// The safety number `S = H(L("safety") || enc_list(members))`, rendered as
-/// three lines of four 5-digit groups (DESIGN.md §3.6).
+/// three lines of four 5-digit groups (docs/design.md §3.6).
 std::string safety_number(const member_list& members);
 
 /// Author block AD: `L("block") || H_C || lp(author) || lp(R)`.

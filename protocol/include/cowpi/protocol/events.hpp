@@ -12,7 +12,7 @@
 
 namespace cowpi::protocol {
 
-/// Alarm kinds (DESIGN.md §3.5). Alarms carry local evidence only: nothing
+/// Alarm kinds (docs/design.md §3.5). Alarms carry local evidence only: nothing
 /// in them proves anything to a third party.
 enum class alarm_kind : uint8_t {
   /// The router or a mirror misbehaved (bad mirror block, tampered body,

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Identities, NAXOS ephemerals and the pairwise block of DESIGN.md §2:
+// Identities, NAXOS ephemerals and the pairwise block of docs/design.md §2:
 // `K = HKDF(L("pair"), DH(lsk_S,E_R) || DH(x,lpk_R) || DH(x,E_R), info)`.
 #pragma once
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The limits of protocol version 1. Constants, never configuration: config may
-// only set stricter router-intake limits (DESIGN.md §3.3).
+// only set stricter router-intake limits (docs/design.md §3.3).
 #pragma once
 
 #include <cstddef>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Plain structs for every frame on the client<->router channel and every
-// router<->mirror link message (DESIGN.md §2, §3.10). The wire codec
+// router<->mirror link message (docs/design.md §2, §3.10). The wire codec
 // (`wire.hpp`) maps them to and from Cap'n Proto bytes.
 #pragma once
 
@@ -18,7 +18,7 @@ namespace cowpi::protocol {
 // ---------------------------------------------------------------------------
 // Typed rejections (router -> client answers to a SUBMIT or request).
 
-/// The router's answers to clients (DESIGN.md §3.10). All are unauthenticated
+/// The router's answers to clients (docs/design.md §3.10). All are unauthenticated
 /// hints: a client never changes conversation state because of one.
 enum class rejection_kind : uint8_t {
   stale = 1,        // value: u, the UPDATE the message must be rebuilt after
@@ -211,7 +211,7 @@ struct response {
 using router_frame = std::variant<response, envelope, error_frame>;
 
 // ---------------------------------------------------------------------------
-// Router <-> mirror link (DESIGN.md §3.4, §3.10).
+// Router <-> mirror link (docs/design.md §3.4, §3.10).
 
 /// A member's LAST_RESORT key, attached by the router to PREPARE.
 struct last_resort_attachment {

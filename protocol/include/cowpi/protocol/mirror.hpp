@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The mirror provider's state machine (DESIGN.md §3.4): PREPARE (a dry run),
+// The mirror provider's state machine (docs/design.md §3.4): PREPARE (a dry run),
 // COMMIT (each index exactly once, CONFLICT and GAP answers, a stored answer
 // for retries), mirror blocks binding (conv, i, T_i, H(block_U)), ACK, STATUS,
 // AUDIT and its pre-keys. Pure: the caller persists and answers.
@@ -82,7 +82,7 @@ public:
   /// the attached LAST_RESORT keys; answers `prepared{D}` or `link_reject`.
   /// Changes nothing durable.
   link_response prepare(const prepare_msg& p, uint64_t now);
-  /// COMMIT(i, D): see DESIGN.md §3.4 step 4.
+  /// COMMIT(i, D): see docs/design.md §3.4 step 4.
   commit_outcome commit(const commit_msg& cm, const mirror_history& h, uint64_t now,
                         crypto::rng& r);
   /// ACK(conv, i): drops answers <= i. Returns true if something changed.

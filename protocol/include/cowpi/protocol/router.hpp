@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The routing provider's pure logic (DESIGN.md §3.4, §3.10): intake checks,
+// The routing provider's pure logic (docs/design.md §3.4, §3.10): intake checks,
 // per-author FIFOs and PREPARE serialisation, index assignment, COMMIT
 // bookkeeping, tailored envelopes, and the pre-key directory policy. The
 // networked runtime (actors/) calls it; nothing here does I/O.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The client<->router transport session (DESIGN.md §2, "Transport channels"): framing, the
+// The client<->router transport session (docs/design.md §2, "Transport channels"): framing, the
 // HELLO / HELLO_ACK handshake, proof of possession and the encrypted frame stream, as pure
 // state machines that take bytes in and hand bytes and events out.
 //
@@ -8,7 +8,7 @@
 // state; the borrowed `identity` is read through its thread-safe `locked_secret` readers). The
 // `rng&` a call takes is used during that call only, on the caller's thread.
 //
-// Cost split for the CAF runtime (DESIGN.md §4): `frame_reassembler` and `read_frame_length`
+// Cost split for the CAF runtime (docs/design.md §4): `frame_reassembler` and `read_frame_length`
 // are cheap and belong in the broker on the I/O thread. Everything a session does may cost a
 // DH or an AEAD (`router_session::resolve_lookup` runs the handshake DH; `on_frame`, `feed` and
 // `seal` open or seal frames), so a session lives in an ordinary worker actor that owns it,
@@ -207,7 +207,7 @@ enum class router_state : uint8_t {
 /// Returns "await_hello", "await_lookup", ...
 std::string_view to_string(router_state s) noexcept;
 
-/// The server side of one client connection (DESIGN.md §2). Before `established` every ERROR
+/// The server side of one client connection (docs/design.md §2). Before `established` every ERROR
 /// it sends is a clear frame; afterwards ERROR frames are encrypted. Any fatal problem (framing,
 /// decoding, decryption, a frame out of turn) produces an ERROR `send_frame` and a
 /// `close_connection`. Move-only (it holds the session keys). See the file comment for the

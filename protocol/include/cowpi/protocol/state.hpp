@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The conversation state every honest member, mirror and the router hold after
-// index i (DESIGN.md §3.1), and the pure function that advances it by one entry.
+// index i (docs/design.md §3.1), and the pure function that advances it by one entry.
 #pragma once
 
 #include "cowpi/protocol/types.hpp"
@@ -28,7 +28,7 @@ struct floor_value {
   friend bool operator==(const floor_value&, const floor_value&) = default;
 };
 
-/// DESIGN.md §3.1. Copyable value; holds no secrets.
+/// docs/design.md §3.1. Copyable value; holds no secrets.
 struct conv_state {
   conv_id conv{};
   member_list ms;
@@ -81,7 +81,7 @@ conv_state setup_state(const common& c, uint64_t i, const hash32& d);
 conv_state advance(const conv_state* s, const common& c, uint64_t i, const hash32& d);
 
 /// Builds a joiner's state from the UPDATE at `u` that adds it, with
-/// `T_{u-1}` from the envelope (DESIGN.md §3.3 "Unknown values", §3.5).
+/// `T_{u-1}` from the envelope (docs/design.md §3.3 "Unknown values", §3.5).
 /// `own_aseq` is the joiner's own kept aseq_last (0 if it never authored here).
 conv_state join_state(const common& c, uint64_t u, const hash32& t_prev, const hash32& d,
                       const std::string& self, uint64_t own_aseq);

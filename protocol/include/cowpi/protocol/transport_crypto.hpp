@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The client<->router transport channel's cryptography (DESIGN.md §2): the
+// The client<->router transport channel's cryptography (docs/design.md §2): the
 // NAXOS handshake keys and per-direction counter-nonce frame ciphers.
 #pragma once
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The plain value types of the conversation protocol (DESIGN.md §2-§3): ids,
+// The plain value types of the conversation protocol (docs/design.md §2-§3): ids,
 // members, key references, blocks, the common part C, SUBMIT and ENVELOPE.
 #pragma once
 
@@ -23,7 +23,7 @@ using conv_id = byte_array<16>;
 
 /// Returns true iff `id` is a well-formed id: 1-64 bytes of UTF-8 with no
 /// overlongs, surrogates or code points above U+10FFFF, and none of the
-/// controls and invisible or bidi characters DESIGN.md lists.
+/// controls and invisible or bidi characters docs/design.md lists.
 [[nodiscard]] bool valid_id(std::string_view id) noexcept;
 
 /// An (id, long-term public key) pair; lists of them are sorted by id
@@ -42,7 +42,7 @@ using member_list = std::vector<member>;
 /// Returns the entry of `l` with `id`, or nullptr. `l` must be sorted.
 [[nodiscard]] const member* find_member(const member_list& l, std::string_view id) noexcept;
 
-/// Which receiver key a block names (DESIGN.md §2).
+/// Which receiver key a block names (docs/design.md §2).
 enum class key_kind : uint8_t { prekey = 1, last_resort = 2, ratchet = 3 };
 
 /// Returns "prekey", "last_resort" or "ratchet".
@@ -62,7 +62,7 @@ inline constexpr size_t block_plaintext_size = 72;
 inline constexpr size_t block_ct_size = block_plaintext_size + crypto::aead_tag_size;  // 88
 inline constexpr size_t block_size = 32 + enc_ref_size + 24 + block_ct_size;           // 185
 
-/// A pairwise block `{X_S, ref, nonce, ct}` (DESIGN.md §2, `enc(block)` §3.10).
+/// A pairwise block `{X_S, ref, nonce, ct}` (docs/design.md §2, `enc(block)` §3.10).
 struct block {
   public_key x{};
   key_ref ref;
@@ -77,7 +77,7 @@ enum class msg_type : uint8_t { setup = 1, message = 2, receipt = 3, update = 4 
 /// Returns "SETUP", "MESSAGE", "RECEIPT" or "UPDATE".
 std::string_view to_string(msg_type t) noexcept;
 
-/// The common part C of a conversation message (DESIGN.md §3.2). Only the
+/// The common part C of a conversation message (docs/design.md §3.2). Only the
 /// fields of `type` are meaningful; the others stay at their defaults, and
 /// `enc(C)` refuses a C where they do not.
 struct common {
@@ -129,7 +129,7 @@ struct submit_msg {
   friend bool operator==(const submit_msg&, const submit_msg&) = default;
 };
 
-/// ENVELOPE (router -> member U) for index `index` (DESIGN.md §3.10).
+/// ENVELOPE (router -> member U) for index `index` (docs/design.md §3.10).
 struct envelope {
   conv_id conv{};
   uint64_t index = 0;

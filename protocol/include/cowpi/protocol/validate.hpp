@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// `validate`: the one pure rule function of DESIGN.md §3.3, shared by the
+// `validate`: the one pure rule function of docs/design.md §3.3, shared by the
 // router, every mirror and every client.
 #pragma once
 
@@ -61,7 +61,7 @@ struct validate_at {
   static validate_at prepare() { return {}; }
 };
 
-/// Runs the rules of DESIGN.md §3.3 for `c` against `s` (nullptr when the
+/// Runs the rules of docs/design.md §3.3 for `c` against `s` (nullptr when the
 /// conversation is unknown; `tombstoned` when a tombstone exists). Pure;
 /// returns the first rule broken.
 [[nodiscard]] expected<void, rule> validate(const conv_state* s, bool tombstoned, const common& c,

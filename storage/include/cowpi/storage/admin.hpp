@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Read paths for the admin tool (DESIGN.md §6): conversations, log ranges, D history, queue
+// Read paths for the admin tool (docs/design.md §6): conversations, log ranges, D history, queue
 // depths, users and pre-key pools, read from a RocksDB secondary (or read-only) instance, so
 // they work while the daemon runs. Never needs a storage key: it reads clear rows only.
 #pragma once

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// A client's persistent state (DESIGN.md §3.5 step 5, §3.8, §5): the sealed identity and key
+// A client's persistent state (docs/design.md §3.5 step 5, §3.8, §5): the sealed identity and key
 // store, per-conversation state and sealed channels, the sealed outbox, tombstones, and the
 // accepted transcript, so that a client that crashes anywhere resumes without losing or
 // re-processing a message.

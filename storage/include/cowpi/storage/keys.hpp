@@ -4,8 +4,8 @@
 //
 // Integers in keys are big-endian, so bytewise key order is numeric order. A key never contains a
 // length-prefixed field followed by nothing else: a variable-length id that ends a key is written
-// raw (rows of one prefix then sort by id, bytewise, like DESIGN.md's id order); one followed by
-// more fields is written `u8(len) || id`, which keeps prefixes of different ids disjoint.
+// raw (rows of one prefix then sort by id, bytewise, like docs/design.md's id order); one followed
+// by more fields is written `u8(len) || id`, which keeps prefixes of different ids disjoint.
 #pragma once
 
 #include "cowpi/protocol/types.hpp"

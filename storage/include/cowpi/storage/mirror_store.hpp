@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// A mirror provider's persistent state (DESIGN.md §3.4, §5): per conversation its state, D_i for
-// every index, T_j since last_update, the sealed pairwise channels, the answers kept until the
+// A mirror provider's persistent state (docs/design.md §3.4, §5): per conversation its state, D_i
+// for every index, T_j since last_update, the sealed pairwise channels, the answers kept until the
 // router acknowledges them, and its own sealed key store.
 #pragma once
 

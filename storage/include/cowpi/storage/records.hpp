@@ -102,7 +102,7 @@ struct cursor_record {
 bytes encode_cursor(const cursor_record& c);
 [[nodiscard]] expected<cursor_record> decode_cursor(byte_view b);
 
-/// ms and members rows: `u8(1) || enc_list(L)` (DESIGN.md §3.10). REQUIRES: sorted.
+/// ms and members rows: `u8(1) || enc_list(L)` (docs/design.md §3.10). REQUIRES: sorted.
 bytes encode_members(const protocol::member_list& l);
 [[nodiscard]] expected<protocol::member_list> decode_members(byte_view b);
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The routing provider's persistent state (DESIGN.md §5): the user directory and pre-key pools,
-// conversation records, the ordered log stored once and addressable per recipient, delivery
+// The routing provider's persistent state (docs/design.md §5): the user directory and pre-key
+// pools, conversation records, the ordered log stored once and addressable per recipient, delivery
 // cursors and low-water-mark retention.
 #pragma once
 

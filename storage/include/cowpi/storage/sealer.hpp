@@ -39,7 +39,7 @@ bytes seal_ad(column c, std::string_view row_key);
 /// as associated data, (c, key) being the column and row key the blob is written under. A blob
 /// therefore opens only under its own row: two rows swapped, or a row copied to another key or
 /// column, fail to open. Sealing does not prevent a party who can write the disk from rolling
-/// the whole store back (DESIGN.md §5: never restore ratchet state from a backup), nor from
+/// the whole store back (docs/design.md §5: never restore ratchet state from a backup), nor from
 /// deleting rows. The key lives in locked memory. Move-only; thread-safe.
 class sealer {
 public:
