@@ -5,6 +5,7 @@
 #include "cowpi/storage/records.hpp"
 
 #include "detail/rows.hpp"
+#include "detail/scan_error.hpp"
 
 #include <map>
 
@@ -14,18 +15,7 @@ using protocol::conv_id;
 
 namespace {
 
-struct scan_error {
-  std::optional<error> err;
-  bool set(error e) {
-    err = std::move(e);
-    return false;
-  }
-  expected<void> result() {
-    if (err)
-      return unexpected{std::move(*err)};
-    return {};
-  }
-};
+using detail::scan_error;
 
 // Counts the rows of `c` per conversation (keys start with the conv id).
 expected<std::map<conv_id, uint64_t>> count_per_conv(const store& s, column c) {

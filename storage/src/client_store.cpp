@@ -4,6 +4,7 @@
 #include "cowpi/storage/client_store.hpp"
 
 #include "detail/rows.hpp"
+#include "detail/scan_error.hpp"
 
 #include <map>
 
@@ -13,13 +14,7 @@ using protocol::conv_id;
 
 namespace {
 
-struct scan_error {
-  std::optional<error> err;
-  bool set(error e) {
-    err = std::move(e);
-    return false;
-  }
-};
+using detail::scan_error;
 
 }  // namespace
 

@@ -4,6 +4,7 @@
 #include "cowpi/storage/router_store.hpp"
 
 #include "detail/rows.hpp"
+#include "detail/scan_error.hpp"
 
 #include <algorithm>
 #include <future>
@@ -25,18 +26,7 @@ std::optional<uint32_t> slot_of(const std::vector<std::string>& slots, const std
 }
 
 // Collects the first error of a scan visitor.
-struct scan_error {
-  std::optional<error> err;
-  bool set(error e) {
-    err = std::move(e);
-    return false;
-  }
-  expected<void> result() {
-    if (err)
-      return unexpected{std::move(*err)};
-    return {};
-  }
-};
+using detail::scan_error;
 
 }  // namespace
 

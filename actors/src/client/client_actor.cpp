@@ -8,6 +8,7 @@
 #include "cowpi/protocol/encoding.hpp"
 
 #include "../type_ids.hpp"
+#include "../unix_time.hpp"
 #include "connection.hpp"
 
 #include <algorithm>
@@ -1439,9 +1440,7 @@ void client_actor::emit(client_event ev) {
 uint64_t client_actor::now() const {
   if (opts_.clock)
     return opts_.clock();
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
+  return unix_seconds();
 }
 
 std::chrono::milliseconds client_actor::backoff(unsigned attempt) {

@@ -8,6 +8,7 @@
 #include "cowpi/protocol/wire.hpp"
 
 #include "../type_ids.hpp"
+#include "../unix_time.hpp"
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -17,12 +18,6 @@
 namespace cowpi::actors {
 
 namespace {
-
-uint64_t now_seconds() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 struct endpoint_state {
   std::unique_ptr<protocol::mirror> m;
@@ -58,7 +53,7 @@ protocol::link_response reject(std::string why) {
 
 protocol::link_response handle(endpoint_actor* self, const protocol::link_request& req) {
   auto& st = self->state;
-  const auto now = now_seconds();
+  const auto now = unix_seconds();
   return std::visit(
       [&](const auto& x) -> protocol::link_response {
         using T = std::decay_t<decltype(x)>;

@@ -10,6 +10,7 @@
 #include "cowpi/storage/router_store.hpp"
 
 #include "../node_metrics.hpp"
+#include "../unix_time.hpp"
 #include <caf/all.hpp>
 
 #include <chrono>
@@ -82,8 +83,5 @@ caf::actor spawn_queue_registry(caf::actor_system& sys, queue_deps d);
 /// Returns an estimate of the encoded size of `e` (bytes counted against the delivery
 /// window; within a few hundred bytes of `wire::encode`).
 size_t estimated_size(const protocol::envelope& e);
-
-/// Returns wall-clock seconds since the epoch (registration times, fetch budget windows).
-uint64_t unix_seconds();
 
 }  // namespace cowpi::actors

@@ -18,12 +18,6 @@ constexpr auto bind_timeout = std::chrono::milliseconds(5000);
 
 }  // namespace
 
-uint64_t unix_seconds() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
-
 std::vector<std::pair<std::string, caf::actor>> client_side::admin_sections() const {
   return {{"connections", acceptor}, {"queues", queues}, {"directory", directory}};
 }

@@ -7,6 +7,7 @@
 #include "cowpi/crypto/bytes.hpp"
 
 #include "../type_ids.hpp"
+#include "../unix_time.hpp"
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -18,12 +19,6 @@ namespace cowpi::actors {
 namespace {
 
 using namespace std::chrono_literals;
-
-uint64_t now_seconds() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 std::string short_id(const protocol::conv_id& c) {
   return to_hex(byte_view(c.data(), 4));
@@ -146,7 +141,7 @@ void start_append(conv_actor* self, const protocol::log_entry& e) {
   fault_point(fault::router_log_before_sync);
   auto me = caf::actor_cast<caf::actor>(self);
   const uint64_t i = e.index;
-  st.d.store->append_async(*st.rc, e, now_seconds(), [me, i](expected<void> r) {
+  st.d.store->append_async(*st.rc, e, unix_seconds(), [me, i](expected<void> r) {
     caf::anon_send(me, appended_atom_v, i, r.has_value());
   });
 }
@@ -181,7 +176,7 @@ void pump(conv_actor* self) {
                     protocol::link_request{job.per_mirror[k]})
           .then(
               [=](const protocol::link_response& r) {
-                if (auto d = self->state.rc->on_prepared(id, k, r, now_seconds()))
+                if (auto d = self->state.rc->on_prepared(id, k, r, unix_seconds()))
                   on_decision(self, *d);
               },
               [=](const caf::error&) {
@@ -208,7 +203,7 @@ caf::behavior conversation(conv_actor* self, protocol::conv_id conv, conversatio
       [=](submit_atom, submit_request& r) -> protocol::response_body {
         auto& s = self->state;
         s.last_activity = std::chrono::steady_clock::now();
-        auto aseq = s.rc->intake(std::move(r.submit), r.user, now_seconds());
+        auto aseq = s.rc->intake(std::move(r.submit), r.user, unix_seconds());
         if (!aseq) {
           s.d.metrics->intake_refused->inc();
           return aseq.error();
