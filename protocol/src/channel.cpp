@@ -107,6 +107,10 @@ channel channel::clone() const {
   c.first_contact = first_contact;
   c.peer_used_prekey = peer_used_prekey;
   c.peer_used_last_resort = peer_used_last_resort;
+  c.out = out.clone();
+  if (in)
+    c.in = in->clone();
+  c.received_since_announce = received_since_announce;
   return c;
 }
 
@@ -135,66 +139,155 @@ published_key announce(channel& ch, uint64_t& counter, const identity& owner, ui
   return published_key{ch.announced, ch.mine.at(ch.announced).pub};
 }
 
-expected<opened_block, block_failure> open_on_channel(const identity& self, const key_store& keys,
-                                                      const channel* ch, const conv_id& conv,
-                                                      std::string_view sender,
-                                                      const public_key& lpk_s, const block& b,
-                                                      byte_view ad) {
+namespace {
+
+struct found_key {
   const owned_key* key = nullptr;
   bool reused = false;
-  const channel_ref here{conv, std::string(sender)};
-  switch (b.ref.kind) {
+};
+
+// The receiver key `ref` names: our key store for PREKEY and LAST_RESORT, the channel for
+// RATCHET (§4.5).
+expected<found_key, block_failure> find_receiver_key(const key_store& keys, const channel* ch,
+                                                     const channel_ref& here, const key_ref& ref) {
+  found_key out;
+  switch (ref.kind) {
     case key_kind::ratchet: {
       // A RATCHET ref names the key by id alone; its pub must be zero.
-      if (!crypto::is_zero(b.ref.pub) || ch == nullptr)
+      if (!crypto::is_zero(ref.pub) || ch == nullptr)
         return unexpected{block_failure::failed};
-      auto it = ch->mine.find(b.ref.id);
+      auto it = ch->mine.find(ref.id);
       if (it == ch->mine.end())
         return unexpected{block_failure::failed};
-      key = &it->second;
+      out.key = &it->second;
       break;
     }
     case key_kind::prekey: {
-      if (!keys.was_published(key_kind::prekey, b.ref.id, b.ref.pub))
+      if (!keys.was_published(key_kind::prekey, ref.id, ref.pub))
         return unexpected{block_failure::directory};
-      auto it = keys.prekeys().find(b.ref.id);
+      auto it = keys.prekeys().find(ref.id);
       if (it == keys.prekeys().end()) {
         // Used up on another channel: the directory handed it out twice (§2).
-        if (auto u = keys.used_prekeys().find(b.ref.id);
+        if (auto u = keys.used_prekeys().find(ref.id);
             u != keys.used_prekeys().end() && u->second != here)
           return unexpected{block_failure::directory};
         return unexpected{block_failure::failed};
       }
-      key = &it->second.key;
-      reused = it->second.bound.has_value() && *it->second.bound != here;
+      out.key = &it->second.key;
+      out.reused = it->second.bound.has_value() && *it->second.bound != here;
       break;
     }
     case key_kind::last_resort: {
-      if (!keys.was_published(key_kind::last_resort, b.ref.id, b.ref.pub))
+      if (!keys.was_published(key_kind::last_resort, ref.id, ref.pub))
         return unexpected{block_failure::directory};
-      auto it = keys.last_resort().find(b.ref.id);
+      auto it = keys.last_resort().find(ref.id);
       if (it == keys.last_resort().end())
         return unexpected{block_failure::failed};
-      key = &it->second.key;
+      out.key = &it->second.key;
       break;
     }
   }
-  const crypto::secret<32> e = naxos_secret(key->esk, self);
-  auto pt = open_block(self, e, sender, lpk_s, conv, b, ad);
-  if (!pt)
+  return out;
+}
+
+bool well_formed(uint64_t id, const public_key& pub) noexcept {
+  return id != 0 && !crypto::is_zero(pub);
+}
+
+}  // namespace
+
+block_effects block_effects::clone() const {
+  block_effects c;
+  c.chan = chan;
+  c.ref = ref;
+  c.announced = announced;
+  c.prekey_reused = prekey_reused;
+  c.names_key = names_key;
+  c.has_announced = has_announced;
+  if (new_chain)
+    c.new_chain = new_chain->clone();
+  if (chain) {
+    chain_effects e;
+    e.epoch = chain->epoch;
+    e.n = chain->n;
+    e.from_skipped = chain->from_skipped;
+    e.next = chain->next;
+    e.next_ck = chain->next_ck.clone();
+    for (const auto& [n, k] : chain->newly_skipped)
+      e.newly_skipped.emplace_back(n, k.clone());
+    c.chain = std::move(e);
+  }
+  return c;
+}
+
+expected<opened_block, block_failure> open_on_channel(const identity& self, const key_store& keys,
+                                                      const channel* ch, const conv_id& conv,
+                                                      std::string_view sender,
+                                                      const public_key& lpk_s, const slot_block& s,
+                                                      byte_view ad, block_mode mode) {
+  if (mode_of(s) != mode)
     return unexpected{block_failure::failed};
-  if (pt->announced_id == 0 || crypto::is_zero(pt->announced_pub))
-    return unexpected{block_failure::failed};
+  const channel_ref here{conv, std::string(sender)};
+  if (const auto* cb = std::get_if<chain_block>(&s)) {
+    const recv_chain* rc = ch != nullptr && ch->in ? &*ch->in : nullptr;
+    auto o = open_chain_block(rc, *cb, ad);
+    if (!o)
+      return unexpected{block_failure::failed};
+    if (o->pt.announced && !well_formed(o->pt.announced->id, o->pt.announced->pub))
+      return unexpected{block_failure::failed};
+    opened_block out;
+    if (o->pt.seed)
+      out.pt.seed = o->pt.seed->clone();
+    out.effects.chan = here;
+    out.effects.names_key = false;
+    out.effects.has_announced = o->pt.announced.has_value();
+    if (o->pt.announced) {
+      out.pt.announced_id = o->pt.announced->id;
+      out.pt.announced_pub = o->pt.announced->pub;
+      out.effects.announced = *o->pt.announced;
+    }
+    out.effects.chain = std::move(o->effects);
+    return out;
+  }
+  const auto* step = std::get_if<dh_step>(&s);
+  const block& b = step != nullptr ? step->b : std::get<block>(s);
+  COWPI_TRY(found_key k, find_receiver_key(keys, ch, here, b.ref));
+  const crypto::secret<32> e = naxos_secret(k.key->esk, self);
   opened_block out;
-  out.effects =
-      block_effects{here, b.ref, published_key{pt->announced_id, pt->announced_pub}, reused};
-  out.pt = std::move(*pt);
+  if (step != nullptr) {
+    auto o = open_dh_step(self, e, sender, lpk_s, conv, *step, ad);
+    if (!o)
+      return unexpected{block_failure::failed};
+    out.pt = std::move(o->pt);
+    out.effects.new_chain = std::move(o->chain);
+  } else {
+    auto pt = open_block(self, e, sender, lpk_s, conv, b, ad);
+    if (!pt)
+      return unexpected{block_failure::failed};
+    out.pt = std::move(*pt);
+  }
+  if (!well_formed(out.pt.announced_id, out.pt.announced_pub))
+    return unexpected{block_failure::failed};
+  out.effects.chan = here;
+  out.effects.ref = b.ref;
+  out.effects.announced = published_key{out.pt.announced_id, out.pt.announced_pub};
+  out.effects.prekey_reused = k.reused;
   return out;
 }
 
 void apply_effects(channel& ch, key_store& keys, const block_effects& e) {
-  if (!ch.peer_latest || e.announced.id > ch.peer_latest->id)
+  if (e.has_announced && (!ch.peer_latest || e.announced.id > ch.peer_latest->id))
     ch.peer_latest = e.announced;
+  if (e.new_chain) {
+    ch.in = e.new_chain->clone();
+    ++ch.received_since_announce;
+  }
+  if (e.chain && ch.in) {
+    apply_chain_effects(*ch.in, std::move(*e.clone().chain));
+    ++ch.received_since_announce;
+  }
+  if (!e.names_key)
+    return;
   switch (e.ref.kind) {
     case key_kind::ratchet: {
       // The peer now holds one of our RATCHET keys: older ones are dead, and
@@ -243,6 +336,68 @@ expected<block> send_on_channel(const identity& self, channel& ch, uint64_t& cou
   pt.announced_id = a.id;
   pt.announced_pub = a.pub;
   return seal_block(self, peer, lpk_peer, conv, target.ref, target.e_pub, pt, ad, r);
+}
+
+step_reason chain_step_due(const channel& ch, uint64_t now) noexcept {
+  return step_due(ch.out, ch.peer_latest ? ch.peer_latest->id : 0, now);
+}
+
+expected<slot_block> send_chain_on_channel(const identity& self, channel& ch, uint64_t& counter,
+                                           const conv_id& conv, std::string_view peer,
+                                           const public_key& lpk_peer,
+                                           const std::optional<send_target>& target,
+                                           const crypto::secret<32>& seed, byte_view ad,
+                                           uint64_t aseq, uint64_t now, crypto::rng& r,
+                                           bool defer) {
+  const bool step = chain_step_due(ch, now) != step_reason::none;
+  if (step && !target)
+    return fail(errc::unknown_key, "a DH step is due and there is no receiver key");
+  // Work on a copy: a failure changes nothing.
+  channel work = ch.clone();
+  uint64_t next_id = counter;
+  // Announce a new receive key once the current one was referenced and has aged or carried
+  // DH_EVERY blocks (§4.8 "When to step"); keep announcing it until the peer references it.
+  auto current = work.mine.find(work.announced);
+  const bool rotate = work.announced == 0 || current == work.mine.end()
+                      || (work.announced_referenced
+                          && ((now >= current->second.created
+                               && now - current->second.created >= chain_dh_age_seconds)
+                              || work.received_since_announce >= chain_dh_every));
+  if (rotate) {
+    if (next_id == 0)
+      next_id = 1;
+    const uint64_t id = next_id++;
+    work.mine.emplace(id, make_owned_key(self, now, r));
+    work.announced = id;
+    work.announced_referenced = false;
+    work.received_since_announce = 0;
+  }
+  chain_plaintext pt;
+  if (!crypto::is_zero(seed.expose()))
+    pt.seed = seed.clone();
+  if (step || !work.announced_referenced)
+    pt.announced = published_key{work.announced, work.mine.at(work.announced).pub};
+  const uint64_t latest = work.peer_latest ? work.peer_latest->id : 0;
+  step_target to{peer, lpk_peer, target ? target->ref : key_ref{},
+                 target ? target->e_pub : public_key{}};
+  COWPI_TRY(channel_block b,
+            seal_channel_block(work.out, self, conv, to, latest, pt, ad, aseq, now, r, defer));
+  ch = std::move(work);
+  counter = next_id;
+  if (auto* d = std::get_if<dh_step>(&b))
+    return slot_block{std::move(*d)};
+  return slot_block{std::move(std::get<chain_block>(b))};
+}
+
+slot_block dead_slot(block_mode mode, crypto::rng& r) {
+  block b;
+  r.fill(b.x);
+  b.ref = key_ref{key_kind::ratchet, 0, {}};
+  r.fill(b.nonce);
+  r.fill(b.ct);
+  if (mode == block_mode::chain)
+    return dh_step{1, b};
+  return b;
 }
 
 }  // namespace cowpi::protocol

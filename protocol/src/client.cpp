@@ -188,24 +188,26 @@ struct client::build_result {
   outbox_version version;
 };
 
-block client::dead_block(crypto::rng& r) {
-  // Random bytes under a RATCHET ref with id 0, which no party ever announces: it opens for
-  // nobody, and its receiver treats it as any block that does not open.
-  block b;
-  r.fill(b.x);
-  b.ref = key_ref{key_kind::ratchet, 0, {}};
-  r.fill(b.nonce);
-  r.fill(b.ct);
-  return b;
-}
-
-expected<block> client::send_with_fallback(client_conv& cc, channel& ch, uint64_t& counter,
-                                           const conv_id& conv, const std::string& peer,
-                                           const public_key& lpk, const crypto::secret<32>& seed,
-                                           byte_view ad, uint64_t now, crypto::rng& r) {
+expected<slot_block> client::send_with_fallback(client_conv& cc, channel& ch, uint64_t& counter,
+                                                const conv_id& conv, const std::string& peer,
+                                                const public_key& lpk,
+                                                const crypto::secret<32>& seed, byte_view ad,
+                                                block_mode mode, uint64_t aseq, uint64_t now,
+                                                crypto::rng& r) {
+  auto send = [&](const send_target& t) -> expected<slot_block> {
+    if (mode == block_mode::chain)
+      return send_chain_on_channel(self_, ch, counter, conv, peer, lpk, t, seed, ad, aseq, now, r,
+                                   /*defer=*/true);
+    COWPI_TRY(block b, send_on_channel(self_, ch, counter, conv, peer, lpk, t, seed, ad, now, r));
+    return slot_block{b};
+  };
+  // Chain mode with no step due: the next chain block needs no receiver key.
+  if (mode == block_mode::chain && chain_step_due(ch, now) == step_reason::none)
+    return send_chain_on_channel(self_, ch, counter, conv, peer, lpk, std::nullopt, seed, ad, aseq,
+                                 now, r, /*defer=*/true);
   const bool had_latest = ch.peer_latest.has_value();
   if (auto target = choose_target(ch)) {
-    auto b = send_on_channel(self_, ch, counter, conv, peer, lpk, *target, seed, ad, now, r);
+    auto b = send(*target);
     if (b)
       return b;
     if (target->ref.kind != key_kind::ratchet) {
@@ -224,7 +226,7 @@ expected<block> client::send_with_fallback(client_conv& cc, channel& ch, uint64_
   // that falls back from an announced key fetches again rather than reuse it.
   if (ch.first_contact && (ch.first_contact->kind == key_kind::last_resort || !had_latest)) {
     const send_target t{*ch.first_contact, ch.first_contact->pub};
-    auto b = send_on_channel(self_, ch, counter, conv, peer, lpk, t, seed, ad, now, r);
+    auto b = send(t);
     if (b)
       return b;
   }
@@ -237,6 +239,9 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
                                              const bytes* plaintext, uint64_t now, crypto::rng& r,
                                              const member_list* /*unused*/) {
   common c = c_template;
+  // The conversation's mode, from the template: a test hook that rewrites C.version below does
+  // not change what the blocks are.
+  const block_mode mode = mode_of_version(c_template.version);
   crypto::secret<32> seed;
   submit_msg s;
   if (hooks_.on_common && c.type != msg_type::message)
@@ -284,7 +289,8 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
     crypto::secret<32> rseed = c.type == msg_type::message ? seed.clone() : zero_seed.clone();
     if (hooks_.on_seed)
       hooks_.on_seed(rid, rseed);
-    auto b = send_with_fallback(cc, ch, counters[rid], c.conv, rid, *lpk, rseed, ad, now, r);
+    auto b = send_with_fallback(cc, ch, counters[rid], c.conv, rid, *lpk, rseed, ad, mode, c.aseq,
+                                now, r);
     if (!b) {
       // No key of this member works. If the directory has nothing usable for it either (a
       // member named with a key the directory does not hold), it cannot be reached: it gets a
@@ -293,30 +299,35 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
       // fetches a key first.
       if (cut_off == nullptr || !cut_off->contains(rid))
         return fail(errc::unknown_key, "no usable key for a member; fetch one");
-      b = dead_block(r);
+      b = dead_slot(mode, r);
     }
     if (hooks_.on_block)
       hooks_.on_block(rid, *b);
     digests.push_back(block_digest{rid, block_hash(*b)});
-    s.blocks.push_back(recipient_block{rid, *b});
+    s.blocks.push_back(recipient_block{rid, std::move(*b)});
   }
   const hash32 root = blocks_root(digests);
   for (const auto& o : ms) {
     channel& ch = work_channel(o.id);
     auto ad = ad_amb(h_c, root, c.author, o.id);
-    auto b = send_with_fallback(cc, ch, counters[o.id], c.conv, o.id, o.lpk, zero_seed, ad, now, r);
+    auto b = send_with_fallback(cc, ch, counters[o.id], c.conv, o.id, o.lpk, zero_seed, ad, mode,
+                                c.aseq, now, r);
     if (!b)
       return fail(errc::unknown_key, "no usable key for a mirror; fetch one");
     if (hooks_.on_amb)
       hooks_.on_amb(o.id, *b);
-    s.ambs.push_back(*b);
+    s.ambs.push_back(std::move(*b));
   }
+  const uint64_t aseq = c.aseq;
   s.c = std::move(c);
-  for (auto& [peer, ch] : work)
-    cc.channels[peer] = std::move(ch);
-  cc.ratchet_next = std::move(counters);
   build_result out;
   out.version.d = entry_digest(h_c, root);
+  for (auto& [peer, ch] : work) {
+    // Chain mode: the steps of this build belong to this version (§4.8 "Establishment").
+    tag_pending(ch.out, aseq, out.version.d);
+    cc.channels[peer] = std::move(ch);
+  }
+  cc.ratchet_next = std::move(counters);
   out.version.submit = std::move(s);
   return out;
 }
@@ -400,7 +411,7 @@ std::vector<std::string> client::unreachable(const conv_id& conv) const {
 
 expected<outgoing> client::create(const member_list& others,
                                   const std::vector<prekey_bundle>& bundles, uint64_t now,
-                                  crypto::rng& r) {
+                                  crypto::rng& r, block_mode mode) {
   if (others.empty())
     return fail(errc::invalid_argument, "a conversation needs another member");
   if (pinned_ms_.empty())
@@ -425,6 +436,7 @@ expected<outgoing> client::create(const member_list& others,
   client_conv cc;
   cc.status = conv_status::pending_setup;
   cc.st.conv = conv;
+  cc.st.version = static_cast<uint8_t>(mode);
   auto find_bundle = [&](const std::string& id) -> const prekey_bundle* {
     for (const auto& b : bundles)
       if (b.owner == id)
@@ -447,6 +459,7 @@ expected<outgoing> client::create(const member_list& others,
   }
   common c;
   c.conv = conv;
+  c.version = static_cast<uint8_t>(mode);
   c.type = msg_type::setup;
   c.author = self_.id();
   c.aseq = 1;
@@ -481,6 +494,7 @@ common ordered_template(const client_conv& cc, msg_type type, const std::string&
                         uint64_t aseq) {
   common c;
   c.conv = cc.st.conv;
+  c.version = cc.st.version;
   c.type = type;
   c.author = self;
   c.aseq = aseq;
@@ -1000,7 +1014,8 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
     if (auto f = target.channels.find(o.id); f != target.channels.end())
       ch = &f->second;
     auto ad = ad_mirror_block(e.conv, i, v.t, o.id, self, bind);
-    auto opened = open_on_channel(self_, keys_, ch, e.conv, o.id, o.lpk, e.mirror_blocks[k], ad);
+    auto opened = open_on_channel(self_, keys_, ch, e.conv, o.id, o.lpk, e.mirror_blocks[k], ad,
+                                  mode_of_version(c.version));
     if (!opened) {
       if (opened.error() == block_failure::directory)
         return provider(o.id, "mirror block names a key we never published", alarm_kind::directory);
@@ -1008,7 +1023,7 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
     }
     if (!is_zero_seed(opened->pt.seed))
       return provider(o.id, "mirror block carries a seed");
-    effects.push_back(opened->effects);
+    effects.push_back(std::move(opened->effects));
   }
 
   // Step 3: the rules (or, for a joiner, what it can check).
@@ -1121,6 +1136,8 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
   acc.t = v.t;
   acc.own = own;
   std::optional<block_effects> author_effects;
+  // Our own entry: the version that was ordered, when it is still in the outbox.
+  const submit_msg* ordered_submit = nullptr;
   bool orphan_echo = false;
   uint64_t orphan_entry = 0;
   if (own) {
@@ -1132,6 +1149,7 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
           if (ov.d == v.d) {
             matched = true;
             own_text = &oe.plaintext;
+            ordered_submit = &ov.submit;
           }
     for (const auto& o : target.orphans) {
       if (o.aseq == c.aseq && o.d == v.d && !matched) {
@@ -1175,7 +1193,8 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
       if (auto f = target.channels.find(c.author); f != target.channels.end())
         ch = &f->second;
       auto ad = ad_block(v.h_c, c.author, self);
-      auto opened = open_on_channel(self_, keys_, ch, e.conv, c.author, *lpk_a, *e.block_u, ad);
+      auto opened = open_on_channel(self_, keys_, ch, e.conv, c.author, *lpk_a, *e.block_u, ad,
+                                    mode_of_version(c.version));
       if (!opened) {
         const bool dir = opened.error() == block_failure::directory;
         if (!sender_fail(
@@ -1206,7 +1225,7 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
             return;
         }
         if (!acc.is_void)
-          author_effects = opened->effects;
+          author_effects = std::move(opened->effects);
       }
     }
   }
@@ -1254,10 +1273,32 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
     target.status = conv_status::active;
   }
   COWPI_ASSERT(target.st.t_at(i) != nullptr && *target.st.t_at(i) == v.t);
+  // Chain mode: our entry is ordered, so the steps of this version are the epochs the other
+  // members now hold; steps of its other versions can never reach them (§4.8).
+  if (own) {
+    // What the ordered version carried on each channel (chain mode: R's counter).
+    std::map<std::string_view, const slot_block*> sent;
+    if (ordered_submit != nullptr) {
+      for (const auto& rb : ordered_submit->blocks)
+        sent.emplace(rb.recipient, &rb.blk);
+      for (size_t k = 0; k < ordered_submit->ambs.size() && k < ms.size(); ++k)
+        sent.emplace(ms[k].id, &ordered_submit->ambs[k]);
+    }
+    for (auto& [peer, ch] : target.channels) {
+      auto f = sent.find(peer);
+      on_ordered(ch.out, c.aseq, v.d, f == sent.end() ? nullptr : f->second);
+    }
+  }
   for (size_t k = 0; k < ms.size(); ++k)
     apply_effects(target.channels[ms[k].id], keys_, effects[k]);
   if (author_effects) {
     apply_effects(target.channels[c.author], keys_, *author_effects);
+    // A RECEIPT reporting VOIDs: the author may have lost one of our DH steps, so our channel
+    // to it steps at its next block (§4.8; a VOID is not attributed to an entry, so any counts).
+    if (c.type == msg_type::receipt && !c.voids.empty()) {
+      channel& back = target.channels[c.author];
+      on_void_reported(back.out, back.out.step_aseq);
+    }
     // It announced a key to us: reachable again.
     if (auto u = unreachable_.find(e.conv); u != unreachable_.end())
       u->second.erase(c.author);

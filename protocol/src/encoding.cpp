@@ -2,10 +2,12 @@
 // Canonical encodings (docs/design.md §3.10) and the hashes over them.
 #include "cowpi/protocol/encoding.hpp"
 
+#include "cowpi/protocol/chain.hpp"
 #include "cowpi/protocol/limits.hpp"
 
 #include <algorithm>
 #include <cstdio>
+#include <utility>
 
 namespace cowpi::protocol {
 
@@ -167,7 +169,7 @@ expected<void> check_shape(const common& c) {
 }  // namespace
 
 expected<bytes> enc_common(const common& c) {
-  if (c.version != protocol_version)
+  if (c.version != protocol_version && c.version != protocol_version_chain)
     return fail(errc::unsupported_version, "C.version");
   if (c.type < msg_type::setup || c.type > msg_type::update)
     return fail(errc::not_canonical, "unknown type");
@@ -262,6 +264,88 @@ expected<block> decode_block(byte_view in) noexcept {
 hash32 block_hash(const block& b) noexcept {
   auto e = enc_block(b);
   return crypto::sha256(e);
+}
+
+std::string_view to_string(block_mode m) noexcept {
+  return m == block_mode::chain ? "chain" : "public-key";
+}
+
+block_mode mode_of(const slot_block& s) noexcept {
+  return std::holds_alternative<block>(s) ? block_mode::pk : block_mode::chain;
+}
+
+const block* block_of(const slot_block& s) noexcept {
+  if (const auto* b = std::get_if<block>(&s))
+    return b;
+  if (const auto* d = std::get_if<dh_step>(&s))
+    return &d->b;
+  return nullptr;
+}
+
+block* block_of(slot_block& s) noexcept {
+  return const_cast<block*>(block_of(std::as_const(s)));
+}
+
+std::span<uint8_t> ciphertext_of(slot_block& s) noexcept {
+  if (block* b = block_of(s))
+    return b->ct;
+  auto& c = std::get<chain_block>(s);
+  return std::span<uint8_t>(c.ct.data(), c.ct.size());
+}
+
+bytes enc_slot(const slot_block& s) {
+  if (const auto* b = std::get_if<block>(&s)) {
+    auto e = enc_block(*b);
+    return bytes(e.begin(), e.end());
+  }
+  if (const auto* d = std::get_if<dh_step>(&s)) {
+    auto e = enc_dh_step(*d);
+    return bytes(e.begin(), e.end());
+  }
+  return enc_chain_block(std::get<chain_block>(s));
+}
+
+bool valid_slot_size(size_t n) noexcept {
+  return n == block_size || n == dh_step_size || n == chain_header_size + 16
+         || n == chain_header_size + 48 || n == chain_header_size + 56
+         || n == chain_header_size + 88;
+}
+
+expected<slot_block> decode_slot(byte_view in) {
+  if (in.size() == block_size) {
+    COWPI_TRY(block b, decode_block(in));
+    return slot_block{b};
+  }
+  if (in.size() == dh_step_size) {
+    COWPI_TRY(dh_step d, decode_dh_step(in));
+    return slot_block{d};
+  }
+  if (!valid_slot_size(in.size()))
+    return fail(errc::bad_length, "a block slot of " + std::to_string(in.size())
+                                      + " bytes (185, 189, 24, 56, 64 or 96 expected)");
+  COWPI_TRY(chain_block c, decode_chain_block(in));
+  return slot_block{std::move(c)};
+}
+
+hash32 slot_hash(const slot_block& s) noexcept {
+  if (const auto* b = std::get_if<block>(&s))
+    return block_hash(*b);
+  if (const auto* d = std::get_if<dh_step>(&s)) {
+    auto e = enc_dh_step(*d);
+    return crypto::sha256(e);
+  }
+  const auto& c = std::get<chain_block>(s);
+  // enc(chain block) is at most 96 bytes: hash it from the stack.
+  std::array<uint8_t, chain_header_size + block_ct_size> buf{};
+  const size_t len = chain_header_size + c.ct.size();
+  if (len > buf.size())
+    return crypto::sha256(enc_chain_block(c));
+  for (int i = 0; i < 4; ++i) {
+    buf[static_cast<size_t>(i)] = static_cast<uint8_t>(c.epoch >> (24 - 8 * i));
+    buf[4 + static_cast<size_t>(i)] = static_cast<uint8_t>(c.n >> (24 - 8 * i));
+  }
+  std::copy(c.ct.begin(), c.ct.end(), buf.begin() + chain_header_size);
+  return crypto::sha256(byte_view(buf.data(), len));
 }
 
 expected<hash32> hash_common(const common& c) {

@@ -127,14 +127,15 @@ expected<mirror::checked, link_reject> mirror::check(const prepare_msg& p,
     if (auto f = mc->channels.find(c.author); f != mc->channels.end())
       ch = &f->second;
   auto ad = ad_amb(out.h_c, out.root, c.author, self_.id());
-  auto opened = open_on_channel(self_, keys_, ch, c.conv, c.author, author->lpk, p.amb, ad);
+  auto opened = open_on_channel(self_, keys_, ch, c.conv, c.author, author->lpk, p.amb, ad,
+                                mode_of_version(c.version));
   if (!opened) {
     return unexpected{reject(opened.error() == block_failure::directory ? "amb_unknown_key"
                                                                         : "amb_does_not_verify")};
   }
   if (!crypto::is_zero(opened->pt.seed.expose()))
     return unexpected{reject("amb_has_seed")};
-  out.amb_effects = opened->effects;
+  out.amb_effects = std::move(opened->effects);
 
   // Every member that gets a block from us at COMMIT must have a key we can use: one it
   // announced to us, else its LAST_RESORT key (attached now or when it was added).
@@ -159,8 +160,8 @@ link_response mirror::prepare(const prepare_msg& p, uint64_t now) {
   auto ck = check(p, std::nullopt);
   if (!ck)
     return ck.error();
-  if (p.amb.ref.kind != key_kind::ratchet)
-    prepared_refs_[{p.amb.ref.kind, p.amb.ref.id}] = now;
+  if (const block* amb = block_of(p.amb); amb != nullptr && amb->ref.kind != key_kind::ratchet)
+    prepared_refs_[{amb->ref.kind, amb->ref.id}] = now;
   return prepared{ck->d};
 }
 
@@ -244,10 +245,7 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
         return out;
       }
       // A lying mirror attesting an entry from a non-member: nobody can read its block.
-      block junk;
-      r.fill(junk.x);
-      r.fill(junk.ct);
-      ans.mirror_blocks.push_back(junk);
+      ans.mirror_blocks.push_back(dead_slot(mode_of_version(c.version), r));
       continue;
     }
     hash32 bind = ck->root;
@@ -281,16 +279,25 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
     };
     if (!target)
       target = via_lr();
-    expected<block> b = fail(errc::unknown_key, "no key for a member");
-    if (target)
-      b = send_on_channel(self_, ch, mc.ratchet_next[u], c.conv, u, mu->lpk, *target, zero_seed, ad,
-                          now, r);
+    const block_mode bm = mode_of_version(c.version);
+    auto send = [&](const std::optional<send_target>& t) -> expected<slot_block> {
+      if (bm == block_mode::chain)
+        return send_chain_on_channel(self_, ch, mc.ratchet_next[u], c.conv, u, mu->lpk, t,
+                                     zero_seed, ad, i, now, r, /*defer=*/false);
+      if (!t)
+        return fail(errc::unknown_key, "no key for a member");
+      COWPI_TRY(block pb, send_on_channel(self_, ch, mc.ratchet_next[u], c.conv, u, mu->lpk, *t,
+                                          zero_seed, ad, now, r));
+      return slot_block{pb};
+    };
+    expected<slot_block> b = fail(errc::unknown_key, "no key for a member");
+    if (target || (bm == block_mode::chain && chain_step_due(ch, now) == step_reason::none))
+      b = send(target);
     if (!b && target && target->ref.kind == key_kind::ratchet) {
       // A bad announced key fails when used: fall back to LAST_RESORT.
       ch.peer_latest.reset();
       if (auto fb = via_lr())
-        b = send_on_channel(self_, ch, mc.ratchet_next[u], c.conv, u, mu->lpk, *fb, zero_seed, ad,
-                            now, r);
+        b = send(fb);
     }
     if (!b) {
       // PREPARE and COMMIT checked every key involved: unreachable for honest inputs. The
@@ -298,7 +305,7 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
       out.response = reject("cannot_build_block");
       return out;
     }
-    ans.mirror_blocks.push_back(*b);
+    ans.mirror_blocks.push_back(std::move(*b));
   }
 
   // Every block is built: advance in place (never a copy of the state per entry).
@@ -317,7 +324,8 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
   mc.answers[i] = ans;
   if (fresh)
     convs_.emplace(c.conv, std::move(scratch));
-  prepared_refs_.erase({cm.payload.amb.ref.kind, cm.payload.amb.ref.id});
+  if (const block* amb = block_of(cm.payload.amb); amb != nullptr)
+    prepared_refs_.erase({amb->ref.kind, amb->ref.id});
   out.response = std::move(ans);
   out.persist = true;
   out.index = i;

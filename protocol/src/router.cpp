@@ -217,6 +217,17 @@ expected<uint64_t, rejection> router_conv::intake(submit_msg s, const std::strin
   const member_list& ms = c.type == msg_type::setup ? c.ms : st_->ms;
   if (s.ambs.size() != ms.size())
     return no(rejection_kind::bad_block_size);
+  // Every slot is of the conversation's mode (§4.8, §5.2): its SETUP's version. A C of another
+  // version is refused by `validate` at PREPARE; a slot of the other mode is refused here.
+  const block_mode mode =
+      (c.type == msg_type::setup ? c.version : st_->version) == protocol_version_chain
+          ? block_mode::chain
+          : block_mode::pk;
+  auto wrong_mode = [&](const slot_block& b) { return mode_of(b) != mode; };
+  if (std::any_of(s.ambs.begin(), s.ambs.end(), wrong_mode)
+      || std::any_of(s.blocks.begin(), s.blocks.end(),
+                     [&](const recipient_block& rb) { return wrong_mode(rb.blk); }))
+    return no(rejection_kind::bad_block_size, 0, std::string(to_string(mode)) + " mode");
   if ((c.type == msg_type::message) != s.body.has_value())
     return no(rejection_kind::bad_body);
   if (s.body && (s.body->size() != c.body_len || crypto::sha256(*s.body) != c.body_hash))

@@ -74,6 +74,7 @@ member_list apply_ops(const member_list& members, const member_list& adds,
 conv_state setup_state(const common& c, uint64_t i, const hash32& d) {
   conv_state n;
   n.conv = c.conv;
+  n.version = c.version;
   n.ms = c.ms;
   n.members = c.members;
   n.last_update = i;
@@ -127,6 +128,7 @@ conv_state join_state(const common& c, uint64_t u, const hash32& t_prev, const h
                       const std::string& self, uint64_t own_aseq) {
   conv_state n;
   n.conv = c.conv;
+  n.version = c.version;
   n.ms = c.ms;
   n.members = c.members;
   n.last_update = u;

@@ -96,6 +96,9 @@ result check_setup(const conv_state* s, bool tombstoned, const common& c, valida
 }
 
 result check_ordered(const conv_state& s, const common& c, validate_at at) {
+  // Every entry carries its SETUP's version: the conversation's block mode (§5.2).
+  if (c.version != s.version)
+    return broke(rule::bad_version);
   if (!s.is_member(c.author))
     return broke(rule::author_not_member);
   auto a = s.aseq_last.find(c.author);

@@ -122,6 +122,50 @@ struct Channel {
   firstContact @4 :KeyRef;
   peerUsedPrekey @5 :OptU64;
   peerUsedLastResort @6 :OptU64;
+  # Chain mode (docs/protocol.md §4.8); absent in a public-key conversation.
+  chainOut @7 :ChainSender;
+  chainIn @8 :RecvChain;        # null: no DH step accepted from the peer
+  receivedSinceAnnounce @9 :UInt32;
+}
+
+struct ChainSender {
+  lastEpoch @0 :UInt32;
+  chain @1 :SendChain;          # null: no current epoch
+  referencedKind @2 :UInt8;
+  referencedId @3 :UInt64;
+  startedAt @4 :UInt64;
+  stepAseq @5 :UInt64;
+  voidReported @6 :Bool;
+  pending @7 :List(PendingStep);  # client: steps in entries not yet ordered
+  ackedNext @8 :UInt32;         # client: counter after the last block known to be ordered
+}
+
+struct PendingStep {
+  aseq @0 :UInt64;
+  d @1 :Data;                   # 32 bytes: D of the version that carries the step
+  chain @2 :SendChain;
+  referencedKind @3 :UInt8;
+  referencedId @4 :UInt64;
+  startedAt @5 :UInt64;
+}
+
+struct SendChain {
+  epoch @0 :UInt32;
+  next @1 :UInt32;
+  ck @2 :Data;                  # CK_next, 32 bytes
+  spent @3 :Bool;
+}
+
+struct RecvChain {
+  epoch @0 :UInt32;
+  next @1 :UInt32;
+  ck @2 :Data;                  # CK_next, 32 bytes
+  skipped @3 :List(SkippedKey);
+}
+
+struct SkippedKey {
+  n @0 :UInt32;
+  mk @1 :Data;                  # 32 bytes
 }
 
 struct PrekeySlot {

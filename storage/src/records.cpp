@@ -270,11 +270,11 @@ size_t member_list_estimate(const member_list& l) {
   [[maybe_unused]] const auto& [c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14] = cc;
   [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
                                 a16, a17] = acc;
-  [[maybe_unused]] const auto& [h1, h2, h3, h4, h5, h6, h7] = ch;
+  [[maybe_unused]] const auto& [h1, h2, h3, h4, h5, h6, h7, h8, h9, h10] = ch;
   [[maybe_unused]] const auto& [k1, k2, k3] = ok;
   [[maybe_unused]] const auto& [s1, s2] = ps;
   [[maybe_unused]] const auto& [l1, l2, l3] = lrs;
-  [[maybe_unused]] const auto& [e1, e2, e3, e4, e5, e6, e7, e8, e9] = st;
+  [[maybe_unused]] const auto& [e1, e2, e3, e4, e5, e6, e7, e8, e9, e10] = st;
   [[maybe_unused]] const auto& [m1, m2, m3, m4, m5] = mc;
   [[maybe_unused]] const auto& [g1, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11, g12] = le;
   [[maybe_unused]] const auto& [n1, n2, n3] = an;
@@ -342,22 +342,22 @@ expected<uint64_t> decode_u64(byte_view b) {
   return v;
 }
 
-bytes encode_block_row(const block& blk) {
-  byte_writer w = start(1 + protocol::block_size);
-  w.raw(protocol::enc_block(blk));
+bytes encode_block_row(const protocol::slot_block& blk) {
+  const bytes e = protocol::enc_slot(blk);
+  byte_writer w = start(1 + e.size());
+  w.raw(e);
   return std::move(w).take();
 }
 
-expected<block> decode_block_row(byte_view b) {
+expected<protocol::slot_block> decode_block_row(byte_view b) {
   byte_reader r(b);
   COWPI_TRY_VOID(check_format(r, "block record"));
   byte_view body;
-  COWPI_TRY_VOID(corrupt_if(!r.view(protocol::block_size, body), "block record"));
-  COWPI_TRY_VOID(check_end(r, "block record"));
-  auto blk = protocol::decode_block(body);
+  COWPI_TRY_VOID(corrupt_if(!r.view(r.remaining(), body), "block record"));
+  auto blk = protocol::decode_slot(body);
   if (!blk)
     return fail(errc::corruption, "block record: " + blk.error().message());
-  return *blk;
+  return std::move(*blk);
 }
 
 bytes encode_channel_ref(const protocol::channel_ref& c) {
@@ -469,11 +469,22 @@ expected<member_list> decode_members(byte_view b) {
   return out;
 }
 
+constexpr uint32_t answer_variable = 0x80000000U;
+
+// `t || be32(n) || enc(block)...` when every slot is a 185-byte block (public-key mode, the
+// original layout); else `t || be32(n | 2^31) || (u8(len) || enc(slot))...` (chain mode).
 bytes encode_answer(const protocol::answer& a) {
-  byte_writer w = start(37 + a.mirror_blocks.size() * protocol::block_size);
-  w.raw(a.t).be32(static_cast<uint32_t>(a.mirror_blocks.size()));
-  for (const auto& blk : a.mirror_blocks)
-    w.raw(protocol::enc_block(blk));
+  const bool fixed = std::all_of(a.mirror_blocks.begin(), a.mirror_blocks.end(),
+                                 [](const auto& s) { return std::holds_alternative<block>(s); });
+  const auto n = static_cast<uint32_t>(a.mirror_blocks.size());
+  byte_writer w = start(37 + a.mirror_blocks.size() * (protocol::block_size + 1));
+  w.raw(a.t).be32(fixed ? n : n | answer_variable);
+  for (const auto& blk : a.mirror_blocks) {
+    const bytes e = protocol::enc_slot(blk);
+    if (!fixed)
+      w.u8(static_cast<uint8_t>(e.size()));
+    w.raw(e);
+  }
   return std::move(w).take();
 }
 
@@ -483,16 +494,23 @@ expected<protocol::answer> decode_answer(uint64_t index, byte_view b) {
   protocol::answer a;
   a.index = index;
   uint32_t n = 0;
-  COWPI_TRY_VOID(corrupt_if(!r.raw(a.t) || !r.be32(n) || n != r.remaining() / protocol::block_size,
+  COWPI_TRY_VOID(corrupt_if(!r.raw(a.t) || !r.be32(n), "answer record"));
+  const bool fixed = (n & answer_variable) == 0;
+  n &= ~answer_variable;
+  COWPI_TRY_VOID(corrupt_if(n > r.remaining() / (fixed ? protocol::block_size : 25)
+                                || (fixed && n != r.remaining() / protocol::block_size),
                             "answer record"));
   a.mirror_blocks.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
+    uint8_t len = protocol::block_size;
+    if (!fixed)
+      COWPI_TRY_VOID(corrupt_if(!r.u8(len), "answer record"));
     byte_view v;
-    COWPI_TRY_VOID(corrupt_if(!r.view(protocol::block_size, v), "answer record"));
-    auto blk = protocol::decode_block(v);
+    COWPI_TRY_VOID(corrupt_if(!r.view(len, v), "answer record"));
+    auto blk = protocol::decode_slot(v);
     if (!blk)
       return fail(errc::corruption, "answer record: " + blk.error().message());
-    a.mirror_blocks.push_back(*blk);
+    a.mirror_blocks.push_back(std::move(*blk));
   }
   COWPI_TRY_VOID(check_end(r, "answer record"));
   return a;
@@ -731,7 +749,7 @@ bytes encode_pending(const pending_record& p) {
   return build_clear<sc::PendingCommit>([&](sc::PendingCommit::Builder b) {
     auto a = b.initAmbs(list_size(p.ambs.size()));
     for (size_t i = 0; i < p.ambs.size(); ++i) {
-      const auto enc = protocol::enc_block(p.ambs[i]);
+      const auto enc = protocol::enc_slot(p.ambs[i]);
       a.set(list_size(i), as_data(enc));
     }
     auto l = b.initLastResort(list_size(p.last_resort.size()));
@@ -747,10 +765,10 @@ expected<pending_record> decode_pending(byte_view b) {
   return read_capnp<sc::PendingCommit>(b, "pending commit", [](sc::PendingCommit::Reader r) {
     pending_record p;
     for (auto a : r.getAmbs()) {
-      auto blk = protocol::decode_block(byte_view(a.begin(), a.size()));
+      auto blk = protocol::decode_slot(byte_view(a.begin(), a.size()));
       if (!blk)
         throw corrupt_field{"amb"};
-      p.ambs.push_back(*blk);
+      p.ambs.push_back(std::move(*blk));
     }
     for (auto l : r.getLastResort())
       p.last_resort.push_back(
@@ -831,6 +849,49 @@ secure_bytes encode_channel(const protocol::channel& ch) {
       b.initPeerUsedPrekey().setValue(*ch.peer_used_prekey);
     if (ch.peer_used_last_resort)
       b.initPeerUsedLastResort().setValue(*ch.peer_used_last_resort);
+    const protocol::chain_sender& o = ch.out;
+    auto put_chain = [](sc::SendChain::Builder sc, const protocol::send_chain& c) {
+      sc.setEpoch(c.epoch());
+      sc.setNext(c.next());
+      sc.setCk(as_data(byte_view(c.key().expose())));
+      sc.setSpent(!c.usable());
+    };
+    if (o.last_epoch != 0 || o.chain) {
+      auto cb = b.initChainOut();
+      cb.setLastEpoch(o.last_epoch);
+      if (o.chain)
+        put_chain(cb.initChain(), *o.chain);
+      auto pl = cb.initPending(list_size(o.pending.size()));
+      for (unsigned k = 0; k < o.pending.size(); ++k) {
+        const auto& p = o.pending[k];
+        pl[k].setAseq(p.aseq);
+        pl[k].setD(as_data(p.d));
+        put_chain(pl[k].initChain(), p.chain);
+        pl[k].setReferencedKind(static_cast<uint8_t>(p.referenced_kind));
+        pl[k].setReferencedId(p.referenced_id);
+        pl[k].setStartedAt(p.started_at);
+      }
+      cb.setReferencedKind(static_cast<uint8_t>(o.referenced_kind));
+      cb.setReferencedId(o.referenced_id);
+      cb.setStartedAt(o.started_at);
+      cb.setStepAseq(o.step_aseq);
+      cb.setVoidReported(o.void_reported);
+      cb.setAckedNext(o.acked_next);
+    }
+    if (ch.in) {
+      auto ib = b.initChainIn();
+      ib.setEpoch(ch.in->epoch);
+      ib.setNext(ch.in->next);
+      ib.setCk(as_data(byte_view(ch.in->ck.expose())));
+      auto sk = ib.initSkipped(list_size(ch.in->skipped.size()));
+      unsigned k = 0;
+      for (const auto& [n, mk] : ch.in->skipped) {
+        sk[k].setN(n);
+        sk[k].setMk(as_data(byte_view(mk.expose())));
+        ++k;
+      }
+    }
+    b.setReceivedSinceAnnounce(ch.received_since_announce);
   });
 }
 
@@ -852,6 +913,42 @@ expected<protocol::channel> decode_channel(byte_view b) {
       ch.peer_used_prekey = r.getPeerUsedPrekey().getValue();
     if (r.hasPeerUsedLastResort())
       ch.peer_used_last_resort = r.getPeerUsedLastResort().getValue();
+    if (r.hasChainOut()) {
+      auto o = r.getChainOut();
+      ch.out.last_epoch = o.getLastEpoch();
+      auto get_chain = [](sc::SendChain::Reader sc) {
+        return protocol::send_chain(sc.getEpoch(), secret32(sc.getCk(), "send chain key"),
+                                    sc.getNext(), sc.getSpent());
+      };
+      if (o.hasChain())
+        ch.out.chain.emplace(get_chain(o.getChain()));
+      for (auto p : o.getPending()) {
+        if (!p.hasChain())
+          throw corrupt_field{"pending chain step"};
+        ch.out.pending.push_back(protocol::pending_step{
+            p.getAseq(), fixed<32>(p.getD(), "pending step D"), get_chain(p.getChain()),
+            key_kind_of(p.getReferencedKind()), p.getReferencedId(), p.getStartedAt()});
+      }
+      ch.out.referenced_kind = key_kind_of(o.getReferencedKind());
+      ch.out.referenced_id = o.getReferencedId();
+      ch.out.started_at = o.getStartedAt();
+      ch.out.step_aseq = o.getStepAseq();
+      ch.out.void_reported = o.getVoidReported();
+      ch.out.acked_next = o.getAckedNext();
+    }
+    if (r.hasChainIn()) {
+      auto i = r.getChainIn();
+      protocol::recv_chain rc;
+      rc.epoch = i.getEpoch();
+      rc.next = i.getNext();
+      rc.ck = secret32(i.getCk(), "receive chain key");
+      if (i.getSkipped().size() > protocol::chain_max_skip)
+        throw corrupt_field{"skipped chain keys"};
+      for (auto s : i.getSkipped())
+        rc.skipped.emplace(s.getN(), secret32(s.getMk(), "skipped message key"));
+      ch.in = std::move(rc);
+    }
+    ch.received_since_announce = r.getReceivedSinceAnnounce();
     return ch;
   });
 }

@@ -131,6 +131,13 @@ expected<void> absorb_conv_row(std::string_view rest, byte_view value, conv_rows
     case conv_row::orphans:
       out.orphans_sealed = bytes(value.begin(), value.end());
       return {};
+    case conv_row::version: {
+      COWPI_TRY(uint64_t v, decode_u64(value));
+      if (v != protocol::protocol_version_chain)
+        return fail(errc::corruption, "conversation version row: " + std::to_string(v));
+      out.version = v;
+      return {};
+    }
     case conv_row::d_recent: {
       COWPI_TRY(uint64_t j, indexed());
       COWPI_TRY(hash32 h, decode_hash(value));
@@ -177,6 +184,8 @@ void add_state_rows(row_image& image, const protocol::conv_state& st, const peer
   image.put(column::conv, keys::conv_row_key(st.conv, conv_row::ms), encode_members(st.ms));
   image.put(column::conv, keys::conv_row_key(st.conv, conv_row::members),
             encode_members(st.members));
+  if (st.version != protocol::protocol_version)
+    image.put(column::conv, keys::conv_row_key(st.conv, conv_row::version), encode_u64(st.version));
   std::set<std::string> ids;
   collect_ids(ids, &st.aseq_last);
   collect_ids(ids, &st.receipt_floor);
@@ -192,7 +201,8 @@ void add_state_rows(row_image& image, const protocol::conv_state& st, const peer
 std::vector<row_cache::key_type> state_ranges(const protocol::conv_id& conv) {
   return {{column::conv, keys::conv_row_key(conv, conv_row::ms)},
           {column::conv, keys::conv_row_key(conv, conv_row::members)},
-          {column::conv, keys::conv_row_key(conv, conv_row::peer)}};
+          {column::conv, keys::conv_row_key(conv, conv_row::peer)},
+          {column::conv, keys::conv_row_key(conv, conv_row::version)}};
 }
 
 void assemble_state(const protocol::conv_id& conv, conv_rows& rows, protocol::conv_state& st) {
@@ -201,6 +211,7 @@ void assemble_state(const protocol::conv_id& conv, conv_rows& rows, protocol::co
     st.ms = std::move(*rows.ms);
   if (rows.members)
     st.members = std::move(*rows.members);
+  st.version = rows.version ? static_cast<uint8_t>(*rows.version) : protocol::protocol_version;
   for (const auto& [id, p] : rows.peers) {
     if (p.aseq)
       st.aseq_last[id] = *p.aseq;
@@ -245,6 +256,21 @@ hash32 fingerprint(const protocol::channel& ch) {
          [&](const auto& f) { w.u8(static_cast<uint8_t>(f.kind)).be64(f.id).raw(f.pub); });
   fp_opt(w, ch.peer_used_prekey, [&](uint64_t v) { w.be64(v); });
   fp_opt(w, ch.peer_used_last_resort, [&](uint64_t v) { w.be64(v); });
+  // Chain state: positions determine the keys, so no secret enters the fingerprint.
+  const protocol::chain_sender& o = ch.out;
+  w.be32(o.last_epoch).u8(static_cast<uint8_t>(o.referenced_kind)).be64(o.referenced_id);
+  w.be64(o.started_at).be64(o.step_aseq).u8(o.void_reported ? 1 : 0).be32(o.acked_next);
+  fp_opt(w, o.chain,
+         [&](const auto& c) { w.be32(c.epoch()).be32(c.next()).u8(c.usable() ? 1 : 0); });
+  w.be32(static_cast<uint32_t>(o.pending.size()));
+  for (const auto& p : o.pending)
+    w.be64(p.aseq).raw(p.d).be32(p.chain.epoch()).be32(p.chain.next());
+  fp_opt(w, ch.in, [&](const auto& c) {
+    w.be32(c.epoch).be32(c.next).be32(static_cast<uint32_t>(c.skipped.size()));
+    for (const auto& kv : c.skipped)
+      w.be32(kv.first);
+  });
+  w.be32(ch.received_since_announce);
   return crypto::sha256(w.data());
 }
 

@@ -224,9 +224,9 @@ inline block random_block(crypto::rng& r) {
 /// Hooks that make an author seal garbage into its block for `victim` (equivocation).
 inline client_test_hooks garbage_block_for(std::string victim) {
   client_test_hooks h;
-  h.on_block = [victim = std::move(victim)](const std::string& r, block& b) {
+  h.on_block = [victim = std::move(victim)](const std::string& r, slot_block& b) {
     if (r == victim)
-      b.ct[3] ^= 1;
+      ciphertext_of(b)[3] ^= 1;
   };
   return h;
 }

@@ -217,9 +217,9 @@ TEST(member_wedges, an_amb_valid_at_one_mirror_only_is_rejected_at_prepare_and_u
   const conv_id conv = start_group(w, trio);
   network_tap tap(w);
   client_test_hooks h;
-  h.on_amb = [](const std::string& mirror_id, block& b) {
+  h.on_amb = [](const std::string& mirror_id, slot_block& b) {
     if (mirror_id == "mirror-b")
-      b.ct[0] ^= 1;
+      ciphertext_of(b)[0] ^= 1;
   };
   w.user("alice").set_hooks_for_test(h);
   ASSERT_TRUE(w.send("alice", conv, "wedge").has_value());
@@ -336,13 +336,13 @@ TEST(no_single_member, one_that_equivocates_wedges_and_goes_silent_cannot_stop_t
 
   // Garbage blocks for everyone: ordered, VOID for all.
   client_test_hooks garbage;
-  garbage.on_block = [](const std::string&, block& b) { b.ct[0] ^= 1; };
+  garbage.on_block = [](const std::string&, slot_block& b) { ciphertext_of(b)[0] ^= 1; };
   mallory.set_hooks_for_test(garbage);
   ASSERT_TRUE(w.send("mallory", conv, "noise").has_value());
   w.run();
   // An amb no mirror accepts, then a random parent hash: both refused before ordering.
   client_test_hooks bad_amb;
-  bad_amb.on_amb = [](const std::string&, block& b) { b.nonce[0] ^= 1; };
+  bad_amb.on_amb = [](const std::string&, slot_block& b) { std::get<block>(b).nonce[0] ^= 1; };
   mallory.set_hooks_for_test(bad_amb);
   ASSERT_TRUE(w.send("mallory", conv, "wedge one").has_value());
   w.run();

@@ -156,14 +156,14 @@ TEST(mirror_keys, a_prekey_named_by_an_uncommitted_prepare_is_not_retired_by_age
     lr.push_back(last_resort_attachment{u, k->id, k->pub});
   }
   const prepare_msg p = prepare_of(setup.submit, 0, lr);
-  ASSERT_EQ(p.amb.ref.kind, key_kind::prekey);
+  ASSERT_EQ(std::get<block>(p.amb).ref.kind, key_kind::prekey);
   mirror m = w.mirror_at(0).m.clone();
   ASSERT_TRUE(std::holds_alternative<prepared>(m.prepare(p, w.now())));
 
   w.advance_time(3600 + 1);
   EXPECT_TRUE(m.expire_keys(w.now()));
   EXPECT_EQ(m.keys().prekeys().size(), 1u);  // every other pre-key aged out
-  EXPECT_TRUE(m.keys().prekeys().contains(p.amb.ref.id));
+  EXPECT_TRUE(m.keys().prekeys().contains(std::get<block>(p.amb).ref.id));
   d_history h;
   const commit_outcome o = h.commit(m, commit_msg{0, digest_of(setup.submit), p}, w.now(), w.rng());
   EXPECT_TRUE(o.persist);
@@ -225,6 +225,17 @@ TEST(router_intake, malformed_blocks_and_bodies_are_refused_before_prepare) {
        rejection_kind::bad_body},
       {"a body with another hash", [](submit_msg& s) { (*s.body)[40] ^= 1; },
        rejection_kind::bad_body},
+      // Slots of the other mode (§4.8): a public-key conversation takes only 185-byte blocks.
+      {"a chain block as an author block",
+       [](submit_msg& s) {
+         s.blocks.back().blk = chain_block{1, 0, bytes(16)};
+       },
+       rejection_kind::bad_block_size},
+      {"a DH step as an amb",
+       [](submit_msg& s) {
+         s.ambs.front() = dh_step{1, std::get<block>(s.ambs.front())};
+       },
+       rejection_kind::bad_block_size},
   };
   for (const auto& bc : cases) {
     router_conv rc = w.router(conv);
@@ -237,6 +248,42 @@ TEST(router_intake, malformed_blocks_and_bodies_are_refused_before_prepare) {
   }
   router_conv rc = w.router(conv);
   EXPECT_TRUE(rc.intake(good, "alice", w.now()).has_value());
+}
+
+TEST(router_intake, a_chain_mode_setup_with_public_key_blocks_is_refused_bad_block_size) {
+  world w;
+  for (const auto& u : trio)
+    w.add_user(u);
+  client_test_hooks h;
+  h.on_common = [](common& c) { c.version = protocol_version_chain; };
+  w.user("alice").set_hooks_for_test(h);
+  network_tap tap(w);
+  const conv_id conv = *w.create("alice", {"bob", "carol"});
+  w.user("alice").set_hooks_for_test({});
+  w.run();
+  const auto rej = tap.rejections_for("alice");
+  ASSERT_EQ(rej.size(), 1u);
+  EXPECT_EQ(rej[0].kind, rejection_kind::bad_block_size);
+  EXPECT_EQ(rej[0].detail, "chain mode");
+  EXPECT_EQ(w.router(conv).state(), nullptr);
+}
+
+TEST(router_intake, an_entry_of_another_version_than_its_setup_is_never_ordered) {
+  world w;
+  const conv_id conv = start_group(w, trio);
+  const uint64_t next = w.router(conv).state()->next;
+  client_test_hooks h;
+  h.on_common = [](common& c) { c.version = protocol_version_chain; };
+  w.user("alice").set_hooks_for_test(h);
+  network_tap tap(w);
+  ASSERT_TRUE(w.send("alice", conv, "in the other mode").has_value());
+  w.user("alice").set_hooks_for_test({});
+  w.run();
+  const auto rej = tap.rejections_for("alice");
+  ASSERT_FALSE(rej.empty());
+  EXPECT_EQ(rej[0].kind, rejection_kind::invalid);
+  EXPECT_EQ(rej[0].detail, "bad_version");
+  EXPECT_EQ(w.router(conv).state()->next, next) << "nothing was ordered";
 }
 
 // ---------------------------------------------------------------------------------------------

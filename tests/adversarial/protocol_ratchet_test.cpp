@@ -15,13 +15,14 @@ const block& block_for(const submit_msg& s, const std::string& r) {
   auto it = std::find_if(s.blocks.begin(), s.blocks.end(),
                          [&](const recipient_block& b) { return b.recipient == r; });
   EXPECT_NE(it, s.blocks.end());
-  return it->blk;
+  return std::get<block>(it->blk);
 }
 
 // Every nonce and one-shot ephemeral a SUBMIT carries (blocks, ambs, the body's nonce).
 std::set<bytes> randomness_of(const submit_msg& s) {
   std::set<bytes> out;
-  auto add = [&](const block& b) {
+  auto add = [&](const slot_block& sb) {
+    const block& b = std::get<block>(sb);
     out.emplace(b.nonce.begin(), b.nonce.end());
     out.emplace(b.x.begin(), b.x.end());
   };
@@ -165,8 +166,8 @@ TEST(ratchet, a_member_offline_past_its_last_resort_rotation_still_verifies_its_
       std::lower_bound(se.e.slots.begin(), se.e.slots.end(), "bob") - se.e.slots.begin());
   for (const auto& a : se.answers) {
     ASSERT_TRUE(a.has_value());
-    EXPECT_EQ((*a)[slot].ref.kind, key_kind::last_resort);
-    EXPECT_EQ((*a)[slot].ref.id, old_lr);
+    EXPECT_EQ(std::get<block>((*a)[slot]).ref.kind, key_kind::last_resort);
+    EXPECT_EQ(std::get<block>((*a)[slot]).ref.id, old_lr);
   }
 
   // Past the rotation period bob rotates, and past the grace period he expires old keys.

@@ -177,28 +177,37 @@ const envelope_case envelope_cases[] = {
     {"body_truncated", [](envelope& e) { e.body->pop_back(); }, alarm_kind::provider},
     {"body_missing", [](envelope& e) { e.body.reset(); }, alarm_kind::provider},
     {"blocks_root", [](envelope& e) { flip(e.blocks_root); }, alarm_kind::provider},
-    {"author_block_x", [](envelope& e) { e.block_u->x[0] ^= 1; }, alarm_kind::provider},
-    {"author_block_ref_kind", [](envelope& e) { e.block_u->ref.kind = key_kind::last_resort; },
+    {"author_block_x", [](envelope& e) { std::get<block>(*e.block_u).x[0] ^= 1; },
      alarm_kind::provider},
-    {"author_block_ref_id", [](envelope& e) { ++e.block_u->ref.id; }, alarm_kind::provider},
-    {"author_block_ref_pub", [](envelope& e) { e.block_u->ref.pub[0] ^= 1; }, alarm_kind::provider},
-    {"author_block_nonce", [](envelope& e) { e.block_u->nonce[0] ^= 1; }, alarm_kind::provider},
-    {"author_block_ct", [](envelope& e) { e.block_u->ct[0] ^= 1; }, alarm_kind::provider},
+    {"author_block_ref_kind",
+     [](envelope& e) { std::get<block>(*e.block_u).ref.kind = key_kind::last_resort; },
+     alarm_kind::provider},
+    {"author_block_ref_id", [](envelope& e) { ++std::get<block>(*e.block_u).ref.id; },
+     alarm_kind::provider},
+    {"author_block_ref_pub", [](envelope& e) { std::get<block>(*e.block_u).ref.pub[0] ^= 1; },
+     alarm_kind::provider},
+    {"author_block_nonce", [](envelope& e) { std::get<block>(*e.block_u).nonce[0] ^= 1; },
+     alarm_kind::provider},
+    {"author_block_ct", [](envelope& e) { std::get<block>(*e.block_u).ct[0] ^= 1; },
+     alarm_kind::provider},
     {"author_block_missing", [](envelope& e) { e.block_u.reset(); }, alarm_kind::provider},
-    {"first_mirror_block_x", [](envelope& e) { e.mirror_blocks[0].x[0] ^= 1; },
+    {"first_mirror_block_x", [](envelope& e) { std::get<block>(e.mirror_blocks[0]).x[0] ^= 1; },
      alarm_kind::provider},
-    {"first_mirror_block_nonce", [](envelope& e) { e.mirror_blocks[0].nonce[0] ^= 1; },
-     alarm_kind::provider},
-    {"first_mirror_block_ct", [](envelope& e) { e.mirror_blocks[0].ct[5] ^= 1; },
+    {"first_mirror_block_nonce",
+     [](envelope& e) { std::get<block>(e.mirror_blocks[0]).nonce[0] ^= 1; }, alarm_kind::provider},
+    {"first_mirror_block_ct", [](envelope& e) { std::get<block>(e.mirror_blocks[0]).ct[5] ^= 1; },
      alarm_kind::provider},
     // A mirror block naming a key bob never published: the directory's doing.
-    {"first_mirror_block_ref_id", [](envelope& e) { e.mirror_blocks[0].ref.id += 100; },
-     alarm_kind::directory},
-    {"first_mirror_block_ref_pub", [](envelope& e) { e.mirror_blocks[0].ref.pub[0] ^= 1; },
+    {"first_mirror_block_ref_id",
+     [](envelope& e) { std::get<block>(e.mirror_blocks[0]).ref.id += 100; }, alarm_kind::directory},
+    {"first_mirror_block_ref_pub",
+     [](envelope& e) { std::get<block>(e.mirror_blocks[0]).ref.pub[0] ^= 1; },
      alarm_kind::directory},
     {"first_mirror_block_ref_kind",
-     [](envelope& e) { e.mirror_blocks[0].ref.kind = key_kind::prekey; }, alarm_kind::directory},
-    {"last_mirror_block_ct", [](envelope& e) { e.mirror_blocks.back().ct[87] ^= 1; },
+     [](envelope& e) { std::get<block>(e.mirror_blocks[0]).ref.kind = key_kind::prekey; },
+     alarm_kind::directory},
+    {"last_mirror_block_ct",
+     [](envelope& e) { std::get<block>(e.mirror_blocks.back()).ct[87] ^= 1; },
      alarm_kind::provider},
     {"mirror_blocks_swapped",
      [](envelope& e) { std::swap(e.mirror_blocks[0], e.mirror_blocks[1]); }, alarm_kind::provider},
@@ -250,9 +259,9 @@ TEST(router_substitutes, an_older_valid_block_for_the_recipient_raises_provider_
   ASSERT_TRUE(w.send("alice", conv, "first").has_value());
   w.run();
   const auto& first = w.log(conv).at(1).e;
-  const block old = std::find_if(first.blocks.begin(), first.blocks.end(), [](const auto& b) {
-                      return b.recipient == "bob";
-                    })->blk;
+  const slot_block old = std::find_if(first.blocks.begin(), first.blocks.end(), [](const auto& b) {
+                           return b.recipient == "bob";
+                         })->blk;
   network_tap tap(w);
   tap.tamper = [&](in_flight& m) {
     auto* e = std::get_if<to_client_envelope>(&m);
@@ -322,12 +331,13 @@ const prepare_case prepare_cases[] = {
      "amb_does_not_verify"},
     {"a_recipient_dropped", [](prepare_msg& p) { p.block_hashes.pop_back(); },
      "invalid:recipients"},
-    {"amb_ct", [](prepare_msg& p) { p.amb.ct[10] ^= 1; }, "amb_does_not_verify"},
-    {"amb_nonce", [](prepare_msg& p) { p.amb.nonce[0] ^= 1; }, "amb_does_not_verify"},
-    {"amb_x", [](prepare_msg& p) { p.amb.x[0] ^= 1; }, "amb_does_not_verify"},
+    {"amb_ct", [](prepare_msg& p) { std::get<block>(p.amb).ct[10] ^= 1; }, "amb_does_not_verify"},
+    {"amb_nonce", [](prepare_msg& p) { std::get<block>(p.amb).nonce[0] ^= 1; },
+     "amb_does_not_verify"},
+    {"amb_x", [](prepare_msg& p) { std::get<block>(p.amb).x[0] ^= 1; }, "amb_does_not_verify"},
     {"amb_ref_unpublished",
      [](prepare_msg& p) {
-       p.amb.ref = key_ref{key_kind::prekey, 9999, p.amb.x};
+       std::get<block>(p.amb).ref = key_ref{key_kind::prekey, 9999, std::get<block>(p.amb).x};
      },
      "amb_unknown_key"},
 };
@@ -341,7 +351,7 @@ TEST(router_tampers, a_submit_altered_before_ordering_is_refused_at_prepare_and_
   network_tap tap(w);
   tap.tamper = [&](in_flight& m) {
     if (auto* s = std::get_if<to_router>(&m))
-      s->submit.blocks.front().blk.ct[0] ^= 1;
+      std::get<block>(s->submit.blocks.front().blk).ct[0] ^= 1;
     return true;
   };
   ASSERT_TRUE(w.send("alice", conv, "do not touch").has_value());

@@ -3,6 +3,7 @@
 // pointers, unknown tags, wrong sizes and oversized lists. Every decoder must refuse cleanly.
 // This test builds raw Cap'n Proto messages with the generated schema on purpose: it is the
 // one place outside protocol/src/wire/ that needs to write what our encoder never would.
+#include "cowpi/protocol/chain.hpp"
 #include "cowpi/protocol/encoding.hpp"
 #include "cowpi/protocol/limits.hpp"
 #include "cowpi/protocol/wire.hpp"
@@ -482,7 +483,7 @@ TEST(wire_versions, an_unknown_wire_version_is_unsupported_in_every_top_level_fr
 
 TEST(wire_versions, a_c_of_another_protocol_version_is_unsupported) {
   auto b = edit<schema::ClientFrame>(wire::encode(client_frame{6, mk_submit(msg_type::message)}),
-                                     [](auto f) { f.getSubmit().getC().setVersion(2); });
+                                     [](auto f) { f.getSubmit().getC().setVersion(3); });
   expect_client_refusal(b, errc::unsupported_version, 6);
 }
 
@@ -588,8 +589,9 @@ TEST(wire_sizes, fixed_size_fields_of_the_wrong_size_are_malformed) {
   }
 }
 
-TEST(wire_sizes, a_submit_block_of_184_or_186_bytes_is_answered_bad_block_size) {
-  for (size_t n : {size_t{0}, size_t{184}, size_t{186}, size_t{370}}) {
+TEST(wire_sizes, a_submit_block_of_a_length_no_slot_kind_has_is_answered_bad_block_size) {
+  for (size_t n : {size_t{0}, size_t{23}, size_t{25}, size_t{100}, size_t{184}, size_t{186},
+                   size_t{188}, size_t{190}, size_t{370}}) {
     auto b = edit<schema::ClientFrame>(
         wire::encode(client_frame{31, mk_submit(msg_type::message)}),
         [&](auto f) { f.getSubmit().getBlocks()[1].setBlock(as_data(sized(n))); });
@@ -599,6 +601,27 @@ TEST(wire_sizes, a_submit_block_of_184_or_186_bytes_is_answered_bad_block_size) 
     EXPECT_EQ(r.error().request_id, std::optional<uint64_t>(31));
     ASSERT_TRUE(r.error().answer.has_value()) << n;
     EXPECT_EQ(r.error().answer->kind, rejection_kind::bad_block_size);
+  }
+}
+
+TEST(wire_sizes, a_submit_carries_chain_blocks_and_dh_steps_of_every_length) {
+  submit_msg s = mk_submit(msg_type::message);
+  ASSERT_GE(s.blocks.size(), 2u);
+  s.blocks[0].blk = dh_step{3, std::get<block>(s.blocks[0].blk)};
+  s.blocks[1].blk = chain_block{3, 1, bytes(88, 1)};
+  s.ambs[0] = chain_block{1, 0, bytes(16, 2)};
+  auto r = wire::decode_client_frame(wire::encode(client_frame{34, s}));
+  ASSERT_TRUE(r.has_value()) << r.error().err.message();
+  EXPECT_EQ(std::get<submit_msg>(r->body), s);
+  for (size_t n : {size_t{24}, size_t{56}, size_t{64}, size_t{96}}) {
+    auto b = edit<schema::ClientFrame>(
+        wire::encode(client_frame{35, mk_submit(msg_type::message)}),
+        [&](auto f) { f.getSubmit().getBlocks()[1].setBlock(as_data(sized(n))); });
+    auto d = wire::decode_client_frame(b);
+    ASSERT_TRUE(d.has_value()) << n;
+    const auto& blk = std::get<submit_msg>(d->body).blocks[1].blk;
+    ASSERT_TRUE(std::holds_alternative<chain_block>(blk)) << n;
+    EXPECT_EQ(enc_slot(blk).size(), n);
   }
 }
 
@@ -615,7 +638,7 @@ TEST(wire_sizes, a_submit_amb_of_the_wrong_size_is_answered_bad_block_size) {
 
 TEST(wire_sizes, a_submit_block_naming_an_unknown_key_kind_is_answered_bad_block_size) {
   submit_msg s = mk_submit(msg_type::message);
-  auto block_bytes = enc_block(s.blocks[0].blk);
+  auto block_bytes = enc_block(std::get<block>(s.blocks[0].blk));
   block_bytes[32] = 9;  // enc(ref) starts after X_S: its first byte is the kind
   auto b = edit<schema::ClientFrame>(wire::encode(client_frame{33, s}), [&](auto f) {
     f.getSubmit().getBlocks()[0].setBlock(
@@ -734,7 +757,7 @@ TEST(wire_limits, link_messages_over_their_limits_are_too_large) {
   mirror_prekeys mp;
   mp.one_time.resize(max_prekey_batch + 1);
   for (const link_response& m :
-       {link_response{answer{1, {}, std::vector<block>(max_slots + 1)}}, link_response{mp},
+       {link_response{answer{1, {}, std::vector<slot_block>(max_slots + 1)}}, link_response{mp},
         link_response{audit_answer{0, std::vector<hash32>(max_audit_batch + 1)}},
         link_response{link_reject{std::string(max_text_len + 1, 'r')}}}) {
     auto r = wire::decode_link_response(wire::encode(m));

@@ -36,6 +36,37 @@ void flip(Container& c, uint32_t where) {
   c[where % c.size()] ^= static_cast<uint8_t>(1u << ((where / c.size()) % 8));
 }
 
+// A slot's ciphertext, whatever its kind (§4.3 block, DH step, chain block).
+void flip_ct(slot_block& s, uint32_t where) {
+  if (auto* b = std::get_if<block>(&s))
+    flip(b->ct, where);
+  else if (auto* d = std::get_if<dh_step>(&s))
+    flip(d->b.ct, where);
+  else
+    flip(std::get<chain_block>(s).ct, where);
+}
+
+// Something other than the ciphertext: X_S or the nonce of a block or DH step, a chain block's
+// counter.
+void flip_header(slot_block& s, uint32_t where) {
+  if (block* b = block_of(s)) {
+    if (where % 2 != 0)
+      flip(b->x, where);
+    else
+      flip(b->nonce, where);
+  } else {
+    std::get<chain_block>(s).n += 1 + where % 3;
+  }
+}
+
+// The key a block names, or a chain block's epoch.
+void bump_ref(slot_block& s) {
+  if (block* b = block_of(s))
+    b->ref.id += 1;
+  else
+    std::get<chain_block>(s).epoch += 1;
+}
+
 std::string short_hex(const hash32& h) {
   return to_hex(byte_view(h.data(), 4));
 }
@@ -99,7 +130,7 @@ std::string sim_config::describe() const {
   std::ostringstream o;
   o << "seed=" << seed << " users=" << users << " mirrors=" << mirrors << " lying=" << lying
     << " actions=" << max_actions << " adversary=" << adversary
-    << " dishonest_members=" << dishonest_members;
+    << " dishonest_members=" << dishonest_members << " mode=" << to_string(mode);
   return o.str();
 }
 
@@ -107,6 +138,8 @@ sim_config config_for_seed(uint64_t seed) {
   prng_source src(seed * 0x2545f4914f6cdd1dULL + 7);
   sim_config c = config_from(src);
   c.seed = seed;
+  // Both block modes, alternating by seed.
+  c.mode = seed % 2 == 0 ? protocol::block_mode::chain : protocol::block_mode::pk;
   return c;
 }
 
@@ -128,6 +161,7 @@ sim_config config_from(action_source& src) {
   c.adversary = src.pick(8) != 0;
   c.dishonest_members = src.pick(4) != 0;
   c.max_actions = 100 + src.pick(110);
+  c.mode = c.seed % 2 == 0 ? protocol::block_mode::chain : protocol::block_mode::pk;
   return c;
 }
 
@@ -268,7 +302,7 @@ void sim_driver::clear_hooks(const std::string& u) {
 
 std::optional<conv_id> sim_driver::do_create(const std::string& author,
                                              const std::vector<std::string>& others) {
-  auto conv = w_.create(author, others);
+  auto conv = w_.create(author, others, cfg_.mode);
   if (!conv)
     return std::nullopt;
   convs_.push_back(*conv);
@@ -428,16 +462,16 @@ bool sim_driver::cheat_send(const std::string& author, const conv_id& conv, chea
       dishonest_.insert({conv, author, victim});
       break;
     case cheat::block:
-      h.on_block = [victim](const std::string& r, block& b) {
+      h.on_block = [victim](const std::string& r, slot_block& b) {
         if (r == victim)
-          b.ct[5] ^= 0x20;
+          ciphertext_of(b)[5] ^= 0x20;
       };
       dishonest_.insert({conv, author, victim});
       break;
     case cheat::amb:
-      h.on_amb = [victim](const std::string& o, block& b) {
+      h.on_amb = [victim](const std::string& o, slot_block& b) {
         if (o == victim)
-          b.ct[7] ^= 0x01;
+          ciphertext_of(b)[7] ^= 0x01;
       };
       wedgers_.insert({conv, author});
       break;
@@ -460,9 +494,9 @@ bool sim_driver::cheat_update(const std::string& author, const conv_id& conv,
   if (failed_)
     return false;
   client_test_hooks h;
-  h.on_block = [victim](const std::string& r, block& b) {
+  h.on_block = [victim](const std::string& r, slot_block& b) {
     if (r == victim)
-      b.ct[9] ^= 0x04;
+      ciphertext_of(b)[9] ^= 0x04;
   };
   dishonest_.insert({conv, author, victim});
   w_.user(author).set_hooks_for_test(std::move(h));
@@ -479,9 +513,9 @@ std::optional<conv_id> sim_driver::cheat_create(const std::string& author,
     return std::nullopt;
   ++step_;
   client_test_hooks h;
-  h.on_block = [victim](const std::string& r, block& b) {
+  h.on_block = [victim](const std::string& r, slot_block& b) {
     if (r == victim)
-      b.ct[11] ^= 0x10;
+      ciphertext_of(b)[11] ^= 0x10;
   };
   w_.user(author).set_hooks_for_test(std::move(h));
   note(author + " equivocates its SETUP against " + victim);
@@ -500,14 +534,17 @@ submit_msg sim_driver::hand_made(const common& c, const conv_state* st) {
   submit_msg s;
   std::vector<block_digest> digests;
   for (const auto& r : recipients(st, c)) {
-    // What a member puts in its blocks is its own business: random bytes.
+    // What a member puts in its blocks is its own business: random bytes (of the
+    // conversation's mode).
     block b;
     w_.rng().fill(b.x);
     b.ref = key_ref{key_kind::ratchet, 1, {}};
     w_.rng().fill(b.nonce);
     w_.rng().fill(b.ct);
-    digests.push_back(block_digest{r, block_hash(b)});
-    s.blocks.push_back(recipient_block{r, b});
+    const slot_block sb =
+        mode_of_version(c.version) == block_mode::chain ? slot_block{dh_step{1, b}} : slot_block{b};
+    digests.push_back(block_digest{r, block_hash(sb)});
+    s.blocks.push_back(recipient_block{r, sb});
   }
   const auto h_c = hash_common(c);
   const hash32 root = blocks_root(digests);
@@ -516,16 +553,23 @@ submit_msg sim_driver::hand_made(const common& c, const conv_state* st) {
   const identity& self = w_.user(c.author).self();
   for (size_t k = 0; k < w_.ms().size(); ++k) {
     const member& o = w_.ms()[k];
-    block amb;
+    slot_block amb = dead_slot(mode_of_version(c.version), w_.rng());
     if (const auto lr = w_.mirror_at(k).m.keys().current_last_resort(); lr && h_c) {
       channel ch;
       uint64_t counter = 0;
       const send_target t{key_ref{key_kind::last_resort, lr->id, lr->pub}, lr->pub};
-      if (auto b = send_on_channel(self, ch, counter, c.conv, o.id, o.lpk, t, crypto::secret<32>{},
-                                   ad_amb(*h_c, root, c.author, o.id), w_.now(), w_.rng()))
+      const bytes ad = ad_amb(*h_c, root, c.author, o.id);
+      if (mode_of_version(c.version) == block_mode::chain) {
+        if (auto b = send_chain_on_channel(self, ch, counter, c.conv, o.id, o.lpk, t,
+                                           crypto::secret<32>{}, ad, c.aseq, w_.now(), w_.rng(),
+                                           /*defer=*/false))
+          amb = std::move(*b);
+      } else if (auto b = send_on_channel(self, ch, counter, c.conv, o.id, o.lpk, t,
+                                          crypto::secret<32>{}, ad, w_.now(), w_.rng())) {
         amb = *b;
+      }
     }
-    s.ambs.push_back(amb);
+    s.ambs.push_back(std::move(amb));
   }
   s.c = c;
   return s;
@@ -547,6 +591,7 @@ bool sim_driver::low_order_member(const std::string& author, const std::optional
         || st->is_member(named) || find_member(st->ms, named) != nullptr)
       return false;
     c.conv = *conv;
+    c.version = st->version;
     c.type = msg_type::update;
     auto a = st->aseq_last.find(author);
     c.aseq = (a == st->aseq_last.end() ? 0 : a->second.value) + 1;
@@ -557,6 +602,7 @@ bool sim_driver::low_order_member(const std::string& author, const std::optional
     c.members = apply_ops(st->members, c.adds, {});
   } else {
     c.conv = w_.rng().array<16>();
+    c.version = static_cast<uint8_t>(cfg_.mode);
     c.type = msg_type::setup;
     c.aseq = 1;
     c.ms = w_.ms();
@@ -647,6 +693,7 @@ bool sim_driver::bad_attachment_commit(const std::string& author,
     if (st == nullptr || rc.stopped() || !st->is_member(author) || st->is_member(added))
       return false;
     c.conv = *conv;
+    c.version = st->version;
     c.type = msg_type::update;
     auto a = st->aseq_last.find(author);
     c.aseq = (a == st->aseq_last.end() ? 0 : a->second.value) + 1;
@@ -657,6 +704,7 @@ bool sim_driver::bad_attachment_commit(const std::string& author,
     c.members = apply_ops(st->members, c.adds, {});
   } else {
     c.conv = w_.rng().array<16>();
+    c.version = static_cast<uint8_t>(cfg_.mode);
     c.type = msg_type::setup;
     c.aseq = 1;
     c.ms = w_.ms();
@@ -807,9 +855,9 @@ bool sim_driver::void_flood(const std::string& author, const conv_id& conv,
   if (failed_ || author == victim || !is_active_member(author, conv))
     return false;
   client_test_hooks h;
-  h.on_block = [victim](const std::string& r, block& b) {
+  h.on_block = [victim](const std::string& r, slot_block& b) {
     if (r == victim)
-      b.ct[13] ^= 0x40;
+      ciphertext_of(b)[13] ^= 0x40;
   };
   dishonest_.insert({conv, author, victim});
   w_.user(author).set_hooks_for_test(std::move(h));
@@ -1178,28 +1226,28 @@ bool sim_driver::tamper(size_t k, uint32_t how, uint32_t where) {
               break;
             case 6:
               if (e.block_u) {
-                flip(e.block_u->ct, where);
+                flip_ct(*e.block_u, where);
               } else {
                 flip(e.blocks_root, where);
               }
               break;
             case 7:
               if (e.block_u) {
-                flip(e.block_u->x, where);
+                flip_header(*e.block_u, where);
               } else {
                 e.c.aseq += 2;
               }
               break;
             case 8:
               if (e.block_u) {
-                e.block_u->ref.id += 1;
+                bump_ref(*e.block_u);
               } else {
                 flip(e.c.parent_hash, where);
               }
               break;
             case 9:
               if (!e.mirror_blocks.empty())
-                flip(e.mirror_blocks[where % e.mirror_blocks.size()].ct, where / 7);
+                flip_ct(e.mirror_blocks[where % e.mirror_blocks.size()], where / 7);
               break;
             case 10:
               flip(e.blocks_root, where);
@@ -1232,7 +1280,7 @@ bool sim_driver::tamper(size_t k, uint32_t how, uint32_t where) {
               if (e.mirror_blocks.size() > 1) {
                 std::swap(e.mirror_blocks.front(), e.mirror_blocks.back());
               } else if (!e.mirror_blocks.empty()) {
-                flip(e.mirror_blocks[0].nonce, where);
+                flip_header(e.mirror_blocks[0], where);
               }
               break;
             default:
@@ -1262,14 +1310,14 @@ bool sim_driver::tamper(size_t k, uint32_t how, uint32_t where) {
               break;
             case 1:
               if (!s.blocks.empty()) {
-                flip(s.blocks[where % s.blocks.size()].blk.ct, where / 3);
+                flip_ct(s.blocks[where % s.blocks.size()].blk, where / 3);
               } else {
                 flip(s.c.parent_hash, where);
               }
               break;
             case 2:
               if (!s.ambs.empty())
-                flip(s.ambs[where % s.ambs.size()].ct, where / 3);
+                flip_ct(s.ambs[where % s.ambs.size()], where / 3);
               break;
             case 3:
               flip(s.c.parent_hash, where);
@@ -1294,7 +1342,7 @@ bool sim_driver::tamper(size_t k, uint32_t how, uint32_t where) {
               break;
             default:
               if (!s.ambs.empty())
-                s.ambs[where % s.ambs.size()].ref.id += 1;
+                bump_ref(s.ambs[where % s.ambs.size()]);
               break;
           }
           tainted_aseqs_.insert({m.user, s.c.conv, s.c.aseq});
@@ -1730,12 +1778,19 @@ void sim_driver::record_fs(const std::string& u, const accepted_entry& e) {
   r.author_lpk = w_.user(e.author).self().lpk();
   r.blk = rb->blk;
   r.ad = ad_block(*hc, e.author, u);
-  if (r.blk.ref.kind == key_kind::ratchet) {
-    auto p = ratchet_pubs_.find({u, e.conv, e.author, r.blk.ref.id});
+  const block* b = block_of(r.blk);
+  if (b == nullptr) {
+    // A chain block (§4.8): its message key is deleted when the entry is accepted, so the
+    // state right after acceptance must not open it.
+    verify_fs(r);
+    return;
+  }
+  if (b->ref.kind == key_kind::ratchet) {
+    auto p = ratchet_pubs_.find({u, e.conv, e.author, b->ref.id});
     if (p != ratchet_pubs_.end())
       r.key_pub = p->second;
   } else {
-    r.key_pub = r.blk.ref.pub;
+    r.key_pub = b->ref.pub;
   }
   views_[u].fs_pending.push_back(std::move(r));
 }
@@ -1743,9 +1798,12 @@ void sim_driver::record_fs(const std::string& u, const accepted_entry& e) {
 void sim_driver::verify_fs(const fs_record& r) {
   ++stats_.fs_checks;
   const client& c = w_.user(r.user);
+  const block* b = block_of(r.blk);
   const std::string what = r.user + "'s block of " + name(r.conv) + "#" + std::to_string(r.index)
-                           + " from " + r.author + " (" + std::string(to_string(r.blk.ref.kind))
-                           + " key " + std::to_string(r.blk.ref.id) + ")";
+                           + " from " + r.author
+                           + (b != nullptr ? " (" + std::string(to_string(b->ref.kind)) + " key "
+                                                 + std::to_string(b->ref.id) + ")"
+                                           : std::string(" (chain block)"));
   if (r.key_pub) {
     auto held = [&](const public_key& p) { return p == *r.key_pub; };
     bool found = false;
@@ -1765,10 +1823,12 @@ void sim_driver::verify_fs(const fs_record& r) {
   if (cc != nullptr)
     if (auto f = cc->channels.find(r.author); f != cc->channels.end())
       ch = &f->second;
-  auto opened =
-      open_on_channel(c.self(), c.keys(), ch, r.conv, r.author, r.author_lpk, r.blk, r.ad);
+  auto opened = open_on_channel(c.self(), c.keys(), ch, r.conv, r.author, r.author_lpk, r.blk, r.ad,
+                                mode_of(r.blk));
   if (opened)
-    fail("forward secrecy", what + ": opens again after its key was retired");
+    fail("forward secrecy", what
+                                + (b != nullptr ? ": opens again after its key was retired"
+                                                : ": opens again after it was accepted"));
 }
 
 void sim_driver::check_fs(const std::string& u, bool recheck_retired) {
@@ -1778,18 +1838,19 @@ void sim_driver::check_fs(const std::string& u, bool recheck_retired) {
   const client& c = w_.user(u);
   for (size_t k = 0; k < v.fs_pending.size() && !failed_;) {
     const fs_record& r = v.fs_pending[k];
+    const key_ref& ref = block_of(r.blk)->ref;  // only blocks and DH steps wait here
     bool present = false;
-    switch (r.blk.ref.kind) {
+    switch (ref.kind) {
       case key_kind::ratchet:
         if (const client_conv* cc = c.find(r.conv))
           if (auto f = cc->channels.find(r.author); f != cc->channels.end())
-            present = f->second.mine.contains(r.blk.ref.id);
+            present = f->second.mine.contains(ref.id);
         break;
       case key_kind::prekey:
-        present = c.keys().prekeys().contains(r.blk.ref.id);
+        present = c.keys().prekeys().contains(ref.id);
         break;
       case key_kind::last_resort:
-        present = c.keys().last_resort().contains(r.blk.ref.id);
+        present = c.keys().last_resort().contains(ref.id);
         break;
     }
     if (present) {

@@ -73,6 +73,8 @@ struct sim_config {
   bool dishonest_members = true;
   /// How many of the last actions a violation reports.
   size_t trace_lines = 60;
+  /// The block mode of every conversation the run creates (docs/protocol.md §5.2).
+  protocol::block_mode mode = protocol::block_mode::pk;
 
   /// A short human-readable description, for failure messages.
   std::string describe() const;
@@ -317,7 +319,7 @@ private:
     uint64_t index = 0;
     std::string author;
     public_key author_lpk{};
-    block blk;
+    slot_block blk;
     bytes ad;
     std::optional<public_key> key_pub;
   };

@@ -206,7 +206,8 @@ void durable_world::submit_all(const std::string& id, std::vector<outgoing> out)
 }
 
 expected<conv_id> durable_world::create(const std::string& author,
-                                        const std::vector<std::string>& others) {
+                                        const std::vector<std::string>& others,
+                                        protocol::block_mode mode) {
   member_list members;
   std::vector<std::string> owners;
   for (const auto& o : others) {
@@ -219,7 +220,7 @@ expected<conv_id> durable_world::create(const std::string& author,
   for (const auto& m : ms_)
     owners.push_back(m.id);
   auto bundles = must(router_->fetch_prekeys(owners, [] { return true; }), "fetch pre-keys");
-  COWPI_TRY(outgoing out, client(author).create(members, bundles, now_, rng_));
+  COWPI_TRY(outgoing out, client(author).create(members, bundles, now_, rng_, mode));
   const conv_id conv = out.conv;
   persist_conv(author, conv);
   submit_all(author, {std::move(out)});

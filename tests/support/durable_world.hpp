@@ -57,8 +57,9 @@ public:
   /// delivery from every cursor.
   void recover();
 
-  [[nodiscard]] expected<protocol::conv_id> create(const std::string& author,
-                                                   const std::vector<std::string>& others);
+  [[nodiscard]] expected<protocol::conv_id> create(
+      const std::string& author, const std::vector<std::string>& others,
+      protocol::block_mode mode = protocol::block_mode::pk);
   [[nodiscard]] expected<void> send(const std::string& author, const protocol::conv_id& conv,
                                     std::string_view text);
   [[nodiscard]] expected<void> update(const std::string& author, const protocol::conv_id& conv,

@@ -16,12 +16,51 @@ inline bool same_key(const protocol::owned_key& a, const protocol::owned_key& b)
   return a.esk.ct_equals(b.esk) && a.pub == b.pub && a.created == b.created;
 }
 
+// Chain mode (docs/protocol.md §4.8): both ends of the channel's chains, keys compared in
+// constant time.
+inline bool same_chain_state(const protocol::channel& a, const protocol::channel& b) {
+  const auto& x = a.out;
+  const auto& y = b.out;
+  if (x.last_epoch != y.last_epoch || x.referenced_kind != y.referenced_kind
+      || x.referenced_id != y.referenced_id || x.started_at != y.started_at
+      || x.step_aseq != y.step_aseq || x.void_reported != y.void_reported
+      || x.acked_next != y.acked_next || x.chain.has_value() != y.chain.has_value()
+      || a.received_since_announce != b.received_since_announce
+      || a.in.has_value() != b.in.has_value() || x.pending.size() != y.pending.size())
+    return false;
+  for (size_t k = 0; k < x.pending.size(); ++k) {
+    const auto& p = x.pending[k];
+    const auto& q = y.pending[k];
+    if (p.aseq != q.aseq || p.d != q.d || p.chain.epoch() != q.chain.epoch()
+        || p.chain.next() != q.chain.next() || !p.chain.key().ct_equals(q.chain.key())
+        || p.referenced_kind != q.referenced_kind || p.referenced_id != q.referenced_id
+        || p.started_at != q.started_at)
+      return false;
+  }
+  if (x.chain
+      && (x.chain->epoch() != y.chain->epoch() || x.chain->next() != y.chain->next()
+          || x.chain->usable() != y.chain->usable() || !x.chain->key().ct_equals(y.chain->key())))
+    return false;
+  if (a.in) {
+    if (a.in->epoch != b.in->epoch || a.in->next != b.in->next || !a.in->ck.ct_equals(b.in->ck)
+        || a.in->skipped.size() != b.in->skipped.size())
+      return false;
+    for (auto p = a.in->skipped.begin(), q = b.in->skipped.begin(); p != a.in->skipped.end();
+         ++p, ++q)
+      if (p->first != q->first || !p->second.ct_equals(q->second))
+        return false;
+  }
+  return true;
+}
+
 inline bool same_channel(const protocol::channel& a, const protocol::channel& b) {
   if (a.mine.size() != b.mine.size())
     return false;
   for (auto x = a.mine.begin(), y = b.mine.begin(); x != a.mine.end(); ++x, ++y)
     if (x->first != y->first || !same_key(x->second, y->second))
       return false;
+  if (!same_chain_state(a, b))
+    return false;
   return a.announced == b.announced && a.announced_referenced == b.announced_referenced
          && a.peer_latest == b.peer_latest && a.first_contact == b.first_contact
          && a.peer_used_prekey == b.peer_used_prekey

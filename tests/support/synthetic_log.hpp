@@ -21,8 +21,13 @@ namespace cowpi::testing {
 /// instead of real ciphertexts. `rc` follows every entry, as the router's would.
 class synthetic_conv {
 public:
-  synthetic_conv(uint64_t seed, const std::vector<std::string>& members, size_t mirrors = 2)
-      : rng_(seed), rc_(conv_id_from(seed), ms_for(mirrors, seed), protocol::intake_limits{}) {
+  /// `chain`: a chain-mode conversation (C.version 2; slots are DH steps and chain blocks of
+  /// every length).
+  synthetic_conv(uint64_t seed, const std::vector<std::string>& members, size_t mirrors = 2,
+                 bool chain = false)
+      : rng_(seed),
+        rc_(conv_id_from(seed), ms_for(mirrors, seed), protocol::intake_limits{}),
+        chain_(chain) {
     conv_ = conv_id_from(seed);
     ms_ = ms_for(mirrors, seed);
     for (const auto& m : members)
@@ -42,6 +47,8 @@ public:
     protocol::common c;
     c.conv = conv_;
     c.type = protocol::msg_type::setup;
+    if (chain_)
+      c.version = protocol::protocol_version_chain;
     c.author = members_.front().id;
     c.ms = ms_;
     c.members = members_;
@@ -79,7 +86,7 @@ public:
   protocol::mirror_answers answers(const protocol::log_entry& e) {
     protocol::mirror_answers a;
     for (size_t k = 0; k < ms_.size(); ++k) {
-      std::vector<protocol::block> blocks;
+      std::vector<protocol::slot_block> blocks;
       for (size_t s = 0; s < e.slots.size(); ++s)
         blocks.push_back(random_block());
       a.emplace_back(std::move(blocks));
@@ -103,7 +110,7 @@ private:
     return ms;
   }
 
-  protocol::block random_block() {
+  protocol::block random_pk_block() {
     protocol::block b;
     rng_.fill(b.x);
     b.ref = protocol::key_ref{protocol::key_kind::ratchet, 1, {}};
@@ -112,10 +119,25 @@ private:
     return b;
   }
 
+  // Public-key mode: a §4.3 block. Chain mode: in turn a DH step and chain blocks of each
+  // ciphertext length (16, 48, 56, 88).
+  protocol::slot_block random_block() {
+    if (!chain_)
+      return random_pk_block();
+    const uint32_t k = turn_++ % 5;
+    if (k == 0)
+      return protocol::dh_step{turn_, random_pk_block()};
+    static constexpr size_t ct_sizes[] = {16, 48, 56, 88};
+    protocol::chain_block c{turn_, turn_ * 7, bytes(ct_sizes[k - 1])};
+    rng_.fill(c.ct);
+    return c;
+  }
+
   protocol::common ordered(protocol::msg_type t, const std::string& author) {
     const protocol::conv_state* st = rc_.state();
     protocol::common c;
     c.conv = conv_;
+    c.version = st->version;
     c.type = t;
     c.author = author;
     c.parent = st->next - 1;
@@ -168,6 +190,8 @@ private:
   protocol::router_conv rc_;
   std::map<std::string, std::pair<uint64_t, hash32>> last_ordered_;
   std::map<std::string, uint64_t> last_update_time_;
+  bool chain_ = false;
+  uint32_t turn_ = 0;
 };
 
 }  // namespace cowpi::testing

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Benchmarks of the protocol state machines for n members and 2 mirrors: the author's CPU
 // and upload per MESSAGE, a recipient's CPU, a mirror's CPU per message, SETUP and UPDATE.
+// The MESSAGE benchmarks run in both block modes (`mode:1` public-key, `mode:2` chain,
+// docs/protocol.md §4.8), in the steady state: every earlier entry ordered.
+#include "cowpi/protocol/encoding.hpp"
 #include "cowpi/protocol/wire.hpp"
 #include "cowpi/sim/world.hpp"
 
@@ -38,9 +41,9 @@ T must(expected<T> r) {
 struct deployment {
   std::unique_ptr<world> w;
   conv_id conv{};
-  explicit deployment(size_t n) {
+  explicit deployment(size_t n, protocol::block_mode mode = protocol::block_mode::pk) {
     world_options o;
-    o.seed = 42 + n;
+    o.seed = 42 + n + 1000 * static_cast<size_t>(mode);
     w = std::make_unique<world>(o);
     std::vector<std::string> others;
     for (size_t k = 0; k < n; ++k) {
@@ -50,7 +53,7 @@ struct deployment {
       if (k > 1)
         w->set_online(user_name(k), false);
     }
-    conv = must(w->create(user_name(0), others));
+    conv = must(w->create(user_name(0), others, mode));
     w->run();
     w->add_user("zz-joiner");  // for the UPDATE benchmark
     w->set_online("zz-joiner", false);
@@ -58,31 +61,49 @@ struct deployment {
   client& author() { return w->user(user_name(0)); }
 };
 
-// One deployment per size, built on first use and reused by every benchmark of that size.
-deployment& shared(size_t n) {
-  static std::map<size_t, std::unique_ptr<deployment>> cache;
-  auto& d = cache[n];
+// One deployment per size and mode, built on first use and reused by every benchmark of it.
+deployment& shared(size_t n, protocol::block_mode mode = protocol::block_mode::pk) {
+  static std::map<std::pair<size_t, protocol::block_mode>, std::unique_ptr<deployment>> cache;
+  auto& d = cache[{n, mode}];
   if (!d)
-    d = std::make_unique<deployment>(n);
+    d = std::make_unique<deployment>(n, mode);
   return *d;
+}
+
+protocol::block_mode mode_arg(const benchmark::State& state) {
+  return state.range(1) == 2 ? protocol::block_mode::chain : protocol::block_mode::pk;
 }
 
 const std::string kText(200, 'x');
 
 void author_message(benchmark::State& state) {
-  auto& d = shared(static_cast<size_t>(state.range(0)));
+  const auto n = static_cast<size_t>(state.range(0));
+  auto& d = shared(n, mode_arg(state));
   auto& c = d.author();
   crypto::system_rng r;
   size_t upload = 0;
+  size_t slot_bytes = 0;
   for (auto _ : state) {
     auto out = must(c.send_message(d.conv, as_bytes(kText), d.w->now(), r));
     state.PauseTiming();
     upload = protocol::wire::encode(protocol::client_frame{1, out.submit}).size();
-    c.mutable_convs()[d.conv].outbox.clear();  // keep memory flat
+    slot_bytes = 0;
+    for (const auto& rb : out.submit.blocks)
+      slot_bytes += protocol::enc_slot(rb.blk).size();
+    auto& cc = c.mutable_convs()[d.conv];
+    // The steady state: the entry is ordered (its echo accepted), so in chain mode the next
+    // one chains on its steps.
+    const hash32 dv = cc.outbox.back().versions.back().d;
+    for (auto& [peer, ch] : cc.channels)
+      protocol::on_ordered(ch.out, out.aseq, dv);
+    cc.outbox.clear();  // keep memory flat
     state.ResumeTiming();
     benchmark::DoNotOptimize(out);
   }
   state.counters["upload_bytes"] = static_cast<double>(upload);
+  state.counters["upload_per_recipient"] = static_cast<double>(upload) / static_cast<double>(n - 1);
+  state.counters["slot_bytes_per_recipient"] =
+      static_cast<double>(slot_bytes) / static_cast<double>(n - 1);
 }
 
 // K MESSAGEs from u0000, recorded as the envelopes u0001 receives and the log entries the
@@ -96,13 +117,13 @@ struct recording {
   std::vector<log_entry> entries;
 };
 
-recording& recorded(size_t n, size_t k) {
-  static std::map<size_t, std::unique_ptr<recording>> cache;
-  auto& rec = cache[n];
+recording& recorded(size_t n, size_t k, protocol::block_mode mode) {
+  static std::map<std::pair<size_t, protocol::block_mode>, std::unique_ptr<recording>> cache;
+  auto& rec = cache[{n, mode}];
   if (rec)
     return *rec;
   rec = std::make_unique<recording>();
-  auto& d = shared(n);
+  auto& d = shared(n, mode);
   world& w = *d.w;
   rec->recipient_before = std::make_unique<client>(w.user(user_name(1)).clone());
   rec->mirror_before = std::make_unique<mirror>(w.mirror_at(0).m.clone());
@@ -129,7 +150,7 @@ recording& recorded(size_t n, size_t k) {
 constexpr size_t kRecorded = 16;
 
 void recipient_message(benchmark::State& state) {
-  auto& rec = recorded(static_cast<size_t>(state.range(0)), kRecorded);
+  auto& rec = recorded(static_cast<size_t>(state.range(0)), kRecorded, mode_arg(state));
   crypto::system_rng r;
   std::unique_ptr<client> c;
   size_t next = rec.envelopes.size();
@@ -159,7 +180,7 @@ struct history : mirror_history {
 };
 
 void mirror_message(benchmark::State& state) {
-  auto& rec = recorded(static_cast<size_t>(state.range(0)), kRecorded);
+  auto& rec = recorded(static_cast<size_t>(state.range(0)), kRecorded, mode_arg(state));
   std::unique_ptr<mirror> m;
   std::unique_ptr<crypto::deterministic_rng> r;
   history h;
@@ -243,9 +264,18 @@ void sizes(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMicrosecond);
 }
 
-BENCHMARK(author_message)->Apply(sizes);
-BENCHMARK(recipient_message)->Apply(sizes);
-BENCHMARK(mirror_message)->Apply(sizes);
+// n members in each block mode (1: public-key, 2: chain).
+void sizes_and_modes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"n", "mode"});
+  for (int mode : {1, 2})
+    for (int n : {2, 10, 50, 100, 1000})
+      b->Args({n, mode});
+  b->Unit(benchmark::kMicrosecond);
+}
+
+BENCHMARK(author_message)->Apply(sizes_and_modes);
+BENCHMARK(recipient_message)->Apply(sizes_and_modes);
+BENCHMARK(mirror_message)->Apply(sizes_and_modes);
 BENCHMARK(setup_conversation)->Apply(sizes);
 BENCHMARK(update_add_one)->Apply(sizes);
 

@@ -105,7 +105,7 @@ public:
   protocol::mirror_answers answers(const log_entry& e) {
     protocol::mirror_answers a;
     for (size_t k = 0; k < ms_.size(); ++k) {
-      std::vector<protocol::block> v;
+      std::vector<protocol::slot_block> v;
       for (size_t s = 0; s < e.slots.size(); ++s)
         v.push_back(random_block());
       a.emplace_back(std::move(v));

@@ -266,9 +266,10 @@ client_test_hooks announce_for_bob(sim::world& w, uint64_t announced_id,
     if (rid == "bob")
       cap->seed = s.clone();
   };
-  h.on_block = [cap, &w, announced_id, announced_pub](const std::string& rid, block& b) {
+  h.on_block = [cap, &w, announced_id, announced_pub](const std::string& rid, slot_block& s) {
     if (rid != "bob")
       return;
+    block& b = std::get<block>(s);  // a public-key conversation
     // Bob never announced a key to alice: her block names a key of his from the directory,
     // whose public key is in the ref.
     require(b.ref.kind != key_kind::ratchet, "alice's block to bob names a directory key");
@@ -394,7 +395,7 @@ key_ref named_key(scenario& s, const conv_id& conv, const std::string& id) {
   const auto& e = s.w().log(conv).rbegin()->second.e;
   for (const auto& rb : e.blocks)
     if (rb.recipient == id)
-      return rb.blk.ref;
+      return std::get<block>(rb.blk).ref;
   require(false, "no block for " + id);
   return {};
 }
@@ -412,7 +413,7 @@ void require_mirrors_name(scenario& s, const conv_id& conv, const std::string& i
   auto env = make_envelope(se.e, se.answers, id);
   require(env.has_value(), what + ": no envelope");
   for (const auto& b : env->mirror_blocks)
-    require(b.ref.kind == kind && b.ref.id == key, what);
+    require(std::get<block>(b).ref.kind == kind && std::get<block>(b).ref.id == key, what);
 }
 
 json ratchet(uint64_t seed) {
@@ -512,9 +513,9 @@ json receipt_void(uint64_t seed) {
   require(s.catch_up("bob", conv, "SETUP, accepted").read(0), "bob accepts the SETUP");
   require(s.catch_up("carol", conv, "SETUP, accepted").read(0), "carol accepts the SETUP");
   client_test_hooks garbage;
-  garbage.on_block = [](const std::string& rid, block& b) {
+  garbage.on_block = [](const std::string& rid, slot_block& b) {
     if (rid == "bob")
-      b.ct[5] ^= 0x40;
+      ciphertext_of(b)[5] ^= 0x40;
   };
   s.send("alice", conv, "bob cannot read this", garbage);
   auto bob = s.catch_up("bob", conv, "alice's block to bob does not open: VOID, SENDER");

@@ -330,9 +330,9 @@ json generate_conversation(uint64_t seed) {
   w.run();
   // Alice equivocates: garbage in bob's block (bob VOIDs it).
   client_test_hooks h;
-  h.on_block = [](const std::string& rid, block& b) {
+  h.on_block = [](const std::string& rid, slot_block& b) {
     if (rid == "bob")
-      b.ct[5] ^= 0x40;
+      ciphertext_of(b)[5] ^= 0x40;
   };
   w.user("alice").set_hooks_for_test(h);
   (void)w.send("alice", *conv, "bob cannot read this");
@@ -364,7 +364,7 @@ json generate_conversation(uint64_t seed) {
   add(honest.at(1), "index 1 honest: accepted, then the buffered index 2");
   add(honest.at(1), "index 1 again: acknowledged and dropped");
   envelope swapped = honest.at(3);
-  swapped.mirror_blocks[0].ct[0] ^= 1;
+  std::get<block>(swapped.mirror_blocks[0]).ct[0] ^= 1;
   add(swapped, "a mirror block tampered: PROVIDER, not accepted");
   for (size_t i = 3; i < honest.size(); ++i)
     add(honest[i], "honest delivery");

@@ -149,7 +149,8 @@ void world::submit_all(const std::string& id, std::vector<outgoing> out) {
     net_.push_back(to_router{id, o.aseq, std::move(o.submit)});
 }
 
-expected<conv_id> world::create(const std::string& author, const std::vector<std::string>& others) {
+expected<conv_id> world::create(const std::string& author, const std::vector<std::string>& others,
+                                protocol::block_mode mode) {
   member_list members;
   std::vector<std::string> owners;
   for (const auto& o : others) {
@@ -159,7 +160,7 @@ expected<conv_id> world::create(const std::string& author, const std::vector<std
   for (const auto& m : ms_)
     owners.push_back(m.id);
   auto bundles = fetch(author, owners);
-  COWPI_TRY(outgoing out, user(author).create(members, bundles, now_, rng_));
+  COWPI_TRY(outgoing out, user(author).create(members, bundles, now_, rng_, mode));
   persist(author);
   conv_id conv = out.conv;
   submit_all(author, {std::move(out)});
@@ -444,12 +445,15 @@ void world::push_envelope(const std::string& member, const stored_entry& se) {
     if (a)
       continue;
     // No honest mirror answered: forge plausible-looking blocks.
-    std::vector<block> fake(se.e.slots.size());
-    for (auto& b : fake) {
+    std::vector<slot_block> fake;
+    fake.reserve(se.e.slots.size());
+    for (size_t k = 0; k < se.e.slots.size(); ++k) {
+      block b;
       rng_.fill(b.x);
       b.ref = key_ref{key_kind::ratchet, 1, {}};
       rng_.fill(b.nonce);
       rng_.fill(b.ct);
+      fake.emplace_back(b);
     }
     a = std::move(fake);
   }

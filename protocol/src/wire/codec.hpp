@@ -105,9 +105,11 @@ template <size_t N>
 /// Copies human-readable text of at most `max_text_len` bytes (else `errc::too_large`).
 [[nodiscard]] bool read_text(read_ctx& ctx, capnp::Text::Reader t, std::string& out,
                              std::string_view what);
-/// Parses Data holding exactly enc(block). Outside soft mode, a wrong size or an unknown key
-/// kind is malformed; in soft mode it is recorded as a block problem and reading continues.
-[[nodiscard]] bool read_block(read_ctx& ctx, capnp::Data::Reader d, block& out,
+/// Parses Data holding enc(slot) (`decode_slot`: its kind follows from its length). Outside
+/// soft mode, a wrong size or an unknown key kind is malformed; in soft mode it is recorded as
+/// a block problem and reading continues. Whether the kind fits the conversation's mode is
+/// the reader's caller's rule (the router's and the client's).
+[[nodiscard]] bool read_block(read_ctx& ctx, capnp::Data::Reader d, slot_block& out,
                               std::string_view what);
 /// Fails with `errc::too_large` when `n > max`.
 [[nodiscard]] bool check_count(read_ctx& ctx, size_t n, size_t max, std::string_view what);
@@ -121,7 +123,7 @@ template <size_t N>
 [[nodiscard]] bool read_ids(read_ctx& ctx, capnp::List<capnp::Data>::Reader l, size_t max,
                             std::vector<std::string>& out, std::string_view what);
 [[nodiscard]] bool read_blocks(read_ctx& ctx, capnp::List<capnp::Data>::Reader l, size_t max,
-                               std::vector<block>& out, std::string_view what);
+                               std::vector<slot_block>& out, std::string_view what);
 [[nodiscard]] bool read_common(read_ctx& ctx, schema::Common::Reader r, common& out);
 [[nodiscard]] bool read_submit(read_ctx& ctx, schema::Submit::Reader r, submit_msg& out);
 [[nodiscard]] bool read_envelope(read_ctx& ctx, schema::Envelope::Reader r, envelope& out);
@@ -135,7 +137,7 @@ template <size_t N>
 
 void write_members(capnp::List<schema::Member>::Builder l, const member_list& m);
 void write_ids(capnp::List<capnp::Data>::Builder l, const std::vector<std::string>& ids);
-void write_blocks(capnp::List<capnp::Data>::Builder l, const std::vector<block>& blocks);
+void write_blocks(capnp::List<capnp::Data>::Builder l, const std::vector<slot_block>& blocks);
 void write_common(schema::Common::Builder b, const common& c);
 void write_submit(schema::Submit::Builder b, const submit_msg& s);
 void write_envelope(schema::Envelope::Builder b, const envelope& e);

@@ -68,7 +68,7 @@ void write_prepare(schema::Prepare::Builder b, const prepare_msg& p) {
     h.setRecipient(as_data(p.block_hashes[i].recipient));
     h.setHash(as_data(p.block_hashes[i].hash));
   }
-  const auto amb = enc_block(p.amb);
+  const auto amb = enc_slot(p.amb);
   b.setAmb(as_data(amb));
   auto lr = b.initLastResort(list_size(p.last_resort.size()));
   for (unsigned i = 0; i < lr.size(); ++i) {

@@ -105,17 +105,18 @@ bool read_text(read_ctx& ctx, capnp::Text::Reader t, std::string& out, std::stri
   return true;
 }
 
-bool read_block(read_ctx& ctx, capnp::Data::Reader d, block& out, std::string_view what) {
-  auto b = decode_block(byte_view(d.begin(), d.size()));
+bool read_block(read_ctx& ctx, capnp::Data::Reader d, slot_block& out, std::string_view what) {
+  auto b = decode_slot(byte_view(d.begin(), d.size()));
   if (b.has_value()) {
-    out = *b;
+    out = std::move(*b);
     return true;
   }
   const bool wrong_size = b.error().code == errc::bad_length;
-  std::string context = std::string(what)
-                        + (wrong_size ? ": block of " + std::to_string(d.size())
-                                            + " bytes, expected " + std::to_string(block_size)
-                                      : std::string(": unknown key kind"));
+  std::string context =
+      std::string(what)
+      + (wrong_size ? ": block of " + std::to_string(d.size()) + " bytes, expected "
+                          + std::to_string(block_size) + " (or 189, 24, 56, 64, 96 in chain mode)"
+                    : std::string(": unknown key kind"));
   if (!ctx.soft_blocks) {
     return ctx.fail(errc::malformed, std::move(context));
   }
@@ -168,18 +169,18 @@ bool read_ids(read_ctx& ctx, capnp::List<capnp::Data>::Reader l, size_t max,
 }
 
 bool read_blocks(read_ctx& ctx, capnp::List<capnp::Data>::Reader l, size_t max,
-                 std::vector<block>& out, std::string_view what) {
+                 std::vector<slot_block>& out, std::string_view what) {
   if (!check_count(ctx, l.size(), max, what)) {
     return false;
   }
   out.clear();
   out.reserve(l.size());
   for (auto d : l) {
-    block b;
+    slot_block b;
     if (!read_block(ctx, d, b, what)) {
       return false;
     }
-    out.push_back(b);
+    out.push_back(std::move(b));
   }
   return true;
 }
@@ -198,9 +199,9 @@ void write_ids(capnp::List<capnp::Data>::Builder l, const std::vector<std::strin
   }
 }
 
-void write_blocks(capnp::List<capnp::Data>::Builder l, const std::vector<block>& blocks) {
+void write_blocks(capnp::List<capnp::Data>::Builder l, const std::vector<slot_block>& blocks) {
   for (unsigned i = 0; i < l.size(); ++i) {
-    const auto e = enc_block(blocks[i]);
+    const auto e = enc_slot(blocks[i]);
     l.set(i, as_data(e));
   }
 }
@@ -220,7 +221,7 @@ bool read_parent(read_ctx& ctx, uint64_t parent, capnp::Data::Reader hash, commo
 bool read_common(read_ctx& ctx, schema::Common::Reader r, common& out) {
   out = common{};
   out.version = r.getVersion();
-  if (out.version != protocol_version) {
+  if (out.version != protocol_version && out.version != protocol_version_chain) {
     return ctx.fail(errc::unsupported_version,
                     "C.version " + std::to_string(unsigned{out.version}));
   }
@@ -377,7 +378,7 @@ void write_submit(schema::Submit::Builder b, const submit_msg& s) {
   for (unsigned i = 0; i < l.size(); ++i) {
     auto rb = l[i];
     rb.setRecipient(as_data(s.blocks[i].recipient));
-    const auto e = enc_block(s.blocks[i].blk);
+    const auto e = enc_slot(s.blocks[i].blk);
     rb.setBlock(as_data(e));
   }
   write_blocks(b.initAmbs(list_size(s.ambs.size())), s.ambs);
@@ -397,11 +398,11 @@ bool read_envelope(read_ctx& ctx, schema::Envelope::Reader r, envelope& out) {
   }
   out.block_u.reset();
   if (r.hasBlockU()) {
-    block b;
+    slot_block b;
     if (!read_block(ctx, r.getBlockU(), b, "ENVELOPE block_u")) {
       return false;
     }
-    out.block_u = b;
+    out.block_u = std::move(b);
   }
   if (!read_fixed(ctx, r.getBlocksRoot(), out.blocks_root, "ENVELOPE blocks_root")
       || !read_blocks(ctx, r.getMirrorBlocks(), max_mirrors, out.mirror_blocks,
@@ -427,7 +428,7 @@ void write_envelope(schema::Envelope::Builder b, const envelope& e) {
     b.setBody(as_data(*e.body));
   }
   if (e.block_u) {
-    const auto enc = enc_block(*e.block_u);
+    const auto enc = enc_slot(*e.block_u);
     b.setBlockU(as_data(enc));
   }
   b.setBlocksRoot(as_data(e.blocks_root));

@@ -101,6 +101,8 @@ struct conv_rows {
   std::map<uint64_t, hash32> d_recent;
   /// Client: the sealed orphans row, opened by the client store.
   std::optional<bytes> orphans_sealed;
+  /// C.version of the conversation, when not 1.
+  std::optional<uint64_t> version;
 };
 
 /// Decodes one row of the `conv` column (the key without its 16-byte conversation prefix) into

@@ -101,6 +101,7 @@ TEST_F(chain_channel, a_newer_announced_ratchet_key_makes_the_sender_step_to_it)
 TEST_F(chain_channel, the_sender_steps_after_dh_every_blocks_and_not_before) {
   (void)seal(1, 0);
   s_.chain.emplace(s_.last_epoch, s_.chain->key().clone(), chain_dh_every - 1);
+  s_.acked_next = chain_dh_every - 1;  // every earlier block reached R
   EXPECT_EQ(step_due(s_, 0, 0), step_reason::none);
   ASSERT_FALSE(is_step(seal(2, 0)));
   EXPECT_EQ(step_due(s_, 0, 0), step_reason::dh_every);
@@ -143,17 +144,70 @@ TEST_F(chain_channel, dh_every_fires_long_before_the_counter_is_spent) {
   EXPECT_TRUE(s_.chain->usable());
 }
 
-TEST_F(chain_channel,
-       rebuilding_the_entry_that_carried_the_step_drops_the_epoch_but_not_its_number) {
-  (void)seal(5, 0);
-  (void)seal(6, 0);
-  on_rebuild(s_, 6);  // a later entry: the epoch stands
+TEST_F(chain_channel, a_deferred_step_is_used_only_once_its_version_is_ordered) {
+  auto deferred = [&](uint64_t aseq) {
+    auto b = seal_channel_block(s_, alice_, conv_, target(), 0, with_seed(1), ad_, aseq, 0, r_,
+                                /*defer=*/true);
+    EXPECT_TRUE(b.has_value());
+    return b.has_value() ? std::move(*b) : channel_block{};
+  };
+  const hash32 d5a{0x5a}, d5b{0x5b}, d6{0x06};
+  // Entry 5 (version A) steps; until it is ordered every block steps again.
+  EXPECT_TRUE(is_step(deferred(5)));
+  tag_pending(s_, 5, d5a);
+  EXPECT_EQ(step_due(s_, 0, 0), step_reason::step_in_flight);
+  EXPECT_TRUE(is_step(deferred(6)));
+  tag_pending(s_, 6, d6);
+  // Entry 5 is rebuilt (version B), then version A is ordered after all: A's epoch is used.
+  EXPECT_TRUE(is_step(deferred(5)));
+  tag_pending(s_, 5, d5b);
+  ASSERT_EQ(s_.pending.size(), 3u);
+  on_ordered(s_, 5, d5a);
+  ASSERT_TRUE(s_.chain.has_value());
+  EXPECT_EQ(s_.chain->epoch(), 1u) << "version A carried epoch 1";
+  EXPECT_EQ(s_.pending.size(), 1u) << "version B can no longer be ordered";
+  EXPECT_EQ(step_due(s_, 0, 0), step_reason::step_in_flight) << "entry 6's step is in flight";
+  // Entry 6 is ordered: its step is the newest R has, and chains follow it.
+  on_ordered(s_, 6, d6);
+  EXPECT_TRUE(s_.pending.empty());
+  EXPECT_EQ(s_.chain->epoch(), 2u);
+  EXPECT_EQ(s_.step_aseq, 6u);
+  const channel_block b = deferred(7);
+  ASSERT_FALSE(is_step(b));
+  EXPECT_EQ(std::get<chain_block>(b).epoch, 2u);
+  EXPECT_EQ(std::get<chain_block>(b).n, 0u);
+}
+
+TEST_F(chain_channel, a_client_steps_before_unordered_blocks_could_push_r_past_max_skip) {
+  auto deferred = [&](uint64_t aseq) {
+    auto b = seal_channel_block(s_, alice_, conv_, target(), 0, with_seed(1), ad_, aseq, 0, r_,
+                                /*defer=*/true);
+    EXPECT_TRUE(b.has_value());
+    return b.has_value() ? std::move(*b) : channel_block{};
+  };
+  ASSERT_TRUE(is_step(deferred(1)));
+  tag_pending(s_, 1, hash32{1});
+  on_ordered(s_, 1, hash32{1});
+  // Versions that are rebuilt and never ordered use counters R never sees.
+  for (uint32_t k = 0; k < chain_max_skip / 2; ++k)
+    ASSERT_FALSE(is_step(deferred(2))) << k;
+  EXPECT_EQ(step_due(s_, 0, 0), step_reason::counter_gap);
+  // The last of them was ordered after all: R is there, no step needed.
+  const slot_block last = chain_block{s_.chain->epoch(), s_.chain->next() - 1, bytes(16)};
+  on_ordered(s_, 2, hash32{2}, &last);
+  EXPECT_EQ(s_.acked_next, chain_max_skip / 2);
   EXPECT_EQ(step_due(s_, 0, 0), step_reason::none);
-  on_rebuild(s_, 5);  // the step's own entry
-  EXPECT_EQ(step_due(s_, 0, 0), step_reason::no_epoch);
-  const channel_block b = seal(5, 0);
-  ASSERT_TRUE(is_step(b));
-  EXPECT_EQ(std::get<dh_step>(b).epoch, 2u);
+}
+
+TEST_F(chain_channel, an_ordered_version_without_a_step_drops_the_pending_ones_of_its_aseq) {
+  (void)seal(1, 0);  // epoch 1, used at once (not deferred)
+  auto b = seal_channel_block(s_, alice_, conv_, target(), 9, with_seed(1), ad_, 2, 0, r_,
+                              /*defer=*/true);  // a newer key: a deferred step in entry 2
+  ASSERT_TRUE(b.has_value() && is_step(*b));
+  tag_pending(s_, 2, hash32{0x22});
+  on_ordered(s_, 2, hash32{0x99});  // another version of entry 2 was ordered
+  EXPECT_TRUE(s_.pending.empty());
+  EXPECT_EQ(s_.chain->epoch(), 1u) << "R still chains on epoch 1";
 }
 
 TEST_F(chain_channel, a_removed_member_is_stepped_to_again_under_a_new_epoch_number) {

@@ -2,6 +2,7 @@
 // Canonical encodings: ids, enc(C) refusals, blocks, padding, safety number.
 #include "cowpi/protocol/encoding.hpp"
 
+#include "cowpi/protocol/chain.hpp"
 #include "cowpi/protocol/limits.hpp"
 
 #include <gtest/gtest.h>
@@ -91,7 +92,7 @@ TEST(enc_common, refuses_fields_that_do_not_belong_to_the_type) {
 
 TEST(enc_common, refuses_unknown_versions_and_bad_authors) {
   auto c = setup_c();
-  c.version = 2;
+  c.version = 3;
   EXPECT_EQ(enc_common(c).error().code, errc::unsupported_version);
   c = setup_c();
   c.author = "bad\nid";
@@ -178,6 +179,70 @@ TEST(hashes, transcript_hash_binds_conv_index_previous_and_digest) {
   EXPECT_NE(transcript_hash(conv, 1, t_genesis, d), t);
   d[0] = 1;
   EXPECT_NE(transcript_hash(conv, 0, t_genesis, d), t);
+}
+
+TEST(slots, each_kind_round_trips_and_is_told_apart_by_its_length) {
+  block b;
+  b.x[0] = 1;
+  b.ref = key_ref{key_kind::last_resort, 7, {}};
+  b.ref.pub[0] = 2;
+  b.ct[87] = 3;
+  const std::vector<slot_block> all = {
+      b,
+      dh_step{9, b},
+      chain_block{1, 0, bytes(16, 4)},
+      chain_block{2, 1, bytes(48, 5)},
+      chain_block{3, 2, bytes(56, 6)},
+      chain_block{0xffffffffU, 0xfffffffeU, bytes(88, 7)},
+  };
+  const std::vector<size_t> sizes = {185, 189, 24, 56, 64, 96};
+  for (size_t k = 0; k < all.size(); ++k) {
+    const bytes e = enc_slot(all[k]);
+    EXPECT_EQ(e.size(), sizes[k]) << k;
+    EXPECT_TRUE(valid_slot_size(e.size())) << k;
+    auto d = decode_slot(e);
+    ASSERT_TRUE(d.has_value()) << k << ": " << d.error().message();
+    EXPECT_EQ(*d, all[k]) << k;
+    EXPECT_EQ(slot_hash(all[k]), crypto::sha256(e)) << k;
+    EXPECT_EQ(mode_of(all[k]), k == 0 ? block_mode::pk : block_mode::chain) << k;
+    EXPECT_EQ(block_of(all[k]) != nullptr, k < 2) << k;
+  }
+  EXPECT_EQ(slot_hash(all[0]), block_hash(b)) << "a public-key slot hashes as before";
+  EXPECT_EQ(*block_of(all[1]), b);
+}
+
+TEST(slots, every_other_length_is_bad_length_and_a_bad_key_kind_still_fails) {
+  for (size_t n = 0; n <= 200; ++n) {
+    if (valid_slot_size(n))
+      continue;
+    auto d = decode_slot(bytes(n, 0));
+    ASSERT_FALSE(d.has_value()) << n;
+    EXPECT_EQ(d.error().code, errc::bad_length) << n;
+  }
+  // A 185- or 189-byte slot with an unknown key kind is malformed, not a chain block.
+  bytes pk(185, 0);
+  pk[32] = 9;
+  EXPECT_EQ(decode_slot(pk).error().code, errc::malformed);
+  bytes step(189, 0);
+  step[4 + 32] = 9;
+  EXPECT_EQ(decode_slot(step).error().code, errc::malformed);
+}
+
+TEST(enc_common, takes_version_1_and_2_and_refuses_any_other) {
+  common c;
+  c.type = msg_type::receipt;
+  c.author = "alice";
+  c.aseq = 2;
+  for (uint8_t v : {uint8_t{1}, uint8_t{2}}) {
+    c.version = v;
+    auto e = enc_common(c);
+    ASSERT_TRUE(e.has_value()) << unsigned{v};
+    EXPECT_EQ((*e)[0], v);
+  }
+  for (uint8_t v : {uint8_t{0}, uint8_t{3}, uint8_t{255}}) {
+    c.version = v;
+    EXPECT_EQ(enc_common(c).error().code, errc::unsupported_version) << unsigned{v};
+  }
 }
 
 }  // namespace

@@ -175,8 +175,8 @@ std::vector<recipient_block> long_blocks(size_t n) {
   return v;
 }
 
-std::vector<block> blocks(size_t n) {
-  std::vector<block> v;
+std::vector<slot_block> blocks(size_t n) {
+  std::vector<slot_block> v;
   for (size_t i = 0; i < n; ++i) {
     v.push_back(mk_block(static_cast<uint8_t>(i)));
   }

@@ -16,10 +16,10 @@ using testing::durable_world;
 using testing::temp_dir;
 
 // A conversation with messages, receipts and a membership change.
-protocol::conv_id scenario(durable_world& w) {
+protocol::conv_id scenario(durable_world& w, protocol::block_mode mode = protocol::block_mode::pk) {
   for (const char* u : {"alice", "bob", "carol", "dave"})
     w.add_user(u);
-  auto conv = w.create("alice", {"bob", "carol"}).value();
+  auto conv = w.create("alice", {"bob", "carol"}, mode).value();
   w.run();
   for (int k = 0; k < 3; ++k) {
     EXPECT_TRUE(w.send(k % 2 ? "bob" : "carol", conv, "before " + std::to_string(k)).has_value());
@@ -46,12 +46,22 @@ std::unique_ptr<mirror_store> reopen(const temp_dir& d, size_t k, crypto::rng& r
   return s ? std::move(*s) : nullptr;
 }
 
-TEST(mirror_store, a_mirror_reloaded_from_disk_equals_the_live_one) {
+class mirror_store_modes : public ::testing::TestWithParam<protocol::block_mode> {};
+
+INSTANTIATE_TEST_SUITE_P(modes, mirror_store_modes,
+                         ::testing::Values(protocol::block_mode::pk, protocol::block_mode::chain),
+                         [](const auto& p) {
+                           return p.param == protocol::block_mode::chain
+                                      ? std::string("chain")
+                                      : std::string("public_key");
+                         });
+
+TEST_P(mirror_store_modes, a_mirror_reloaded_from_disk_equals_the_live_one) {
   temp_dir d("mirror");
   std::vector<protocol::mirror> live;
   {
     durable_world w(d.path(), {});
-    scenario(w);
+    scenario(w, GetParam());
     for (size_t k = 0; k < 2; ++k)
       live.push_back(w.mirror(k).clone());
   }

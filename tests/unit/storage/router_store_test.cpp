@@ -3,10 +3,14 @@
 // conversation record, cursors, low-water-mark retention and the directory.
 #include "cowpi/storage/router_store.hpp"
 
+#include "cowpi/protocol/chain.hpp"
+
 #include "durable_world.hpp"
 #include "synthetic_log.hpp"
 #include "temp_dir.hpp"
 #include <gtest/gtest.h>
+
+#include <set>
 
 namespace cowpi::storage {
 namespace {
@@ -135,6 +139,48 @@ TEST(router_store, a_reloaded_conversation_has_the_same_record_and_resumes_pendi
   EXPECT_EQ(got.in_flight().at(9).ambs.size(), 2u);
   EXPECT_FALSE(rs->load_conv(protocol::conv_id{}, sc.ms(), {})->has_value());
   EXPECT_EQ(rs->next_index(sc.conv()).value(), 10u);
+}
+
+TEST(router_store,
+     a_chain_mode_conversation_keeps_its_version_and_every_slot_kind_across_a_reload) {
+  temp_dir d("router");
+  synthetic_conv sc(14, {"alice", "bob", "carol", "dave"}, 2, /*chain=*/true);
+  std::vector<log_entry> entries;
+  {
+    auto rs = open_router(d);
+    entries.push_back(sc.setup());
+    log_complete(*rs, sc, entries.back());
+    for (int k = 0; k < 4; ++k) {
+      entries.push_back(sc.message(k % 2 ? "bob" : "carol"));
+      log_complete(*rs, sc, entries.back());
+    }
+    entries.push_back(sc.message("alice"));
+    ASSERT_TRUE(rs->append(sc.rc(), entries.back(), 9).has_value());
+  }
+  // The synthetic slots cover a DH step and all four chain block lengths.
+  std::set<size_t> sizes;
+  for (const auto& e : entries)
+    for (const auto& rb : e.blocks)
+      sizes.insert(protocol::enc_slot(rb.blk).size());
+  EXPECT_EQ(sizes, (std::set<size_t>{24, 56, 64, 96, protocol::dh_step_size}));
+
+  auto rs = open_router(d);
+  auto rc = rs->load_conv(sc.conv(), sc.ms(), protocol::intake_limits{});
+  ASSERT_TRUE(rc.has_value() && rc->has_value());
+  ASSERT_NE((*rc)->state(), nullptr);
+  EXPECT_EQ((*rc)->state()->version, protocol::protocol_version_chain);
+  EXPECT_EQ(*(*rc)->state(), *sc.rc().state());
+  EXPECT_EQ((*rc)->in_flight().at(5).ambs, entries.back().ambs) << "a pending entry's ambs";
+  auto done = rs->read_entry(sc.conv(), 2);
+  ASSERT_TRUE(done.has_value() && done->has_value());
+  EXPECT_TRUE((*done)->complete);
+  EXPECT_EQ((*done)->entry.blocks, entries[2].blocks);
+  // Answers in chain mode take the variable-length record layout and read back exactly.
+  const auto answers = sc.answers(entries.back());
+  ASSERT_TRUE(rs->persist_answers(entries.back(), answers).has_value());
+  auto last = rs->read_entry(sc.conv(), 5);
+  ASSERT_TRUE(last.has_value() && last->has_value());
+  EXPECT_EQ((*last)->answers, answers);
 }
 
 TEST(router_store, a_stopped_conversation_stays_stopped_after_a_reload) {

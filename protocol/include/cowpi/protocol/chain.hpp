@@ -41,21 +41,6 @@ struct chain_plaintext {
   chain_plaintext clone() const;
 };
 
-/// A chain block: `be32(e) || be32(n) || ct`, `ct` of 16, 48, 56 or 88 bytes.
-struct chain_block {
-  uint32_t epoch = 0;
-  uint32_t n = 0;
-  bytes ct;
-  friend bool operator==(const chain_block&, const chain_block&) = default;
-};
-
-/// A DH step: `be32(e) || enc(block)`.
-struct dh_step {
-  uint32_t epoch = 0;
-  block b;
-  friend bool operator==(const dh_step&, const dh_step&) = default;
-};
-
 /// `enc(chain block)`: 24, 56, 64 or 96 bytes.
 bytes enc_chain_block(const chain_block& b);
 /// Parses `enc(chain block)`. Fails with `errc::bad_length` unless the ciphertext is 16, 48, 56
@@ -93,8 +78,9 @@ bytes dh_step_ad(uint32_t epoch, byte_view ad);
 /// The sending end of one epoch: `(e, CK_n, n)`. Move-only.
 class send_chain {
 public:
-  send_chain(uint32_t epoch, crypto::secret<32> ck, uint32_t next) noexcept
-      : epoch_(epoch), next_(next), ck_(std::move(ck)) {}
+  /// `spent`: restored from storage, a chain whose last counter was used.
+  send_chain(uint32_t epoch, crypto::secret<32> ck, uint32_t next, bool spent = false) noexcept
+      : epoch_(epoch), next_(next), ck_(std::move(ck)), spent_(spent) {}
 
   uint32_t epoch() const noexcept { return epoch_; }
   /// The counter the next block takes.

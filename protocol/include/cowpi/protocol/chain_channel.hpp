@@ -23,15 +23,31 @@ inline constexpr uint64_t chain_dh_age_seconds = 24 * 3600;
 /// Why a sender must make a DH step on a channel; `none` when a chain block will do.
 enum class step_reason : uint8_t {
   none = 0,
-  no_epoch,       // no epoch on the channel (first contact, after a re-add or a dropped step)
-  newer_key,      // R announced a receive key newer than the one the step referenced
-  dh_every,       // `chain_dh_every` chain blocks sealed in the epoch
-  dh_age,         // the epoch is older than `chain_dh_age_seconds`
-  void_reported,  // R reported one of S's entries of this epoch VOID (R may have lost the step)
+  no_epoch,        // no epoch on the channel (first contact, after a re-add or a dropped step)
+  newer_key,       // R announced a receive key newer than the one the step referenced
+  dh_every,        // `chain_dh_every` chain blocks sealed in the epoch
+  dh_age,          // the epoch is older than `chain_dh_age_seconds`
+  void_reported,   // R reported one of S's entries of this epoch VOID (R may have lost the step)
+  step_in_flight,  // a step S sealed is in an entry not yet known to be ordered (client)
+  counter_gap,     // half of MAX_SKIP counters sealed past the last one known to reach R
 };
 
 /// Returns "no epoch", "newer key", ...
 std::string_view to_string(step_reason r) noexcept;
+
+/// A DH step a client sealed in an entry not yet known to be ordered: its chain is used only
+/// once that entry is (§4.8 "Establishment").
+struct pending_step {
+  /// The entry's aseq and D (D is zero until `tag_pending`).
+  uint64_t aseq = 0;
+  hash32 d{};
+  send_chain chain;
+  key_kind referenced_kind = key_kind::prekey;
+  uint64_t referenced_id = 0;
+  uint64_t started_at = 0;
+
+  pending_step clone() const;
+};
 
 /// S's state for S->R. Move-only (it holds a chain key). Persist it after every `seal` and
 /// before the entry leaves, so a counter is never reused after a crash.
@@ -50,6 +66,13 @@ struct chain_sender {
   uint64_t step_aseq = 0;
   /// Set by `on_void_reported` for an entry of the current epoch.
   bool void_reported = false;
+  /// Client: steps in entries not yet ordered, in the order sealed. While any is left, every
+  /// block on the channel is a DH step.
+  std::vector<pending_step> pending;
+  /// Client: the counter after the last chain block of the current epoch known to be ordered
+  /// (R's `next` at least). Versions that are rebuilt or never ordered use counters R never
+  /// sees; S steps before the gap could pass MAX_SKIP.
+  uint32_t acked_next = 0;
 
   chain_sender clone() const;
 };
@@ -75,17 +98,25 @@ struct step_target {
 /// when `step_due` says so (the epoch becomes `last_epoch + 1`, its chain replaces the old one),
 /// else the next chain block. `pt` is what the block carries: a DH step always carries
 /// `pt.announced` (S's newest receive key; 0/zero when none) and the seed, a chain block
-/// carries exactly `pt`. On failure `s` is unchanged.
+/// carries exactly `pt`. With `defer` (a client, whose entry may be rebuilt or never ordered)
+/// a step's chain waits in `pending` until `on_ordered`; without it (a mirror, whose answers
+/// are final) the step's chain is used at once. On failure `s` is unchanged.
 [[nodiscard]] expected<channel_block> seal_channel_block(chain_sender& s, const identity& sender,
                                                          const conv_id& conv, const step_target& to,
                                                          uint64_t announced_id,
                                                          const chain_plaintext& pt, byte_view ad,
                                                          uint64_t aseq, uint64_t now,
-                                                         crypto::rng& r);
+                                                         crypto::rng& r, bool defer = false);
 
-/// Entries with aseq >= `aseq` are being rebuilt: an epoch whose step one of them carried is
-/// dropped (its step never reaches R), so the rebuilt entries step again.
-void on_rebuild(chain_sender& s, uint64_t aseq) noexcept;
+/// The pending steps of entry `aseq` sealed since the last call belong to the version with
+/// digest `d` (known once every block of the entry is built).
+void tag_pending(chain_sender& s, uint64_t aseq, const hash32& d) noexcept;
+
+/// S's entry `aseq` was ordered with digest `d`, carrying `sent` on this channel (nullptr when
+/// unknown or absent): a pending step of that version becomes the channel's epoch (R accepts
+/// it before any later entry); pending steps of other versions of `aseq` or of earlier aseqs
+/// can never be ordered and are dropped; a chain block of the current epoch moves `acked_next`.
+void on_ordered(chain_sender& s, uint64_t aseq, const hash32& d, const slot_block* sent = nullptr);
 
 /// R's RECEIPT reported S's entry with aseq `aseq` VOID: if it belongs to the current epoch, S
 /// steps at its next block.

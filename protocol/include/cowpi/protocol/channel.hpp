@@ -8,6 +8,7 @@
 
 #include "cowpi/crypto/rng.hpp"
 #include "cowpi/crypto/secret.hpp"
+#include "cowpi/protocol/chain_channel.hpp"
 #include "cowpi/protocol/expected.hpp"
 #include "cowpi/protocol/keys.hpp"
 #include "cowpi/protocol/messages.hpp"
@@ -155,6 +156,16 @@ struct channel {
   /// Our LAST_RESORT key the peer used on this channel, released likewise.
   std::optional<uint64_t> peer_used_last_resort;
 
+  // Chain mode (docs/protocol.md §4.8); unused in a public-key conversation.
+  /// The sending end toward the peer.
+  chain_sender out;
+  /// The receiving chain from the peer: the epoch of the last DH step accepted from it.
+  std::optional<recv_chain> in;
+  /// Blocks accepted from the peer since `announced` was made (a new key is announced once
+  /// the current one is referenced and this reaches `chain_dh_every`, or it is `chain_dh_age`
+  /// old).
+  uint32_t received_since_announce = 0;
+
   channel clone() const;
 };
 
@@ -181,6 +192,16 @@ struct block_effects {
   published_key announced;
   /// True when the block named a PREKEY already bound to another channel.
   bool prekey_reused = false;
+  /// False for a chain block: it names no receiver key (`ref` is unused).
+  bool names_key = true;
+  /// False for a chain block that announces nothing (`announced` is unused).
+  bool has_announced = true;
+  /// A DH step: the receiving chain it starts (it replaces the channel's).
+  std::optional<recv_chain> new_chain;
+  /// A chain block: what accepting it changes on the channel's receiving chain.
+  std::optional<chain_effects> chain;
+
+  block_effects clone() const;
 };
 
 /// Why a block did not open.
@@ -196,19 +217,44 @@ struct opened_block {
   block_effects effects;
 };
 
-/// Finds the receiver key `b.ref` names (our key store for PREKEY and
-/// LAST_RESORT, the channel for RATCHET), opens the block from (`sender`,
-/// `lpk_s`) with `ad`, and checks the announced key is well-formed. Changes
-/// nothing. The seed rule is the caller's (it depends on the message type).
+/// Opens the slot `s` from (`sender`, `lpk_s`) with `ad` in a conversation of mode `mode`; a
+/// slot of the other mode fails. A §4.3 block or a DH step: finds the receiver key its ref
+/// names (our key store for PREKEY and LAST_RESORT, the channel for RATCHET), opens it and
+/// checks the announced key is well-formed. A chain block: opens it on the channel's receiving
+/// chain (§4.8's rule table) and checks an announced key, if any, is well-formed. Changes
+/// nothing. The seed rule is the caller's (it depends on the message type); the opened
+/// plaintext's seed is zero when a chain block carries none.
 [[nodiscard]] expected<opened_block, block_failure> open_on_channel(
     const identity& self, const key_store& keys, const channel* ch, const conv_id& conv,
-    std::string_view sender, const public_key& lpk_s, const block& b, byte_view ad);
+    std::string_view sender, const public_key& lpk_s, const slot_block& s, byte_view ad,
+    block_mode mode = block_mode::pk);
 
 /// Applies an accepted block's effects to the channel and key store: record
 /// the peer's announced key if newer, retire our RATCHET keys older than the
 /// one referenced, bind a first-used PREKEY, and release PREKEY/LAST_RESORT
 /// obligations once the peer references a RATCHET key.
 void apply_effects(channel& ch, key_store& keys, const block_effects& e);
+
+/// Chain mode: whether S must make a DH step on `ch` at `now` (`step_due` with the peer's
+/// newest announced key).
+[[nodiscard]] step_reason chain_step_due(const channel& ch, uint64_t now) noexcept;
+
+/// Chain mode: the slot from `self` to (`peer`, `lpk_peer`) on `ch` in the entry with aseq
+/// `aseq`: a DH step to `target` when `chain_step_due`, else the next chain block. A DH step
+/// carries our announced key (a new one once the current one was referenced and is
+/// `chain_dh_age` old or received `chain_dh_every` blocks); a chain block carries it only while
+/// the peer has not referenced it. A non-zero `seed` is carried. `defer`: see
+/// `seal_channel_block` (clients defer, mirrors do not). Fails with `errc::unknown_key` when a
+/// step is due and `target` is empty; on failure `ch` is unchanged.
+[[nodiscard]] expected<slot_block> send_chain_on_channel(
+    const identity& self, channel& ch, uint64_t& counter, const conv_id& conv,
+    std::string_view peer, const public_key& lpk_peer, const std::optional<send_target>& target,
+    const crypto::secret<32>& seed, byte_view ad, uint64_t aseq, uint64_t now, crypto::rng& r,
+    bool defer);
+
+/// A slot nobody can open, of `mode`: random bytes under a RATCHET ref with id 0 (never
+/// announced), as a §4.3 block or as a DH step of epoch 1.
+slot_block dead_slot(block_mode mode, crypto::rng& r);
 
 /// Builds a block from `self` to (`peer`, `lpk_peer`) on `ch`: announces our
 /// current key (see `announce`) and references `target`.

@@ -143,9 +143,9 @@ struct client_test_hooks {
   /// Rewrites the seed sealed into one recipient's block.
   std::function<void(const std::string& recipient, crypto::secret<32>& seed)> on_seed;
   /// Rewrites one recipient's block after sealing (before blocks_root).
-  std::function<void(const std::string& recipient, block& b)> on_block;
+  std::function<void(const std::string& recipient, slot_block& b)> on_block;
   /// Rewrites one author->mirror block after sealing.
-  std::function<void(const std::string& mirror, block& b)> on_amb;
+  std::function<void(const std::string& mirror, slot_block& b)> on_amb;
 };
 
 /// A message ready for the router: persist the client (the outbox) first.
@@ -238,10 +238,11 @@ public:
   std::vector<std::string> unreachable(const conv_id& conv) const;
   /// Creates a conversation with `others` (ids with long-term keys) using
   /// first-contact `bundles` for each of them and for each pinned mirror.
-  /// Fails with `errc::unknown_key` when a bundle is missing.
+  /// Fails with `errc::unknown_key` when a bundle is missing. `mode` is the conversation's
+  /// block mode for its whole life (docs/protocol.md §5.2: its C.version).
   [[nodiscard]] expected<outgoing> create(const member_list& others,
                                           const std::vector<prekey_bundle>& bundles, uint64_t now,
-                                          crypto::rng& r);
+                                          crypto::rng& r, block_mode mode = block_mode::pk);
   /// Sends a chat message.
   [[nodiscard]] expected<outgoing> send_message(const conv_id& conv, byte_view plaintext,
                                                 uint64_t now, crypto::rng& r);
@@ -289,11 +290,11 @@ private:
   void process_one(const envelope& e, uint64_t now, crypto::rng& r, const client_history* history,
                    receive_result& out);
   std::vector<outgoing> rebuild_from(client_conv& cc, size_t first, uint64_t now, crypto::rng& r);
-  expected<block> send_with_fallback(client_conv& cc, channel& ch, uint64_t& counter,
-                                     const conv_id& conv, const std::string& peer,
-                                     const public_key& lpk, const crypto::secret<32>& seed,
-                                     byte_view ad, uint64_t now, crypto::rng& r);
-  static block dead_block(crypto::rng& r);
+  expected<slot_block> send_with_fallback(client_conv& cc, channel& ch, uint64_t& counter,
+                                          const conv_id& conv, const std::string& peer,
+                                          const public_key& lpk, const crypto::secret<32>& seed,
+                                          byte_view ad, block_mode mode, uint64_t aseq,
+                                          uint64_t now, crypto::rng& r);
 
   identity self_;
   member_list pinned_ms_;

@@ -35,6 +35,21 @@ std::array<uint8_t, block_size> enc_block(const block& b) noexcept;
 /// `H(block) = SHA-256(enc(block))`.
 hash32 block_hash(const block& b) noexcept;
 
+/// `enc(slot)`: `enc(block)` (185 bytes), `enc(DH step)` (189) or `enc(chain block)` (24-96).
+bytes enc_slot(const slot_block& s);
+/// Parses a slot by its length: 185 bytes is a §4.3 block, 189 a DH step, 24, 56, 64 or 96 a
+/// chain block. Fails with `errc::bad_length` for any other length, else as the decoder of
+/// that kind.
+[[nodiscard]] expected<slot_block> decode_slot(byte_view in);
+/// True iff `n` is the length of some slot kind.
+[[nodiscard]] bool valid_slot_size(size_t n) noexcept;
+/// `H(slot) = SHA-256(enc(slot))` (for a §4.3 block, `block_hash`).
+hash32 slot_hash(const slot_block& s) noexcept;
+/// `H(slot)`, under the name every caller of `H(block_R)` uses.
+inline hash32 block_hash(const slot_block& s) noexcept {
+  return slot_hash(s);
+}
+
 /// `H_C = H(L("C") || enc(C))`. Fails as `enc_common`.
 [[nodiscard]] expected<hash32> hash_common(const common& c);
 

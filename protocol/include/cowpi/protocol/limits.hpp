@@ -8,8 +8,11 @@
 
 namespace cowpi::protocol {
 
-/// The conversation protocol version carried in every C.
+/// The conversation protocol version carried in every C of a public-key conversation.
 inline constexpr uint8_t protocol_version = 1;
+/// The version carried in every C of a chain-mode conversation (docs/protocol.md §5.2: the
+/// version byte is the conversation's block mode, `block_mode` in types.hpp).
+inline constexpr uint8_t protocol_version_chain = 2;
 /// The transport (client<->router) and router<->mirror link version.
 inline constexpr uint8_t transport_version = 1;
 

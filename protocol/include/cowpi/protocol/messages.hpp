@@ -233,7 +233,7 @@ struct link_hello {
 struct prepare_msg {
   common c;
   std::vector<block_digest> block_hashes;
-  block amb;
+  slot_block amb;
   std::vector<last_resort_attachment> last_resort;
   friend bool operator==(const prepare_msg&, const prepare_msg&) = default;
 };
@@ -286,7 +286,7 @@ struct answer {
   uint64_t index = 0;
   hash32 t{};
   /// One mirror block per member of slots(C), in slots(C) order.
-  std::vector<block> mirror_blocks;
+  std::vector<slot_block> mirror_blocks;
   friend bool operator==(const answer&, const answer&) = default;
 };
 

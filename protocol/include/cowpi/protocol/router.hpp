@@ -52,7 +52,7 @@ struct log_entry {
   /// The author block for each recipient (sorted by recipient).
   std::vector<recipient_block> blocks;
   /// One author->mirror block per mirror of MS, in MS order.
-  std::vector<block> ambs;
+  std::vector<slot_block> ambs;
   /// LAST_RESORT keys attached to PREPARE/COMMIT (added members; all for SETUP).
   std::vector<last_resort_attachment> last_resort;
   /// Members added by this entry (all members for SETUP): their cursors start here.
@@ -66,7 +66,7 @@ struct log_entry {
 };
 
 /// The mirror blocks of one entry, per mirror (MS order), each in slots order.
-using mirror_answers = std::vector<std::optional<std::vector<block>>>;
+using mirror_answers = std::vector<std::optional<std::vector<slot_block>>>;
 
 /// Builds the ENVELOPE of `e` for `member` from the stored entry and every
 /// mirror's answer. `member` must hold a slot. Fails with `errc::not_found`

@@ -3,6 +3,7 @@
 // index i (docs/design.md §3.1), and the pure function that advances it by one entry.
 #pragma once
 
+#include "cowpi/protocol/limits.hpp"
 #include "cowpi/protocol/types.hpp"
 
 #include <cstdint>
@@ -31,6 +32,8 @@ struct floor_value {
 /// docs/design.md §3.1. Copyable value; holds no secrets.
 struct conv_state {
   conv_id conv{};
+  /// C.version of every entry: its SETUP's (1: public-key blocks, 2: chain blocks, §5.2).
+  uint8_t version = protocol_version;
   member_list ms;
   member_list members;
   /// Index of the latest SETUP/UPDATE.
@@ -53,6 +56,9 @@ struct conv_state {
     return it == t.end() ? nullptr : &it->second;
   }
   bool is_member(std::string_view id) const noexcept { return find_member(members, id) != nullptr; }
+  block_mode mode() const noexcept {
+    return version == protocol_version_chain ? block_mode::chain : block_mode::pk;
+  }
   friend bool operator==(const conv_state&, const conv_state&) = default;
 };
 

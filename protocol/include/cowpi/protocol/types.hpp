@@ -10,8 +10,10 @@
 #include <compare>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace cowpi::protocol {
@@ -71,6 +73,53 @@ struct block {
   friend bool operator==(const block&, const block&) = default;
 };
 
+/// A chain block (docs/protocol.md §4.8): `be32(e) || be32(n) || ct`, `ct` of 16, 48, 56 or
+/// 88 bytes.
+struct chain_block {
+  uint32_t epoch = 0;
+  uint32_t n = 0;
+  bytes ct;
+  friend bool operator==(const chain_block&, const chain_block&) = default;
+};
+
+/// A DH step (docs/protocol.md §4.8): `be32(e) || enc(block)`, a §4.3 block that starts epoch
+/// `e` of its channel.
+struct dh_step {
+  uint32_t epoch = 0;
+  block b;
+  friend bool operator==(const dh_step&, const dh_step&) = default;
+};
+
+/// How a conversation's pairwise blocks are made, fixed by its SETUP (docs/protocol.md §5.2:
+/// it is the `version` byte of every C of the conversation).
+enum class block_mode : uint8_t {
+  /// Every block is a self-contained §4.3 block (185 bytes).
+  pk = 1,
+  /// DH steps and chain blocks (§4.8).
+  chain = 2,
+};
+
+/// Returns "public-key" or "chain".
+std::string_view to_string(block_mode m) noexcept;
+
+/// One pairwise block slot of an entry (an author block, an author->mirror block or a mirror
+/// block): a §4.3 block in a public-key conversation, a DH step or a chain block in a chain
+/// one. Its kind follows from its encoded length (185, 189, or 24/56/64/96 bytes).
+using slot_block = std::variant<block, dh_step, chain_block>;
+
+/// The mode of a conversation whose C.version is `v` (2: chain; anything else: public-key).
+[[nodiscard]] constexpr block_mode mode_of_version(uint8_t v) noexcept {
+  return v == 2 ? block_mode::chain : block_mode::pk;
+}
+
+/// The mode a slot belongs to.
+[[nodiscard]] block_mode mode_of(const slot_block& s) noexcept;
+/// The §4.3 block a slot holds (itself, or a DH step's), or nullptr for a chain block.
+[[nodiscard]] const block* block_of(const slot_block& s) noexcept;
+[[nodiscard]] block* block_of(slot_block& s) noexcept;
+/// The AEAD ciphertext (with its tag) a slot carries, whatever its kind.
+[[nodiscard]] std::span<uint8_t> ciphertext_of(slot_block& s) noexcept;
+
 /// Message types; the numbers are those of `enc(C)`.
 enum class msg_type : uint8_t { setup = 1, message = 2, receipt = 3, update = 4 };
 
@@ -115,7 +164,7 @@ struct block_digest {
 /// One recipient's author block, as carried in a SUBMIT.
 struct recipient_block {
   std::string recipient;
-  block blk;
+  slot_block blk;
   friend bool operator==(const recipient_block&, const recipient_block&) = default;
 };
 
@@ -125,7 +174,7 @@ struct submit_msg {
   common c;
   std::optional<bytes> body;
   std::vector<recipient_block> blocks;
-  std::vector<block> ambs;
+  std::vector<slot_block> ambs;
   friend bool operator==(const submit_msg&, const submit_msg&) = default;
 };
 
@@ -137,10 +186,10 @@ struct envelope {
   /// MESSAGE only; left out of the author's own echo.
   std::optional<bytes> body;
   /// U's author block; absent for the author.
-  std::optional<block> block_u;
+  std::optional<slot_block> block_u;
   hash32 blocks_root{};
   /// One mirror block per entry of MS, in MS order.
-  std::vector<block> mirror_blocks;
+  std::vector<slot_block> mirror_blocks;
   /// T_{index-1}; present iff U is added at `index` by an UPDATE.
   std::optional<hash32> t_prev;
   friend bool operator==(const envelope&, const envelope&) = default;

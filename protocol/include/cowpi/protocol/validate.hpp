@@ -17,7 +17,7 @@ namespace cowpi::protocol {
 /// except `stale` (STALE(last_update)) and `aseq` (ASEQ_GAP).
 enum class rule : uint8_t {
   not_canonical = 1,  // enc(C) refused: unsorted/duplicate lists, bad ids, shape
-  bad_version,        // unknown version
+  bad_version,        // unknown version, or not the conversation's (its SETUP's)
   setup_index,        // SETUP not at index 0
   conv_exists,        // SETUP for a known or tombstoned conv
   conv_unknown,       // non-SETUP for a conv with no state

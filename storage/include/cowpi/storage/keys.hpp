@@ -70,6 +70,7 @@ enum class conv_row : uint8_t {
   retention = 7,  // router: the first index still held by the log (low-water GC)
   d_recent = 8,   // client: || be64(i): the D window of the duplicate check
   orphans = 9,    // client: sealed orphan versions (they carry plaintext)
+  version = 10,   // every role: C.version when not 1 (a chain-mode conversation); absent: 1
 };
 
 /// The rows of the `keys` column: `u8(kind) [|| suffix]`.

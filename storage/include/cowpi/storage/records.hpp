@@ -58,9 +58,9 @@ bytes encode_hash(const hash32& h);
 bytes encode_u64(uint64_t v);
 [[nodiscard]] expected<uint64_t> decode_u64(byte_view b);
 
-/// Author and mirror block rows: `u8(1) || enc(block)` (186 bytes).
-bytes encode_block_row(const protocol::block& b);
-[[nodiscard]] expected<protocol::block> decode_block_row(byte_view b);
+/// Author and mirror block rows: `u8(1) || enc(slot)` (186 bytes for a §4.3 block).
+bytes encode_block_row(const protocol::slot_block& b);
+[[nodiscard]] expected<protocol::slot_block> decode_block_row(byte_view b);
 
 /// Pre-key pool and published-key rows: `u8(1) || pub[32]`.
 bytes encode_pub(const public_key& pub);
@@ -213,7 +213,7 @@ bytes encode_log_record(const protocol::log_entry& e, uint64_t ordered_at);
 
 /// What a log entry keeps until every mirror's COMMIT answer is persisted.
 struct pending_record {
-  std::vector<protocol::block> ambs;
+  std::vector<protocol::slot_block> ambs;
   std::vector<protocol::last_resort_attachment> last_resort;
   friend bool operator==(const pending_record&, const pending_record&) = default;
 };

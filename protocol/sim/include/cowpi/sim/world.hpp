@@ -123,7 +123,8 @@ public:
 
   // -- Actions (each queues what the client hands the router) ---------------
   /// Creates a conversation; returns its id.
-  expected<conv_id> create(const std::string& author, const std::vector<std::string>& others);
+  expected<conv_id> create(const std::string& author, const std::vector<std::string>& others,
+                           protocol::block_mode mode = protocol::block_mode::pk);
   expected<void> send(const std::string& author, const conv_id& conv, std::string_view text);
   expected<void> receipt(const std::string& author, const conv_id& conv);
   expected<void> update(const std::string& author, const conv_id& conv,

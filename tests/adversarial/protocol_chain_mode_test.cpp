@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: Apache-2.0
+// Chain-mode conversations (docs/protocol.md §4.8) end to end in the in-process world: the
+// first block of each channel is a DH step, later ones are chain blocks; what members accept is
+// what they would accept in public-key mode; a router replaying chain blocks, dropping steps or
+// substituting slots of the other mode is caught.
+#include "cowpi/protocol/chain.hpp"
+
+#include "protocol_adversary.hpp"
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace cowpi::sim::adv {
+namespace {
+
+const std::vector<std::string> trio{"alice", "bob", "carol"};
+
+conv_id start_chain_group(world& w, const std::vector<std::string>& users) {
+  for (const auto& u : users)
+    w.add_user(u);
+  std::vector<std::string> others(users.begin() + 1, users.end());
+  auto conv = w.create(users.front(), others, block_mode::chain);
+  EXPECT_TRUE(conv.has_value()) << conv.error().message();
+  w.run();
+  return *conv;
+}
+
+std::vector<std::string> plaintexts(world& w, const std::string& u, const conv_id& conv) {
+  std::vector<std::string> out;
+  for (const auto& e : w.transcript(u, conv))
+    if (e.type == msg_type::message && !e.is_void)
+      out.emplace_back(e.plaintext.begin(), e.plaintext.end());
+  return out;
+}
+
+size_t slot_size(const slot_block& s) {
+  return enc_slot(s).size();
+}
+
+TEST(chain_mode, every_member_accepts_every_message_and_later_blocks_are_chain_blocks) {
+  world w;
+  const conv_id conv = start_chain_group(w, trio);
+  ASSERT_NE(w.router(conv).state(), nullptr);
+  EXPECT_EQ(w.router(conv).state()->version, protocol_version_chain);
+  std::vector<std::string> sent;
+  for (int round = 0; round < 4; ++round) {
+    for (const auto& u : trio) {
+      sent.push_back(u + " says " + std::to_string(round));
+      ASSERT_TRUE(w.send(u, conv, sent.back()).has_value());
+      w.run();
+    }
+  }
+  for (const auto& u : trio) {
+    EXPECT_EQ(plaintexts(w, u, conv), sent) << u;
+    EXPECT_TRUE(alarms_of(w, u).empty()) << u;
+  }
+  // SETUP: every slot is a DH step. The last round: author blocks carry only the seed (56 B)
+  // and mirror blocks only the tag (24 B); nobody steps again.
+  const auto& log = w.log(conv);
+  const auto& setup = log.at(0);
+  for (const auto& rb : setup.e.blocks)
+    EXPECT_TRUE(std::holds_alternative<dh_step>(rb.blk)) << rb.recipient;
+  const auto& last = log.rbegin()->second;
+  for (const auto& rb : last.e.blocks)
+    EXPECT_EQ(slot_size(rb.blk), 56u) << rb.recipient;
+  for (const auto& a : last.answers) {
+    ASSERT_TRUE(a.has_value());
+    for (const auto& b : *a)
+      EXPECT_EQ(slot_size(b), 24u);
+  }
+}
+
+TEST(chain_mode, receipts_updates_and_removals_work_and_a_re_added_member_steps_again) {
+  world w;
+  const conv_id conv = start_chain_group(w, {"alice", "bob", "carol", "dave"});
+  ASSERT_TRUE(w.send("alice", conv, "one").has_value());
+  w.run();
+  ASSERT_TRUE(w.update("alice", conv, {}, {"dave"}).has_value());
+  w.run();
+  ASSERT_TRUE(w.send("bob", conv, "two").has_value());
+  w.run();
+  ASSERT_TRUE(w.update("carol", conv, {"dave"}, {}).has_value());
+  w.run();
+  ASSERT_TRUE(w.send("dave", conv, "three").has_value());
+  w.run();
+  ASSERT_TRUE(w.send("alice", conv, "four").has_value());
+  w.run();
+  for (const auto& u : {"alice", "bob", "carol"}) {
+    EXPECT_EQ(plaintexts(w, u, conv), (std::vector<std::string>{"one", "two", "three", "four"}))
+        << u;
+    EXPECT_TRUE(alarms_of(w, u).empty()) << u;
+  }
+  EXPECT_EQ(plaintexts(w, "dave", conv), (std::vector<std::string>{"one", "three", "four"}))
+      << "dave missed only what was sent while it was out";
+  EXPECT_TRUE(alarms_of(w, "dave").empty());
+  // dave's first block after the re-add is a DH step: the channel started again.
+  const auto& log = w.log(conv);
+  const auto& three = std::prev(log.end(), 2)->second.e;
+  ASSERT_EQ(three.c.author, "dave");
+  for (const auto& rb : three.blocks)
+    EXPECT_TRUE(std::holds_alternative<dh_step>(rb.blk)) << rb.recipient;
+  const auto& four = log.rbegin()->second.e;
+  const auto to_dave = std::find_if(four.blocks.begin(), four.blocks.end(),
+                                    [](const auto& rb) { return rb.recipient == "dave"; });
+  ASSERT_NE(to_dave, four.blocks.end());
+  EXPECT_TRUE(std::holds_alternative<dh_step>(to_dave->blk))
+      << "alice's channel to dave starts again after the re-add";
+}
+
+TEST(chain_mode, a_router_replaying_a_chain_block_from_another_entry_is_caught) {
+  world w;
+  const conv_id conv = start_chain_group(w, trio);
+  for (int k = 0; k < 2; ++k) {
+    ASSERT_TRUE(w.send("alice", conv, "warm up " + std::to_string(k)).has_value());
+    w.run();
+  }
+  const slot_block earlier = std::find_if(w.log(conv).rbegin()->second.e.blocks.begin(),
+                                          w.log(conv).rbegin()->second.e.blocks.end(),
+                                          [](const auto& rb) { return rb.recipient == "bob"; })
+                                 ->blk;
+  ASSERT_TRUE(std::holds_alternative<chain_block>(earlier));
+  network_tap tap(w);
+  tap.tamper = [&](in_flight& m) {
+    auto* e = std::get_if<to_client_envelope>(&m);
+    if (e != nullptr && e->user == "bob" && e->env.c.type == msg_type::message)
+      e->env.block_u = earlier;
+    return true;
+  };
+  ASSERT_TRUE(w.send("alice", conv, "replayed under").has_value());
+  w.run();
+  EXPECT_FALSE(alarms_of(w, "bob", alarm_kind::provider).empty())
+      << "blocks_root binds bob's block: a swapped one is the router's doing";
+  const auto bob = plaintexts(w, "bob", conv);
+  EXPECT_EQ(std::count(bob.begin(), bob.end(), "replayed under"), 0);
+}
+
+TEST(chain_mode, a_slot_of_the_other_mode_in_a_delivery_is_caught) {
+  world w;
+  const conv_id conv = start_chain_group(w, trio);
+  network_tap tap(w);
+  tap.tamper = [&](in_flight& m) {
+    auto* e = std::get_if<to_client_envelope>(&m);
+    if (e != nullptr && e->user == "carol" && e->env.c.type == msg_type::message) {
+      if (const block* b = block_of(e->env.mirror_blocks[0]))
+        e->env.mirror_blocks[0] = *b;  // a DH step's block presented as a §4.3 block
+      else
+        e->env.mirror_blocks[0] = block{};
+    }
+    return true;
+  };
+  ASSERT_TRUE(w.send("alice", conv, "hello").has_value());
+  w.run();
+  EXPECT_FALSE(alarms_of(w, "carol", alarm_kind::provider).empty());
+  EXPECT_TRUE(plaintexts(w, "carol", conv).empty());
+  EXPECT_EQ(plaintexts(w, "bob", conv), std::vector<std::string>{"hello"});
+}
+
+}  // namespace
+}  // namespace cowpi::sim::adv
