@@ -352,38 +352,35 @@ expected<slot_block> send_chain_on_channel(const identity& self, channel& ch, ui
   const bool step = chain_step_due(ch, now) != step_reason::none;
   if (step && !target)
     return fail(errc::unknown_key, "a DH step is due and there is no receiver key");
-  // Work on a copy: a failure changes nothing.
-  channel work = ch.clone();
-  uint64_t next_id = counter;
+  // Like `send_on_channel`, a new announced key stays made if sealing then fails (callers
+  // build on copies of their channels); the chain itself is unchanged on failure.
   // Announce a new receive key once the current one was referenced and has aged or carried
   // DH_EVERY blocks (§4.8 "When to step"); keep announcing it until the peer references it.
-  auto current = work.mine.find(work.announced);
-  const bool rotate = work.announced == 0 || current == work.mine.end()
-                      || (work.announced_referenced
+  auto current = ch.mine.find(ch.announced);
+  const bool rotate = ch.announced == 0 || current == ch.mine.end()
+                      || (ch.announced_referenced
                           && ((now >= current->second.created
                                && now - current->second.created >= chain_dh_age_seconds)
-                              || work.received_since_announce >= chain_dh_every));
+                              || ch.received_since_announce >= chain_dh_every));
   if (rotate) {
-    if (next_id == 0)
-      next_id = 1;
-    const uint64_t id = next_id++;
-    work.mine.emplace(id, make_owned_key(self, now, r));
-    work.announced = id;
-    work.announced_referenced = false;
-    work.received_since_announce = 0;
+    if (counter == 0)
+      counter = 1;
+    const uint64_t id = counter++;
+    ch.mine.emplace(id, make_owned_key(self, now, r));
+    ch.announced = id;
+    ch.announced_referenced = false;
+    ch.received_since_announce = 0;
   }
   chain_plaintext pt;
   if (!crypto::is_zero(seed.expose()))
     pt.seed = seed.clone();
-  if (step || !work.announced_referenced)
-    pt.announced = published_key{work.announced, work.mine.at(work.announced).pub};
-  const uint64_t latest = work.peer_latest ? work.peer_latest->id : 0;
+  if (step || !ch.announced_referenced)
+    pt.announced = published_key{ch.announced, ch.mine.at(ch.announced).pub};
+  const uint64_t latest = ch.peer_latest ? ch.peer_latest->id : 0;
   step_target to{peer, lpk_peer, target ? target->ref : key_ref{},
                  target ? target->e_pub : public_key{}};
   COWPI_TRY(channel_block b,
-            seal_channel_block(work.out, self, conv, to, latest, pt, ad, aseq, now, r, defer));
-  ch = std::move(work);
-  counter = next_id;
+            seal_channel_block(ch.out, self, conv, to, latest, pt, ad, aseq, now, r, defer));
   if (auto* d = std::get_if<dh_step>(&b))
     return slot_block{std::move(*d)};
   return slot_block{std::move(std::get<chain_block>(b))};

@@ -245,7 +245,8 @@ void apply_effects(channel& ch, key_store& keys, const block_effects& e);
 /// `chain_dh_age` old or received `chain_dh_every` blocks); a chain block carries it only while
 /// the peer has not referenced it. A non-zero `seed` is carried. `defer`: see
 /// `seal_channel_block` (clients defer, mirrors do not). Fails with `errc::unknown_key` when a
-/// step is due and `target` is empty; on failure `ch` is unchanged.
+/// step is due and `target` is empty; on failure the send chain is unchanged (a new announced
+/// key may have been made, as with `send_on_channel`).
 [[nodiscard]] expected<slot_block> send_chain_on_channel(
     const identity& self, channel& ch, uint64_t& counter, const conv_id& conv,
     std::string_view peer, const public_key& lpk_peer, const std::optional<send_target>& target,
