@@ -1113,7 +1113,7 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
       out.changes.removed_convs.insert(e.conv);
       if (!mine)
         return;
-      auto again = create(others, bundles, now, r);
+      auto again = create(others, bundles, now, r, mode_of_version(mine->version));
       if (again) {
         out.recreated = std::make_pair(e.conv, again->conv);
         out.changes.convs.insert(again->conv);

@@ -154,6 +154,7 @@ TEST_F(cowpi_integration_cli, a_scripted_conversation_through_the_subcommands) {
   EXPECT_EQ(conv.size(), 32u);
   EXPECT_EQ(created.j["members"], json({"alice", "bob"}));
   EXPECT_FALSE(created.j["safety_number"].get<std::string>().empty());
+  EXPECT_EQ(created.j["mode"], "chain");  // the default block mode
 
   auto sent = cowpi(home("alice"), {"send", conv, "hello bob"});
   ASSERT_EQ(sent.code, 0) << show(sent);
@@ -291,6 +292,25 @@ TEST_F(cowpi_integration_cli, a_scripted_conversation_through_the_subcommands) {
     }
   EXPECT_GT(compared, 10u);
   EXPECT_EQ(logs["alice"]["members"], json({"alice"}));
+
+  // A public-key conversation beside it: both modes live in one store and one router.
+  auto pk = cowpi(home("alice"), {"create", "--mode", "public-key", "bob"});
+  ASSERT_EQ(pk.code, 0) << show(pk);
+  EXPECT_EQ(pk.j["mode"], "public-key");
+  const std::string pk_conv = pk.j["conv"];
+  auto pk_sent = cowpi(home("alice"), {"send", pk_conv, "in public-key mode"});
+  ASSERT_EQ(pk_sent.code, 0) << show(pk_sent);
+  EXPECT_EQ(pk_sent.j["ordered"], true);
+  auto bob_pk = cowpi(home("bob"), {"sync"});
+  ASSERT_EQ(bob_pk.code, 0) << show(bob_pk);
+  EXPECT_EQ(texts(bob_pk.j["entries"]), std::vector<std::string>{"in public-key mode"});
+  auto alice_ls = cowpi(home("alice"), {"ls"});
+  ASSERT_EQ(alice_ls.code, 0) << show(alice_ls);
+  std::map<std::string, std::string> modes;
+  for (const auto& c : alice_ls.j["conversations"])
+    modes[c["conv"].get<std::string>()] = c["mode"].get<std::string>();
+  EXPECT_EQ(modes[conv], "chain");
+  EXPECT_EQ(modes[pk_conv], "public-key");
 }
 
 TEST_F(cowpi_integration_cli, errors_say_what_to_do) {
@@ -311,6 +331,9 @@ TEST_F(cowpi_integration_cli, errors_say_what_to_do) {
   EXPECT_EQ(usage.code, 2) << show(usage);
   auto bad_proxy = cowpi(d_.dir / "nobody", {"sync"}, {"--proxy", "http://x:1"});
   EXPECT_EQ(bad_proxy.code, 2) << show(bad_proxy);
+  auto bad_mode = cowpi(d_.dir / "nobody", {"create", "--mode", "rsa", "bob"});
+  EXPECT_EQ(bad_mode.code, 2) << show(bad_mode);
+  EXPECT_NE(bad_mode.j["error"].get<std::string>().find("rsa"), std::string::npos) << bad_mode.out;
 
   // --help of every subcommand.
   for (const std::string sub : {"init", "register", "create", "send", "add", "remove", "leave",

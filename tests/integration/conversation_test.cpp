@@ -30,12 +30,19 @@ const actors::transcript_line* line_with_text(const std::vector<actors::transcri
   return nullptr;
 }
 
-TEST(live_conversation, three_clients_converse_with_receipts_an_add_and_a_remove) {
+// Runs in both block modes (docs/protocol.md §5.2).
+class live_modes : public ::testing::TestWithParam<protocol::block_mode> {};
+
+std::string mode_name(const ::testing::TestParamInfo<protocol::block_mode>& i) {
+  return i.param == protocol::block_mode::chain ? "chain" : "public_key";
+}
+
+TEST_P(live_modes, three_clients_converse_with_receipts_an_add_and_a_remove) {
   live_deployment dep("conv");
   ASSERT_TRUE(dep.ok()) << dep.error();
   for (auto u : {"alice", "bob", "carol", "dave"})
     dep.add_user(u);
-  auto conv = dep.user("alice").create({"bob", "carol"});
+  auto conv = dep.user("alice").create({"bob", "carol"}, GetParam());
   ASSERT_TRUE(conv.has_value()) << conv.error().message();
   ASSERT_TRUE(dep.settle());
   ASSERT_TRUE(dep.user("alice").send(*conv, "Are you going to the protest?").has_value());
@@ -105,12 +112,12 @@ TEST(live_conversation, a_conversation_created_before_a_mirrors_keys_arrive_wait
   expect_one_conversation(dep, *conv, {"alice", "bob"});
 }
 
-TEST(live_conversation, a_client_offline_for_1000_messages_catches_up_in_order) {
+TEST_P(live_modes, a_client_offline_for_1000_messages_catches_up_in_order) {
   live_deployment dep("offline");
   ASSERT_TRUE(dep.ok()) << dep.error();
   for (auto u : {"alice", "bob", "carol"})
     dep.add_user(u);
-  auto conv = dep.user("alice").create({"bob", "carol"});
+  auto conv = dep.user("alice").create({"bob", "carol"}, GetParam());
   ASSERT_TRUE(conv.has_value()) << conv.error().message();
   ASSERT_TRUE(dep.settle());
   dep.close_user("carol");
@@ -151,10 +158,11 @@ TEST(live_conversation, providers_stop_cleanly_on_sigterm_while_clients_are_conn
 
 // Sends `n` messages from alternating members while `disrupt` runs after the first few, then
 // checks every message was delivered exactly once to everyone, in one order.
-void disrupted_run(live_deployment& dep, int n, const std::function<void()>& disrupt) {
+void disrupted_run(live_deployment& dep, protocol::block_mode mode, int n,
+                   const std::function<void()>& disrupt) {
   for (auto u : {"alice", "bob", "carol"})
     dep.add_user(u);
-  auto conv = dep.user("alice").create({"bob", "carol"});
+  auto conv = dep.user("alice").create({"bob", "carol"}, mode);
   ASSERT_TRUE(conv.has_value()) << conv.error().message();
   ASSERT_TRUE(dep.settle());
   std::vector<std::string> sent;
@@ -176,23 +184,23 @@ void disrupted_run(live_deployment& dep, int n, const std::function<void()>& dis
   expect_one_conversation(dep, *conv, {"alice", "bob", "carol"});
 }
 
-TEST(live_faults, a_mirror_killed_and_restarted_mid_stream_loses_and_repeats_nothing) {
+TEST_P(live_modes, a_mirror_killed_and_restarted_mid_stream_loses_and_repeats_nothing) {
   live_deployment dep("mirrorkill");
   ASSERT_TRUE(dep.ok()) << dep.error();
-  disrupted_run(dep, 60, [&] {
+  disrupted_run(dep, GetParam(), 60, [&] {
     dep.process("mirror-a").signal(SIGKILL);
     (void)dep.process("mirror-a").wait(std::chrono::seconds(10));
     ASSERT_TRUE(dep.restart("mirror-a"));
   });
 }
 
-TEST(live_faults, a_mirror_killed_between_computing_and_syncing_a_commit_answers_it_once) {
+TEST_P(live_modes, a_mirror_killed_between_computing_and_syncing_a_commit_answers_it_once) {
   // mirror-a dies at its 8th COMMIT, after computing the answer and before the synced write.
   live_deployment dep(
       "mirrorsync",
       {{"mirror-a", {{"COWPI_FAULT", "mirror.commit.before_sync"}, {"COWPI_FAULT_SKIP", "7"}}}});
   ASSERT_TRUE(dep.ok()) << dep.error();
-  disrupted_run(dep, 30, [&] {
+  disrupted_run(dep, GetParam(), 30, [&] {
     ASSERT_TRUE(
         eventually([&] { return !dep.process("mirror-a").running(); }, std::chrono::seconds(60)));
     (void)dep.process("mirror-a").wait(std::chrono::seconds(5));
@@ -200,19 +208,23 @@ TEST(live_faults, a_mirror_killed_between_computing_and_syncing_a_commit_answers
   });
 }
 
-TEST(live_faults, the_router_killed_between_its_log_sync_and_commit_resumes) {
+TEST_P(live_modes, the_router_killed_between_its_log_sync_and_commit_resumes) {
   // The router dies right after syncing its 6th log entry, before sending COMMIT.
   live_deployment dep(
       "routerlog",
       {{"router", {{"COWPI_FAULT", "router.log.after_sync"}, {"COWPI_FAULT_SKIP", "5"}}}});
   ASSERT_TRUE(dep.ok()) << dep.error();
-  disrupted_run(dep, 30, [&] {
+  disrupted_run(dep, GetParam(), 30, [&] {
     ASSERT_TRUE(
         eventually([&] { return !dep.process("router").running(); }, std::chrono::seconds(60)));
     (void)dep.process("router").wait(std::chrono::seconds(5));
     ASSERT_TRUE(dep.restart("router"));
   });
 }
+
+INSTANTIATE_TEST_SUITE_P(modes, live_modes,
+                         ::testing::Values(protocol::block_mode::pk, protocol::block_mode::chain),
+                         mode_name);
 
 }  // namespace
 }  // namespace cowpi::testing

@@ -374,10 +374,11 @@ result cmd_register(const global_options& g) {
   return out;
 }
 
-result cmd_create(const global_options& g, std::vector<std::string> ids) {
+result cmd_create(const global_options& g, std::vector<std::string> ids,
+                  protocol::block_mode mode) {
   COWPI_TRY(auto s, session::open(g, true));
   COWPI_TRY_VOID(s->check_registered(ids));
-  auto conv = s->rt().create(ids);
+  auto conv = s->rt().create(ids, mode);
   if (!conv)
     return unexpected<cli_error>{explain(conv.error(), "cannot create the conversation", g)};
   COWPI_TRY_VOID(s->sync(brief(g)));
@@ -387,6 +388,7 @@ result cmd_create(const global_options& g, std::vector<std::string> ids) {
   out["conv"] = actors::conv_to_hex(*conv);
   out["members"] = member_ids(info.members);
   out["safety_number"] = info.safety_number;
+  out["mode"] = std::string(protocol::to_string(info.mode));
   add_events(out, s->take_events());
   return out;
 }
@@ -639,7 +641,7 @@ void print_text(const std::string& command, const json& out) {
     std::cout << "registered " << out["id"].get<std::string>() << " with the router\n";
   } else if (command == "create") {
     std::cout << out["conv"].get<std::string>() << "\nmembers: " << join(out["members"])
-              << "\nsafety number:\n"
+              << "\nblock mode: " << out["mode"].get<std::string>() << "\nsafety number:\n"
               << out["safety_number"].get<std::string>() << "\n";
     print_events(out, self, true);
   } else if (command == "send") {
@@ -668,6 +670,8 @@ void print_text(const std::string& command, const json& out) {
     for (const auto& c : out["conversations"]) {
       std::cout << c["conv"].get<std::string>() << "  " << c["status"].get<std::string>()
                 << "  members: " << join(c["members"]) << "  next #" << c["next"].get<uint64_t>();
+      if (c["mode"].is_string())
+        std::cout << "  " << c["mode"].get<std::string>();
       if (c["outbox"].get<uint64_t>() > 0)
         std::cout << "  outbox " << c["outbox"].get<uint64_t>();
       std::cout << "\n";

@@ -42,7 +42,8 @@ expected<actors::socks5_proxy, cli_error> parse_proxy(const std::string& text);
 result cmd_init(const global_options& g, const std::filesystem::path& deployment,
                 const std::string& id);
 result cmd_register(const global_options& g);
-result cmd_create(const global_options& g, std::vector<std::string> ids);
+result cmd_create(const global_options& g, std::vector<std::string> ids,
+                  protocol::block_mode mode);
 result cmd_send(const global_options& g, const std::string& conv, const std::string& text);
 /// `op` is "add", "remove" or "leave" (`ids` empty).
 result cmd_update(const global_options& g, const std::string& op, const std::string& conv,

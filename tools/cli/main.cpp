@@ -88,6 +88,13 @@ int main(int argc, char** argv) {
   auto* create = app.add_subcommand(
       "create", "create a conversation with the given registered users; prints its id");
   create->add_option("ID", ids, "the other members' ids")->required();
+  std::string mode_name = "chain";
+  create
+      ->add_option("--mode", mode_name,
+                   "block mode, fixed for the conversation's life: 'chain' (symmetric chains "
+                   "with periodic DH steps, fast for large groups) or 'public-key' (a fresh "
+                   "key exchange in every block); default chain")
+      ->check(CLI::IsMember({"chain", "public-key"}));
 
   auto* send = app.add_subcommand(
       "send", "send TEXT to conversation CONV and wait until it is ordered (its echo)");
@@ -169,7 +176,9 @@ int main(int argc, char** argv) {
   } else if (command == "register") {
     r = cowpi::cli::cmd_register(g);
   } else if (command == "create") {
-    r = cowpi::cli::cmd_create(g, ids);
+    r = cowpi::cli::cmd_create(g, ids,
+                               mode_name == "chain" ? cowpi::protocol::block_mode::chain
+                                                    : cowpi::protocol::block_mode::pk);
   } else if (command == "send") {
     std::string text;
     for (const auto& w : words)

@@ -86,6 +86,9 @@ json conversation_json(const actors::conversation_info& c) {
           {"status", std::string(actors::to_string(c.status))},
           {"members", member_ids(c.members)},
           {"safety_number", c.safety_number},
+          {"mode", c.status == actors::conversation_status::removed
+                       ? json(nullptr)
+                       : json(std::string(protocol::to_string(c.mode)))},
           {"next", c.next},
           {"halt_index", c.halt_index},
           {"outbox", c.outbox}};

@@ -1072,7 +1072,8 @@ void client_actor::op_lookup(std::vector<std::string> ids, done_fn<user_lookup> 
   });
 }
 
-void client_actor::op_create(std::vector<std::string> others, done_fn<protocol::conv_id> done) {
+void client_actor::op_create(std::vector<std::string> others, protocol::block_mode mode,
+                             done_fn<protocol::conv_id> done) {
   if (!check_usable(done)
       || !check_online([&done](error e) { done(unexpected<error>{std::move(e)}); }))
     return;
@@ -1081,46 +1082,47 @@ void client_actor::op_create(std::vector<std::string> others, done_fn<protocol::
     return done(fail(errc::invalid_argument, "a conversation needs another member"));
   if (std::binary_search(others.begin(), others.end(), client().self().id()))
     return done(fail(errc::invalid_argument, "the other members may not include ourselves"));
-  request(
-      protocol::lookup_users{others}, [this, others, done](expected<protocol::response_body> r) {
-        if (!r)
-          return done(unexpected<error>{std::move(r).error()});
-        auto* u = std::get_if<protocol::users_result>(&*r);
-        if (u == nullptr)
-          return done(unexpected_answer(*r, "lookup"));
-        if (!u->unknown.empty() || u->users.size() != others.size())
-          return done(fail(errc::not_found, std::to_string(others.size() - u->users.size())
-                                                + " of the ids are not registered"));
-        protocol::member_list members = std::move(u->users);
-        sort_members(members);
-        std::vector<std::string> owners = others;
-        for (const auto& m : client().pinned_ms())
-          owners.push_back(m.id);
-        sort_unique(owners);
-        fetch_keys(std::move(owners), [this, members, done](expected<protocol::response_body> r2) {
-          if (!r2)
-            return done(unexpected<error>{std::move(r2).error()});
-          const auto* pk = std::get_if<protocol::prekeys_result>(&*r2);
-          if (pk == nullptr)
-            return done(unexpected_answer(*r2, "pre-key fetch"));
-          auto out = client().create(members, pk->bundles, now(), *core_.rng);
-          if (!out)
-            return done(unexpected<error>{std::move(out).error()});
-          const protocol::conv_id conv = out->conv;
-          if (!persist_conv(conv))
-            return done(fail(errc::storage, failure_));
-          submit(std::move(*out), [this, done, conv](expected<sent_message> s) {
-            if (!s)
-              return done(unexpected<error>{std::move(s).error()});
-            // The conversation is usable once its SETUP comes back ordered.
-            const auto* cc = client().find(conv);
-            if (cc != nullptr && cc->status == protocol::conv_status::active)
-              return done(conv);
-            setup_waiters_[conv] = done;
-            self_->delayed_send(self_, opts_.request_timeout, deadline_atom_v, conv);
+  request(protocol::lookup_users{others},
+          [this, others, mode, done](expected<protocol::response_body> r) {
+            if (!r)
+              return done(unexpected<error>{std::move(r).error()});
+            auto* u = std::get_if<protocol::users_result>(&*r);
+            if (u == nullptr)
+              return done(unexpected_answer(*r, "lookup"));
+            if (!u->unknown.empty() || u->users.size() != others.size())
+              return done(fail(errc::not_found, std::to_string(others.size() - u->users.size())
+                                                    + " of the ids are not registered"));
+            protocol::member_list members = std::move(u->users);
+            sort_members(members);
+            std::vector<std::string> owners = others;
+            for (const auto& m : client().pinned_ms())
+              owners.push_back(m.id);
+            sort_unique(owners);
+            fetch_keys(std::move(owners),
+                       [this, members, mode, done](expected<protocol::response_body> r2) {
+                         if (!r2)
+                           return done(unexpected<error>{std::move(r2).error()});
+                         const auto* pk = std::get_if<protocol::prekeys_result>(&*r2);
+                         if (pk == nullptr)
+                           return done(unexpected_answer(*r2, "pre-key fetch"));
+                         auto out = client().create(members, pk->bundles, now(), *core_.rng, mode);
+                         if (!out)
+                           return done(unexpected<error>{std::move(out).error()});
+                         const protocol::conv_id conv = out->conv;
+                         if (!persist_conv(conv))
+                           return done(fail(errc::storage, failure_));
+                         submit(std::move(*out), [this, done, conv](expected<sent_message> s) {
+                           if (!s)
+                             return done(unexpected<error>{std::move(s).error()});
+                           // The conversation is usable once its SETUP comes back ordered.
+                           const auto* cc = client().find(conv);
+                           if (cc != nullptr && cc->status == protocol::conv_status::active)
+                             return done(conv);
+                           setup_waiters_[conv] = done;
+                           self_->delayed_send(self_, opts_.request_timeout, deadline_atom_v, conv);
+                         });
+                       });
           });
-        });
-      });
 }
 
 void client_actor::op_send(const protocol::conv_id& conv, bytes text, done_fn<sent_message> done) {
@@ -1227,6 +1229,7 @@ void client_actor::op_conversations(done_fn<std::vector<conversation_info>> done
         break;
     }
     i.members = cc.st.members;
+    i.mode = cc.st.mode();
     if (!i.members.empty())
       i.safety_number = protocol::safety_number(i.members);
     i.next = cc.st.next;

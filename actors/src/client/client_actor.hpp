@@ -71,7 +71,8 @@ public:
   // -- Operations (commands) -----------------------------------------------------------------
   void op_connect(protocol::hello_mode mode, done_fn<void> done);
   void op_lookup(std::vector<std::string> ids, done_fn<user_lookup> done);
-  void op_create(std::vector<std::string> others, done_fn<protocol::conv_id> done);
+  void op_create(std::vector<std::string> others, protocol::block_mode mode,
+                 done_fn<protocol::conv_id> done);
   void op_send(const protocol::conv_id& conv, bytes text, done_fn<sent_message> done);
   void op_update(const protocol::conv_id& conv, std::vector<std::string> adds,
                  std::vector<std::string> removes, done_fn<sent_message> done);

@@ -271,11 +271,12 @@ expected<user_lookup> client_runtime::lookup(std::vector<std::string> ids) {
                            });
 }
 
-expected<protocol::conv_id> client_runtime::create(std::vector<std::string> others) {
+expected<protocol::conv_id> client_runtime::create(std::vector<std::string> others,
+                                                   protocol::block_mode mode) {
   return call<protocol::conv_id>(
       *impl_, impl_->request_timeout,
-      [others = std::move(others)](client_actor& a, done_fn<protocol::conv_id> d) {
-        a.op_create(others, std::move(d));
+      [others = std::move(others), mode](client_actor& a, done_fn<protocol::conv_id> d) {
+        a.op_create(others, mode, std::move(d));
       });
 }
 

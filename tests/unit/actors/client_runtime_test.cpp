@@ -388,7 +388,10 @@ TEST(client_runtime, lookup_names_the_registered_and_the_unknown_ids) {
   EXPECT_EQ(c.error().code, errc::not_found);
 }
 
-TEST(client_runtime, two_users_converse_and_see_each_others_receipts) {
+// Conversations in both block modes (docs/protocol.md §5.2).
+class client_runtime_modes : public ::testing::TestWithParam<protocol::block_mode> {};
+
+TEST_P(client_runtime_modes, two_users_converse_and_see_each_others_receipts) {
   fake_router router;
   temp_dir dir("cruntime");
   client_system sys;
@@ -409,7 +412,7 @@ TEST(client_runtime, two_users_converse_and_see_each_others_receipts) {
   ASSERT_TRUE(alice->register_user().has_value());
   ASSERT_TRUE(bob->register_user().has_value());
 
-  auto conv = alice->create({"bob"});
+  auto conv = alice->create({"bob"}, GetParam());
   ASSERT_TRUE(conv.has_value()) << conv.error().message();
   ASSERT_TRUE(bob_ev.wait_membership(1));
   auto sent = alice->send(*conv, "hello bob");
@@ -465,9 +468,10 @@ TEST(client_runtime, two_users_converse_and_see_each_others_receipts) {
   EXPECT_EQ((*convs)[0].status, conversation_status::active);
   EXPECT_EQ((*convs)[0].members.size(), 2u);
   EXPECT_FALSE((*convs)[0].safety_number.empty());
+  EXPECT_EQ((*convs)[0].mode, GetParam());
 }
 
-TEST(client_runtime, members_are_added_removed_and_leave) {
+TEST_P(client_runtime_modes, members_are_added_removed_and_leave) {
   fake_router router;
   temp_dir dir("cruntime");
   client_system sys;
@@ -481,7 +485,7 @@ TEST(client_runtime, members_are_added_removed_and_leave) {
   for (auto* rt : {alice.get(), bob.get(), carol.get()})
     ASSERT_TRUE(rt->register_user().has_value());
 
-  auto conv = alice->create({"bob"});
+  auto conv = alice->create({"bob"}, GetParam());
   ASSERT_TRUE(conv.has_value()) << conv.error().message();
   ASSERT_TRUE(bob->sync(10s).has_value());
   auto added = alice->add(*conv, {"carol"});
@@ -512,7 +516,7 @@ TEST(client_runtime, members_are_added_removed_and_leave) {
   EXPECT_FALSE(late.has_value());
 }
 
-TEST(client_runtime, a_restarted_client_resumes_from_its_store) {
+TEST_P(client_runtime_modes, a_restarted_client_resumes_from_its_store) {
   fake_router router;
   temp_dir dir("cruntime");
   client_system sys;
@@ -524,7 +528,7 @@ TEST(client_runtime, a_restarted_client_resumes_from_its_store) {
   auto bob = must(client_runtime::init(sys, "bob", bo));
   ASSERT_TRUE(alice->register_user().has_value());
   ASSERT_TRUE(bob->register_user().has_value());
-  auto conv = alice->create({"bob"});
+  auto conv = alice->create({"bob"}, GetParam());
   ASSERT_TRUE(conv.has_value());
   ASSERT_TRUE(alice->send(*conv, "one").has_value());
   ASSERT_TRUE(bob->sync(10s).has_value());
@@ -544,7 +548,7 @@ TEST(client_runtime, a_restarted_client_resumes_from_its_store) {
   EXPECT_TRUE(alice_ev.wait_text("back"));
 }
 
-TEST(client_runtime, a_message_written_offline_goes_out_at_the_next_connect) {
+TEST_P(client_runtime_modes, a_message_written_offline_goes_out_at_the_next_connect) {
   fake_router router;
   temp_dir dir("cruntime");
   client_system sys;
@@ -557,7 +561,7 @@ TEST(client_runtime, a_message_written_offline_goes_out_at_the_next_connect) {
   auto bob = must(client_runtime::init(sys, "bob", bo));
   ASSERT_TRUE(alice->register_user().has_value());
   ASSERT_TRUE(bob->register_user().has_value());
-  auto conv = alice->create({"bob"});
+  auto conv = alice->create({"bob"}, GetParam());
   ASSERT_TRUE(conv.has_value());
   ASSERT_TRUE(alice->sync(10s).has_value());
 
@@ -571,6 +575,13 @@ TEST(client_runtime, a_message_written_offline_goes_out_at_the_next_connect) {
   ASSERT_TRUE(alice->connect().has_value());
   EXPECT_TRUE(bob_ev.wait_text("from the tunnel"));
 }
+
+INSTANTIATE_TEST_SUITE_P(modes, client_runtime_modes,
+                         ::testing::Values(protocol::block_mode::pk, protocol::block_mode::chain),
+                         [](const ::testing::TestParamInfo<protocol::block_mode>& i) {
+                           return std::string(
+                               i.param == protocol::block_mode::chain ? "chain" : "public_key");
+                         });
 
 TEST(client_runtime, a_dropped_connection_is_re_established_with_backoff) {
   fake_router router;

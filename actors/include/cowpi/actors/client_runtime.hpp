@@ -261,6 +261,9 @@ struct conversation_info {
   protocol::member_list members;
   /// The safety number of the current member list (docs/design.md §3.6), three lines.
   std::string safety_number;
+  /// The block mode its SETUP fixed (docs/protocol.md §5.2); public-key once removed (the
+  /// record is gone).
+  protocol::block_mode mode = protocol::block_mode::pk;
   /// The next index to accept.
   uint64_t next = 0;
   uint64_t halt_index = 0;
@@ -338,8 +341,10 @@ public:
   /// with `errc::not_found` when an id is not registered, `errc::timeout` when the SETUP is
   /// queued but not ordered within `request_timeout` (it stays in the outbox). Needs a
   /// connection. If someone else's SETUP took the id, the id returned is the new one
-  /// (`recreated_event`).
-  [[nodiscard]] expected<protocol::conv_id> create(std::vector<std::string> others);
+  /// (`recreated_event`). `mode` is the conversation's block mode, fixed for its life
+  /// (docs/protocol.md §5.2): public-key blocks, or chain mode (§4.8).
+  [[nodiscard]] expected<protocol::conv_id> create(
+      std::vector<std::string> others, protocol::block_mode mode = protocol::block_mode::pk);
 
   /// Sends `text` (up to the protocol's body limit). Works offline when every peer's key is
   /// at hand (the message waits in the outbox).
