@@ -86,6 +86,12 @@ struct Submit {
   body @1 :Data;                  # MESSAGE only; absent otherwise
   blocks @2 :List(RecipientBlock); # sorted by recipient id
   ambs @3 :List(Data);            # one enc(block) per mirror, in MS order
+  # The names-free form of chain mode (C.version 2; docs/wire.md "The names-free SUBMIT"):
+  # `blocks` is empty, `slots` holds u8(len) || enc(slot) per recipient in Recipients(C)
+  # order, and `blocksRoot` (32 bytes; its presence marks the form) is the author's
+  # blocks_root.
+  slots @4 :Data;
+  blocksRoot @5 :Data;
 }
 
 # ENVELOPE (router -> member U) for index `index`.

@@ -241,10 +241,17 @@ expected<uint64_t, rejection> router_conv::intake(submit_msg s, const std::strin
   if (!h_c)
     return no(rejection_kind::invalid, 0, "not_canonical");
   queued q;
-  q.digests.reserve(s.blocks.size());
-  for (const auto& rb : s.blocks)
-    q.digests.push_back(block_digest{rb.recipient, block_hash(rb.blk)});
-  q.root = blocks_root(q.digests);
+  if (s.names_free_root) {
+    // The names-free form (docs/wire.md "The names-free SUBMIT"): the slots are named when the
+    // SUBMIT reaches the head of its author's queue (`ready`), against the state it will be
+    // validated in; an author may have built it after an UPDATE of its own still queued ahead.
+    q.root = *s.names_free_root;
+  } else {
+    q.digests.reserve(s.blocks.size());
+    for (const auto& rb : s.blocks)
+      q.digests.push_back(block_digest{rb.recipient, block_hash(rb.blk)});
+    q.root = blocks_root(q.digests);
+  }
   q.d = entry_digest(*h_c, q.root);
 
   auto& aq = queues_[c.author];
@@ -307,6 +314,25 @@ void router_conv::reject_queue(const std::string& author, const rejection& why,
 std::vector<prepare_job> router_conv::ready(const directory_lookup& directory,
                                             std::vector<prepare_decision::rejected>& rejections) {
   std::vector<prepare_job> jobs;
+  // Names the slots of a names-free SUBMIT from Recipients(C) in `st`, and holds the author to
+  // the blocks_root it computed over its own naming, so that a block is never ordered under the
+  // wrong recipient.
+  auto name_slots = [](const conv_state* st, queued& q) {
+    const auto ids = recipients(st, q.s.c);
+    if (ids.size() != q.s.blocks.size())
+      return false;
+    std::vector<block_digest> ds;
+    ds.reserve(ids.size());
+    for (size_t k = 0; k < ids.size(); ++k)
+      ds.push_back(block_digest{ids[k], block_hash(q.s.blocks[k].blk)});
+    if (!crypto::ct_equal(blocks_root(ds), q.root))
+      return false;
+    for (size_t k = 0; k < ids.size(); ++k)
+      q.s.blocks[k].recipient = ids[k];
+    q.digests = std::move(ds);
+    q.s.names_free_root.reset();
+    return true;
+  };
   for (auto& [author, aq] : queues_) {
     if (aq.job || aq.committing || aq.fifo.empty())
       continue;
@@ -314,15 +340,27 @@ std::vector<prepare_job> router_conv::ready(const directory_lookup& directory,
       reject_queue(author, rejection{rejection_kind::stopped, 0, {}}, rejections);
       continue;
     }
-    const queued& head = aq.fifo.front();
+    queued& head = aq.fifo.front();
     const common& c = head.s.c;
+    const conv_state* st = st_ ? &*st_ : nullptr;
+    if (head.s.names_free_root && !name_slots(st, head)) {
+      // The author's naming of its slots is not Recipients(C) in this state: one that has not
+      // yet seen an UPDATE is told STALE, as `validate` tells it for the named form.
+      auto stale =
+          validate(st, false, c, recipient_check{}, validate_at::exactly(st ? st->next : 0));
+      reject_queue(author,
+                   !stale && stale.error() == rule::stale
+                       ? rejection_for(rule::stale, st, c)
+                       : rejection{rejection_kind::invalid, 0, "recipients"},
+                   rejections);
+      continue;
+    }
     std::vector<std::string> ids;
     ids.reserve(head.digests.size());
     for (const auto& d : head.digests)
       ids.push_back(d.recipient);
     recipient_check rc;
     rc.full = &ids;
-    const conv_state* st = st_ ? &*st_ : nullptr;
     auto ok = validate(st, false, c, rc, validate_at::exactly(st ? st->next : 0));
     if (!ok) {
       reject_queue(author, rejection_for(ok.error(), st, c), rejections);

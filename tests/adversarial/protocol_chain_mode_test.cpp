@@ -4,6 +4,7 @@
 // what they would accept in public-key mode; a router replaying chain blocks, dropping steps or
 // substituting slots of the other mode is caught.
 #include "cowpi/protocol/chain.hpp"
+#include "cowpi/protocol/wire.hpp"
 
 #include "protocol_adversary.hpp"
 #include <gtest/gtest.h>
@@ -153,6 +154,118 @@ TEST(chain_mode, a_slot_of_the_other_mode_in_a_delivery_is_caught) {
   EXPECT_FALSE(alarms_of(w, "carol", alarm_kind::provider).empty());
   EXPECT_TRUE(plaintexts(w, "carol", conv).empty());
   EXPECT_EQ(plaintexts(w, "bob", conv), std::vector<std::string>{"hello"});
+}
+
+// The names-free SUBMIT (docs/wire.md "The names-free SUBMIT"): the router names the slots from
+// Recipients(C) and holds the author to its blocks_root.
+submit_msg names_free(const submit_msg& s) {
+  auto d = wire::decode_client_frame(wire::encode(client_frame{1, s}));
+  EXPECT_TRUE(d.has_value()) << d.error().err.message();
+  auto* got = std::get_if<submit_msg>(&d->body);
+  EXPECT_NE(got, nullptr);
+  EXPECT_TRUE(got->names_free_root.has_value());
+  return *got;
+}
+
+TEST(chain_mode_submit, the_router_names_the_slots_and_refuses_a_root_that_does_not_match) {
+  world w;
+  const conv_id conv = start_chain_group(w, trio);
+  ASSERT_TRUE(w.send("alice", conv, "named by the router").has_value());
+  const to_router m = take_last_submit(w);
+  const submit_msg nf = names_free(m.submit);
+  for (const auto& rb : nf.blocks)
+    EXPECT_TRUE(rb.recipient.empty());
+
+  // As sent: accepted, and the entry the router orders carries the ids the author used.
+  {
+    router_conv rc = w.router(conv);
+    ASSERT_TRUE(rc.intake(nf, "alice", w.now()).has_value());
+    std::vector<prepare_decision::rejected> rejs;
+    auto jobs = rc.ready([&](const std::string& id) { return w.directory_of(id); }, rejs);
+    EXPECT_TRUE(rejs.empty());
+    ASSERT_EQ(jobs.size(), 1u);
+    ASSERT_FALSE(jobs[0].per_mirror.empty());
+    std::vector<block_digest> want;
+    for (const auto& rb : m.submit.blocks)
+      want.push_back(block_digest{rb.recipient, block_hash(rb.blk)});
+    EXPECT_EQ(jobs[0].per_mirror[0].block_hashes, want);
+  }
+  struct bad_case {
+    const char* what;
+    void (*apply)(submit_msg&);
+  };
+  const bad_case cases[] = {
+      {"another root", [](submit_msg& s) { (*s.names_free_root)[0] ^= 1; }},
+      {"a slot missing", [](submit_msg& s) { s.blocks.pop_back(); }},
+      {"a slot too many", [](submit_msg& s) { s.blocks.push_back(s.blocks.back()); }},
+      {"two slots swapped", [](submit_msg& s) { std::swap(s.blocks[0], s.blocks[1]); }},
+  };
+  for (const auto& bc : cases) {
+    router_conv rc = w.router(conv);
+    submit_msg s = nf;
+    bc.apply(s);
+    // Queued as it came (the author may have built it after its own UPDATE still queued
+    // ahead), then refused when it reaches the head of the queue and is named.
+    ASSERT_TRUE(rc.intake(s, "alice", w.now()).has_value()) << bc.what;
+    std::vector<prepare_decision::rejected> rejs;
+    auto jobs = rc.ready([&](const std::string& id) { return w.directory_of(id); }, rejs);
+    EXPECT_TRUE(jobs.empty()) << bc.what;
+    ASSERT_EQ(rejs.size(), 1u) << bc.what;
+    EXPECT_EQ(rejs[0].why.kind, rejection_kind::invalid) << bc.what;
+    EXPECT_EQ(rejs[0].why.detail, "recipients") << bc.what;
+    EXPECT_EQ(rc.pending(), 0u) << bc.what;
+  }
+}
+
+TEST(chain_mode_submit, a_message_queued_behind_the_authors_own_update_is_told_stale_not_invalid) {
+  world w;
+  const conv_id conv = start_chain_group(w, trio);
+  w.add_user("dave");
+  network_tap tap(w);
+  // Both SUBMITs reach the router before either is ordered. The MESSAGE's slots are for bob and
+  // carol; named when it reaches the head of alice's queue, after her UPDATE added dave, they are
+  // not Recipients(C): the answer is STALE (alice rebuilds it for dave too), never INVALID, which
+  // would be final.
+  ASSERT_TRUE(w.update("alice", conv, {"dave"}, {}).has_value());
+  ASSERT_TRUE(w.send("alice", conv, "after my update").has_value());
+  w.run();
+  ASSERT_FALSE(tap.rejections_for("alice").empty());
+  for (const auto& r : tap.rejections_for("alice"))
+    EXPECT_EQ(r.kind, rejection_kind::stale) << to_string(r.kind) << " " << r.detail;
+  for (const auto& u : {"alice", "bob", "carol", "dave"}) {
+    const auto p = plaintexts(w, u, conv);
+    EXPECT_EQ(std::count(p.begin(), p.end(), "after my update"), 1) << u;
+  }
+  EXPECT_TRUE(no_alarms(w, {"alice", "bob", "carol", "dave"}));
+}
+
+TEST(chain_mode_submit, an_author_behind_an_update_is_told_stale_and_its_rebuild_is_ordered) {
+  world w;
+  const conv_id conv = start_chain_group(w, trio);
+  w.add_user("dave");
+  ASSERT_TRUE(w.send("alice", conv, "built before dave").has_value());
+  const to_router held = take_last_submit(w);
+  ASSERT_TRUE(w.update("bob", conv, {"dave"}, {}).has_value());
+  w.run();
+  ASSERT_TRUE(w.router(conv).state()->is_member("dave"));
+  // Alice's slots were made for bob and carol; the router now counts dave too.
+  router_conv rc = w.router(conv);
+  ASSERT_TRUE(rc.intake(names_free(held.submit), "alice", w.now()).has_value());
+  std::vector<prepare_decision::rejected> rejs;
+  EXPECT_TRUE(rc.ready([&](const std::string& id) { return w.directory_of(id); }, rejs).empty());
+  ASSERT_EQ(rejs.size(), 1u);
+  EXPECT_EQ(rejs[0].why.kind, rejection_kind::stale);
+  // Delivered as a real router would answer it, alice rebuilds for dave as well.
+  network_tap tap(w);
+  w.network().push_back(held);
+  w.run();
+  ASSERT_FALSE(tap.rejections_for("alice").empty());
+  EXPECT_EQ(tap.rejections_for("alice")[0].kind, rejection_kind::stale);
+  for (const auto& u : {"alice", "bob", "carol", "dave"}) {
+    const auto p = plaintexts(w, u, conv);
+    EXPECT_EQ(std::count(p.begin(), p.end(), "built before dave"), 1) << u;
+  }
+  EXPECT_TRUE(no_alarms(w, {"alice", "bob", "carol", "dave"}));
 }
 
 }  // namespace

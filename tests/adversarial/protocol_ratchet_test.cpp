@@ -119,7 +119,7 @@ TEST(ratchet, a_message_rebuilt_after_stale_uses_fresh_nonces_and_ephemerals) {
   const log_entry& rebuilt = w.log(conv).at(2).e;
   ASSERT_EQ(rebuilt.c.author, "carol");
   EXPECT_EQ(rebuilt.c.aseq, original.aseq);
-  submit_msg again{rebuilt.c, rebuilt.body, rebuilt.blocks, rebuilt.ambs};
+  submit_msg again{rebuilt.c, rebuilt.body, rebuilt.blocks, rebuilt.ambs, std::nullopt};
   EXPECT_NE(digest_of(again), digest_of(original.submit));
   EXPECT_TRUE(disjoint(randomness_of(original.submit), randomness_of(again)));
   EXPECT_EQ(text_of(*entry_at(w, "dave", conv, 2)), "rebuild me");

@@ -3,6 +3,8 @@
 #include "cowpi/sim/world.hpp"
 
 #include "cowpi/protocol/encoding.hpp"
+#include "cowpi/protocol/limits.hpp"
+#include "cowpi/protocol/wire.hpp"
 
 #include <algorithm>
 #include <utility>
@@ -271,9 +273,24 @@ size_t world::run(size_t max_steps) {
 
 // -- Router ------------------------------------------------------------------
 
+namespace {
+// A SUBMIT as a router reads it off the wire: in chain mode its slots arrive without recipient
+// ids (docs/wire.md "The names-free SUBMIT") and the router names them. One the codec refuses (a
+// test's hand-made slot) goes in as it is.
+submit_msg as_received(const submit_msg& s) {
+  if (s.c.version != protocol_version_chain)
+    return s;
+  auto d = wire::decode_client_frame(wire::encode(client_frame{0, s}));
+  if (!d)
+    return s;
+  auto* got = std::get_if<submit_msg>(&d->body);
+  return got != nullptr ? std::move(*got) : s;
+}
+}  // namespace
+
 void world::router_submit(const to_router& m) {
   const conv_id conv = m.submit.c.conv;
-  auto r = router(conv).intake(m.submit, m.user, now_);
+  auto r = router(conv).intake(as_received(m.submit), m.user, now_);
   if (!r) {
     net_.push_back(to_client_rejection{m.user, conv, m.aseq, r.error()});
     return;
@@ -417,7 +434,7 @@ mirror_answers world::commit_on_mirrors(const log_entry& e, int branch) {
 
 std::optional<world::stored_entry> world::fork_order(router_conv snapshot, const to_router& m,
                                                      int branch) {
-  if (!snapshot.intake(m.submit, m.user, now_))
+  if (!snapshot.intake(as_received(m.submit), m.user, now_))
     return std::nullopt;
   std::vector<prepare_decision::rejected> rejs;
   auto jobs = snapshot.ready([this](const std::string& id) { return directory_of(id); }, rejs);

@@ -139,7 +139,9 @@ void write_members(capnp::List<schema::Member>::Builder l, const member_list& m)
 void write_ids(capnp::List<capnp::Data>::Builder l, const std::vector<std::string>& ids);
 void write_blocks(capnp::List<capnp::Data>::Builder l, const std::vector<slot_block>& blocks);
 void write_common(schema::Common::Builder b, const common& c);
-void write_submit(schema::Submit::Builder b, const submit_msg& s);
+/// `names_free`: the form of docs/wire.md "The names-free SUBMIT" (slots without recipient ids),
+/// which a client frame uses in chain mode; otherwise the named form (storage, public-key mode).
+void write_submit(schema::Submit::Builder b, const submit_msg& s, bool names_free);
 void write_envelope(schema::Envelope::Builder b, const envelope& e);
 void write_published_keys(capnp::List<schema::PublishedKey>::Builder l,
                           const std::vector<published_key>& keys);

@@ -154,7 +154,11 @@ void read_client_request(read_ctx& ctx, schema::ClientFrame::Reader r, client_re
 
 void write_client_request(schema::ClientFrame::Builder b, const client_request& req) {
   std::visit(overloaded{
-                 [&](const submit_msg& s) { write_submit(b.initSubmit(), s); },
+                 [&](const submit_msg& s) {
+                   // In chain mode a SUBMIT travels names-free (docs/wire.md "The names-free
+                   // SUBMIT").
+                   write_submit(b.initSubmit(), s, s.c.version == protocol_version_chain);
+                 },
                  [&](const ack_msg& a) {
                    auto v = b.initAck();
                    v.setConv(as_data(a.conv));

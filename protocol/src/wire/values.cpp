@@ -352,11 +352,41 @@ bool read_submit(read_ctx& ctx, schema::Submit::Reader r, submit_msg& out) {
       || !read_body(ctx, r.hasBody(), r.getBody(), out.body, "SUBMIT")) {
     return false;
   }
+  out.blocks.clear();
+  out.names_free_root.reset();
+  if (r.hasBlocksRoot()) {
+    // The names-free form (chain mode): slots without ids, in Recipients(C) order.
+    hash32 root{};
+    if (!read_fixed(ctx, r.getBlocksRoot(), root, "SUBMIT blocks_root")) {
+      return false;
+    }
+    if (r.getBlocks().size() != 0) {
+      return ctx.fail(errc::malformed, "SUBMIT: blocks with ids beside the names-free slots");
+    }
+    out.names_free_root = root;
+    const auto all = r.getSlots();
+    size_t at = 0;
+    while (at < all.size()) {
+      if (!check_count(ctx, out.blocks.size() + 1, max_recipients, "SUBMIT slots")) {
+        return false;
+      }
+      const size_t len = all[at];
+      if (all.size() - at - 1 < len) {
+        return ctx.fail(errc::malformed, "SUBMIT slots: a slot runs past the end");
+      }
+      recipient_block v;
+      if (!read_block(ctx, capnp::Data::Reader(all.begin() + at + 1, len), v.blk, "SUBMIT slot")) {
+        return false;
+      }
+      out.blocks.push_back(std::move(v));
+      at += 1 + len;
+    }
+    return read_blocks(ctx, r.getAmbs(), max_mirrors, out.ambs, "SUBMIT amb");
+  }
   auto blocks = r.getBlocks();
   if (!check_count(ctx, blocks.size(), max_recipients, "SUBMIT blocks")) {
     return false;
   }
-  out.blocks.clear();
   out.blocks.reserve(blocks.size());
   for (auto rb : blocks) {
     recipient_block v;
@@ -369,10 +399,26 @@ bool read_submit(read_ctx& ctx, schema::Submit::Reader r, submit_msg& out) {
   return read_blocks(ctx, r.getAmbs(), max_mirrors, out.ambs, "SUBMIT amb");
 }
 
-void write_submit(schema::Submit::Builder b, const submit_msg& s) {
+void write_submit(schema::Submit::Builder b, const submit_msg& s, bool names_free) {
   write_common(b.initC(), s.c);
   if (s.body) {
     b.setBody(as_data(*s.body));
+  }
+  if (names_free || s.names_free_root) {
+    // The names-free form (docs/wire.md "The names-free SUBMIT"): the router knows Recipients(C).
+    std::vector<block_digest> digests;
+    digests.reserve(s.blocks.size());
+    bytes all;
+    for (const auto& rb : s.blocks) {
+      digests.push_back(block_digest{rb.recipient, block_hash(rb.blk)});
+      const auto e = enc_slot(rb.blk);
+      all.push_back(static_cast<uint8_t>(e.size()));
+      all.insert(all.end(), e.begin(), e.end());
+    }
+    b.setSlots(as_data(all));
+    b.setBlocksRoot(as_data(s.names_free_root ? *s.names_free_root : blocks_root(digests)));
+    write_blocks(b.initAmbs(list_size(s.ambs.size())), s.ambs);
+    return;
   }
   auto l = b.initBlocks(list_size(s.blocks.size()));
   for (unsigned i = 0; i < l.size(); ++i) {
@@ -623,7 +669,7 @@ bytes encode_envelope(const envelope& e) {
 
 bytes encode_submit(const submit_msg& s) {
   capnp::MallocMessageBuilder mb;
-  detail::write_submit(mb.initRoot<schema::Submit>(), s);
+  detail::write_submit(mb.initRoot<schema::Submit>(), s, false);
   return detail::to_bytes(mb);
 }
 

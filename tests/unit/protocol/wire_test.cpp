@@ -4,11 +4,13 @@
 #include "cowpi/protocol/wire.hpp"
 
 #include "cowpi/crypto/primitives.hpp"
+#include "cowpi/protocol/encoding.hpp"
 #include "cowpi/protocol/limits.hpp"
 
 #include "wire_samples.hpp"
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -95,6 +97,96 @@ TEST(wire_round_trip, standalone_submit_envelope_and_bundle_survive_encode_and_d
     auto d = wire::decode_prekey_bundle(wire::encode_prekey_bundle(p));
     ASSERT_TRUE(d.has_value()) << d.error().message();
     EXPECT_EQ(*d, p);
+  }
+}
+
+// A chain-mode SUBMIT with three recipients and two ambs, as a client builds it.
+submit_msg chain_submit() {
+  submit_msg s = mk_submit(msg_type::message);
+  s.c.version = protocol_version_chain;
+  block b = std::get<block>(s.blocks.front().blk);
+  s.blocks = {{"bob", chain_block{3, 7, bytes(48, 0x11)}},
+              {"carol", dh_step{2, b}},
+              {"dave", chain_block{1, 0, bytes(88, 0x22)}}};
+  s.ambs = {chain_block{1, 4, bytes(16, 0x33)}, chain_block{1, 5, bytes(16, 0x44)}};
+  return s;
+}
+
+// The SUBMIT a router reads from a client frame.
+submit_msg as_sent(const submit_msg& s) {
+  auto d = wire::decode_client_frame(wire::encode(client_frame{1, s}));
+  EXPECT_TRUE(d.has_value()) << d.error().err.message();
+  auto* got = std::get_if<submit_msg>(&d->body);
+  EXPECT_NE(got, nullptr);
+  return got != nullptr ? *got : submit_msg{};
+}
+
+TEST(wire_names_free_submit, a_chain_mode_submit_travels_without_recipient_ids) {
+  const submit_msg s = chain_submit();
+  const submit_msg d = as_sent(s);
+  ASSERT_EQ(d.blocks.size(), 3u);
+  std::vector<block_digest> ds;
+  for (size_t k = 0; k < 3; ++k) {
+    EXPECT_TRUE(d.blocks[k].recipient.empty()) << k;
+    EXPECT_EQ(d.blocks[k].blk, s.blocks[k].blk) << k;
+    ds.push_back(block_digest{s.blocks[k].recipient, block_hash(s.blocks[k].blk)});
+  }
+  ASSERT_TRUE(d.names_free_root.has_value());
+  EXPECT_EQ(*d.names_free_root, blocks_root(ds));
+  EXPECT_EQ(d.ambs, s.ambs);
+  EXPECT_EQ(d.c, s.c);
+  // Per recipient the frame holds the slot and one length byte: the ids and the list's
+  // pointers (a 16-byte entry and at least one word of id each) are gone, against a fixed
+  // 32-byte root.
+  submit_msg many = s;
+  many.blocks.clear();
+  for (int k = 0; k < 50; ++k) {
+    many.blocks.push_back({"user-" + std::to_string(k), chain_block{1, 0, bytes(16, 0x55)}});
+  }
+  submit_msg named = many;
+  named.c.version = 1;
+  const size_t free_size = wire::encode(client_frame{1, many}).size();
+  const size_t named_size = wire::encode(client_frame{1, named}).size();
+  EXPECT_GE(named_size, free_size + 50 * 16) << free_size << " against " << named_size;
+  // The stores keep the named form, which decodes to exactly what was written.
+  auto stored = wire::decode_submit(wire::encode_submit(s));
+  ASSERT_TRUE(stored.has_value()) << stored.error().message();
+  EXPECT_EQ(*stored, s);
+  // A public-key SUBMIT keeps its ids on the wire.
+  const submit_msg pk = mk_submit(msg_type::message);
+  EXPECT_EQ(as_sent(pk), pk);
+}
+
+TEST(wire_names_free_submit, malformed_slot_lists_are_refused_with_a_reason) {
+  // The names-free form, re-encoded from what a router read.
+  const bytes good = wire::encode_submit(as_sent(chain_submit()));
+  ASSERT_TRUE(wire::decode_submit(good).has_value());
+  // The last slot's length byte claims more than the blob holds.
+  const bytes last = {96, 0, 0, 0, 1, 0, 0, 0, 0, 0x22, 0x22};
+  auto at = std::search(good.begin(), good.end(), last.begin(), last.end());
+  ASSERT_NE(at, good.end());
+  bytes past = good;
+  past[static_cast<size_t>(at - good.begin())] = 0xff;
+  auto p = wire::decode_submit(past);
+  ASSERT_FALSE(p.has_value());
+  EXPECT_NE(p.error().message().find("runs past the end"), std::string::npos)
+      << p.error().message();
+  // A slot of a length no kind has: refused by the standalone decoder; a client frame is
+  // answered BAD_BLOCK_SIZE under its request id and the connection survives.
+  submit_msg odd = as_sent(chain_submit());
+  odd.blocks[0].blk = chain_block{1, 0, bytes(17)};  // 25 bytes: no slot is that long
+  auto d = wire::decode_submit(wire::encode_submit(odd));
+  ASSERT_FALSE(d.has_value());
+  EXPECT_NE(d.error().message().find("SUBMIT slot"), std::string::npos) << d.error().message();
+  auto f = wire::decode_client_frame(wire::encode(client_frame{9, odd}));
+  ASSERT_FALSE(f.has_value());
+  ASSERT_TRUE(f.error().answer.has_value());
+  EXPECT_EQ(f.error().answer->kind, rejection_kind::bad_block_size);
+  EXPECT_EQ(f.error().request_id, std::optional<uint64_t>(9));
+  // Truncating the encoding anywhere never crashes and never decodes.
+  for (size_t cut = 1; cut < good.size(); cut += 7) {
+    auto t = wire::decode_submit(byte_view(good.data(), cut));
+    EXPECT_FALSE(t.has_value()) << cut;
   }
 }
 

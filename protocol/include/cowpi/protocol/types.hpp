@@ -175,6 +175,12 @@ struct submit_msg {
   std::optional<bytes> body;
   std::vector<recipient_block> blocks;
   std::vector<slot_block> ambs;
+  /// Set only on a SUBMIT read from the wire in its names-free form (chain mode,
+  /// docs/wire.md "The names-free SUBMIT"): `blocks` then carry no recipient ids, in Recipients(C)
+  /// order, and this is the blocks_root the author computed over the named blocks. The router names
+  /// them
+  /// (`router_conv::submit`) and clears it.
+  std::optional<hash32> names_free_root;
   friend bool operator==(const submit_msg&, const submit_msg&) = default;
 };
 

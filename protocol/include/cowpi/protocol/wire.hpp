@@ -36,6 +36,9 @@ bytes encode(const link_request& m);
 bytes encode(const link_response& m);
 bytes encode_common(const common& c);
 bytes encode_envelope(const envelope& e);
+/// The named form (every block with its recipient id), as stores keep a SUBMIT; a client frame
+/// carries a chain-mode SUBMIT names-free instead (docs/wire.md "The names-free SUBMIT"). A SUBMIT
+/// decoded from the names-free form (`names_free_root` set) is written names-free again.
 bytes encode_submit(const submit_msg& s);
 bytes encode_prekey_bundle(const prekey_bundle& b);
 
