@@ -4,6 +4,7 @@
 // knows what must survive.
 //
 //   cowpi-crash-child world  DIR SEED   a deployment (router, 2 mirrors, 3 clients) chatting
+//   cowpi-crash-child world-chain DIR SEED   the same in a chain-mode conversation
 //   cowpi-crash-child router DIR SEED   4 threads appending, answering and acking concurrently
 //                                       through the router store (group commit)
 #include "cowpi/storage/router_store.hpp"
@@ -43,7 +44,7 @@ void say(const std::string& line) {
   std::_Exit(2);
 }
 
-int run_world(const std::string& dir, uint64_t seed) {
+int run_world(const std::string& dir, uint64_t seed, cowpi::protocol::block_mode mode) {
   using cowpi::testing::durable_world;
   durable_world w(dir, cowpi::testing::durable_options{seed, 2, 1'000'000 + seed * 1000});
   w.on_event = say;
@@ -52,7 +53,7 @@ int run_world(const std::string& dir, uint64_t seed) {
     w.add_user(u);
   cowpi::protocol::conv_id conv{};
   if (w.client("alice").convs().empty()) {
-    auto c = w.create("alice", {"bob", "carol"});
+    auto c = w.create("alice", {"bob", "carol"}, mode);
     if (!c)
       die("create: " + c.error().message());
     conv = *c;
@@ -130,7 +131,7 @@ int run_router(const std::string& dir, uint64_t seed) {
 
 int main(int argc, char** argv) {
   if (argc != 4) {
-    std::fprintf(stderr, "usage: cowpi-crash-child world|router DIR SEED\n");
+    std::fprintf(stderr, "usage: cowpi-crash-child world|world-chain|router DIR SEED\n");
     return 1;
   }
   if (sodium_init() < 0)
@@ -138,7 +139,9 @@ int main(int argc, char** argv) {
   const std::string mode = argv[1];
   const uint64_t seed = std::strtoull(argv[3], nullptr, 10);
   if (mode == "world")
-    return run_world(argv[2], seed);
+    return run_world(argv[2], seed, cowpi::protocol::block_mode::pk);
+  if (mode == "world-chain")
+    return run_world(argv[2], seed, cowpi::protocol::block_mode::chain);
   if (mode == "router")
     return run_router(argv[2], seed);
   std::fprintf(stderr, "unknown mode %s\n", mode.c_str());

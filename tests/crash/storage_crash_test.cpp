@@ -2,7 +2,8 @@
 // Crash tests (label `crash`): cowpi-crash-child writes through the stores and is SIGKILLed at
 // random points; after reopening, every write it had acknowledged is there, nothing half-applied
 // is visible, and the deployment resumes with each message accepted exactly once by each
-// member. Iterations per test: $COWPI_CRASH_ITERATIONS (default 200).
+// member. Iterations per test: $COWPI_CRASH_ITERATIONS (default 200). The deployment test
+// alternates block modes (docs/protocol.md §5.2) every 10 kills.
 #include "cowpi/storage/router_store.hpp"
 
 #include "durable_world.hpp"
@@ -122,7 +123,10 @@ TEST(storage_crash, a_killed_deployment_loses_no_acknowledged_write_and_accepts_
       logged.clear();
     }
     const uint64_t seed = 1000 + static_cast<uint64_t>(it) * 2;
-    const auto lines = run_and_kill("world", dir->str(), seed, delay(kills, 30, 1500));
+    // Chain mode in every other deployment: its counters and skipped keys must survive too.
+    const bool chain = (it / 10) % 2 == 1;
+    const auto lines =
+        run_and_kill(chain ? "world-chain" : "world", dir->str(), seed, delay(kills, 30, 1500));
     for (const auto& l : lines) {
       auto w = words(l);
       if (w.size() >= 3 && w[0] == "sent")
@@ -132,8 +136,8 @@ TEST(storage_crash, a_killed_deployment_loses_no_acknowledged_write_and_accepts_
       if (w.size() == 3 && w[0] == "logged")
         logged.emplace(w[1], std::stoull(w[2]));
     }
-    SCOPED_TRACE("iteration " + std::to_string(it) + ", " + std::to_string(lines.size())
-                 + " lines");
+    SCOPED_TRACE("iteration " + std::to_string(it) + (chain ? " (chain mode), " : ", ")
+                 + std::to_string(lines.size()) + " lines");
 
     durable_world w(dir->path(), durable_options{seed + 1, 2, 5'000'000 + seed * 1000});
     for (const char* u : {"alice", "bob", "carol"})
@@ -154,6 +158,8 @@ TEST(storage_crash, a_killed_deployment_loses_no_acknowledged_write_and_accepts_
     }
     ++with_conv;
     const auto conv = w.client("alice").convs().begin()->first;
+    ASSERT_EQ(w.client("alice").convs().begin()->second.st.mode(),
+              chain ? protocol::block_mode::chain : protocol::block_mode::pk);
     for (const auto& [user, c, i] : accepted) {
       if (c != conv_hex(conv))
         continue;
