@@ -63,6 +63,7 @@ double ms_between(steady::time_point a, steady::time_point b) {
 
 struct load_options {
   std::vector<size_t> members{3, 10, 50};
+  std::vector<std::string> modes{"public-key", "chain"};
   size_t messages = 200;
   double rate = 0;  // 0: closed loop
   size_t senders = 4;
@@ -441,6 +442,7 @@ struct run_context {
   explicit run_context(const load_options& opts) : o(opts) {}
   const load_options& o;
   size_t n = 0;
+  protocol::block_mode mode = protocol::block_mode::pk;
   fs::path root;          // this size's provider directory
   fs::path clients_root;  // this size's client stores
   std::optional<tools::running_deployment> spawned;
@@ -585,7 +587,7 @@ expected<void> set_up_users(run_context& c) {
   std::vector<std::string> others;
   for (size_t k = 1; k < c.n; ++k)
     others.push_back(c.users[k]->id());
-  COWPI_TRY(c.conv, c.users[0]->create(others));
+  COWPI_TRY(c.conv, c.users[0]->create(others, c.mode));
   if (!c.tr->wait_setups(c.n, steady::now() + 60s))
     return fail(errc::timeout, "not every member accepted the SETUP within 60 s");
   for (int round = 0; round < 2; ++round) {
@@ -840,19 +842,23 @@ void throughput_phase(run_context& c) {
   c.out["throughput"] = j;
 }
 
-void run_size(const load_options& o, size_t n, const fs::path& root, const fs::path& clients,
-              json& all, bool& problem) {
+void run_size(const load_options& o, size_t n, protocol::block_mode mode, const fs::path& root,
+              const fs::path& clients, json& all, bool& problem) {
   run_context c(o);
   c.n = n;
-  c.root = root / ("n" + std::to_string(n));
-  c.clients_root = clients / ("n" + std::to_string(n) + "-clients");
+  c.mode = mode;
+  const std::string mode_name(protocol::to_string(mode));
+  c.root = root / ("n" + std::to_string(n) + "-" + mode_name);
+  c.clients_root = clients / ("n" + std::to_string(n) + "-" + mode_name + "-clients");
   std::error_code ec;
   fs::create_directories(c.root, ec);
   fs::create_directories(c.clients_root, ec);
   c.text_pad.assign(o.size > 16 ? o.size - 16 : 0, 'x');
-  std::printf("\n== %zu members, 2 mirrors, loopback (load %s)\n", n, load_average().c_str());
+  std::printf("\n== %zu members, %s mode, 2 mirrors, loopback (load %s)\n", n, mode_name.c_str(),
+              load_average().c_str());
   std::fflush(stdout);
   c.out["members"] = n;
+  c.out["mode"] = mode_name;
   c.out["load_average_before"] = load_average();
   auto started = start_providers(c);
   if (!started) {
@@ -905,7 +911,8 @@ int run_load(int argc, char** argv) {
       "cowpi-bench load: the end-to-end load generator. For each conversation size it starts\n"
       "(with --spawn, the default) a router and two mirrors as cowpi-provider processes on\n"
       "loopback, runs that many users as client runtimes in this process (one shared actor\n"
-      "system), registers them, creates one conversation with all of them, warms every\n"
+      "system), registers them, creates one conversation with all of them (once per block\n"
+      "mode), warms every\n"
       "pairwise channel up, then measures:\n"
       "  latency     from the send call until every member, the author's echo included, has\n"
       "              accepted the message (persisted): closed loop, one message in flight,\n"
@@ -919,6 +926,12 @@ int run_load(int argc, char** argv) {
   app.add_option("--members", o.members, "conversation sizes, comma-separated (each >= 2)")
       ->delimiter(',')
       ->check(CLI::Range(size_t{2}, size_t{1000}))
+      ->capture_default_str();
+  app.add_option("--modes", o.modes,
+                 "block modes of the conversation, comma-separated; each size runs in each "
+                 "(docs/protocol.md §5.2)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"public-key", "chain"}))
       ->capture_default_str();
   app.add_option("--messages", o.messages, "messages in the latency phase")
       ->check(CLI::Range(size_t{1}, size_t{1000000}))
@@ -1013,11 +1026,13 @@ int run_load(int argc, char** argv) {
       load_average().c_str());
   json all = json::array();
   bool problem = false;
-  for (size_t n : o.members) {
-    if (g_interrupted.load())
-      break;
-    run_size(o, n, *root, clients, all, problem);
-  }
+  for (size_t n : o.members)
+    for (const auto& m : o.modes) {
+      if (g_interrupted.load())
+        break;
+      run_size(o, n, m == "chain" ? protocol::block_mode::chain : protocol::block_mode::pk, *root,
+               clients, all, problem);
+    }
   if (!o.json_path.empty()) {
     std::ofstream f(o.json_path, std::ios::trunc);
     f << json{{"runs", all}}.dump(2) << "\n";

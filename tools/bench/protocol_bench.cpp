@@ -22,7 +22,7 @@ namespace {
 using namespace cowpi::sim;  // NOLINT(google-build-using-namespace): benchmark harness
 
 std::string user_name(size_t k) {
-  char b[16];
+  char b[32];
   std::snprintf(b, sizeof b, "u%04zu", k);
   return b;
 }
@@ -36,12 +36,24 @@ T must(expected<T> r) {
   return std::move(r).value();
 }
 
+// What a benchmark's `mode` argument selects: 1 public-key; 2 chain mode where no recipient
+// has sent anything yet, so every chain block still carries the sender's announced key (+40
+// bytes); 3 chain mode once every member has sent an entry referencing the keys announced to
+// it, as any member's first RECEIPT does (docs/protocol.md §4.8 "When to step"), so chain
+// blocks carry no announcement until the next rotation.
+enum class variant { pk = 1, chain_silent = 2, chain_replied = 3 };
+
+protocol::block_mode mode_of(variant v) {
+  return v == variant::pk ? protocol::block_mode::pk : protocol::block_mode::chain;
+}
+
 // A conversation of n members where only the author (u0000) and one recipient (u0001) are
 // online, so building the deployment costs O(n) rather than O(n^2).
 struct deployment {
   std::unique_ptr<world> w;
   conv_id conv{};
-  explicit deployment(size_t n, protocol::block_mode mode = protocol::block_mode::pk) {
+  explicit deployment(size_t n, variant v = variant::pk) {
+    const protocol::block_mode mode = mode_of(v);
     world_options o;
     o.seed = 42 + n + 1000 * static_cast<size_t>(mode);
     w = std::make_unique<world>(o);
@@ -57,21 +69,32 @@ struct deployment {
     w->run();
     w->add_user("zz-joiner");  // for the UPDATE benchmark
     w->set_online("zz-joiner", false);
+    if (v == variant::chain_replied) {
+      // The offline members cannot send here, so their references are marked as their DH
+      // steps would mark them (`apply_effects`): on every sender's channels that the
+      // benchmarks measure (the author's, the recipient's and the mirrors').
+      for (const char* u : {"u0000", "u0001"})
+        for (auto& [peer, ch] : w->user(u).mutable_convs()[conv].channels)
+          ch.announced_referenced = ch.announced != 0;
+      for (size_t k = 0; k < w->ms().size(); ++k)
+        for (auto& [peer, ch] : w->mirror_at(k).m.mutable_convs()[conv].channels)
+          ch.announced_referenced = ch.announced != 0;
+    }
   }
   client& author() { return w->user(user_name(0)); }
 };
 
 // One deployment per size and mode, built on first use and reused by every benchmark of it.
-deployment& shared(size_t n, protocol::block_mode mode = protocol::block_mode::pk) {
-  static std::map<std::pair<size_t, protocol::block_mode>, std::unique_ptr<deployment>> cache;
-  auto& d = cache[{n, mode}];
+deployment& shared(size_t n, variant v = variant::pk) {
+  static std::map<std::pair<size_t, variant>, std::unique_ptr<deployment>> cache;
+  auto& d = cache[{n, v}];
   if (!d)
-    d = std::make_unique<deployment>(n, mode);
+    d = std::make_unique<deployment>(n, v);
   return *d;
 }
 
-protocol::block_mode mode_arg(const benchmark::State& state) {
-  return state.range(1) == 2 ? protocol::block_mode::chain : protocol::block_mode::pk;
+variant mode_arg(const benchmark::State& state) {
+  return static_cast<variant>(state.range(1));
 }
 
 const std::string kText(200, 'x');
@@ -117,13 +140,13 @@ struct recording {
   std::vector<log_entry> entries;
 };
 
-recording& recorded(size_t n, size_t k, protocol::block_mode mode) {
-  static std::map<std::pair<size_t, protocol::block_mode>, std::unique_ptr<recording>> cache;
-  auto& rec = cache[{n, mode}];
+recording& recorded(size_t n, size_t k, variant v) {
+  static std::map<std::pair<size_t, variant>, std::unique_ptr<recording>> cache;
+  auto& rec = cache[{n, v}];
   if (rec)
     return *rec;
   rec = std::make_unique<recording>();
-  auto& d = shared(n, mode);
+  auto& d = shared(n, v);
   world& w = *d.w;
   rec->recipient_before = std::make_unique<client>(w.user(user_name(1)).clone());
   rec->mirror_before = std::make_unique<mirror>(w.mirror_at(0).m.clone());
@@ -264,10 +287,11 @@ void sizes(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMicrosecond);
 }
 
-// n members in each block mode (1: public-key, 2: chain).
+// n members in each block mode (`variant`: 1 public-key, 2 chain with silent recipients, 3
+// chain once every member has replied).
 void sizes_and_modes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"n", "mode"});
-  for (int mode : {1, 2})
+  for (int mode : {1, 2, 3})
     for (int n : {2, 10, 50, 100, 1000})
       b->Args({n, mode});
   b->Unit(benchmark::kMicrosecond);

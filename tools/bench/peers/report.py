@@ -19,8 +19,11 @@ def cowpi(path: str, sizes: str) -> None:
         name = b.get("run_name") or b["name"]
         if not name.startswith("author_message/"):
             continue
-        members = int(name.split("/")[1])
-        e = by.setdefault(members, {"cpu": [], "real": [], "upload": None, "iterations": 0})
+        # author_message/n:N/mode:M (M: 1 public-key, 2 chain with silent recipients, 3 chain
+        # once every member has replied).
+        args = dict(part.split(":", 1) for part in name.split("/")[1:])
+        members, mode = int(args["n"]), int(args.get("mode", "1"))
+        e = by.setdefault((members, mode), {"cpu": [], "real": [], "upload": None, "iterations": 0})
         if b.get("run_type") == "aggregate":
             if b.get("aggregate_name") == "median":
                 e["cpu_median"] = b["cpu_time"]
@@ -33,17 +36,18 @@ def cowpi(path: str, sizes: str) -> None:
         e["iterations"] += int(b.get("iterations", 0))
         if "upload_bytes" in b:
             e["upload"] = b["upload_bytes"]
-    for n in wanted:
-        e = by.get(n)
+    for n, mode in [(n, m) for n in wanted for m in (1, 3)]:
+        system = "cowpi-pk" if mode == 1 else "cowpi-chain"
+        e = by.get((n, mode))
         if not e or not e["cpu"]:
-            print(f"cowpi: no author_message/{n} in {path}", file=sys.stderr)
+            print(f"cowpi: no author_message/n:{n}/mode:{mode} in {path}", file=sys.stderr)
             continue
         cpu = sorted(e["cpu"])
         real = sorted(e["real"])
         med = lambda xs: xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
         recipients = n - 1
         line = {
-            "system": "cowpi",
+            "system": system,
             "recipients": n,
             "ms_per_message": round(med(cpu), 4),
             "wall_ms_per_message": round(med(real), 4),
@@ -51,7 +55,7 @@ def cowpi(path: str, sizes: str) -> None:
             "total_bytes": e["upload"],
             "messages": e["iterations"],
             "notes": (
-                f"cowpi-bench author_message/{n}: a conversation of {n} members = {recipients} "
+                f"cowpi-bench author_message/n:{n}/mode:{mode}: a conversation of {n} members = {recipients} "
                 f"recipients + 2 mirrors; thread CPU time, median of {len(cpu)} repetitions"
             ),
         }
@@ -95,9 +99,10 @@ def table(path: str) -> None:
     if not rows:
         print("no results")
         return
-    order = ["cowpi", "signal", "mls", "megolm"]
+    order = ["cowpi-pk", "cowpi-chain", "signal", "mls", "megolm"]
     label = {
-        "cowpi": "cowpi (author MESSAGE)",
+        "cowpi-pk": "cowpi public-key mode (author MESSAGE)",
+        "cowpi-chain": "cowpi chain mode (author MESSAGE)",
         "signal": "Signal (SenderKey + SSv2 multi-recipient)",
         "mls": "MLS (ts-mls application message)",
         "megolm": "Megolm (OutboundGroupSession.encrypt)",
@@ -131,7 +136,7 @@ def table(path: str) -> None:
             print(f"  N={r['recipients']}: {fmt_ms(r['key_share_ms'])} ms CPU, "
                   f"{fmt_b(r['key_share_bytes_per_recipient'])} bytes per recipient")
         print()
-    if any(r["system"] == "cowpi" for r in rows):
+    if any(r["system"].startswith("cowpi") for r in rows):
         print("cowpi's N is the conversation's member count (N-1 recipients + 2 mirrors); its bytes per")
         print("recipient are its upload_bytes counter / (N-1).")
 
