@@ -67,8 +67,11 @@ std::unique_ptr<storage::router_store> open_router(const fs::path& p) {
 // author block per recipient, one amb per mirror, two mirrors.
 class conversation {
 public:
-  conversation(uint64_t seed, size_t n)
-      : rng_(seed), rc_(conv_id(seed), mirror_set(seed), protocol::intake_limits{}) {
+  /// `chain`: a chain-mode conversation (docs/protocol.md §4.8) in its steady state: every
+  /// author block a 56-byte chain block carrying the seed, every amb and mirror block a 24-byte
+  /// tag-only chain block (SETUP's slots are DH steps).
+  conversation(uint64_t seed, size_t n, bool chain = false)
+      : rng_(seed), rc_(conv_id(seed), mirror_set(seed), protocol::intake_limits{}), chain_(chain) {
     conv_ = conv_id(seed);
     ms_ = mirror_set(seed);
     for (size_t k = 0; k < n; ++k)
@@ -76,6 +79,7 @@ public:
     protocol::common c;
     c.conv = conv_;
     c.type = protocol::msg_type::setup;
+    c.version = chain ? protocol::protocol_version_chain : 1;
     c.author = members_.front().id;
     c.ms = ms_;
     c.members = members_;
@@ -91,6 +95,7 @@ public:
     protocol::common c;
     c.conv = conv_;
     c.type = protocol::msg_type::message;
+    c.version = chain_ ? protocol::protocol_version_chain : 1;
     c.author = author;
     c.parent = st->next - 1;
     c.parent_hash = *st->t_at(c.parent);
@@ -107,7 +112,7 @@ public:
     for (size_t k = 0; k < ms_.size(); ++k) {
       std::vector<protocol::slot_block> v;
       for (size_t s = 0; s < e.slots.size(); ++s)
-        v.push_back(random_block());
+        v.push_back(random_slot(e.c.type, false));
       a.emplace_back(std::move(v));
     }
     return a;
@@ -132,6 +137,17 @@ private:
     return b;
   }
 
+  // A slot of this conversation's mode: `seeded` for an author block of a MESSAGE.
+  protocol::slot_block random_slot(protocol::msg_type type, bool seeded) {
+    if (!chain_)
+      return random_block();
+    if (type == protocol::msg_type::setup)
+      return protocol::dh_step{1, random_block()};
+    bytes ct(seeded ? 48 : 16);
+    rng_.fill(ct);
+    return protocol::chain_block{1, chain_n_++, std::move(ct)};
+  }
+
   log_entry order(protocol::common c, const bytes* body) {
     const protocol::conv_state* st = rc_.state();
     const uint64_t i = st == nullptr ? 0 : st->next;
@@ -140,9 +156,10 @@ private:
     e.index = i;
     e.slots = protocol::slots(st, c);
     for (const auto& r : protocol::recipients(st, c))
-      e.blocks.push_back(protocol::recipient_block{r, random_block()});
+      e.blocks.push_back(
+          protocol::recipient_block{r, random_slot(c.type, c.type == protocol::msg_type::message)});
     for (size_t k = 0; k < ms_.size(); ++k)
-      e.ambs.push_back(random_block());
+      e.ambs.push_back(random_slot(c.type, false));
     if (c.type == protocol::msg_type::setup)
       for (const auto& m : c.members)
         e.joiners.push_back(m.id);
@@ -167,6 +184,8 @@ private:
   std::map<std::string, std::pair<uint64_t, hash32>> last_ordered_;
   log_entry setup_;
   size_t next_author_ = 0;
+  bool chain_ = false;
+  uint32_t chain_n_ = 0;
 };
 
 // Pre-built append batches (10 members) over 16 conversations, so that building them is not
@@ -309,16 +328,18 @@ void bm_storage_append_batch_build(benchmark::State& state) {
 BENCHMARK(bm_storage_append_batch_build)->Arg(10)->Arg(100);
 
 // Bytes on disk per message for `n` members: 1000 MESSAGEs logged and answered by both mirrors
-// (every byte the router keeps until retention), then flushed and compacted.
+// (every byte the router keeps until retention), then flushed and compacted. mode:1 public-key,
+// mode:2 chain (docs/protocol.md §4.8).
 void bm_storage_bytes_per_message(benchmark::State& state) {
   const auto n = static_cast<size_t>(state.range(0));
+  const bool chain = state.range(1) == 2;
   constexpr uint64_t messages = 1000;
   double on_disk = 0;
   double written = 0;
   for (auto _ : state) {
     scratch_dir dir;
     auto rs = open_router(dir.path() / "router");
-    conversation cv(42, n);
+    conversation cv(42, n, chain);
     auto ok = rs->append(cv.rc(), cv.setup(), 1000);
     if (!ok)
       die("append", ok.error());
@@ -350,8 +371,8 @@ void bm_storage_bytes_per_message(benchmark::State& state) {
   state.counters["written_bytes/msg"] = written;
 }
 BENCHMARK(bm_storage_bytes_per_message)
-    ->Arg(10)
-    ->Arg(100)
+    ->ArgNames({"n", "mode"})
+    ->ArgsProduct({{10, 100}, {1, 2}})
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond);
 
