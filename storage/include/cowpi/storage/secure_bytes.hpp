@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // A byte buffer for the plaintext of sealed records: sodium_malloc'ed (guard pages, canary),
-// wiped and freed on destruction, move-only, never resized.
+// wiped on destruction and its block recycled (secure_bytes.cpp), move-only, never resized.
 #pragma once
 
 #include "cowpi/crypto/bytes.hpp"
@@ -12,9 +12,9 @@
 namespace cowpi::storage {
 
 /// `size()` bytes of secret-bearing plaintext (an encoded channel, key slot, outbox entry or
-/// transcript entry) in libsodium-guarded memory. The capacity is rounded up to a multiple of
-/// 16 so the data is aligned for Cap'n Proto's word reader. Move-only; a move empties the
-/// source. Not thread-safe (a plain value). Never put one in a log.
+/// transcript entry) in libsodium-guarded memory. The capacity is a power of two (up to 1 MiB)
+/// so the data is aligned for Cap'n Proto's word reader. Move-only; a move empties the
+/// source. Not thread-safe (a plain value; the block pool is). Never put one in a log.
 class secure_bytes {
 public:
   secure_bytes() = default;
