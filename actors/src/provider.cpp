@@ -106,6 +106,13 @@ void configure_system(caf::actor_system_config& c, const config::provider_config
   c.set("middleman.heartbeat-interval", caf::timespan{cfg.timeouts.heartbeat});
   c.set("middleman.connection-timeout", caf::timespan{cfg.timeouts.connection});
   c.set("middleman.app-identifiers", std::vector<std::string>{"cowpi/1"});
+  // Sharing: idle threads wait on a condition variable instead of polling with short sleeps
+  // (work stealing's clock_nanosleep cost 5% of all CPU under load; docs/benchmarks.md).
+  c.set("scheduler.policy", cfg.runtime.scheduler == config::scheduler_policy::sharing
+                                ? caf::atom("sharing")
+                                : caf::atom("stealing"));
+  if (cfg.runtime.threads > 0)
+    c.set("scheduler.max-threads", static_cast<int64_t>(cfg.runtime.threads));
   // Mutual TLS for the router<->mirror link (any openssl option turns on peer verification).
   c.openssl_certificate = cfg.tls.certificate.string();
   c.openssl_key = cfg.tls.key.string();

@@ -363,6 +363,19 @@ expected<void> read_metrics(const table_reader& mt, provider_config& c) {
   return {};
 }
 
+expected<void> read_runtime(const table_reader& rt, provider_config& c) {
+  if (!rt.present()) {
+    return {};
+  }
+  COWPI_TRY_VOID(rt.check_keys({"threads", "scheduler"}));
+  COWPI_TRY(c.runtime.threads, rt.integer("threads", 0, 0, 256, "0 (CAF's default)", "256"));
+  COWPI_TRY(auto policy, rt.choice("scheduler", {"sharing", "stealing"}));
+  if (policy) {
+    c.runtime.scheduler = static_cast<scheduler_policy>(*policy);
+  }
+  return {};
+}
+
 expected<provider_config> read_provider(const toml::table& root, const reporter& rep,
                                         const fs::path& base_dir, const provider_overrides& over) {
   const table_reader top(rep, &root, "");
@@ -377,11 +390,11 @@ expected<provider_config> read_provider(const toml::table& root, const reporter&
 
   if (router) {
     COWPI_TRY_VOID(top.check_keys({"provider", "listen", "tls", "mirrors", "limits", "timeouts",
-                                   "retention", "cluster", "logging", "metrics"},
+                                   "retention", "cluster", "logging", "metrics", "runtime"},
                                   {"router"}, "mirror", "router"));
   } else {
     COWPI_TRY_VOID(top.check_keys({"provider", "listen", "tls", "router", "limits", "timeouts",
-                                   "cluster", "logging", "metrics"},
+                                   "cluster", "logging", "metrics", "runtime"},
                                   {"mirrors", "retention"}, "router", "mirror"));
   }
   COWPI_TRY_VOID(read_provider_section(prov, base_dir, over, c));
@@ -413,6 +426,8 @@ expected<provider_config> read_provider(const toml::table& root, const reporter&
   COWPI_TRY_VOID(read_logging(table_reader(rep, logging_t, "logging"), c));
   COWPI_TRY(const toml::table* metrics_t, top.table("metrics"));
   COWPI_TRY_VOID(read_metrics(table_reader(rep, metrics_t, "metrics"), c));
+  COWPI_TRY(const toml::table* runtime_t, top.table("runtime"));
+  COWPI_TRY_VOID(read_runtime(table_reader(rep, runtime_t, "runtime"), c));
   return c;
 }
 
@@ -544,6 +559,10 @@ std::string to_toml(const provider_config& c) {
     out += "\n[metrics]\n";
     put(out, "listen", to_string(*c.metrics.listen));
   }
+
+  out += "\n[runtime]\n";
+  put_int(out, "threads", c.runtime.threads);
+  put(out, "scheduler", c.runtime.scheduler == scheduler_policy::sharing ? "sharing" : "stealing");
   return out;
 }
 

@@ -278,6 +278,7 @@ expected<void> client_store::persist_locked(const protocol::client& c,
                                             const protocol::client_changes& ch,
                                             const std::vector<protocol::accepted_entry>& accepted,
                                             std::unique_lock<std::mutex>& g) {
+  const sealer::batch key_open(sealer_);  // one unprotect for every row sealed below
   write_batch b;
   if (ch.identity)
     b.put(column::keys, keys::key_identity(), identity_row(c));

@@ -165,6 +165,7 @@ expected<void> mirror_store::persist_commit(const protocol::mirror& m, const con
   const protocol::mirror_conv* mc = m.find(conv);
   if (mc == nullptr)
     return fail(errc::bad_state, "no such conversation in the mirror");
+  const sealer::batch key_open(sealer_);  // one unprotect for the conversation and key rows
   write_batch b;
   conv_rows(*mc, b);
   b.put(column::dhist, keys::indexed(conv, index), encode_hash(d));

@@ -51,6 +51,7 @@ void row_cache::sync(const std::vector<key_type>& ranges, row_image image, const
       }
     }
   }
+  std::optional<sealer::batch> key_open;  // one unprotect for the batch
   for (auto& rw : rows) {
     const hash32 d = rw.sealed ? rw.fingerprint : crypto::sha256(rw.clear);
     auto [it, inserted] = rows_.try_emplace(key_type{rw.col, rw.key}, d);
@@ -61,6 +62,8 @@ void row_cache::sync(const std::vector<key_type>& ranges, row_image image, const
     }
     if (rw.sealed) {
       COWPI_ASSERT(s != nullptr);
+      if (!key_open)
+        key_open.emplace(*s);
       const secure_bytes plain = rw.encode_secret();
       bytes sealed = s->seal(rw.col, rw.key, plain.view(), r);
       out.put(rw.col, std::move(rw.key), std::move(sealed));

@@ -630,6 +630,25 @@ TEST(provider_config, metrics_are_off_by_default_and_listen_where_the_table_says
   EXPECT_TRUE(fails_with(parse(text), at(text, "path"), "unknown"));
 }
 
+TEST(provider_config, runtime_defaults_to_sharing_on_cafs_thread_count_and_reads_both_keys) {
+  auto c = ok(parse(router_text()));
+  EXPECT_EQ(c.runtime.threads, 0u);
+  EXPECT_EQ(c.runtime.scheduler, scheduler_policy::sharing);
+
+  std::string text = mirror_text() + "\n[runtime]\nthreads = 3\nscheduler = \"stealing\"\n";
+  c = ok(parse(text));
+  EXPECT_EQ(c.runtime.threads, 3u);
+  EXPECT_EQ(c.runtime.scheduler, scheduler_policy::stealing);
+  EXPECT_EQ(ok(parse(to_toml(c))).runtime, c.runtime);
+
+  text = router_text() + "\n[runtime]\nthreads = 257\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "257"), "runtime.threads"));
+  text = router_text() + "\n[runtime]\nscheduler = \"fifo\"\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"fifo\""), "runtime.scheduler"));
+  text = router_text() + "\n[runtime]\npolicy = \"sharing\"\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "policy"), "unknown"));
+}
+
 TEST(provider_config, relative_data_dir_is_resolved_against_the_config_directory) {
   const std::string text = replace(router_text(), "\"/srv/router\"", "\"data/router\"");
   auto c = ok(parse_provider_config(text, "test.toml", "/etc/cowpi"));

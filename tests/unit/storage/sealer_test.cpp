@@ -184,3 +184,32 @@ TEST(storage_sealer, a_different_key_file_does_not_unlock_a_store) {
 
 }  // namespace
 }  // namespace cowpi::storage
+
+namespace cowpi::storage {
+namespace {
+
+TEST(storage_sealer, seals_inside_and_after_a_batch_open_under_the_same_key) {
+  crypto::deterministic_rng r(3);
+  sealer s(key_of(3));
+  const bytes pt = {9, 8, 7};
+  bytes inside, nested;
+  {
+    const sealer::batch b(s);
+    inside = s.seal(column::outbox, "k", pt, r);
+    {
+      const sealer::batch again(s);
+      nested = s.seal(column::outbox, "k", pt, r);
+    }
+    auto o = s.open(column::outbox, "k", nested);
+    ASSERT_TRUE(o.has_value()) << "an inner batch ending leaves the outer one open";
+  }
+  bytes after = s.seal(column::outbox, "k", pt, r);
+  for (const bytes* blob : {&inside, &nested, &after}) {
+    auto o = s.open(column::outbox, "k", *blob);
+    ASSERT_TRUE(o.has_value());
+    EXPECT_EQ(bytes(o->view().begin(), o->view().end()), pt);
+  }
+}
+
+}  // namespace
+}  // namespace cowpi::storage

@@ -122,6 +122,22 @@ struct metrics_config {
   friend bool operator==(const metrics_config&, const metrics_config&) = default;
 };
 
+/// How CAF's scheduler hands ready actors to its threads.
+enum class scheduler_policy : uint8_t {
+  /// One shared queue; idle threads sleep on a condition variable until work arrives.
+  sharing,
+  /// A queue per thread; idle threads poll and steal, then sleep in growing steps.
+  stealing,
+};
+
+/// `[runtime]`: the actor system's threads (docs/configuration.md, docs/benchmarks.md).
+struct runtime_config {
+  /// Scheduler threads; 0 means CAF's default (the number of cores, at least 4).
+  uint64_t threads = 0;
+  scheduler_policy scheduler = scheduler_policy::sharing;
+  friend bool operator==(const runtime_config&, const runtime_config&) = default;
+};
+
 /// The whole configuration of one `cowpi-provider` process. Fields that belong to the other
 /// role stay at their defaults (empty) and are neither parsed nor rendered. In a parsed config
 /// every path except `data_dir` has been resolved against `data_dir`, and `data_dir` against
@@ -163,6 +179,7 @@ struct provider_config {
   cluster_config cluster;
   logging_config logging;
   metrics_config metrics;
+  runtime_config runtime;
 
   friend bool operator==(const provider_config&, const provider_config&) = default;
 };
