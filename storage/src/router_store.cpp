@@ -582,6 +582,10 @@ expected<void> router_store::ack(const std::string& user, const conv_id& conv, u
   c.next = index + 1;
   write_batch b;
   b.put(column::cursors, key, encode_cursor(c));
+  // Nothing is acknowledged on a cursor's advance, and a cursor that a power loss set back
+  // only repeats deliveries (clients drop indexes they hold); retention's synced deletions
+  // sync it first (docs/storage.md §6).
+  b.set_lazy();
   auto& o = cursor_overlay_[key];
   o.first = c;
   ++o.second;

@@ -275,5 +275,38 @@ TEST(storage_store, queued_batches_apply_in_submission_order) {
   EXPECT_EQ(decode_u64(*s->get(column::users, "same").value()).value(), 50u);
 }
 
+TEST(storage_store, lazy_batches_alone_are_written_unsynced_and_a_mixed_group_is_synced) {
+  temp_dir d("store");
+  {
+    auto s = open_ok(d, role::router);
+    write_batch lazy;
+    lazy.put(column::cursors, "a", encode_u64(1));
+    lazy.set_lazy();
+    EXPECT_TRUE(lazy.lazy());
+    ASSERT_TRUE(s->apply(std::move(lazy)).has_value());
+    auto st = s->stats();
+    EXPECT_EQ(st.batches, 1u);
+    EXPECT_EQ(st.syncs, 0u) << "a group of lazy batches only needs no fsync";
+    EXPECT_EQ(decode_u64(*s->get(column::cursors, "a").value()).value(), 1u);
+
+    write_batch synced;
+    synced.put(column::cursors, "b", encode_u64(2));
+    write_batch lazy2;
+    lazy2.put(column::cursors, "c", encode_u64(3));
+    lazy2.set_lazy();
+    synced.append(std::move(lazy2));
+    EXPECT_FALSE(synced.lazy()) << "merging a lazy batch into a synced one keeps it synced";
+    ASSERT_TRUE(s->apply(std::move(synced)).has_value());
+    st = s->stats();
+    EXPECT_EQ(st.batches, 2u);
+    EXPECT_EQ(st.syncs, 1u);
+  }
+  // A process that ends (here: closes) keeps lazy writes; only a power loss before the next
+  // synced write can lose them.
+  auto s = open_ok(d, role::router);
+  EXPECT_EQ(decode_u64(*s->get(column::cursors, "a").value()).value(), 1u);
+  EXPECT_EQ(decode_u64(*s->get(column::cursors, "c").value()).value(), 3u);
+}
+
 }  // namespace
 }  // namespace cowpi::storage

@@ -48,12 +48,21 @@ public:
   }
   /// Appends `other`'s operations after this batch's.
   void append(write_batch&& other) {
+    lazy_ = lazy_ && other.lazy_;
     for (auto& o : other.ops_)
       ops_.push_back(std::move(o));
     bytes_ += other.bytes_;
     other.ops_.clear();
     other.bytes_ = 0;
   }
+
+  /// Marks the batch as one that needs no sync of its own: it is written to the WAL with the
+  /// group it joins, durable across a process crash at once and across a power loss with the
+  /// store's next synced write (WAL records are synced in order). Only for rows whose loss at a
+  /// power failure costs nothing but repeated work, never for anything acknowledged to a peer
+  /// (docs/storage.md §6). A group is synced when any batch in it is not lazy.
+  void set_lazy() noexcept { lazy_ = true; }
+  bool lazy() const noexcept { return lazy_; }
 
   const std::vector<op>& ops() const noexcept { return ops_; }
   bool empty() const noexcept { return ops_.empty(); }
@@ -64,6 +73,7 @@ public:
 private:
   std::vector<op> ops_;
   size_t bytes_ = 0;
+  bool lazy_ = false;
 };
 
 /// How a store is opened.
@@ -97,7 +107,7 @@ inline constexpr std::array<double, 9> group_size_bounds{1, 2, 4, 8, 16, 32, 64,
 struct write_stats {
   /// Synced RocksDB writes issued.
   uint64_t syncs = 0;
-  /// Batches applied through them.
+  /// Batches applied, through synced writes and through unsynced writes of lazy batches only.
   uint64_t batches = 0;
   /// Operations (puts, deletes, range deletes) and key + value bytes in them.
   uint64_t ops = 0;
@@ -143,7 +153,8 @@ public:
   /// Callback of `apply_async`; runs on the writer thread, so it must be quick.
   using done_fn = std::function<void(expected<void>)>;
   /// Queues `b` for the group-commit writer, which merges it with other queued batches into one
-  /// atomic `sync=true` write and then calls `done` for each (with the same result). Batches are
+  /// atomic write, synced unless every batch in it is lazy, and then calls `done` for each
+  /// (with the same result). Batches are
   /// applied in submission order. Fails (through `done`) with `errc::bad_state` on a read-only
   /// store or one that failed before, and `errc::storage` when the write fails; a failed write
   /// applied none of the merged batches, and the store refuses every later write (reopen it).
