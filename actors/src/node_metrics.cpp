@@ -129,7 +129,8 @@ void add_store_collector(metrics::registry& r, std::string store_name, const sto
     const metrics::labels l{{"store", store_name}};
     out.counter("cowpi_store_syncs_total", "Synced RocksDB writes (group commits)", l,
                 static_cast<double>(w.syncs));
-    out.counter("cowpi_store_batches_total", "Write batches applied through them", l,
+    out.counter("cowpi_store_batches_total",
+                "Write batches applied (lazy ones without a sync included)", l,
                 static_cast<double>(w.batches));
     out.counter("cowpi_store_write_bytes_total", "Key and value bytes written", l,
                 static_cast<double>(w.bytes));

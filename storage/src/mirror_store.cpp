@@ -6,6 +6,7 @@
 #include "detail/rows.hpp"
 #include "detail/scan_error.hpp"
 
+#include <future>
 #include <map>
 
 namespace cowpi::storage {
@@ -159,12 +160,14 @@ void mirror_store::conv_rows(const protocol::mirror_conv& mc, write_batch& b) {
       [](const protocol::answer& a) { return encode_answer(a); }, b);
 }
 
-expected<void> mirror_store::persist_commit(const protocol::mirror& m, const conv_id& conv,
-                                            uint64_t index, const hash32& d) {
-  std::unique_lock<std::mutex> g(mu_);
+void mirror_store::persist_commit_async(const protocol::mirror& m, const conv_id& conv,
+                                        uint64_t index, const hash32& d, store::done_fn done) {
+  std::lock_guard<std::mutex> g(mu_);
   const protocol::mirror_conv* mc = m.find(conv);
-  if (mc == nullptr)
-    return fail(errc::bad_state, "no such conversation in the mirror");
+  if (mc == nullptr) {
+    done(fail(errc::bad_state, "no such conversation in the mirror"));
+    return;
+  }
   const sealer::batch key_open(sealer_);  // one unprotect for the conversation and key rows
   write_batch b;
   conv_rows(*mc, b);
@@ -173,23 +176,58 @@ expected<void> mirror_store::persist_commit(const protocol::mirror& m, const con
   detail::add_key_rows(keys_img, m.keys());
   cache_->sync(detail::key_ranges(), std::move(keys_img), &sealer_, rng_, b);
   detail::sync_published(*cache_, m.keys(), b);
-  g.unlock();
-  return s_->apply(std::move(b));
+  // Queued under the lock: the row cache already describes this batch, so the next one built
+  // must reach the writer after it.
+  s_->apply_async(std::move(b), std::move(done));
 }
 
-expected<void> mirror_store::persist_ack(const protocol::mirror& m, const conv_id& conv) {
-  std::unique_lock<std::mutex> g(mu_);
+namespace {
+
+// Waits for an `apply_async`-style call.
+template <class Start>
+expected<void> wait_for(Start&& start) {
+  std::promise<expected<void>> p;
+  auto f = p.get_future();
+  start([&p](expected<void> r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+}  // namespace
+
+expected<void> mirror_store::persist_commit(const protocol::mirror& m, const conv_id& conv,
+                                            uint64_t index, const hash32& d) {
+  return wait_for(
+      [&](store::done_fn done) { persist_commit_async(m, conv, index, d, std::move(done)); });
+}
+
+void mirror_store::persist_ack_async(const protocol::mirror& m, const conv_id& conv,
+                                     store::done_fn done) {
+  std::lock_guard<std::mutex> g(mu_);
   const protocol::mirror_conv* mc = m.find(conv);
-  if (mc == nullptr)
-    return fail(errc::bad_state, "no such conversation in the mirror");
+  if (mc == nullptr) {
+    done(fail(errc::bad_state, "no such conversation in the mirror"));
+    return;
+  }
   write_batch b;
   cache_->sync_ordered(
       column::answers, keys::conv_prefix(conv), mc->answers,
       [](const protocol::answer& a) { return encode_answer(a); }, b);
-  g.unlock();
-  if (b.empty())
-    return {};
-  return s_->apply(std::move(b));
+  if (b.empty()) {
+    done(expected<void>{});
+    return;
+  }
+  s_->apply_async(std::move(b), std::move(done));
+}
+
+expected<void> mirror_store::persist_ack(const protocol::mirror& m, const conv_id& conv) {
+  return wait_for([&](store::done_fn done) { persist_ack_async(m, conv, std::move(done)); });
+}
+
+void mirror_store::barrier_async(store::done_fn done) {
+  std::lock_guard<std::mutex> g(mu_);
+  write_batch b;
+  b.set_lazy();
+  s_->apply_async(std::move(b), std::move(done));
 }
 
 expected<void> mirror_store::persist_keys(const protocol::mirror& m) {

@@ -12,12 +12,28 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
+#include <deque>
+#include <optional>
 #include <set>
 
 namespace cowpi::actors {
 
 namespace {
+
+/// An answer waiting for its write (or for earlier answers) before it may leave.
+struct pending_reply {
+  caf::typed_response_promise<link_frame> rp;
+  link_frame frame;
+  /// 0: ready now (it only waits for the answers before it).
+  uint64_t token = 0;
+  bool ready = false;
+  /// A COMMIT whose answer follows its synced write (metrics, fault point).
+  bool commit = false;
+  /// An AUDIT answered once the writes queued before it are applied (it reads the store).
+  std::optional<protocol::audit_query> audit;
+};
 
 struct endpoint_state {
   std::unique_ptr<protocol::mirror> m;
@@ -28,6 +44,11 @@ struct endpoint_state {
   std::set<caf::actor_addr> greeted;
   uint64_t commits = 0;
   std::shared_ptr<const mirror_metrics> metrics;
+  /// Answers in request order. An answer leaves only once it is ready and every answer before
+  /// it has left, so none goes out before every write queued ahead of it is synced.
+  std::deque<pending_reply> replies;
+  /// The last token handed to a store callback (tokens complete in increasing order).
+  uint64_t last_token = 0;
   static inline const char* name = "mirror-endpoint";
 };
 
@@ -43,69 +64,117 @@ protocol::link_response reject(std::string why) {
 
 // A failed synced write leaves the in-memory state ahead of the disk: the only safe course
 // is to stop, so that a restart reloads from the store. Nothing was answered.
-[[noreturn]] void die_on_storage_error(const error& e) {
+[[noreturn]] void die_on_storage_error(const std::string& what) {
   spdlog::critical(
       "mirror: storage write failed ({}); exiting so that a restart reloads the "
       "last durable state",
-      e.message());
+      what);
   std::_Exit(70);
 }
 
-protocol::link_response handle(endpoint_actor* self, const protocol::link_request& req) {
+[[noreturn]] void die_on_storage_error(const error& e) {
+  die_on_storage_error(e.message());
+}
+
+// What handling one request produced: the answer, and the token of the write it waits for.
+struct handled {
+  protocol::link_response answer;
+  uint64_t token = 0;
+  bool commit = false;
+};
+
+// A store callback (on the store's writer thread) that reports back to the endpoint.
+storage::store::done_fn report_to(endpoint_actor* self, uint64_t token) {
+  auto me = caf::actor_cast<caf::actor>(self);
+  return [me, token](expected<void> r) {
+    caf::anon_send(me, appended_atom_v, token, r.has_value() ? std::string() : r.error().message());
+  };
+}
+
+// Runs one request against the mirror state. A COMMIT or ACK that changes it queues its write
+// and returns the write's token: its answer waits for that write's sync.
+handled handle(endpoint_actor* self, const protocol::link_request& req) {
   auto& st = self->state;
   const auto now = unix_seconds();
   return std::visit(
-      [&](const auto& x) -> protocol::link_response {
+      [&](const auto& x) -> handled {
         using T = std::decay_t<decltype(x)>;
         if constexpr (std::is_same_v<T, protocol::link_hello>) {
           if (x.id != st.router.name || x.lpk != st.router.public_key)
-            return reject("unknown_peer");
+            return handled{reject("unknown_peer")};
           if (x.version != protocol::transport_version)
-            return reject("unsupported_version");
+            return handled{reject("unsupported_version")};
           auto src = caf::actor_cast<caf::actor_addr>(self->current_sender());
           if (st.greeted.insert(src).second)
             self->monitor(src);
           st.metrics->links->set(static_cast<int64_t>(st.greeted.size()));
-          return protocol::link_hello{st.m->self().id(), st.m->self().lpk(),
-                                      protocol::transport_version};
+          return handled{protocol::link_hello{st.m->self().id(), st.m->self().lpk(),
+                                              protocol::transport_version}};
         } else if constexpr (std::is_same_v<T, protocol::prepare_msg>) {
-          return st.m->prepare(x, now);
+          return handled{st.m->prepare(x, now)};
         } else if constexpr (std::is_same_v<T, protocol::commit_msg>) {
           auto out = st.m->commit(x, *st.store, now, st.rng);
-          if (out.persist) {
-            fault_point(fault::mirror_commit_before_sync);
-            auto ok = st.store->persist_commit(*st.m, x.payload.c.conv, out.index, out.d);
-            if (!ok)
-              die_on_storage_error(ok.error());
-            fault_point(fault::mirror_commit_after_sync);
-            ++st.commits;
-            st.metrics->commits->inc();
-            st.metrics->conversations->set(static_cast<int64_t>(st.m->convs().size()));
-          }
-          return out.response;
+          if (!out.persist)
+            return handled{std::move(out.response)};
+          fault_point(fault::mirror_commit_before_sync);
+          const uint64_t token = ++st.last_token;
+          st.store->persist_commit_async(*st.m, x.payload.c.conv, out.index, out.d,
+                                         report_to(self, token));
+          return handled{std::move(out.response), token, true};
         } else if constexpr (std::is_same_v<T, protocol::link_ack>) {
-          if (st.m->ack(x)) {
-            auto ok = st.store->persist_ack(*st.m, x.conv);
-            if (!ok)
-              die_on_storage_error(ok.error());
-          }
-          return protocol::acked{};
+          if (!st.m->ack(x))
+            return handled{protocol::acked{}};
+          const uint64_t token = ++st.last_token;
+          st.store->persist_ack_async(*st.m, x.conv, report_to(self, token));
+          return handled{protocol::acked{}, token};
         } else if constexpr (std::is_same_v<T, protocol::status_query>) {
-          return st.m->status(x.conv);
+          return handled{st.m->status(x.conv)};
         } else if constexpr (std::is_same_v<T, protocol::topup>) {
           fault_point(fault::mirror_topup_before_answer);
           const size_t n = std::min<size_t>(x.count, protocol::max_prekey_batch);
           auto pk = st.m->make_prekeys(n, now, st.rng);
-          auto ok = st.store->persist_keys(*st.m);
+          auto ok = st.store->persist_keys(*st.m);  // rare: waits for its own sync
           if (!ok)
             die_on_storage_error(ok.error());
-          return pk;
+          return handled{std::move(pk)};
         } else {
           static_assert(std::is_same_v<T, protocol::audit_query>);
-          return st.m->audit(x, *st.store);
+          return handled{st.m->audit(x, *st.store)};
         }
       },
       req);
+}
+
+// Sends every answer at the head of the queue that is ready.
+void flush(endpoint_actor* self) {
+  auto& q = self->state.replies;
+  while (!q.empty() && q.front().ready) {
+    q.front().rp.deliver(std::move(q.front().frame));
+    q.pop_front();
+  }
+}
+
+// The write (or barrier) of `token` is applied and synced: its answer is ready.
+void on_written(endpoint_actor* self, uint64_t token, const std::string& failure) {
+  auto& st = self->state;
+  if (!failure.empty())
+    die_on_storage_error(failure);
+  auto it = std::find_if(st.replies.begin(), st.replies.end(),
+                         [token](const pending_reply& r) { return r.token == token; });
+  if (it == st.replies.end())
+    return;
+  if (it->commit) {
+    fault_point(fault::mirror_commit_after_sync);
+    ++st.commits;
+    st.metrics->commits->inc();
+    st.metrics->conversations->set(static_cast<int64_t>(st.m->convs().size()));
+  }
+  if (it->audit) {
+    auto answer = st.m->audit(*it->audit, *st.store);
+    it->frame = encode(answer);
+  }
+  it->ready = true;
+  flush(self);
 }
 
 caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
@@ -126,7 +195,7 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
         return caf::sec::unexpected_message;
       });
   return {
-      [=](link_atom, const link_frame& f) -> link_frame {
+      [=](link_atom, const link_frame& f) -> caf::result<link_frame> {
         auto req = protocol::wire::decode_link_request(f.bytes);
         if (!req) {
           self->state.metrics->rejects->inc();
@@ -138,16 +207,43 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
           self->state.metrics->rejects->inc();
           return encode(reject("no_hello"));
         }
-        const auto& mm = *self->state.metrics;
+        auto& st = self->state;
+        const auto& mm = *st.metrics;
         const size_t kind = req->index();
         mm.kinds.requests[kind]->inc();
+        // An AUDIT reads the store: behind writes still queued, it waits until they are applied.
+        if (const auto* a = std::get_if<protocol::audit_query>(&*req); a && !st.replies.empty()) {
+          pending_reply r;
+          r.rp = self->make_response_promise<link_frame>();
+          r.token = ++st.last_token;
+          r.audit = *a;
+          st.store->barrier_async(report_to(self, r.token));
+          st.replies.push_back(std::move(r));
+          return st.replies.back().rp;
+        }
         const auto t0 = std::chrono::steady_clock::now();
-        auto answer = handle(self, *req);
+        auto h = handle(self, *req);
         mm.kinds.seconds[kind]->observe(
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        if (std::holds_alternative<protocol::link_reject>(answer))
+        if (std::holds_alternative<protocol::link_reject>(h.answer))
           mm.rejects->inc();
-        return encode(answer);
+        if (h.token == 0 && st.replies.empty())
+          return encode(h.answer);  // nothing to wait for
+        // Group commit: the write is queued and the next request is taken at once; the answer
+        // leaves after the write's sync and after every earlier answer.
+        pending_reply r;
+        r.rp = self->make_response_promise<link_frame>();
+        r.frame = encode(h.answer);
+        r.token = h.token;
+        r.ready = h.token == 0;
+        r.commit = h.commit;
+        st.replies.push_back(std::move(r));
+        auto rp = st.replies.back().rp;
+        flush(self);
+        return rp;
+      },
+      [=](appended_atom, uint64_t token, const std::string& failure) {
+        on_written(self, token, failure);
       },
       [=](stats_atom) -> std::string {
         const auto& m = *self->state.m;
@@ -167,8 +263,8 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
 caf::actor spawn_mirror_endpoint(caf::actor_system& sys, mirror_endpoint_deps deps) {
   // Scheduled, not detached: a detached actor's thread is joined only once its last strong
   // reference is gone, and CAF 0.17's middleman may still hold one when the router's link
-  // closes during our own shutdown, which hung SIGTERM. Its synced writes block one scheduler
-  // worker of a process that runs little else.
+  // closes during our own shutdown, which hung SIGTERM. Its COMMIT and ACK writes do not
+  // block it (group commit, answers in order after their syncs); TOPUP still waits for its own.
   return sys.spawn(endpoint, std::move(deps));
 }
 

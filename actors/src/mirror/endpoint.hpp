@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The mirror process's published endpoint: checks the router's HELLO, then runs every link
-// request through the single writer of the mirror state and its store.
+// request through the single owner of the mirror state, writing through group commit.
 #pragma once
 
 #include "cowpi/config/provider_config.hpp"
@@ -22,8 +22,9 @@ struct mirror_endpoint_deps {
   std::shared_ptr<const mirror_metrics> metrics = mirror_metrics::make(nullptr);
 };
 
-/// Spawns the endpoint as a detached actor (its synced RocksDB writes block only its own
-/// thread). It answers `(link_atom, link_frame)` requests with a `link_frame`.
+/// Spawns the endpoint (a scheduled actor). It answers `(link_atom, link_frame)` requests with
+/// a `link_frame`. COMMIT and ACK writes go to the store's group-commit writer without blocking
+/// the actor; each answer leaves after its own write's sync and after every earlier answer.
 caf::actor spawn_mirror_endpoint(caf::actor_system& sys, mirror_endpoint_deps deps);
 
 }  // namespace cowpi::actors

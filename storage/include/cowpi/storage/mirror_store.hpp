@@ -54,9 +54,22 @@ public:
   [[nodiscard]] expected<void> persist_commit(const protocol::mirror& m,
                                               const protocol::conv_id& conv, uint64_t index,
                                               const hash32& d);
+  /// `persist_commit` without waiting: the batch is built and queued for the group-commit
+  /// writer before this returns (batches keep the order of the calls, whatever the thread), and
+  /// `done` runs on the writer thread once it is synced or failed; only then may the answer be
+  /// sent. A conversation the mirror does not hold calls `done` with `errc::bad_state` at once.
+  void persist_commit_async(const protocol::mirror& m, const protocol::conv_id& conv,
+                            uint64_t index, const hash32& d, store::done_fn done);
   /// After `mirror::ack` returned true: deletes the acknowledged answers.
   [[nodiscard]] expected<void> persist_ack(const protocol::mirror& m,
                                            const protocol::conv_id& conv);
+  /// `persist_ack` without waiting, ordered like `persist_commit_async`; `done` runs at once
+  /// when nothing changed.
+  void persist_ack_async(const protocol::mirror& m, const protocol::conv_id& conv,
+                         store::done_fn done);
+  /// Runs `done` on the writer thread once every batch queued before this call is applied
+  /// (an empty write: no sync of its own).
+  void barrier_async(store::done_fn done);
   /// After `make_prekeys` or `expire_keys`: writes the key store's changes.
   [[nodiscard]] expected<void> persist_keys(const protocol::mirror& m);
 
