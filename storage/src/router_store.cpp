@@ -243,8 +243,23 @@ void router_store::append_async(const protocol::router_conv& rc, const log_entry
   s_->apply_async(append_batch(rc, e, now), std::move(done));
 }
 
+void router_store::persist_answers_async(const log_entry& e, const protocol::mirror_answers& a,
+                                         store::done_fn done) {
+  auto queued = queue_answers(e, a, done);
+  if (!queued)
+    done(unexpected{queued.error()});
+}
+
 expected<void> router_store::persist_answers(const log_entry& e,
                                              const protocol::mirror_answers& a) {
+  std::promise<expected<void>> p;
+  auto f = p.get_future();
+  persist_answers_async(e, a, [&p](expected<void> r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+expected<void> router_store::queue_answers(const log_entry& e, const protocol::mirror_answers& a,
+                                           store::done_fn& done) {
   const conv_id& conv = e.c.conv;
   const uint64_t i = e.index;
   write_batch b;
@@ -300,14 +315,11 @@ expected<void> router_store::persist_answers(const log_entry& e,
   }
   for (const auto& [user, c] : updates)
     set(user, c);
-  std::promise<expected<void>> p;
-  auto f = p.get_future();
-  s_->apply_async(std::move(b), [this, touched, &p](expected<void> r) {
+  s_->apply_async(std::move(b), [this, touched, done = std::move(done)](expected<void> r) {
     release_overlay(touched);
-    p.set_value(std::move(r));
+    done(std::move(r));
   });
-  g.unlock();
-  return f.get();
+  return {};
 }
 
 void router_store::release_overlay(const std::vector<std::string>& keys_done) {

@@ -38,6 +38,8 @@ struct conv_state {
   std::map<std::pair<std::string, uint64_t>, route> routes;
   /// Entries whose append is queued but not yet synced (COMMIT waits for the sync).
   std::set<uint64_t> appending;
+  /// Entries whose mirror answers are being persisted: their ACKs and pokes follow the sync.
+  std::map<uint64_t, protocol::log_entry> answering;
   /// When each entry of this actor's life finished its synced append (for commit_seconds).
   std::map<uint64_t, std::chrono::steady_clock::time_point> appended_at;
   std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
@@ -90,16 +92,28 @@ void on_commit_answer(conv_actor* self, uint64_t i, size_t k, const protocol::li
   }
   if (!p.complete)
     return;
-  // Every mirror answered: persist the answers (the entry becomes deliverable), then ACK
-  // the mirrors and poke the members.
-  auto ok = st.d.store->persist_answers(*p.entry, p.answers);
-  if (!ok) {
+  // Every mirror answered: persist the answers (the entry becomes deliverable) without
+  // blocking this actor; `on_answers_persisted` ACKs the mirrors and pokes the members.
+  auto me = caf::actor_cast<caf::actor>(self);
+  st.d.store->persist_answers_async(*p.entry, p.answers, [me, i](expected<void> done) {
+    caf::anon_send(me, answered_atom_v, i, done ? std::string() : done.error().message());
+  });
+  st.answering.emplace(i, std::move(*p.entry));
+}
+
+void on_answers_persisted(conv_actor* self, uint64_t i, const std::string& failure) {
+  auto& st = self->state;
+  if (!failure.empty()) {
     spdlog::critical(
         "conversation {}: cannot persist answers ({}); exiting so that a restart "
         "resends COMMIT from the log",
-        short_id(st.conv), ok.error().message());
+        short_id(st.conv), failure);
     std::_Exit(70);
   }
+  auto node = st.answering.extract(i);
+  if (node.empty())
+    return;
+  const protocol::log_entry& entry = node.mapped();
   fault_point(fault::router_answers_after_sync);
   st.d.metrics->committed->inc();
   if (auto at = st.appended_at.find(i); at != st.appended_at.end()) {
@@ -111,8 +125,8 @@ void on_commit_answer(conv_actor* self, uint64_t i, size_t k, const protocol::li
     self->request(st.d.links[m], st.d.commit_timeout, link_atom_v,
                   protocol::link_request{protocol::link_ack{st.conv, i}})
         .then([](const protocol::link_response&) {}, [](const caf::error&) {});
-  self->send(st.registry, poke_atom_v, st.conv, i, p.entry->slots);
-  st.routes.erase({p.entry->c.author, p.entry->c.aseq});
+  self->send(st.registry, poke_atom_v, st.conv, i, entry.slots);
+  st.routes.erase({entry.c.author, entry.c.aseq});
   pump(self);
 }
 
@@ -229,6 +243,9 @@ caf::behavior conversation(conv_actor* self, protocol::conv_id conv, conversatio
         for (size_t k = 0; k < s.d.links.size(); ++k)
           send_commit(self, i, k);
       },
+      [=](answered_atom, uint64_t i, const std::string& failure) {
+        on_answers_persisted(self, i, failure);
+      },
       [=](retry_atom, uint64_t i, size_t k) { send_commit(self, i, k); },
       [=](linkup_atom, size_t k) {
         for (const auto& [i, e] : self->state.rc->in_flight())
@@ -237,7 +254,7 @@ caf::behavior conversation(conv_actor* self, protocol::conv_id conv, conversatio
       },
       [=](idle_atom) {
         auto& s = self->state;
-        const bool busy = s.rc->pending() > 0 || !s.appending.empty();
+        const bool busy = s.rc->pending() > 0 || !s.appending.empty() || !s.answering.empty();
         if (!busy && std::chrono::steady_clock::now() - s.last_activity >= s.d.idle) {
           self->quit();
           return;

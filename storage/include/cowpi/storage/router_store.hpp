@@ -111,6 +111,11 @@ public:
   /// REQUIRES: `a` has one answer per mirror, each with one block per slot.
   [[nodiscard]] expected<void> persist_answers(const protocol::log_entry& e,
                                                const protocol::mirror_answers& a);
+  /// `persist_answers` without waiting: the batch is queued before this returns and `done`
+  /// runs on the writer thread after the sync (or at once, with the error, when a cursor read
+  /// fails and nothing was queued).
+  void persist_answers_async(const protocol::log_entry& e, const protocol::mirror_answers& a,
+                             store::done_fn done);
   /// Persists that `rc` was stopped (CONFLICT or REJECT at COMMIT).
   [[nodiscard]] expected<void> persist_stop(const protocol::router_conv& rc);
 
@@ -160,6 +165,9 @@ public:
 private:
   expected<std::optional<owner_record>> owner(const std::string& id) const;
   void release_overlay(const std::vector<std::string>& keys_done);
+  /// Builds and queues the answers batch; on success `done` has moved into its callback.
+  expected<void> queue_answers(const protocol::log_entry& e, const protocol::mirror_answers& a,
+                               store::done_fn& done);
 
   std::unique_ptr<store> s_;
   /// Serialises read-modify-write directory operations (held across their synced write).
