@@ -342,6 +342,20 @@ step_reason chain_step_due(const channel& ch, uint64_t now) noexcept {
   return step_due(ch.out, ch.peer_latest ? ch.peer_latest->id : 0, now);
 }
 
+bool chain_announce_due(const channel& ch, uint64_t now) noexcept {
+  auto current = ch.mine.find(ch.announced);
+  return ch.announced == 0 || current == ch.mine.end()
+         || (ch.announced_referenced
+             && ((now >= current->second.created
+                  && now - current->second.created >= chain_dh_age_seconds)
+                 || ch.received_since_announce >= chain_dh_every));
+}
+
+bool chain_block_only(const channel& ch, uint64_t now) noexcept {
+  return ch.out.chain && chain_step_due(ch, now) == step_reason::none
+         && !chain_announce_due(ch, now);
+}
+
 expected<slot_block> send_chain_on_channel(const identity& self, channel& ch, uint64_t& counter,
                                            const conv_id& conv, std::string_view peer,
                                            const public_key& lpk_peer,
@@ -356,13 +370,7 @@ expected<slot_block> send_chain_on_channel(const identity& self, channel& ch, ui
   // build on copies of their channels); the chain itself is unchanged on failure.
   // Announce a new receive key once the current one was referenced and has aged or carried
   // DH_EVERY blocks (§4.8 "When to step"); keep announcing it until the peer references it.
-  auto current = ch.mine.find(ch.announced);
-  const bool rotate = ch.announced == 0 || current == ch.mine.end()
-                      || (ch.announced_referenced
-                          && ((now >= current->second.created
-                               && now - current->second.created >= chain_dh_age_seconds)
-                              || ch.received_since_announce >= chain_dh_every));
-  if (rotate) {
+  if (chain_announce_due(ch, now)) {
     if (counter == 0)
       counter = 1;
     const uint64_t id = counter++;

@@ -261,17 +261,46 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
   const auto rcpts = recipients(st, c);
   const member_list& ms = c.type == msg_type::setup ? c.ms : cc.st.ms;
 
-  // Work on copies of the channels so that a failure changes nothing.
+  // A failure changes nothing. A channel whose next block is a chain block that moves only its
+  // send chain (the steady state of chain mode) is changed in place, its chain saved in
+  // `undo` first; any other channel is worked on a copy in `work`, with its counter in
+  // `counters`, both kept only if the whole build succeeds.
   std::map<std::string, channel> work;
-  std::map<std::string, uint64_t> counters = cc.ratchet_next;
+  std::map<std::string, uint64_t> counters;
+  std::vector<std::pair<channel*, send_chain>> undo;
   auto work_channel = [&](const std::string& peer) -> channel& {
     auto it = work.find(peer);
     if (it != work.end())
       return it->second;
     auto orig = cc.channels.find(peer);
+    if (orig != cc.channels.end() && mode == block_mode::chain
+        && chain_block_only(orig->second, now)) {
+      undo.emplace_back(&orig->second, orig->second.out.chain->clone());
+      return orig->second;
+    }
     return work.emplace(peer, orig == cc.channels.end() ? channel{} : orig->second.clone())
         .first->second;
   };
+  uint64_t unused_counter = 0;  // a chain block never makes a key
+  auto counter_for = [&](const std::string& peer, const channel& ch) -> uint64_t& {
+    if (!work.contains(peer) && mode == block_mode::chain && chain_block_only(ch, now))
+      return unused_counter;
+    auto it = counters.find(peer);
+    if (it != counters.end())
+      return it->second;
+    auto orig = cc.ratchet_next.find(peer);
+    return counters.emplace(peer, orig == cc.ratchet_next.end() ? 0 : orig->second).first->second;
+  };
+  struct rollback {
+    std::vector<std::pair<channel*, send_chain>>& undo;
+    bool armed = true;
+    ~rollback() {
+      if (!armed)
+        return;
+      for (auto u = undo.rbegin(); u != undo.rend(); ++u)
+        u->first->out.chain.emplace(std::move(u->second));
+    }
+  } guard{undo};
 
   std::vector<block_digest> digests;
   digests.reserve(rcpts.size());
@@ -289,8 +318,8 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
     crypto::secret<32> rseed = c.type == msg_type::message ? seed.clone() : zero_seed.clone();
     if (hooks_.on_seed)
       hooks_.on_seed(rid, rseed);
-    auto b = send_with_fallback(cc, ch, counters[rid], c.conv, rid, *lpk, rseed, ad, mode, c.aseq,
-                                now, r);
+    auto b = send_with_fallback(cc, ch, counter_for(rid, ch), c.conv, rid, *lpk, rseed, ad, mode,
+                                c.aseq, now, r);
     if (!b) {
       // No key of this member works. If the directory has nothing usable for it either (a
       // member named with a key the directory does not hold), it cannot be reached: it gets a
@@ -310,8 +339,8 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
   for (const auto& o : ms) {
     channel& ch = work_channel(o.id);
     auto ad = ad_amb(h_c, root, c.author, o.id);
-    auto b = send_with_fallback(cc, ch, counters[o.id], c.conv, o.id, o.lpk, zero_seed, ad, mode,
-                                c.aseq, now, r);
+    auto b = send_with_fallback(cc, ch, counter_for(o.id, ch), c.conv, o.id, o.lpk, zero_seed, ad,
+                                mode, c.aseq, now, r);
     if (!b)
       return fail(errc::unknown_key, "no usable key for a mirror; fetch one");
     if (hooks_.on_amb)
@@ -322,12 +351,14 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
   s.c = std::move(c);
   build_result out;
   out.version.d = entry_digest(h_c, root);
+  guard.armed = false;
   for (auto& [peer, ch] : work) {
     // Chain mode: the steps of this build belong to this version (§4.8 "Establishment").
     tag_pending(ch.out, aseq, out.version.d);
     cc.channels[peer] = std::move(ch);
   }
-  cc.ratchet_next = std::move(counters);
+  for (auto& [peer, n] : counters)
+    cc.ratchet_next[peer] = n;
   out.version.submit = std::move(s);
   return out;
 }

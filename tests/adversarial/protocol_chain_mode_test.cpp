@@ -71,6 +71,73 @@ TEST(chain_mode, every_member_accepts_every_message_and_later_blocks_are_chain_b
   }
 }
 
+TEST(chain_mode, a_build_that_fails_after_chain_blocks_were_sealed_changes_no_send_chain) {
+  world w;
+  const conv_id conv = start_chain_group(w, {"alice", "bob", "carol", "dave"});
+  // Three rounds: each channel has stepped to the key its peer announced in reply.
+  for (int round = 0; round < 3; ++round) {
+    for (const std::string u : {"alice", "bob", "carol", "dave"}) {
+      ASSERT_TRUE(w.send(u, conv, u + " warms up").has_value());
+      w.run();
+    }
+  }
+  client& alice = w.user("alice");
+  client_conv& cc = alice.mutable_convs().at(conv);
+  struct saved {
+    uint32_t epoch;
+    uint32_t next;
+    crypto::secret<32> ck;
+  };
+  std::map<std::string, saved> before;
+  for (const std::string peer : {"bob", "carol", "dave"}) {
+    const auto& ch = cc.channels.at(peer);
+    ASSERT_TRUE(ch.out.chain.has_value()) << peer;
+    ASSERT_EQ(chain_step_due(ch, w.now()), step_reason::none) << peer << ": a chain block is next";
+    before.emplace(peer,
+                   saved{ch.out.chain->epoch(), ch.out.chain->next(), ch.out.chain->key().clone()});
+  }
+  const auto ratchet_before = cc.ratchet_next;
+  const size_t outbox_before = cc.outbox.size();
+  // The mirror's channel, built after every member's block, must step and has no key left.
+  const std::string mirror_id = w.ms().front().id;
+  channel& to_mirror = cc.channels.at(mirror_id);
+  const auto latest = to_mirror.peer_latest;
+  const auto first_contact = to_mirror.first_contact;
+  to_mirror.out.void_reported = true;
+  to_mirror.peer_latest.reset();
+  to_mirror.first_contact.reset();
+
+  auto failed =
+      alice.send_message(conv, as_bytes(std::string_view("never sent")), w.now(), w.rng());
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(failed.error().code, errc::unknown_key);
+  for (const auto& [peer, was] : before) {
+    const auto& chain = cc.channels.at(peer).out.chain;
+    ASSERT_TRUE(chain.has_value()) << peer;
+    EXPECT_EQ(chain->epoch(), was.epoch) << peer;
+    EXPECT_EQ(chain->next(), was.next) << peer << ": the counter the failed build used is back";
+    EXPECT_TRUE(chain->key().ct_equals(was.ck)) << peer;
+  }
+  EXPECT_EQ(cc.ratchet_next, ratchet_before);
+  EXPECT_EQ(cc.outbox.size(), outbox_before);
+
+  // With the mirror's key back, the next MESSAGE goes out on the same counters and is read.
+  to_mirror.peer_latest = latest;
+  to_mirror.first_contact = first_contact;
+  ASSERT_TRUE(w.send("alice", conv, "after the failure").has_value());
+  w.run();
+  const auto& last = w.log(conv).rbegin()->second.e;
+  for (const auto& rb : last.blocks) {
+    const auto* cb = std::get_if<chain_block>(&rb.blk);
+    ASSERT_NE(cb, nullptr) << rb.recipient;
+    EXPECT_EQ(cb->n, before.at(rb.recipient).next) << rb.recipient;
+  }
+  for (const std::string u : {"bob", "carol", "dave"}) {
+    EXPECT_EQ(plaintexts(w, u, conv).back(), "after the failure") << u;
+    EXPECT_TRUE(alarms_of(w, u).empty()) << u;
+  }
+}
+
 TEST(chain_mode, receipts_updates_and_removals_work_and_a_re_added_member_steps_again) {
   world w;
   const conv_id conv = start_chain_group(w, {"alice", "bob", "carol", "dave"});

@@ -239,6 +239,15 @@ void apply_effects(channel& ch, key_store& keys, const block_effects& e);
 /// newest announced key).
 [[nodiscard]] step_reason chain_step_due(const channel& ch, uint64_t now) noexcept;
 
+/// Chain mode: whether the next send on `ch` at `now` makes a new announced receive key (none
+/// yet, or the current one was referenced and is `chain_dh_age` old or received
+/// `chain_dh_every` blocks).
+[[nodiscard]] bool chain_announce_due(const channel& ch, uint64_t now) noexcept;
+
+/// Chain mode: whether the next send on `ch` at `now` is a chain block that changes nothing
+/// on the channel but its send chain (no DH step, no new announced key).
+[[nodiscard]] bool chain_block_only(const channel& ch, uint64_t now) noexcept;
+
 /// Chain mode: the slot from `self` to (`peer`, `lpk_peer`) on `ch` in the entry with aseq
 /// `aseq`: a DH step to `target` when `chain_step_due`, else the next chain block. A DH step
 /// carries our announced key (a new one once the current one was referenced and is
