@@ -577,20 +577,38 @@ expected<std::vector<std::pair<conv_id, cursor_record>>> router_store::cursors_o
   return out;
 }
 
-expected<void> router_store::ack(const std::string& user, const conv_id& conv, uint64_t index) {
+void router_store::ack_async(const std::string& user, const conv_id& conv, uint64_t index,
+                             store::done_fn done) {
   const std::string key = keys::cursor(user, conv);
   std::unique_lock<std::recursive_mutex> g(cursor_mu_);
   cursor_record c;
   if (auto o = cursor_overlay_.find(key); o != cursor_overlay_.end()) {
     c = o->second.first;
   } else {
-    COWPI_TRY(auto raw, s_->get(column::cursors, key));
-    if (!raw)
-      return fail(errc::not_found, "the conversation is not in the user's set");
-    COWPI_TRY(c, decode_cursor(*raw));
+    auto raw = s_->get(column::cursors, key);
+    if (!raw) {
+      g.unlock();
+      done(unexpected{raw.error()});
+      return;
+    }
+    if (!*raw) {
+      g.unlock();
+      done(fail(errc::not_found, "the conversation is not in the user's set"));
+      return;
+    }
+    auto decoded = decode_cursor(**raw);
+    if (!decoded) {
+      g.unlock();
+      done(unexpected{decoded.error()});
+      return;
+    }
+    c = *decoded;
   }
-  if (index < c.next)
-    return {};  // a stale or repeated ack
+  if (index < c.next) {
+    g.unlock();
+    done({});  // a stale or repeated ack
+    return;
+  }
   c.next = index + 1;
   write_batch b;
   b.put(column::cursors, key, encode_cursor(c));
@@ -601,13 +619,16 @@ expected<void> router_store::ack(const std::string& user, const conv_id& conv, u
   auto& o = cursor_overlay_[key];
   o.first = c;
   ++o.second;
+  s_->apply_async(std::move(b), [this, key, done = std::move(done)](expected<void> r) mutable {
+    release_overlay({key});
+    done(std::move(r));
+  });
+}
+
+expected<void> router_store::ack(const std::string& user, const conv_id& conv, uint64_t index) {
   std::promise<expected<void>> p;
   auto f = p.get_future();
-  s_->apply_async(std::move(b), [this, key, &p](expected<void> r) {
-    release_overlay({key});
-    p.set_value(std::move(r));
-  });
-  g.unlock();
+  ack_async(user, conv, index, [&p](expected<void> r) { p.set_value(std::move(r)); });
   return f.get();
 }
 

@@ -68,14 +68,8 @@ struct queue_deps {
   storage::router_store* store = nullptr;
   size_t window_envelopes = 0;
   size_t window_bytes = 0;
-  std::chrono::milliseconds request_timeout{0};
-  /// The detached cursor writers; a user's acks always go to the same one.
-  std::vector<caf::actor> writers;
   std::shared_ptr<const client_metrics> metrics = client_metrics::make(nullptr);
 };
-
-/// Spawns one detached cursor writer: `(cack_atom, user, conv, index)` -> bool (synced).
-caf::actor spawn_ack_writer(caf::actor_system& sys, storage::router_store* store);
 
 /// Spawns the queue registry (contracts.md "queues").
 caf::actor spawn_queue_registry(caf::actor_system& sys, queue_deps d);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Wires the router's client-facing side: providers recorded in the directory, directory,
-// cursor writers, queue registry and the acceptor bound to `listen.clients`.
+// queue registry and the acceptor bound to `listen.clients`.
 #include "client_side.hpp"
 
 #include "../type_ids.hpp"
@@ -37,17 +37,12 @@ expected<client_side> spawn_client_side(caf::actor_system& sys, const config::pr
   }
 
   client_side side;
-  for (size_t i = 0; i < std::max<size_t>(options.ack_writers, 1); ++i) {
-    side.ack_writers.push_back(spawn_ack_writer(sys, &store));
-  }
   side.directory = spawn_directory(sys, std::move(dd));
 
   queue_deps qd;
   qd.store = &store;
   qd.window_envelopes = std::max<size_t>(options.window_envelopes, 1);
   qd.window_bytes = options.window_bytes;
-  qd.request_timeout = options.request_timeout;
-  qd.writers = side.ack_writers;
   qd.metrics = options.metrics;
   side.queues = spawn_queue_registry(sys, std::move(qd));
   if (registry) {
@@ -97,9 +92,6 @@ void stop_client_side(const client_side& side, std::chrono::milliseconds timeout
   }
   if (side.directory) {
     caf::anon_send_exit(side.directory, reason);
-  }
-  for (const auto& w : side.ack_writers) {
-    caf::anon_send_exit(w, reason);
   }
 }
 

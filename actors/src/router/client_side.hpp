@@ -41,9 +41,6 @@ struct client_side_options {
   /// Requests of one connection in progress (sent to other actors, or decoded and waiting)
   /// past which the connection broker stops reading from the socket until half are answered.
   size_t max_inflight_requests = 64;
-  /// Detached actors writing cursor acknowledgements (each ack is a synced write; the store
-  /// group-commits concurrent ones).
-  size_t ack_writers = 4;
   /// One-time pre-key hand-out policy per requester (kept in memory: reset on restart).
   protocol::directory_policy fetch_policy{};
   /// Where connections, sessions and queues count (a registry nobody renders by default).
@@ -59,8 +56,6 @@ struct client_side {
   caf::actor queues;
   /// Acceptor broker bound to `listen.clients`.
   caf::actor acceptor;
-  /// The detached cursor writers (internal; listed so that `stop_client_side` ends them).
-  std::vector<caf::actor> ack_writers;
   /// The TCP port the acceptor is bound to (the configured one, or the one the OS picked).
   uint16_t port = 0;
 

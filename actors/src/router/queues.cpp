@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Delivery (docs/design.md §4): the queue registry, one queue actor per connected user streaming
-// envelopes from the user's cursors under a bounded window, and the detached cursor writers.
+// envelopes from the user's cursors under a bounded window and writing its cursors through the
+// store's group commit.
 #include "cowpi/actors/fault.hpp"
 #include "cowpi/crypto/bytes.hpp"
 
@@ -36,23 +37,16 @@ constexpr size_t stats_max_convs = 256;
 constexpr auto stats_timeout = std::chrono::seconds(1);
 
 // ---------------------------------------------------------------------------------------------
-// Cursor writers.
+// Cursor writes.
 
-caf::behavior ack_writer(caf::event_based_actor*, storage::router_store* store) {
-  return {
-      [store](cack_atom, const std::string& user, const protocol::conv_id& conv,
-              uint64_t index) -> bool {
-        auto r = store->ack(user, conv, index);
-        if (!r) {
-          if (r.error().code != errc::not_found) {
-            spdlog::warn("queues: cursor write failed: {}", r.error().message());
-          }
-          return false;
-        }
-        fault_point(fault::router_ack_after_sync);
-        return true;
-      },
-  };
+/// Writes `user`'s ack of (conv, index) with nobody waiting for it (the session detached).
+void write_ack_detached(storage::router_store* store, const std::string& user,
+                        const protocol::conv_id& conv, uint64_t index) {
+  store->ack_async(user, conv, index, [](expected<void> r) {
+    if (!r && r.error().code != errc::not_found) {
+      spdlog::warn("queues: cursor write failed: {}", r.error().message());
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -80,7 +74,6 @@ struct unacked {
 struct queue_state {
   queue_deps_ptr d;
   caf::actor registry;
-  caf::actor writer;
   std::string user;
   caf::actor session;
   std::map<protocol::conv_id, conv_cursor> convs;
@@ -249,19 +242,29 @@ void pump_acks(queue_actor* self) {
     const uint64_t index = it->second;
     it = st.ack_pending.erase(it);
     st.ack_writing.insert(conv);
-    self->request(st.writer, st.d->request_timeout, cack_atom_v, st.user, conv, index)
-        .then(
-            [self, conv](bool) {
-              self->state.ack_writing.erase(conv);
-              pump_acks(self);
-            },
-            [self, conv](caf::error& err) {
-              // The cursor lags: the envelopes come again after a reconnect.
-              spdlog::warn("queues: cursor write failed: {}", self->system().render(err));
-              self->state.ack_writing.erase(conv);
-              pump_acks(self);
-            });
+    // Queued on the store's group commit; the queue goes on and hears of it as `acked`.
+    auto me = caf::actor_cast<caf::actor>(self);
+    st.d->store->ack_async(st.user, conv, index, [me, conv](expected<void> r) {
+      const bool written = r.has_value();
+      std::string failure;
+      if (!r && r.error().code != errc::not_found) {
+        failure = r.error().message();
+      }
+      caf::anon_send(me, acked_atom_v, conv, written, std::move(failure));
+    });
   }
+}
+
+void on_acked(queue_actor* self, const protocol::conv_id& conv, bool written,
+              const std::string& failure) {
+  if (written) {
+    fault_point(fault::router_ack_after_sync);
+  } else if (!failure.empty()) {
+    // The cursor lags: the envelopes come again after a reconnect.
+    spdlog::warn("queues: cursor write failed: {}", failure);
+  }
+  self->state.ack_writing.erase(conv);
+  pump_acks(self);
 }
 
 void on_ack(queue_actor* self, const protocol::conv_id& conv, uint64_t index) {
@@ -317,9 +320,9 @@ void on_poke(queue_actor* self, const protocol::conv_id& conv, uint64_t index) {
 
 void flush_acks_and_quit(queue_actor* self) {
   auto& st = self->state;
-  // Acks not yet handed to the writer still go; nobody waits for their answers.
+  // Acks not yet handed to the store still go; nobody waits for their answers.
   for (const auto& [conv, index] : st.ack_pending) {
-    self->send(st.writer, cack_atom_v, st.user, conv, index);
+    write_ack_detached(st.d->store, st.user, conv, index);
   }
   st.ack_pending.clear();
   self->quit();
@@ -350,12 +353,11 @@ std::string queue_stats(const queue_state& st) {
   return j.dump();
 }
 
-caf::behavior queue(queue_actor* self, caf::actor registry, caf::actor writer, std::string user,
-                    caf::actor session, queue_deps_ptr d) {
+caf::behavior queue(queue_actor* self, caf::actor registry, std::string user, caf::actor session,
+                    queue_deps_ptr d) {
   auto& st = self->state;
   st.d = std::move(d);
   st.registry = std::move(registry);
-  st.writer = std::move(writer);
   st.user = std::move(user);
   st.session = std::move(session);
   st.unacked_share.bind(st.d->metrics->unacked);
@@ -381,6 +383,9 @@ caf::behavior queue(queue_actor* self, caf::actor registry, caf::actor writer, s
       [self](detach_atom) { flush_acks_and_quit(self); },
       [self](cack_atom, const protocol::conv_id& conv, uint64_t index) {
         on_ack(self, conv, index);
+      },
+      [self](acked_atom, const protocol::conv_id& conv, bool written, const std::string& failure) {
+        on_acked(self, conv, written, failure);
       },
       [self](poke_atom, const protocol::conv_id& conv, uint64_t index) {
         on_poke(self, conv, index);
@@ -412,10 +417,6 @@ struct registry_state {
 };
 
 using registry_actor = caf::stateful_actor<registry_state>;
-
-const caf::actor& writer_for(const queue_deps& d, const std::string& user) {
-  return d.writers[std::hash<std::string>{}(user) % d.writers.size()];
-}
 
 /// Collects the queues' stats for one admin request.
 struct stats_collector {
@@ -495,8 +496,7 @@ caf::behavior queue_registry(registry_actor* self, queue_deps_ptr d) {
           self->send(it->second.queue, attach_atom_v, session);
           return;
         }
-        auto q = self->spawn(queue, caf::actor_cast<caf::actor>(self), writer_for(*st.d, user),
-                             user, session, st.d);
+        auto q = self->spawn(queue, caf::actor_cast<caf::actor>(self), user, session, st.d);
         self->monitor(q);
         st.users.emplace(user, registry_entry{q, session});
         st.attached.set(static_cast<int64_t>(st.users.size()));
@@ -519,7 +519,7 @@ caf::behavior queue_registry(registry_actor* self, queue_deps_ptr d) {
           self->send(it->second.queue, cack_atom_v, conv, index);
         } else {
           // The session detached meanwhile: the ack is still the user's, record it.
-          self->send(writer_for(*st.d, user), cack_atom_v, user, conv, index);
+          write_ack_detached(st.d->store, user, conv, index);
         }
       },
       [self](poke_atom, const protocol::conv_id& conv, uint64_t index,
@@ -548,12 +548,8 @@ caf::behavior queue_registry(registry_actor* self, queue_deps_ptr d) {
 
 }  // namespace
 
-caf::actor spawn_ack_writer(caf::actor_system& sys, storage::router_store* store) {
-  return sys.spawn<caf::detached>(ack_writer, store);
-}
-
 caf::actor spawn_queue_registry(caf::actor_system& sys, queue_deps d) {
-  COWPI_ASSERT(!d.writers.empty() && d.store != nullptr);
+  COWPI_ASSERT(d.store != nullptr);
   return sys.spawn(queue_registry, std::make_shared<const queue_deps>(std::move(d)));
 }
 

@@ -149,6 +149,11 @@ public:
   /// is not in the user's set.
   [[nodiscard]] expected<void> ack(const std::string& user, const protocol::conv_id& conv,
                                    uint64_t index);
+  /// `ack` without waiting: the cursor row is queued (a lazy batch, docs/storage.md §6) and
+  /// `done` runs on the store's writer thread once it is written, or at once on the caller's
+  /// thread when nothing is queued (a stale ack: success; `errc::not_found`; a read error).
+  void ack_async(const std::string& user, const protocol::conv_id& conv, uint64_t index,
+                 store::done_fn done);
   /// True when the user's next index is below the log's start (HISTORY_EXPIRED: it must be
   /// re-added).
   [[nodiscard]] expected<bool> history_expired(const std::string& user,
