@@ -368,7 +368,7 @@ expected<void> read_runtime(const table_reader& rt, provider_config& c) {
     return {};
   }
   COWPI_TRY_VOID(rt.check_keys({"threads", "scheduler"}));
-  COWPI_TRY(c.runtime.threads, rt.integer("threads", 0, 0, 256, "0 (CAF's default)", "256"));
+  COWPI_TRY(c.runtime.threads, rt.integer("threads", 0, 0, 256, "0 (one per core)", "256"));
   COWPI_TRY(auto policy, rt.choice("scheduler", {"sharing", "stealing"}));
   if (policy) {
     c.runtime.scheduler = static_cast<scheduler_policy>(*policy);

@@ -38,7 +38,7 @@ namespace cowpi::actors {
 
 /// Settings of a `client_system`.
 struct client_system_options {
-  /// CAF scheduler threads; 0 keeps CAF's default (one per core). A runtime with
+  /// CAF scheduler threads; 0 keeps CAF's default (one per core, at least 4). A runtime with
   /// `dedicated_thread` does not use them for its own work.
   size_t scheduler_threads = 0;
 };

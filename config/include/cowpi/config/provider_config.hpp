@@ -132,7 +132,7 @@ enum class scheduler_policy : uint8_t {
 
 /// `[runtime]`: the actor system's threads (docs/configuration.md, docs/benchmarks.md).
 struct runtime_config {
-  /// Scheduler threads; 0 means CAF's default (the number of cores, at least 4).
+  /// Scheduler threads; 0 means one per core.
   uint64_t threads = 0;
   scheduler_policy scheduler = scheduler_policy::sharing;
   friend bool operator==(const runtime_config&, const runtime_config&) = default;
