@@ -228,6 +228,7 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
   // it has just announced (§2).
   if (!lying_)
     apply_effects(mc.channels[c.author], keys_, ck->amb_effects);
+  out.keys_changed = !lying_ && ck->amb_effects.names_key;
   std::map<std::string, published_key> attached;
   for (const auto& a : cm.payload.last_resort)
     attached[a.member] = published_key{a.key_id, a.pub};

@@ -161,7 +161,8 @@ void mirror_store::conv_rows(const protocol::mirror_conv& mc, write_batch& b) {
 }
 
 void mirror_store::persist_commit_async(const protocol::mirror& m, const conv_id& conv,
-                                        uint64_t index, const hash32& d, store::done_fn done) {
+                                        uint64_t index, const hash32& d, bool keys_changed,
+                                        store::done_fn done) {
   std::lock_guard<std::mutex> g(mu_);
   const protocol::mirror_conv* mc = m.find(conv);
   if (mc == nullptr) {
@@ -172,10 +173,14 @@ void mirror_store::persist_commit_async(const protocol::mirror& m, const conv_id
   write_batch b;
   conv_rows(*mc, b);
   b.put(column::dhist, keys::indexed(conv, index), encode_hash(d));
-  detail::row_image keys_img;
-  detail::add_key_rows(keys_img, m.keys());
-  cache_->sync(detail::key_ranges(), std::move(keys_img), &sealer_, rng_, b);
-  detail::sync_published(*cache_, m.keys(), b);
+  // The key rows are rebuilt and compared only when the commit may have changed them: a chain
+  // block (the steady state) names no key.
+  if (keys_changed) {
+    detail::row_image keys_img;
+    detail::add_key_rows(keys_img, m.keys());
+    cache_->sync(detail::key_ranges(), std::move(keys_img), &sealer_, rng_, b);
+    detail::sync_published(*cache_, m.keys(), b);
+  }
   // Queued under the lock: the row cache already describes this batch, so the next one built
   // must reach the writer after it.
   s_->apply_async(std::move(b), std::move(done));
@@ -195,9 +200,10 @@ expected<void> wait_for(Start&& start) {
 }  // namespace
 
 expected<void> mirror_store::persist_commit(const protocol::mirror& m, const conv_id& conv,
-                                            uint64_t index, const hash32& d) {
-  return wait_for(
-      [&](store::done_fn done) { persist_commit_async(m, conv, index, d, std::move(done)); });
+                                            uint64_t index, const hash32& d, bool keys_changed) {
+  return wait_for([&](store::done_fn done) {
+    persist_commit_async(m, conv, index, d, keys_changed, std::move(done));
+  });
 }
 
 void mirror_store::persist_ack_async(const protocol::mirror& m, const conv_id& conv,

@@ -362,7 +362,7 @@ void durable_world::commit_entry(router_conv& rc, const log_entry& e) {
     auto out = mn.m.commit(commit_msg{e.index, e.d, e.prepare_for(k)}, *mn.db, now_, rng_);
     // A mirror answers only after its batch is synced (§4).
     if (out.persist)
-      must(mn.db->persist_commit(mn.m, conv, out.index, out.d), "persist commit");
+      must(mn.db->persist_commit(mn.m, conv, out.index, out.d, out.keys_changed), "persist commit");
     auto p = rc.on_commit_answer(e.index, k, out.response);
     if (p.stop_reason) {
       operator_alarms_.push_back(*p.stop_reason);

@@ -119,7 +119,7 @@ handled handle(endpoint_actor* self, const protocol::link_request& req) {
           fault_point(fault::mirror_commit_before_sync);
           const uint64_t token = ++st.last_token;
           st.store->persist_commit_async(*st.m, x.payload.c.conv, out.index, out.d,
-                                         report_to(self, token));
+                                         out.keys_changed, report_to(self, token));
           return handled{std::move(out.response), token, true};
         } else if constexpr (std::is_same_v<T, protocol::link_ack>) {
           if (!st.m->ack(x))

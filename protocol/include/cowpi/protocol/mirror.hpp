@@ -58,6 +58,9 @@ struct commit_outcome {
   bool persist = false;
   uint64_t index = 0;
   hash32 d{};
+  /// With `persist`: the commit may have changed the key store (amb named one of our keys, so
+  /// a PREKEY or LAST_RESORT obligation may have been released); false for a chain block.
+  bool keys_changed = false;
 };
 
 /// One mirror. Not thread-safe: one writer per conversation (the caller's

@@ -49,17 +49,18 @@ public:
                                                 protocol::mirror_options opts = {});
 
   /// After `mirror::commit` returned `persist`: writes the changed rows of conversation `conv`
-  /// (state, channels, the new answer), D_index and the key store changes in ONE synced batch.
-  /// Only then may the answer be sent.
+  /// (state, channels, the new answer), D_index and, when `keys_changed` (the outcome's flag),
+  /// the key store changes in ONE synced batch. Only then may the answer be sent.
   [[nodiscard]] expected<void> persist_commit(const protocol::mirror& m,
                                               const protocol::conv_id& conv, uint64_t index,
-                                              const hash32& d);
+                                              const hash32& d, bool keys_changed = true);
   /// `persist_commit` without waiting: the batch is built and queued for the group-commit
   /// writer before this returns (batches keep the order of the calls, whatever the thread), and
   /// `done` runs on the writer thread once it is synced or failed; only then may the answer be
   /// sent. A conversation the mirror does not hold calls `done` with `errc::bad_state` at once.
   void persist_commit_async(const protocol::mirror& m, const protocol::conv_id& conv,
-                            uint64_t index, const hash32& d, store::done_fn done);
+                            uint64_t index, const hash32& d, bool keys_changed,
+                            store::done_fn done);
   /// After `mirror::ack` returned true: deletes the acknowledged answers.
   [[nodiscard]] expected<void> persist_ack(const protocol::mirror& m,
                                            const protocol::conv_id& conv);
