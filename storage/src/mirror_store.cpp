@@ -222,6 +222,9 @@ void mirror_store::persist_ack_async(const protocol::mirror& m, const conv_id& c
     done(expected<void>{});
     return;
   }
+  // Lazy (docs/storage.md §6): a deletion lost to a power loss leaves answers the router
+  // already holds, which the next ACK (it covers every lower index) deletes again.
+  b.set_lazy();
   s_->apply_async(std::move(b), std::move(done));
 }
 

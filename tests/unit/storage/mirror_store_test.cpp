@@ -105,6 +105,29 @@ TEST(mirror_store, d_is_kept_for_every_index_and_answers_only_until_acknowledged
     EXPECT_TRUE(s->d_at(conv, i).has_value());
 }
 
+TEST(mirror_store, an_ack_deletes_answers_without_an_fsync_of_its_own_and_the_deletion_survives) {
+  temp_dir d("mirror");
+  protocol::conv_id conv{};
+  {
+    durable_world w(d.path(), {});
+    conv = scenario(w, protocol::block_mode::chain);
+    const auto before = w.mirror_db(0).raw().stats();
+    ASSERT_TRUE(w.send("alice", conv, "one more").has_value());
+    w.run();
+    ASSERT_TRUE(w.mirror(0).find(conv)->answers.empty()) << "the router acknowledged it";
+    const auto after = w.mirror_db(0).raw().stats();
+    // COMMIT (synced) and ACK (lazy, no fsync of its own): two batches, one sync.
+    EXPECT_EQ(after.batches - before.batches, 2u);
+    EXPECT_EQ(after.syncs - before.syncs, 1u);
+  }
+  crypto::system_rng r;
+  auto s = reopen(d, 0, r);
+  ASSERT_NE(s, nullptr);
+  auto m = s->load(durable_world::mirror_identity(d.path(), 0));
+  ASSERT_TRUE(m.has_value()) << m.error().message();
+  EXPECT_TRUE(m->find(conv)->answers.empty()) << "the lazy deletion reached the disk";
+}
+
 TEST(mirror_store, a_repeated_commit_after_a_reload_is_answered_from_the_stored_d) {
   temp_dir d("mirror");
   protocol::conv_id conv{};

@@ -61,7 +61,8 @@ public:
   void persist_commit_async(const protocol::mirror& m, const protocol::conv_id& conv,
                             uint64_t index, const hash32& d, bool keys_changed,
                             store::done_fn done);
-  /// After `mirror::ack` returned true: deletes the acknowledged answers.
+  /// After `mirror::ack` returned true: deletes the acknowledged answers (a lazy batch:
+  /// synced by the node's next synced write, docs/storage.md §6).
   [[nodiscard]] expected<void> persist_ack(const protocol::mirror& m,
                                            const protocol::conv_id& conv);
   /// `persist_ack` without waiting, ordered like `persist_commit_async`; `done` runs at once
