@@ -239,17 +239,24 @@ void mirror_store::barrier_async(store::done_fn done) {
   s_->apply_async(std::move(b), std::move(done));
 }
 
-expected<void> mirror_store::persist_keys(const protocol::mirror& m) {
-  std::unique_lock<std::mutex> g(mu_);
+void mirror_store::persist_keys_async(const protocol::mirror& m, store::done_fn done) {
+  std::lock_guard<std::mutex> g(mu_);
+  const sealer::batch key_open(sealer_);
   write_batch b;
   detail::row_image img;
   detail::add_key_rows(img, m.keys());
   cache_->sync(detail::key_ranges(), std::move(img), &sealer_, rng_, b);
   detail::sync_published(*cache_, m.keys(), b);
-  g.unlock();
-  if (b.empty())
-    return {};
-  return s_->apply(std::move(b));
+  if (b.empty()) {
+    done(expected<void>{});
+    return;
+  }
+  // Queued under the lock, like a COMMIT's batch: the row cache already describes it.
+  s_->apply_async(std::move(b), std::move(done));
+}
+
+expected<void> mirror_store::persist_keys(const protocol::mirror& m) {
+  return wait_for([&](store::done_fn done) { persist_keys_async(m, std::move(done)); });
 }
 
 std::optional<hash32> mirror_store::d_at(const conv_id& conv, uint64_t i) const {

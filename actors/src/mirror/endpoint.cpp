@@ -72,10 +72,6 @@ protocol::link_response reject(std::string why) {
   std::_Exit(70);
 }
 
-[[noreturn]] void die_on_storage_error(const error& e) {
-  die_on_storage_error(e.message());
-}
-
 // What handling one request produced: the answer, and the token of the write it waits for.
 struct handled {
   protocol::link_response answer;
@@ -133,10 +129,10 @@ handled handle(endpoint_actor* self, const protocol::link_request& req) {
           fault_point(fault::mirror_topup_before_answer);
           const size_t n = std::min<size_t>(x.count, protocol::max_prekey_batch);
           auto pk = st.m->make_prekeys(n, now, st.rng);
-          auto ok = st.store->persist_keys(*st.m);  // rare: waits for its own sync
-          if (!ok)
-            die_on_storage_error(ok.error());
-          return handled{std::move(pk)};
+          // The new keys go out only once they are synced, in request order like a COMMIT.
+          const uint64_t token = ++st.last_token;
+          st.store->persist_keys_async(*st.m, report_to(self, token));
+          return handled{std::move(pk), token};
         } else {
           static_assert(std::is_same_v<T, protocol::audit_query>);
           return handled{st.m->audit(x, *st.store)};

@@ -74,6 +74,9 @@ public:
   void barrier_async(store::done_fn done);
   /// After `make_prekeys` or `expire_keys`: writes the key store's changes.
   [[nodiscard]] expected<void> persist_keys(const protocol::mirror& m);
+  /// `persist_keys` without waiting, ordered like `persist_commit_async`; `done` runs at once
+  /// when nothing changed.
+  void persist_keys_async(const protocol::mirror& m, store::done_fn done);
 
   /// D_i, kept forever (CONFLICT answers and AUDIT). A storage error reads as "not held".
   std::optional<hash32> d_at(const protocol::conv_id& conv, uint64_t i) const override;
