@@ -121,10 +121,11 @@ void on_answers_persisted(conv_actor* self, uint64_t i, const std::string& failu
         std::chrono::duration<double>(std::chrono::steady_clock::now() - at->second).count());
     st.appended_at.erase(at);
   }
+  // Nobody waits for an ACK's answer (a lost ACK only leaves answers at the mirror until the
+  // next one, which covers every lower index): no request, no timeout, no reply.
   for (size_t m = 0; m < st.d.links.size(); ++m)
-    self->request(st.d.links[m], st.d.commit_timeout, link_atom_v,
-                  protocol::link_request{protocol::link_ack{st.conv, i}})
-        .then([](const protocol::link_response&) {}, [](const caf::error&) {});
+    caf::anon_send(st.d.links[m], link_atom_v,
+                   protocol::link_request{protocol::link_ack{st.conv, i}});
   self->send(st.registry, poke_atom_v, st.conv, i, entry.slots);
   st.routes.erase({entry.c.author, entry.c.aseq});
   pump(self);
