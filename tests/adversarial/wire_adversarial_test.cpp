@@ -487,6 +487,25 @@ TEST(wire_versions, a_c_of_another_protocol_version_is_unsupported) {
   expect_client_refusal(b, errc::unsupported_version, 6);
 }
 
+TEST(wire_versions, a_submit_in_the_other_modes_form_is_malformed) {
+  // A chain-mode C in a named SUBMIT: a client writes chain-mode SUBMITs names-free only.
+  auto named = edit<schema::ClientFrame>(
+      wire::encode(client_frame{6, mk_submit(msg_type::message)}),
+      [](auto f) { f.getSubmit().getC().setVersion(protocol_version_chain); });
+  expect_client_refusal(named, errc::malformed, 6);
+  // A public-key C in a names-free SUBMIT.
+  submit_msg chain = mk_submit(msg_type::message);
+  chain.c.version = protocol_version_chain;
+  auto free = edit<schema::ClientFrame>(wire::encode(client_frame{7, chain}),
+                                        [](auto f) { f.getSubmit().getC().setVersion(1); });
+  expect_client_refusal(free, errc::malformed, 7);
+  // Each in its own form decodes, and decodes to what re-encodes to the same bytes.
+  const bytes e = wire::encode(client_frame{8, chain});
+  auto d = wire::decode_client_frame(e);
+  ASSERT_TRUE(d.has_value()) << d.error().err.message();
+  EXPECT_EQ(wire::encode(*d), e);
+}
+
 TEST(wire_versions, a_submit_without_c_is_malformed_not_unsupported) {
   auto b = edit<schema::ClientFrame>(wire::encode(client_frame{6, mk_submit(msg_type::message)}),
                                      [](auto f) { f.getSubmit().disownC(); });

@@ -86,9 +86,18 @@ void read_client_request(read_ctx& ctx, schema::ClientFrame::Reader r, client_re
   switch (r.which()) {
     case schema::ClientFrame::SUBMIT: {
       submit_msg s;
-      if (read_submit(ctx, r.getSubmit(), s)) {
-        out = std::move(s);
+      if (!read_submit(ctx, r.getSubmit(), s)) {
+        return;
       }
+      // One form per mode (docs/wire.md "The names-free SUBMIT"), as `write_client_request`
+      // writes it: a chain-mode SUBMIT names-free, any other named.
+      if (s.names_free_root.has_value() != (s.c.version == protocol_version_chain)) {
+        (void)ctx.fail(errc::malformed, s.names_free_root
+                                            ? "SUBMIT: names-free outside chain mode"
+                                            : "SUBMIT: a chain-mode SUBMIT must be names-free");
+        return;
+      }
+      out = std::move(s);
       return;
     }
     case schema::ClientFrame::ACK: {
