@@ -281,9 +281,11 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
     return work.emplace(peer, orig == cc.channels.end() ? channel{} : orig->second.clone())
         .first->second;
   };
-  uint64_t unused_counter = 0;  // a chain block never makes a key
-  auto counter_for = [&](const std::string& peer, const channel& ch) -> uint64_t& {
-    if (!work.contains(peer) && mode == block_mode::chain && chain_block_only(ch, now))
+  // After `work_channel(peer)`: a peer not in `work` is sealed in place, with a chain block
+  // that never makes a key.
+  uint64_t unused_counter = 0;
+  auto counter_for = [&](const std::string& peer) -> uint64_t& {
+    if (!work.contains(peer))
       return unused_counter;
     auto it = counters.find(peer);
     if (it != counters.end())
@@ -318,7 +320,7 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
     crypto::secret<32> rseed = c.type == msg_type::message ? seed.clone() : zero_seed.clone();
     if (hooks_.on_seed)
       hooks_.on_seed(rid, rseed);
-    auto b = send_with_fallback(cc, ch, counter_for(rid, ch), c.conv, rid, *lpk, rseed, ad, mode,
+    auto b = send_with_fallback(cc, ch, counter_for(rid), c.conv, rid, *lpk, rseed, ad, mode,
                                 c.aseq, now, r);
     if (!b) {
       // No key of this member works. If the directory has nothing usable for it either (a
@@ -339,8 +341,8 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
   for (const auto& o : ms) {
     channel& ch = work_channel(o.id);
     auto ad = ad_amb(h_c, root, c.author, o.id);
-    auto b = send_with_fallback(cc, ch, counter_for(o.id, ch), c.conv, o.id, o.lpk, zero_seed, ad,
-                                mode, c.aseq, now, r);
+    auto b = send_with_fallback(cc, ch, counter_for(o.id), c.conv, o.id, o.lpk, zero_seed, ad, mode,
+                                c.aseq, now, r);
     if (!b)
       return fail(errc::unknown_key, "no usable key for a mirror; fetch one");
     if (hooks_.on_amb)

@@ -581,34 +581,23 @@ void router_store::ack_async(const std::string& user, const conv_id& conv, uint6
                              store::done_fn done) {
   const std::string key = keys::cursor(user, conv);
   std::unique_lock<std::recursive_mutex> g(cursor_mu_);
-  cursor_record c;
-  if (auto o = cursor_overlay_.find(key); o != cursor_overlay_.end()) {
-    c = o->second.first;
-  } else {
-    auto raw = s_->get(column::cursors, key);
-    if (!raw) {
-      g.unlock();
-      done(unexpected{raw.error()});
-      return;
-    }
-    if (!*raw) {
-      g.unlock();
-      done(fail(errc::not_found, "the conversation is not in the user's set"));
-      return;
-    }
-    auto decoded = decode_cursor(**raw);
-    if (!decoded) {
-      g.unlock();
-      done(unexpected{decoded.error()});
-      return;
-    }
-    c = *decoded;
-  }
-  if (index < c.next) {
+  // The newest value: queued but unsynced first, else the stored row.
+  auto current = [&]() -> expected<cursor_record> {
+    if (auto o = cursor_overlay_.find(key); o != cursor_overlay_.end())
+      return o->second.first;
+    COWPI_TRY(auto raw, s_->get(column::cursors, key));
+    if (!raw)
+      return fail(errc::not_found, "the conversation is not in the user's set");
+    return decode_cursor(*raw);
+  };
+  auto found = current();
+  if (!found || index < found->next) {
     g.unlock();
-    done({});  // a stale or repeated ack
+    // A failed read, or a stale or repeated ack (nothing to write).
+    done(found ? expected<void>{} : expected<void>{unexpected{found.error()}});
     return;
   }
+  cursor_record c = *found;
   c.next = index + 1;
   write_batch b;
   b.put(column::cursors, key, encode_cursor(c));
