@@ -91,6 +91,8 @@ client_system::~client_system() = default;
 struct client_runtime::impl {
   caf::actor_system* sys = nullptr;
   caf::actor actor;
+  /// The actor that calls `on_event` (none without one).
+  caf::actor events;
   std::shared_ptr<std::atomic<uint8_t>> state;
   std::chrono::milliseconds connect_timeout{0};
   std::chrono::milliseconds request_timeout{0};
@@ -197,6 +199,7 @@ expected<std::unique_ptr<client_runtime::impl>> spawn_runtime(client_system& sys
   if (options.on_event)
     events = cs.spawn(client_impl::event_sink_fn, options.on_event);
   setup->events = events;
+  p->events = events;
   const bool dedicated = options.dedicated_thread;
   setup->options = std::move(options);
   p->actor = dedicated ? cs.spawn<caf::detached>(client_impl::client_actor_fn, setup)
@@ -348,6 +351,13 @@ void client_runtime::close() {
       .receive([&answered](bool) { answered = true; }, [](const caf::error&) {});
   if (!answered)
     caf::anon_send_exit(impl_->actor, caf::exit_reason::kill);
+  // No `on_event` call after close returns: the sink's close comes after every event the
+  // runtime sent it (they were queued before the runtime answered), and we wait for its end.
+  if (impl_->events) {
+    self->monitor(impl_->events);
+    self->send(impl_->events, caf::close_atom_v);
+    self->receive([](const caf::down_msg&) {}, caf::after(std::chrono::seconds{10}) >> [] {});
+  }
 }
 
 }  // namespace cowpi::actors

@@ -204,7 +204,9 @@ struct client_runtime_options {
   /// runtime's own, one call at a time. It may call this runtime's blocking methods; they then
   /// block that CAF thread until they return, so with `dedicated_thread` off the system needs
   /// a second scheduler thread for the runtime to answer. It must not block otherwise, and
-  /// whatever it touches must outlive the runtime. Empty: events are dropped.
+  /// whatever it touches must outlive the runtime: `close` (and the destructor) return only
+  /// once no call is running or queued, so neither may be called from `on_event`. Empty:
+  /// events are dropped.
   std::function<void(const client_event&)> on_event;
   /// Largest transport frame accepted from the router.
   size_t max_frame = protocol::max_frame_protocol;
@@ -372,7 +374,7 @@ public:
 
   /// Disconnects, stops reconnecting, closes the store and ends the runtime's actors. Later
   /// calls fail with `errc::closed`. Idempotent; returns once the store is closed (so the
-  /// same store may be opened again).
+  /// same store may be opened again) and no `on_event` call is running or queued.
   void close();
 
   /// Private: the actor side.
