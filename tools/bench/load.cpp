@@ -436,6 +436,9 @@ struct cpu_sample {
   double machine_busy = 0;
   double machine_total = 0;
   provider_counters counters;
+  /// Summed over every member's store: synced writes and batches written.
+  uint64_t client_syncs = 0;
+  uint64_t client_batches = 0;
 };
 
 struct run_context {
@@ -471,6 +474,11 @@ cpu_sample sample(const run_context& c) {
   std::tie(s.machine_busy, s.machine_total) = machine_cpu_s();
   if (!c.router_admin.empty())
     s.counters = read_counters(c.router_admin, c.mirror_admins);
+  for (const auto& u : c.users)
+    if (auto st = u->store_stats()) {
+      s.client_syncs += st->syncs;
+      s.client_batches += st->batches;
+    }
   return s;
 }
 
@@ -824,6 +832,16 @@ void throughput_phase(run_context& c) {
   }
   line += " ms";
   std::printf("%s\n", line.c_str());
+  if (at_ref > 0) {
+    // Per message per member: how many synced writes (and batches) a member's store takes.
+    const double denom = static_cast<double>(at_ref) * static_cast<double>(c.n);
+    const double syncs = static_cast<double>(sb.client_syncs - sa.client_syncs) / denom;
+    const double batches = static_cast<double>(sb.client_batches - sa.client_batches) / denom;
+    std::printf("    client stores: %.2f synced writes, %.2f batches per message per member\n",
+                syncs, batches);
+    j["client_syncs_per_msg_per_member"] = syncs;
+    j["client_batches_per_msg_per_member"] = batches;
+  }
   std::printf("    cores busy: ours %.2f, whole machine %.2f (of %ld)\n", ours / window_s,
               busy_s / window_s, ::sysconf(_SC_NPROCESSORS_ONLN));
   cpu["ours_cores"] = ours / window_s;

@@ -32,6 +32,8 @@ overloaded(Fs...) -> overloaded<Fs...>;
 constexpr uint64_t receipt_floor_period_s = 24 * 3600;
 // How often a connected client checks its pre-key pool and key ages.
 constexpr std::chrono::hours topup_period{1};
+// Most received envelopes written in one batch (see `client_actor::received_`).
+constexpr size_t max_received_batch = 32;
 
 bool no_changes(const protocol::client_changes& c) {
   return c.convs.empty() && c.removed_convs.empty() && !c.keys && !c.identity;
@@ -138,6 +140,11 @@ caf::behavior client_actor::make_behavior(client_setup&& setup) {
       [this](quiet_atom) { on_quiet(); },
       [this](caf::wait_for_atom, uint64_t id) { on_sync_timeout(id); },
       [this](housekeep_atom) { on_housekeeping(); },
+      [this](received_atom) {
+        received_posted_ = false;
+        finish_received();
+        check_idle();
+      },
       [this](caf::close_atom) {
         shutdown();
         return true;
@@ -650,30 +657,52 @@ void client_actor::on_envelope(const protocol::envelope& e) {
   if (!online())
     return;
   auto res = client().receive(e, now(), *core_.rng, core_.store.get());
-  // §3.5 step 5: persist, then acknowledge.
-  if (!persist(res.changes, res.accepted))
-    return;
-  // Killed here, the entry is accepted but not acknowledged: the router resends it and the
-  // restarted client acknowledges the duplicate without accepting it twice.
-  if (!res.accepted.empty())
-    fault_point(fault::client_accept_before_ack);
-  for (const auto& a : res.accepted)
-    emit_accepted(a);
-  for (auto& al : res.alarms)
-    emit(alarm_event{std::move(al)});
-  for (const auto& a : res.acks)
-    send_ack(a);
-  if (res.recreated) {
-    emit(recreated_event{res.recreated->first, res.recreated->second});
-    // Someone else's SETUP took our id: the waiting create gets the new id once its SETUP is
-    // ordered.
-    if (auto w = setup_waiters_.extract(res.recreated->first))
-      setup_waiters_.emplace(res.recreated->second, std::move(w.mapped()));
+  received_.push_back(received{e.conv, std::move(res)});
+  // The envelopes already in the mailbox are handled before this message: they join the
+  // batch. It stays inside the client's in-memory D window (`d_window`): an entry accepted
+  // here is not in the store's D history until the batch is written, and a duplicate of it
+  // is checked against that window.
+  if (!received_posted_) {
+    received_posted_ = true;
+    self_->send(self_, received_atom_v);
   }
-  submit_all(std::move(res.resubmit));
-  flush_rebuilds(e.conv);
-  if (!res.accepted.empty())
-    send_due_receipts(e.conv);
+  if (received_.size() >= std::min(max_received_batch, client().options().d_window / 2))
+    finish_received();
+}
+
+void client_actor::finish_received() {
+  if (received_.empty())
+    return;
+  // §3.5 step 5: persist, then acknowledge.
+  if (received_persisted_ < received_.size() && !persist({}))
+    return;
+  auto batch = std::exchange(received_, {});
+  received_persisted_ = 0;
+  for (auto& [conv, res] : batch) {
+    // Killed here, the entry is accepted but not acknowledged: the router resends it and the
+    // restarted client acknowledges the duplicate without accepting it twice.
+    if (!res.accepted.empty())
+      fault_point(fault::client_accept_before_ack);
+    for (const auto& a : res.accepted)
+      emit_accepted(a);
+    for (auto& al : res.alarms)
+      emit(alarm_event{std::move(al)});
+    for (const auto& a : res.acks)
+      send_ack(a);
+    if (res.recreated) {
+      emit(recreated_event{res.recreated->first, res.recreated->second});
+      // Someone else's SETUP took our id: the waiting create gets the new id once its SETUP
+      // is ordered.
+      if (auto w = setup_waiters_.extract(res.recreated->first))
+        setup_waiters_.emplace(res.recreated->second, std::move(w.mapped()));
+    }
+    submit_all(std::move(res.resubmit));
+    flush_rebuilds(conv);
+    if (!res.accepted.empty())
+      send_due_receipts(conv);
+    if (phase_ == phase::failed || phase_ == phase::closed)
+      return;
+  }
 }
 
 void client_actor::emit_accepted(const protocol::accepted_entry& a) {
@@ -1248,6 +1277,15 @@ void client_actor::op_conversations(done_fn<std::vector<conversation_info>> done
   done(std::move(out));
 }
 
+void client_actor::op_store_stats(done_fn<client_store_stats> done) {
+  if (phase_ == phase::closed)
+    return done(fail(errc::closed, "the client runtime is closed"));
+  if (!core_.store)
+    return done(fail(errc::bad_state, "the client runtime has failed: " + failure_));
+  const auto st = core_.store->raw().stats();
+  done(client_store_stats{st.syncs, st.batches});
+}
+
 void client_actor::op_transcript(const protocol::conv_id& conv,
                                  done_fn<std::vector<transcript_line>> done) {
   if (phase_ == phase::closed)
@@ -1329,7 +1367,7 @@ size_t client_actor::outbox_size() const {
 void client_actor::check_idle() {
   if (sync_waiters_.empty() || !online())
     return;
-  if (!requests_.empty() || !receipt_inflight_.empty() || outbox_size() > 0)
+  if (!received_.empty() || !requests_.empty() || !receipt_inflight_.empty() || outbox_size() > 0)
     return;
   if (drain_unsupported_) {
     if (!is_quiet()) {
@@ -1404,13 +1442,40 @@ bool client_actor::persist(const protocol::client_changes& ch,
                            const std::vector<protocol::accepted_entry>& accepted) {
   if (!core_.store)
     return false;
-  if (no_changes(ch) && accepted.empty())
+  if (received_persisted_ == received_.size()) {
+    if (no_changes(ch) && accepted.empty())
+      return true;
+    auto r = core_.store->persist(client(), ch, accepted);
+    if (!r) {
+      enter_failed(std::move(r).error());
+      return false;
+    }
     return true;
-  auto r = core_.store->persist(client(), ch, accepted);
+  }
+  // Received envelopes whose rows are not written yet: the in-memory client already holds
+  // their effects, so any write of a conversation record must carry their accepted entries
+  // too (or a crash after it would leave an index past entries the transcript lacks).
+  protocol::client_changes all = ch;
+  std::vector<protocol::accepted_entry> entries;
+  for (size_t i = received_persisted_; i < received_.size(); ++i) {
+    const auto& res = received_[i].result;
+    all.convs.insert(res.changes.convs.begin(), res.changes.convs.end());
+    all.removed_convs.insert(res.changes.removed_convs.begin(), res.changes.removed_convs.end());
+    all.keys = all.keys || res.changes.keys;
+    all.identity = all.identity || res.changes.identity;
+    entries.insert(entries.end(), res.accepted.begin(), res.accepted.end());
+  }
+  entries.insert(entries.end(), accepted.begin(), accepted.end());
+  if (no_changes(all) && entries.empty()) {
+    received_persisted_ = received_.size();
+    return true;
+  }
+  auto r = core_.store->persist(client(), all, entries);
   if (!r) {
     enter_failed(std::move(r).error());
     return false;
   }
+  received_persisted_ = received_.size();
   return true;
 }
 

@@ -79,6 +79,7 @@ public:
   void op_sync(std::chrono::milliseconds timeout, done_fn<client_sync_report> done);
   void op_conversations(done_fn<std::vector<conversation_info>> done);
   void op_transcript(const protocol::conv_id& conv, done_fn<std::vector<transcript_line>> done);
+  void op_store_stats(done_fn<client_store_stats> done);
   /// Disconnects, fails everything pending with `errc::closed`, closes the store and quits.
   void shutdown();
 
@@ -135,6 +136,7 @@ private:
 
   // -- Conversations -------------------------------------------------------------------------
   void on_envelope(const protocol::envelope& e);
+  void finish_received();
   void with_keys(const protocol::conv_id& conv, done_fn<void> k);
   using build_fn = std::function<expected<protocol::outgoing>()>;
   /// `with_keys`, then `build`; once more after another fetch if a key failed when used.
@@ -251,6 +253,21 @@ private:
   size_t accepted_count_ = 0;
   bool topup_pending_ = false;
   steady::time_point last_topup_{};
+
+  // Received envelopes (§3.5 step 5). Envelopes handled one after the other share one synced
+  // write: each is applied in memory at once, and the rows it changed and the entries it
+  // accepted go into the next persist (the batch's own at `received_atom`, or any other
+  // persist before it, which takes them along). Its acknowledgements, events, resubmissions
+  // and receipts follow at `received_atom`, after that write.
+  struct received {
+    protocol::conv_id conv;
+    protocol::receive_result result;
+  };
+  std::vector<received> received_;
+  /// How many of `received_` (from the front) are persisted.
+  size_t received_persisted_ = 0;
+  /// A `received_atom` is on its way to this actor.
+  bool received_posted_ = false;
 };
 
 /// The client actor's behavior: `setup` is moved into the state.

@@ -336,6 +336,12 @@ expected<std::vector<transcript_line>> client_runtime::transcript(const protocol
       });
 }
 
+expected<client_store_stats> client_runtime::store_stats() {
+  return call<client_store_stats>(
+      *impl_, impl_->request_timeout,
+      [](client_actor& a, done_fn<client_store_stats> d) { a.op_store_stats(std::move(d)); });
+}
+
 void client_runtime::close() {
   {
     std::lock_guard<std::mutex> g(impl_->mu);

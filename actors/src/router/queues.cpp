@@ -147,6 +147,9 @@ void answer_drains(queue_actor* self) {
 /// Streams envelopes from storage to the session while the window has room.
 void stream(queue_actor* self) {
   auto& st = self->state;
+  // Everything this call streams goes to the session as one message: it seals the run and
+  // writes it to the socket at once (one wake-up of the I/O thread, one TCP send).
+  std::vector<protocol::envelope> batch;
   bool progress = true;
   while (progress && has_room(st)) {
     progress = false;
@@ -194,7 +197,7 @@ void stream(queue_actor* self) {
           st.poked.erase(p);
         }
         for (auto& out : seam::outgoing_envelopes(st.user, std::move(env))) {
-          self->send(st.session, deliver_atom_v, std::move(out));
+          batch.push_back(std::move(out));
         }
         progress = true;
       }
@@ -202,6 +205,9 @@ void stream(queue_actor* self) {
         cc.dirty = false;  // caught up with what is deliverable
       }
     }
+  }
+  if (!batch.empty()) {
+    self->send(st.session, deliver_atom_v, std::move(batch));
   }
   st.unacked_share.set(static_cast<int64_t>(st.window.size()));
   answer_drains(self);

@@ -127,6 +127,31 @@ void seal_and_write(worker* self, const protocol::router_frame& f) {
   write_frame(self, std::move(sealed).value());
 }
 
+/// Seals a run of envelopes into one write: the frames back to back, as the client reads them.
+void seal_and_write_all(worker* self, std::vector<protocol::envelope>& envs) {
+  auto& st = self->state;
+  if (st.done || !st.session->is_established()) {
+    return;
+  }
+  bytes out;
+  for (auto& env : envs) {
+    auto sealed = st.session->seal(protocol::router_frame{std::move(env)});
+    if (!sealed) {
+      spdlog::warn("session: cannot seal a frame: {}", sealed.error().message());
+      shut_down(self, protocol::frame_error_code::internal, "internal: frame too large");
+      return;
+    }
+    if (out.empty()) {
+      out = std::move(sealed).value();
+    } else {
+      out.insert(out.end(), sealed->begin(), sealed->end());
+    }
+  }
+  if (!out.empty()) {
+    write_frame(self, std::move(out));
+  }
+}
+
 void reply(worker* self, uint64_t request_id, protocol::response_body body) {
   self->state.d->metrics->response(body)->inc();
   seal_and_write(self, protocol::router_frame{protocol::response{request_id, std::move(body)}});
@@ -324,8 +349,8 @@ caf::behavior session_worker(worker* self, caf::actor broker, connection_deps_pt
       [self](shutdown_atom, protocol::frame_error_code code, const std::string& text) {
         shut_down(self, code, text);
       },
-      [self](deliver_atom, protocol::envelope& env) {
-        seal_and_write(self, protocol::router_frame{std::move(env)});
+      [self](deliver_atom, std::vector<protocol::envelope>& envs) {
+        seal_and_write_all(self, envs);
       },
       [self](reject_atom, late_rejection& r) { reply(self, r.request_id, std::move(r.why)); },
       [self](drain_atom, uint64_t request_id) { reply(self, request_id, protocol::ok_result{}); },

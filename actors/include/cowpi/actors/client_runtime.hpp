@@ -230,6 +230,14 @@ struct user_lookup {
   std::vector<std::string> unknown;
 };
 
+/// Writes to a user's store since its runtime opened it.
+struct client_store_stats {
+  /// Synced RocksDB writes (each one fsync).
+  uint64_t syncs = 0;
+  /// Write batches (operations that changed the store; several may share a synced write).
+  uint64_t batches = 0;
+};
+
 /// What `sync` achieved.
 struct client_sync_report {
   /// Entries accepted while it ran.
@@ -371,6 +379,9 @@ public:
 
   /// Returns the accepted transcript of `conv` with the delivery state of each message.
   [[nodiscard]] expected<std::vector<transcript_line>> transcript(const protocol::conv_id& conv);
+
+  /// The counters of the user's store since the runtime opened it: for benchmarks and tests.
+  [[nodiscard]] expected<client_store_stats> store_stats();
 
   /// Disconnects, stops reconnecting, closes the store and ends the runtime's actors. Later
   /// calls fail with `errc::closed`. Idempotent; returns once the store is closed (so the
