@@ -120,6 +120,8 @@ std::shared_ptr<const mirror_metrics> mirror_metrics::make(metrics::registry* re
   m->commits = &r.counter("cowpi_mirror_commits_total", "Entries committed (synced)");
   m->conversations = &r.gauge("cowpi_mirror_conversations", "Conversations this mirror holds");
   m->links = &r.gauge("cowpi_mirror_router_links", "Router connections that completed HELLO");
+  m->answers_held = &r.gauge("cowpi_mirror_answers_held",
+                             "Answers kept until the router acknowledges them (ACK)");
   return m;
 }
 

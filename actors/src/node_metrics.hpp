@@ -96,6 +96,7 @@ struct mirror_metrics {
   metrics::counter* commits = nullptr;
   metrics::gauge* conversations = nullptr;
   metrics::gauge* links = nullptr;
+  metrics::gauge* answers_held = nullptr;
   static std::shared_ptr<const mirror_metrics> make(metrics::registry* r);
 };
 

@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 
 namespace cowpi::testing {
 namespace {
@@ -163,6 +164,19 @@ TEST(provider_metrics, counters_move_with_traffic_on_the_scrape_endpoint_and_in_
                   - before[m].at("cowpi_store_sync_seconds_count{store=\"mirror\"}"),
               1)
         << m;
+  }
+  // The router's ACKs are cumulative (entries answered back to back share one): however many
+  // it sent, the last covers every answer, and each mirror ends up holding none.
+  for (const char* m : {"mirror-a", "mirror-b"}) {
+    const std::string acks = "cowpi_mirror_requests_total{kind=\"ack\"}";
+    scrape now = after[m];
+    for (int k = 0; k < 100 && now.at("cowpi_mirror_answers_held") != 0; ++k) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      ASSERT_TRUE(get(dep.process(m), now)) << m;
+    }
+    EXPECT_EQ(now.at("cowpi_mirror_answers_held"), 0) << m;
+    EXPECT_GE(now.at(acks) - before[m].at(acks), 1) << m;
+    EXPECT_LE(now.at(acks) - before[m].at(acks), now.at("cowpi_mirror_commits_total")) << m;
   }
   // Appends and answers are batches of their own; group commit may merge them into fewer
   // synced writes, and cursor acks (lazy batches) may be written without one.

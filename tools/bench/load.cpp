@@ -156,6 +156,7 @@ struct provider_counters {
   bool ok = false;
   uint64_t pokes = 0;    // router: entries that became deliverable (every mirror answered)
   uint64_t commits = 0;  // sum over mirrors: COMMITs persisted
+  uint64_t acks = 0;     // sum over mirrors: ACKs handled (cumulative: one may cover several)
   uint64_t link_failures = 0;
 };
 
@@ -173,8 +174,10 @@ provider_counters read_counters(const fs::path& router_admin,
       c.link_failures += sec.value("failures", 0ULL);
   for (const auto& m : mirror_admins) {
     auto a = admin_request(m, {{"get", "status"}});
-    if (a && a->contains("sections") && (*a)["sections"].contains("mirror"))
+    if (a && a->contains("sections") && (*a)["sections"].contains("mirror")) {
       c.commits += (*a)["sections"]["mirror"].value("commits", 0ULL);
+      c.acks += (*a)["sections"]["mirror"].value("acks", 0ULL);
+    }
   }
   c.ok = true;
   return c;
@@ -802,12 +805,18 @@ void throughput_phase(run_context& c) {
     const double pokes = static_cast<double>(sb.counters.pokes - sa.counters.pokes) / window_s;
     const double commits =
         static_cast<double>(sb.counters.commits - sa.counters.commits) / window_s;
+    const uint64_t committed = sb.counters.commits - sa.counters.commits;
+    const double acks_per_commit = committed > 0
+                                       ? static_cast<double>(sb.counters.acks - sa.counters.acks)
+                                             / static_cast<double>(committed)
+                                       : 0;
     std::printf(
         "    router: %.1f entries/s deliverable (messages + receipts); mirrors: %.1f "
-        "commits/s together; link failures %lu\n",
-        pokes, commits, static_cast<unsigned long>(sb.counters.link_failures));
+        "commits/s together, %.2f ACKs per commit; link failures %lu\n",
+        pokes, commits, acks_per_commit, static_cast<unsigned long>(sb.counters.link_failures));
     j["router_entries_per_s"] = pokes;
     j["mirror_commits_per_s"] = commits;
+    j["mirror_acks_per_commit"] = acks_per_commit;
     j["link_failures"] = sb.counters.link_failures;
   }
   std::printf("    send -> every member accepted, under load: %s\n", fmt_dist(d).c_str());

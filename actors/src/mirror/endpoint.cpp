@@ -43,6 +43,9 @@ struct endpoint_state {
   /// Senders (router connections) that completed HELLO.
   std::set<caf::actor_addr> greeted;
   uint64_t commits = 0;
+  uint64_t acks = 0;
+  /// Answers the mirror state holds (kept until the router's ACK covers them).
+  int64_t answers_held = 0;
   std::shared_ptr<const mirror_metrics> metrics;
   /// Answers in request order. An answer leaves only once it is ready and every answer before
   /// it has left, so none goes out before every write queued ahead of it is synced.
@@ -113,13 +116,22 @@ handled handle(endpoint_actor* self, const protocol::link_request& req) {
           if (!out.persist)
             return handled{std::move(out.response)};
           fault_point(fault::mirror_commit_before_sync);
+          ++st.answers_held;
+          st.metrics->answers_held->set(st.answers_held);
           const uint64_t token = ++st.last_token;
           st.store->persist_commit_async(*st.m, x.payload.c.conv, out.index, out.d,
                                          out.keys_changed, report_to(self, token));
           return handled{std::move(out.response), token, true};
         } else if constexpr (std::is_same_v<T, protocol::link_ack>) {
+          ++st.acks;
+          const protocol::mirror_conv* mc = st.m->find(x.conv);
+          const size_t held_before = mc == nullptr ? 0 : mc->answers.size();
           if (!st.m->ack(x))
             return handled{protocol::acked{}};
+          mc = st.m->find(x.conv);
+          st.answers_held -= static_cast<int64_t>(held_before)
+                             - static_cast<int64_t>(mc == nullptr ? 0 : mc->answers.size());
+          st.metrics->answers_held->set(st.answers_held);
           const uint64_t token = ++st.last_token;
           st.store->persist_ack_async(*st.m, x.conv, report_to(self, token));
           return handled{protocol::acked{}, token};
@@ -179,6 +191,9 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
   self->state.router = std::move(deps.router);
   self->state.metrics = std::move(deps.metrics);
   self->state.metrics->conversations->set(static_cast<int64_t>(self->state.m->convs().size()));
+  for (const auto& [conv, mc] : self->state.m->convs())
+    self->state.answers_held += static_cast<int64_t>(mc.answers.size());
+  self->state.metrics->answers_held->set(self->state.answers_held);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
     st.greeted.erase(dm.source);
@@ -248,6 +263,8 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
                               {"conversations", m.convs().size()},
                               {"prekeys", m.keys().prekeys().size()},
                               {"commits", self->state.commits},
+                              {"acks", self->state.acks},
+                              {"answers_held", self->state.answers_held},
                               {"router_links", self->state.greeted.size()}}
             .dump();
       },

@@ -43,6 +43,10 @@ struct conv_state {
   /// When each entry of this actor's life finished its synced append (for commit_seconds).
   std::map<uint64_t, std::chrono::steady_clock::time_point> appended_at;
   std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
+  /// The greatest index whose answers are persisted and not yet ACKed to the mirrors. ACK is
+  /// cumulative (the mirror drops its answers <= i): entries answered back to back share one,
+  /// sent at `mack_atom`, which lands behind the `answered_atom`s already queued.
+  std::optional<uint64_t> ack_due;
   static inline const char* name = "conversation";
 };
 
@@ -121,11 +125,9 @@ void on_answers_persisted(conv_actor* self, uint64_t i, const std::string& failu
         std::chrono::duration<double>(std::chrono::steady_clock::now() - at->second).count());
     st.appended_at.erase(at);
   }
-  // Nobody waits for an ACK's answer (a lost ACK only leaves answers at the mirror until the
-  // next one, which covers every lower index): no request, no timeout, no reply.
-  for (size_t m = 0; m < st.d.links.size(); ++m)
-    caf::anon_send(st.d.links[m], link_atom_v,
-                   protocol::link_request{protocol::link_ack{st.conv, i}});
+  if (!st.ack_due)
+    self->send(self, mack_atom_v);
+  st.ack_due = std::max(st.ack_due.value_or(0), i);
   self->send(st.registry, poke_atom_v, st.conv, i, entry.slots);
   st.routes.erase({entry.c.author, entry.c.aseq});
   pump(self);
@@ -247,6 +249,17 @@ caf::behavior conversation(conv_actor* self, protocol::conv_id conv, conversatio
       [=](answered_atom, uint64_t i, const std::string& failure) {
         on_answers_persisted(self, i, failure);
       },
+      [=](mack_atom) {
+        auto& s = self->state;
+        if (!s.ack_due)
+          return;
+        // Nobody waits for an ACK's answer (a lost ACK only leaves answers at the mirror until
+        // the next one, which covers every lower index): no request, no timeout, no reply.
+        for (size_t m = 0; m < s.d.links.size(); ++m)
+          caf::anon_send(s.d.links[m], link_atom_v,
+                         protocol::link_request{protocol::link_ack{s.conv, *s.ack_due}});
+        s.ack_due.reset();
+      },
       [=](retry_atom, uint64_t i, size_t k) { send_commit(self, i, k); },
       [=](linkup_atom, size_t k) {
         for (const auto& [i, e] : self->state.rc->in_flight())
@@ -255,7 +268,8 @@ caf::behavior conversation(conv_actor* self, protocol::conv_id conv, conversatio
       },
       [=](idle_atom) {
         auto& s = self->state;
-        const bool busy = s.rc->pending() > 0 || !s.appending.empty() || !s.answering.empty();
+        const bool busy = s.rc->pending() > 0 || !s.appending.empty() || !s.answering.empty()
+                          || s.ack_due.has_value();
         if (!busy && std::chrono::steady_clock::now() - s.last_activity >= s.d.idle) {
           self->quit();
           return;
