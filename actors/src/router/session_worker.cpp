@@ -111,20 +111,33 @@ void write_frame(worker* self, bytes&& frame) {
   self->send(self->state.broker, write_atom_v, std::move(frame));
 }
 
-/// Seals `f` and writes it. A frame that cannot be sealed (over max_frame: not possible for
-/// anything the router sends with a conforming max_frame) ends the session.
+/// Seals `f` onto `out`. A frame that cannot be sealed (over max_frame: not possible for
+/// anything the router sends with a conforming max_frame) ends the session: false.
+bool seal_onto(worker* self, const protocol::router_frame& f, bytes& out) {
+  auto sealed = self->state.session->seal(f);
+  if (!sealed) {
+    spdlog::warn("session: cannot seal a frame: {}", sealed.error().message());
+    shut_down(self, protocol::frame_error_code::internal, "internal: frame too large");
+    return false;
+  }
+  if (out.empty()) {
+    out = std::move(sealed).value();
+  } else {
+    out.insert(out.end(), sealed->begin(), sealed->end());
+  }
+  return true;
+}
+
+/// Seals `f` and writes it.
 void seal_and_write(worker* self, const protocol::router_frame& f) {
   auto& st = self->state;
   if (st.done || !st.session->is_established()) {
     return;
   }
-  auto sealed = st.session->seal(f);
-  if (!sealed) {
-    spdlog::warn("session: cannot seal a frame: {}", sealed.error().message());
-    shut_down(self, protocol::frame_error_code::internal, "internal: frame too large");
-    return;
+  bytes out;
+  if (seal_onto(self, f, out)) {
+    write_frame(self, std::move(out));
   }
-  write_frame(self, std::move(sealed).value());
 }
 
 /// Seals a run of envelopes into one write: the frames back to back, as the client reads them.
@@ -135,16 +148,8 @@ void seal_and_write_all(worker* self, std::vector<protocol::envelope>& envs) {
   }
   bytes out;
   for (auto& env : envs) {
-    auto sealed = st.session->seal(protocol::router_frame{std::move(env)});
-    if (!sealed) {
-      spdlog::warn("session: cannot seal a frame: {}", sealed.error().message());
-      shut_down(self, protocol::frame_error_code::internal, "internal: frame too large");
+    if (!seal_onto(self, protocol::router_frame{std::move(env)}, out)) {
       return;
-    }
-    if (out.empty()) {
-      out = std::move(sealed).value();
-    } else {
-      out.insert(out.end(), sealed->begin(), sealed->end());
     }
   }
   if (!out.empty()) {
