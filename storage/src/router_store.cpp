@@ -444,6 +444,48 @@ expected<std::optional<stored_entry>> router_store::read_entry(const conv_id& co
   return std::optional<stored_entry>(std::move(out));
 }
 
+namespace {
+
+// Entry i's envelope for `member` from its log row `raw` (the entry is complete: no pending
+// row), reading the member's author block and the mirrors' blocks; nullopt when the member
+// holds no slot in it.
+expected<std::optional<protocol::envelope>> build_envelope(const store& s, const conv_id& conv,
+                                                           uint64_t i, const std::string& member,
+                                                           size_t mirrors, const bytes& raw) {
+  COWPI_TRY(log_record rec, decode_log_record(i, raw));
+  const log_entry& e = rec.entry;
+  auto slot = slot_of(e.slots, member);
+  if (!slot)
+    return std::optional<protocol::envelope>{};
+  protocol::envelope env;
+  env.conv = conv;
+  env.index = i;
+  env.c = e.c;
+  env.blocks_root = e.blocks_root;
+  if (member != e.c.author) {
+    env.body = e.body;
+    COWPI_TRY(auto b, s.get(column::blocks, keys::author_block(conv, i, *slot)));
+    if (!b)
+      return fail(errc::corruption, "a recipient slot without its author block");
+    COWPI_TRY(auto blk, decode_block_row(*b));
+    env.block_u = blk;
+  }
+  for (size_t k = 0; k < mirrors; ++k) {
+    COWPI_TRY(auto b,
+              s.get(column::mblocks, keys::mirror_block(conv, i, static_cast<uint8_t>(k), *slot)));
+    if (!b)
+      return fail(errc::corruption, "a complete entry without a mirror block");
+    COWPI_TRY(auto blk, decode_block_row(*b));
+    env.mirror_blocks.push_back(blk);
+  }
+  if (e.c.type == protocol::msg_type::update
+      && std::find(e.joiners.begin(), e.joiners.end(), member) != e.joiners.end())
+    env.t_prev = e.t_prev;
+  return std::optional<protocol::envelope>(std::move(env));
+}
+
+}  // namespace
+
 expected<std::optional<protocol::envelope>> router_store::envelope_for(
     const conv_id& conv, uint64_t i, const std::string& member) const {
   COWPI_TRY(auto ms, s_->get(column::conv, keys::conv_row_key(conv, conv_row::ms)));
@@ -456,36 +498,7 @@ expected<std::optional<protocol::envelope>> router_store::envelope_for(
   COWPI_TRY(auto pend, s_->get(column::pending, keys::indexed(conv, i)));
   if (pend)
     return std::optional<protocol::envelope>{};
-  COWPI_TRY(log_record rec, decode_log_record(i, *raw));
-  const log_entry& e = rec.entry;
-  auto slot = slot_of(e.slots, member);
-  if (!slot)
-    return std::optional<protocol::envelope>{};
-  protocol::envelope env;
-  env.conv = conv;
-  env.index = i;
-  env.c = e.c;
-  env.blocks_root = e.blocks_root;
-  if (member != e.c.author) {
-    env.body = e.body;
-    COWPI_TRY(auto b, s_->get(column::blocks, keys::author_block(conv, i, *slot)));
-    if (!b)
-      return fail(errc::corruption, "a recipient slot without its author block");
-    COWPI_TRY(auto blk, decode_block_row(*b));
-    env.block_u = blk;
-  }
-  for (size_t k = 0; k < ms_list.size(); ++k) {
-    COWPI_TRY(auto b, s_->get(column::mblocks,
-                              keys::mirror_block(conv, i, static_cast<uint8_t>(k), *slot)));
-    if (!b)
-      return fail(errc::corruption, "a complete entry without a mirror block");
-    COWPI_TRY(auto blk, decode_block_row(*b));
-    env.mirror_blocks.push_back(blk);
-  }
-  if (e.c.type == protocol::msg_type::update
-      && std::find(e.joiners.begin(), e.joiners.end(), member) != e.joiners.end())
-    env.t_prev = e.t_prev;
-  return std::optional<protocol::envelope>(std::move(env));
+  return build_envelope(*s_, conv, i, member, ms_list.size(), *raw);
 }
 
 expected<std::vector<protocol::envelope>> router_store::envelopes_from(const conv_id& conv,
@@ -494,14 +507,21 @@ expected<std::vector<protocol::envelope>> router_store::envelopes_from(const con
                                                                        size_t limit) const {
   std::vector<protocol::envelope> out;
   COWPI_TRY(uint64_t next, next_index(conv));
+  if (from >= next || limit == 0)
+    return out;
+  // The mirror set is fixed for the conversation's life: read once, not per entry.
+  COWPI_TRY(auto ms, s_->get(column::conv, keys::conv_row_key(conv, conv_row::ms)));
+  if (!ms)
+    return out;
+  COWPI_TRY(auto ms_list, decode_members(*ms));
   for (uint64_t i = from; i < next && out.size() < limit; ++i) {
-    COWPI_TRY(auto held, s_->get(column::log, keys::indexed(conv, i)));
-    if (!held)
+    COWPI_TRY(auto raw, s_->get(column::log, keys::indexed(conv, i)));
+    if (!raw)
       break;
     COWPI_TRY(auto pend, s_->get(column::pending, keys::indexed(conv, i)));
     if (pend)
       break;
-    COWPI_TRY(auto env, envelope_for(conv, i, member));
+    COWPI_TRY(auto env, build_envelope(*s_, conv, i, member, ms_list.size(), *raw));
     if (env)
       out.push_back(std::move(*env));
   }
