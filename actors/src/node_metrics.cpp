@@ -94,6 +94,9 @@ std::shared_ptr<const client_metrics> client_metrics::make(metrics::registry* re
                         "of the delivery windows)");
   m->delivered =
       &r.counter("cowpi_router_envelopes_delivered_total", "Envelopes sent to connected users");
+  m->disk_reads = &r.counter(
+      "cowpi_router_envelope_disk_reads_total",
+      "Envelope reads that needed the disk, done on the store's reader thread (not in memory)");
   m->acks = &r.counter("cowpi_router_acks_total", "Delivery acknowledgements that moved a cursor");
   m->delivery_lag = &r.histogram(
       "cowpi_router_delivery_lag_seconds",

@@ -81,6 +81,7 @@ struct client_metrics {
   metrics::gauge* queues = nullptr;
   metrics::gauge* unacked = nullptr;
   metrics::counter* delivered = nullptr;
+  metrics::counter* disk_reads = nullptr;
   metrics::counter* acks = nullptr;
   /// From an entry becoming deliverable (its answers persisted) to its envelope going to a
   /// connected member's session.

@@ -92,6 +92,23 @@ public:
     return std::optional<bytes>(bytes(v.data(), v.data() + v.size()));
   }
 
+  expected<memory_read> get_in_memory(column c, std::string_view key) const override {
+    auto* h = handle(c);
+    if (h == nullptr)
+      return memory_read{true, std::nullopt};
+    rocksdb::ReadOptions ro;
+    ro.read_tier = rocksdb::kBlockCacheTier;  // memtables and block cache only: no I/O
+    rocksdb::PinnableSlice v;
+    auto s = db_->Get(ro, h, slice(key), &v);
+    if (s.IsIncomplete())
+      return memory_read{false, std::nullopt};
+    if (s.IsNotFound())
+      return memory_read{true, std::nullopt};
+    if (!s.ok())
+      return unexpected{storage_error("read failed", s)};
+    return memory_read{true, bytes(v.data(), v.data() + v.size())};
+  }
+
   expected<void> scan(column c, std::string_view begin, std::string_view end,
                       const visitor& f) const override {
     return iterate(c, begin, end, false, f);

@@ -5,6 +5,7 @@
 
 #include "detail/rows.hpp"
 #include "detail/scan_error.hpp"
+#include "detail/task_thread.hpp"
 
 #include <algorithm>
 #include <future>
@@ -36,9 +37,12 @@ expected<std::unique_ptr<router_store>> router_store::open(const std::filesystem
   return std::make_unique<router_store>(std::move(s));
 }
 
-router_store::router_store(std::unique_ptr<store> s) : s_(std::move(s)) {
+router_store::router_store(std::unique_ptr<store> s)
+    : s_(std::move(s)), reader_(std::make_unique<detail::task_thread>()) {
   COWPI_ASSERT(s_ && s_->kind() == role::router);
 }
+
+router_store::~router_store() = default;
 
 // ---------------------------------------------------------------------------------------------
 // Directory.
@@ -446,11 +450,15 @@ expected<std::optional<stored_entry>> router_store::read_entry(const conv_id& co
 
 namespace {
 
+// Reads one row: from the store, or (for readers that must not block) from memory only.
+using row_reader = std::function<expected<std::optional<bytes>>(column, std::string_view)>;
+
 // Entry i's envelope for `member` from its log row `raw` (the entry is complete: no pending
 // row), reading the member's author block and the mirrors' blocks; nullopt when the member
 // holds no slot in it.
-expected<std::optional<protocol::envelope>> build_envelope(const store& s, const conv_id& conv,
-                                                           uint64_t i, const std::string& member,
+expected<std::optional<protocol::envelope>> build_envelope(const row_reader& get,
+                                                           const conv_id& conv, uint64_t i,
+                                                           const std::string& member,
                                                            size_t mirrors, const bytes& raw) {
   COWPI_TRY(log_record rec, decode_log_record(i, raw));
   const log_entry& e = rec.entry;
@@ -464,7 +472,7 @@ expected<std::optional<protocol::envelope>> build_envelope(const store& s, const
   env.blocks_root = e.blocks_root;
   if (member != e.c.author) {
     env.body = e.body;
-    COWPI_TRY(auto b, s.get(column::blocks, keys::author_block(conv, i, *slot)));
+    COWPI_TRY(auto b, get(column::blocks, keys::author_block(conv, i, *slot)));
     if (!b)
       return fail(errc::corruption, "a recipient slot without its author block");
     COWPI_TRY(auto blk, decode_block_row(*b));
@@ -472,7 +480,7 @@ expected<std::optional<protocol::envelope>> build_envelope(const store& s, const
   }
   for (size_t k = 0; k < mirrors; ++k) {
     COWPI_TRY(auto b,
-              s.get(column::mblocks, keys::mirror_block(conv, i, static_cast<uint8_t>(k), *slot)));
+              get(column::mblocks, keys::mirror_block(conv, i, static_cast<uint8_t>(k), *slot)));
     if (!b)
       return fail(errc::corruption, "a complete entry without a mirror block");
     COWPI_TRY(auto blk, decode_block_row(*b));
@@ -482,6 +490,36 @@ expected<std::optional<protocol::envelope>> build_envelope(const store& s, const
       && std::find(e.joiners.begin(), e.joiners.end(), member) != e.joiners.end())
     env.t_prev = e.t_prev;
   return std::optional<protocol::envelope>(std::move(env));
+}
+
+// See router_store::envelopes_from.
+expected<std::vector<protocol::envelope>> read_envelopes(const row_reader& get, const conv_id& conv,
+                                                         const std::string& member, uint64_t from,
+                                                         size_t limit) {
+  std::vector<protocol::envelope> out;
+  COWPI_TRY(auto header, get(column::conv, keys::conv_row_key(conv, conv_row::header)));
+  if (!header || limit == 0)
+    return out;
+  COWPI_TRY(router_header h, decode_router_header(*header));
+  if (from >= h.next)
+    return out;
+  // The mirror set is fixed for the conversation's life: read once, not per entry.
+  COWPI_TRY(auto ms, get(column::conv, keys::conv_row_key(conv, conv_row::ms)));
+  if (!ms)
+    return out;
+  COWPI_TRY(auto ms_list, decode_members(*ms));
+  for (uint64_t i = from; i < h.next && out.size() < limit; ++i) {
+    COWPI_TRY(auto raw, get(column::log, keys::indexed(conv, i)));
+    if (!raw)
+      break;
+    COWPI_TRY(auto pend, get(column::pending, keys::indexed(conv, i)));
+    if (pend)
+      break;
+    COWPI_TRY(auto env, build_envelope(get, conv, i, member, ms_list.size(), *raw));
+    if (env)
+      out.push_back(std::move(*env));
+  }
+  return out;
 }
 
 }  // namespace
@@ -498,34 +536,43 @@ expected<std::optional<protocol::envelope>> router_store::envelope_for(
   COWPI_TRY(auto pend, s_->get(column::pending, keys::indexed(conv, i)));
   if (pend)
     return std::optional<protocol::envelope>{};
-  return build_envelope(*s_, conv, i, member, ms_list.size(), *raw);
+  return build_envelope([this](column c, std::string_view k) { return s_->get(c, k); }, conv, i,
+                        member, ms_list.size(), *raw);
 }
 
 expected<std::vector<protocol::envelope>> router_store::envelopes_from(const conv_id& conv,
                                                                        const std::string& member,
                                                                        uint64_t from,
                                                                        size_t limit) const {
-  std::vector<protocol::envelope> out;
-  COWPI_TRY(uint64_t next, next_index(conv));
-  if (from >= next || limit == 0)
-    return out;
-  // The mirror set is fixed for the conversation's life: read once, not per entry.
-  COWPI_TRY(auto ms, s_->get(column::conv, keys::conv_row_key(conv, conv_row::ms)));
-  if (!ms)
-    return out;
-  COWPI_TRY(auto ms_list, decode_members(*ms));
-  for (uint64_t i = from; i < next && out.size() < limit; ++i) {
-    COWPI_TRY(auto raw, s_->get(column::log, keys::indexed(conv, i)));
-    if (!raw)
-      break;
-    COWPI_TRY(auto pend, s_->get(column::pending, keys::indexed(conv, i)));
-    if (pend)
-      break;
-    COWPI_TRY(auto env, build_envelope(*s_, conv, i, member, ms_list.size(), *raw));
-    if (env)
-      out.push_back(std::move(*env));
-  }
-  return out;
+  return read_envelopes([this](column c, std::string_view k) { return s_->get(c, k); }, conv,
+                        member, from, limit);
+}
+
+expected<std::optional<std::vector<protocol::envelope>>> router_store::envelopes_in_memory(
+    const conv_id& conv, const std::string& member, uint64_t from, size_t limit) const {
+  bool missed = false;
+  auto r = read_envelopes(
+      [this, &missed](column c, std::string_view k) -> expected<std::optional<bytes>> {
+        COWPI_TRY(store::memory_read m, s_->get_in_memory(c, k));
+        if (!m.in_memory) {
+          missed = true;
+          return fail(errc::unavailable, "not in memory");
+        }
+        return std::move(m.value);
+      },
+      conv, member, from, limit);
+  if (missed)
+    return std::optional<std::vector<protocol::envelope>>{};
+  if (!r)
+    return unexpected{std::move(r).error()};
+  return std::optional<std::vector<protocol::envelope>>(std::move(*r));
+}
+
+void router_store::envelopes_from_async(const conv_id& conv, const std::string& member,
+                                        uint64_t from, size_t limit, envelopes_fn done) {
+  reader_->post([this, conv, member, from, limit, done = std::move(done)] {
+    done(envelopes_from(conv, member, from, limit));
+  });
 }
 
 expected<std::vector<conv_id>> router_store::conversations() const {

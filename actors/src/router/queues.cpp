@@ -94,6 +94,11 @@ struct queue_state {
   gauge_share unacked_share;
   /// DRAIN requests waiting for the stream to catch up: (session, request id).
   std::vector<std::pair<caf::actor, uint64_t>> drains;
+  /// An envelope read is running on the store's reader thread (rows not in memory): streaming
+  /// waits for its answer, `envread_atom`.
+  bool reading = false;
+  /// Bumped by `load`: a read started before it answers for cursors that no longer exist.
+  uint64_t generation = 0;
   static inline const char* name = "cowpi.queue";
 };
 
@@ -144,14 +149,97 @@ void answer_drains(queue_actor* self) {
   }
 }
 
+/// Adds the envelopes read for `conv` from `cc.sent` (at most `n` asked for) to the window and
+/// to `batch`. Returns true if it took any.
+bool take(queue_actor* self, const protocol::conv_id& conv, conv_cursor& cc,
+          expected<std::vector<protocol::envelope>> envs, size_t n,
+          std::vector<protocol::envelope>& batch) {
+  auto& st = self->state;
+  if (!envs) {
+    // Retried on the next poke or ack.
+    spdlog::warn("queues: cannot read envelopes: {}", envs.error().message());
+    cc.dirty = false;
+    return false;
+  }
+  if (envs->empty()) {
+    cc.dirty = false;
+    st.poked.erase(conv);
+    check_expired(self, conv, cc);
+    return false;
+  }
+  bool full = false;
+  bool took = false;
+  for (auto& env : *envs) {
+    const size_t size = estimated_size(env);
+    if (!st.window.empty() && st.window_bytes + size > st.d->window_bytes) {
+      full = true;
+      break;
+    }
+    st.window.push_back(unacked{conv, env.index, size});
+    st.window_bytes += size;
+    cc.sent = env.index + 1;
+    ++st.delivered;
+    st.d->metrics->delivered->inc();
+    if (auto p = st.poked.find(conv); p != st.poked.end() && env.index >= p->second.first) {
+      st.d->metrics->delivery_lag->observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - p->second.second)
+              .count());
+      st.poked.erase(p);
+    }
+    for (auto& out : seam::outgoing_envelopes(st.user, std::move(env))) {
+      batch.push_back(std::move(out));
+    }
+    took = true;
+  }
+  if (!full && envs->size() < n) {
+    cc.dirty = false;  // caught up with what is deliverable
+  }
+  return took;
+}
+
+/// Starts reading `conv`'s envelopes from `from` on the store's reader thread: rows on disk
+/// are never read on a scheduler thread.
+void read_off_thread(queue_actor* self, const protocol::conv_id& conv, uint64_t from, size_t n) {
+  auto& st = self->state;
+  st.reading = true;
+  st.d->metrics->disk_reads->inc();
+  auto me = caf::actor_cast<caf::actor>(self);
+  const uint64_t generation = st.generation;
+  st.d->store->envelopes_from_async(
+      conv, st.user, from, n,
+      [me, generation, conv, from, n](expected<std::vector<protocol::envelope>> r) {
+        std::vector<protocol::envelope> envs;
+        std::string failure;
+        if (r) {
+          envs = std::move(*r);
+        } else {
+          failure = r.error().message();
+        }
+        caf::anon_send(me, envread_atom_v, generation, conv, from, static_cast<uint64_t>(n),
+                       std::move(envs), std::move(failure));
+      });
+}
+
+/// Sends what a pass streamed, as one message: the session seals the run and writes it to the
+/// socket at once (one wake-up of the I/O thread, one TCP send).
+void send_batch(queue_actor* self, std::vector<protocol::envelope>& batch) {
+  auto& st = self->state;
+  if (!batch.empty()) {
+    self->send(st.session, deliver_atom_v, std::move(batch));
+  }
+  st.unacked_share.set(static_cast<int64_t>(st.window.size()));
+  answer_drains(self);
+}
+
 /// Streams envelopes from storage to the session while the window has room.
 void stream(queue_actor* self) {
   auto& st = self->state;
-  // Everything this call streams goes to the session as one message: it seals the run and
-  // writes it to the socket at once (one wake-up of the I/O thread, one TCP send).
+  if (st.reading) {
+    return;  // its answer streams on
+  }
   std::vector<protocol::envelope> batch;
   bool progress = true;
-  while (progress && has_room(st)) {
+  while (progress && has_room(st) && !st.reading) {
     progress = false;
     for (auto& [conv, cc] : st.convs) {
       if (!has_room(st)) {
@@ -165,57 +253,43 @@ void stream(queue_actor* self) {
         continue;
       }
       const size_t n = std::min(st.d->window_envelopes - st.window.size(), stream_batch);
-      auto envs = st.d->store->envelopes_from(conv, st.user, cc.sent, n);
-      if (!envs) {
-        // Retried on the next poke or ack.
-        spdlog::warn("queues: cannot read envelopes: {}", envs.error().message());
-        cc.dirty = false;
-        continue;
+      auto hot = st.d->store->envelopes_in_memory(conv, st.user, cc.sent, n);
+      if (hot && !hot->has_value()) {
+        read_off_thread(self, conv, cc.sent, n);
+        break;
       }
-      if (envs->empty()) {
-        cc.dirty = false;
-        st.poked.erase(conv);
-        check_expired(self, conv, cc);
-        continue;
-      }
-      bool full = false;
-      for (auto& env : *envs) {
-        const size_t size = estimated_size(env);
-        if (!st.window.empty() && st.window_bytes + size > st.d->window_bytes) {
-          full = true;
-          break;
-        }
-        st.window.push_back(unacked{conv, env.index, size});
-        st.window_bytes += size;
-        cc.sent = env.index + 1;
-        ++st.delivered;
-        st.d->metrics->delivered->inc();
-        if (auto p = st.poked.find(conv); p != st.poked.end() && env.index >= p->second.first) {
-          st.d->metrics->delivery_lag->observe(
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - p->second.second)
-                  .count());
-          st.poked.erase(p);
-        }
-        for (auto& out : seam::outgoing_envelopes(st.user, std::move(env))) {
-          batch.push_back(std::move(out));
-        }
-        progress = true;
-      }
-      if (!full && envs->size() < n) {
-        cc.dirty = false;  // caught up with what is deliverable
-      }
+      expected<std::vector<protocol::envelope>> envs =
+          hot ? expected<std::vector<protocol::envelope>>(std::move(**hot))
+              : unexpected<error>{std::move(hot).error()};
+      progress = take(self, conv, cc, std::move(envs), n, batch) || progress;
     }
   }
-  if (!batch.empty()) {
-    self->send(st.session, deliver_atom_v, std::move(batch));
+  send_batch(self, batch);
+}
+
+/// A read started by `read_off_thread` answered: its envelopes go out (if the cursors it read
+/// for still stand), then streaming goes on.
+void on_read(queue_actor* self, uint64_t generation, const protocol::conv_id& conv, uint64_t from,
+             size_t n, std::vector<protocol::envelope>& envs, const std::string& failure) {
+  auto& st = self->state;
+  st.reading = false;
+  auto it = st.convs.find(conv);
+  if (generation == st.generation && it != st.convs.end() && it->second.sent == from
+      && !it->second.expired) {
+    std::vector<protocol::envelope> batch;
+    expected<std::vector<protocol::envelope>> r =
+        failure.empty() ? expected<std::vector<protocol::envelope>>(std::move(envs))
+                        : unexpected<error>{error{errc::storage, failure}};
+    take(self, conv, it->second, std::move(r), n, batch);
+    send_batch(self, batch);
   }
-  st.unacked_share.set(static_cast<int64_t>(st.window.size()));
-  answer_drains(self);
+  stream(self);
 }
 
 /// (Re)starts streaming from the stored cursors: every unacknowledged envelope comes again.
 void load(queue_actor* self) {
   auto& st = self->state;
+  ++st.generation;
   st.convs.clear();
   st.window.clear();
   st.window_bytes = 0;
@@ -397,6 +471,10 @@ caf::behavior queue(queue_actor* self, caf::actor registry, std::string user, ca
         on_poke(self, conv, index);
       },
       [self](retry_atom) { load(self); },
+      [self](envread_atom, uint64_t generation, const protocol::conv_id& conv, uint64_t from,
+             uint64_t n, std::vector<protocol::envelope>& envs, const std::string& failure) {
+        on_read(self, generation, conv, from, static_cast<size_t>(n), envs, failure);
+      },
       [self](drain_atom, const caf::actor& requester, uint64_t request_id) {
         self->state.drains.emplace_back(requester, request_id);
         answer_drains(self);

@@ -10,7 +10,9 @@
 #include "temp_dir.hpp"
 #include <gtest/gtest.h>
 
+#include <future>
 #include <set>
+#include <thread>
 
 namespace cowpi::storage {
 namespace {
@@ -107,6 +109,47 @@ TEST(router_store, delivery_stops_at_the_first_entry_still_missing_answers) {
   ASSERT_TRUE(rs->persist_answers(e1, sc.answers(e1)).has_value());
   EXPECT_EQ(rs->envelopes_from(sc.conv(), "bob", 0, 100)->size(), 3u);
   EXPECT_EQ(rs->envelopes_from(sc.conv(), "bob", 1, 1)->size(), 1u);
+}
+
+TEST(router_store, envelopes_not_in_memory_are_named_so_and_read_on_the_reader_thread) {
+  temp_dir d("router");
+  auto rs = open_router(d);
+  synthetic_conv sc(4, {"alice", "bob"});
+  log_complete(*rs, sc, sc.setup());
+  for (int k = 0; k < 3; ++k)
+    log_complete(*rs, sc, sc.message("alice"));
+  const auto want = rs->envelopes_from(sc.conv(), "bob", 0, 100);
+  ASSERT_TRUE(want.has_value());
+  ASSERT_EQ(want->size(), 4u);
+
+  // In the memtables: read without touching the disk.
+  auto hot = rs->envelopes_in_memory(sc.conv(), "bob", 0, 100);
+  ASSERT_TRUE(hot.has_value() && hot->has_value());
+  EXPECT_EQ(**hot, *want);
+
+  // Flushed and compacted into table files no read has touched yet: not in memory.
+  ASSERT_TRUE(rs->raw().compact().has_value());
+  auto cold = rs->envelopes_in_memory(sc.conv(), "bob", 0, 100);
+  ASSERT_TRUE(cold.has_value());
+  EXPECT_FALSE(cold->has_value());
+
+  // The reader thread reads them from disk, off the caller's thread.
+  std::promise<std::pair<expected<std::vector<protocol::envelope>>, std::thread::id>> p;
+  auto f = p.get_future();
+  rs->envelopes_from_async(sc.conv(), "bob", 0, 100,
+                           [&p](expected<std::vector<protocol::envelope>> r) {
+                             p.set_value({std::move(r), std::this_thread::get_id()});
+                           });
+  ASSERT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  auto [read, on] = f.get();
+  ASSERT_TRUE(read.has_value()) << read.error().message();
+  EXPECT_EQ(*read, *want);
+  EXPECT_NE(on, std::this_thread::get_id());
+
+  // That read brought the blocks into the block cache: in memory again.
+  auto warm = rs->envelopes_in_memory(sc.conv(), "bob", 0, 100);
+  ASSERT_TRUE(warm.has_value() && warm->has_value());
+  EXPECT_EQ(**warm, *want);
 }
 
 TEST(router_store, a_reloaded_conversation_has_the_same_record_and_resumes_pending_entries) {

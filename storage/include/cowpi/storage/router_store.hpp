@@ -38,6 +38,10 @@ struct stored_entry {
   uint64_t ordered_at = 0;
 };
 
+namespace detail {
+class task_thread;
+}
+
 /// What `collect` removed.
 struct gc_result {
   /// The first index the log still holds (entries below it are gone).
@@ -56,6 +60,9 @@ public:
       const std::filesystem::path& path, const open_options& o = {});
 
   explicit router_store(std::unique_ptr<store> s);
+  ~router_store();
+  router_store(const router_store&) = delete;
+  router_store& operator=(const router_store&) = delete;
   store& raw() noexcept { return *s_; }
 
   // -- Directory ---------------------------------------------------------------------------
@@ -130,6 +137,16 @@ public:
   /// not complete, skips entries without a slot for `member`, returns at most `limit`.
   [[nodiscard]] expected<std::vector<protocol::envelope>> envelopes_from(
       const protocol::conv_id& conv, const std::string& member, uint64_t from, size_t limit) const;
+  /// `envelopes_from` without touching the disk, for callers that must not block: nullopt when
+  /// a row it needs is not in memory (RocksDB's memtables and block cache); read those with
+  /// `envelopes_from_async`.
+  [[nodiscard]] expected<std::optional<std::vector<protocol::envelope>>> envelopes_in_memory(
+      const protocol::conv_id& conv, const std::string& member, uint64_t from, size_t limit) const;
+  using envelopes_fn = std::function<void(expected<std::vector<protocol::envelope>>)>;
+  /// `envelopes_from` on the store's reader thread, in request order; `done` runs there. Reads
+  /// still queued when the store closes are dropped without calling `done`.
+  void envelopes_from_async(const protocol::conv_id& conv, const std::string& member, uint64_t from,
+                            size_t limit, envelopes_fn done);
   /// Every conversation the router has logged (a record is also its tombstone).
   [[nodiscard]] expected<std::vector<protocol::conv_id>> conversations() const;
   /// The first index the log of `conv` still holds (0 if nothing was collected).
@@ -175,6 +192,8 @@ private:
                                store::done_fn& done);
 
   std::unique_ptr<store> s_;
+  /// Runs `envelopes_from_async` (declared after `s_`: stopped before the store closes).
+  std::unique_ptr<detail::task_thread> reader_;
   /// Serialises read-modify-write directory operations (held across their synced write).
   std::mutex dir_mu_;
   /// Guards `cursor_overlay_`. Recursive: a write refused at once completes on the caller's

@@ -134,6 +134,17 @@ public:
   [[nodiscard]] virtual expected<std::optional<bytes>> get(column c,
                                                            std::string_view key) const = 0;
 
+  /// What `get_in_memory` found.
+  struct memory_read {
+    /// False when answering would have read the disk (the row is not in RocksDB's memtables or
+    /// block cache): `value` is then empty and says nothing.
+    bool in_memory = false;
+    std::optional<bytes> value;
+  };
+  /// `get` without touching the disk, for callers that must not block (actor threads).
+  [[nodiscard]] virtual expected<memory_read> get_in_memory(column c,
+                                                            std::string_view key) const = 0;
+
   /// The visitor of `scan`: returns false to stop early.
   using visitor = std::function<bool(std::string_view key, byte_view value)>;
   /// Visits every row with `begin <= key < end` in key order (`end` empty: no upper bound).
