@@ -107,4 +107,19 @@ protocol::member_list to_member_list(const std::vector<mirror_peer>& peers) {
   return l;
 }
 
+std::vector<mirror_node> nodes_of(const mirror_peer& p) {
+  if (!p.nodes.empty()) {
+    return p.nodes;
+  }
+  return {mirror_node{p.name, p.address}};
+}
+
+std::vector<std::string> node_ids_of(const mirror_peer& p) {
+  std::vector<std::string> ids;
+  for (const auto& n : nodes_of(p)) {
+    ids.push_back(n.id);
+  }
+  return ids;
+}
+
 }  // namespace cowpi::config

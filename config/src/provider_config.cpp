@@ -299,30 +299,45 @@ expected<void> read_cluster(const table_reader& cl, provider_config& c) {
     return cl.fail_at("nodes", "cluster.nodes is empty; list this node");
   }
   const reporter& rep = cl.rep();
-  // Nothing shards conversations or users across nodes yet: a second node would run as an
-  // independent router with its own log and users, not as part of this provider.
-  if (nodes->size() > 1) {
+  // A mirror runs as a cluster (conversations sharded over its nodes). Nothing shards a
+  // router's conversations or users yet: a second node would run as an independent router
+  // with its own log and users, not as part of this provider.
+  if (c.role == role::router && nodes->size() > 1) {
     return rep.fail(*nodes->get(1),
-                    "provider clusters are not supported yet: a [cluster] table may list only "
-                    "this node");
+                    "router clusters are not supported yet: a router's [cluster] table may list "
+                    "only this node (a mirror's may list several)");
   }
-  const toml::node& n = *nodes->get(0);
-  if (!n.is_string()) {
-    return rep.fail(
-        n, "cluster.nodes entries must be strings, not " + std::string(detail::describe(n)));
+  if (nodes->size() > max_mirror_nodes) {
+    return rep.fail(*nodes->get(max_mirror_nodes),
+                    "more than " + std::to_string(max_mirror_nodes) + " nodes in one cluster");
   }
-  const std::string& id = n.as_string()->get();
-  if (!protocol::valid_id(id)) {
-    return rep.fail(n, "cluster.nodes entry " + quote(id) + " is not a valid id");
-  }
-  c.cluster.nodes = {id};
-  c.cluster.self = id;
-  if (cl.find("self") != nullptr) {
-    COWPI_TRY(const std::string self, cl.id("self"));
-    if (self != id) {
-      return cl.fail_at("self", "cluster.self " + quote(self)
-                                    + " is not this node: cluster.nodes lists only " + quote(id));
+  c.cluster.nodes.clear();
+  for (const toml::node& n : *nodes) {
+    if (!n.is_string()) {
+      return rep.fail(
+          n, "cluster.nodes entries must be strings, not " + std::string(detail::describe(n)));
     }
+    const std::string& id = n.as_string()->get();
+    if (!protocol::valid_id(id)) {
+      return rep.fail(n, "cluster.nodes entry " + quote(id) + " is not a valid id");
+    }
+    if (std::find(c.cluster.nodes.begin(), c.cluster.nodes.end(), id) != c.cluster.nodes.end()) {
+      return rep.fail(n, "cluster.nodes lists " + quote(id) + " twice");
+    }
+    c.cluster.nodes.push_back(id);
+  }
+  if (cl.find("self") == nullptr) {
+    if (c.cluster.nodes.size() > 1) {
+      return cl.missing("self");
+    }
+    c.cluster.self = c.cluster.nodes.front();
+    return {};
+  }
+  COWPI_TRY(c.cluster.self, cl.id("self"));
+  if (std::find(c.cluster.nodes.begin(), c.cluster.nodes.end(), c.cluster.self)
+      == c.cluster.nodes.end()) {
+    return cl.fail_at("self", "cluster.self " + quote(c.cluster.self)
+                                  + " is not in cluster.nodes: it names this node");
   }
   return {};
 }
@@ -498,7 +513,17 @@ std::string to_toml(const provider_config& c) {
     for (const auto& m : c.mirrors) {
       out += "\n[[mirrors]]\n";
       put(out, "name", m.name);
-      put(out, "address", to_string(m.address));
+      if (m.nodes.empty()) {
+        put(out, "address", to_string(m.address));
+      } else {
+        out += "nodes = [";
+        for (size_t i = 0; i < m.nodes.size(); ++i) {
+          out += (i == 0 ? "" : ", ");
+          out += "{ id = " + quote(m.nodes[i].id)
+                 + ", address = " + quote(to_string(m.nodes[i].address)) + " }";
+        }
+        out += "]\n";
+      }
       put(out, "public_key", to_hex(m.public_key));
     }
   } else {

@@ -396,6 +396,48 @@ expected<crypto::public_key> table_reader::public_key(std::string_view key) cons
   return k;
 }
 
+namespace {
+
+// `nodes = [{ id = "...", address = "host:port" }, ...]`: a mirror cluster's nodes.
+expected<std::vector<mirror_node>> read_mirror_nodes(const table_reader& m) {
+  const reporter& rep = m.rep();
+  COWPI_TRY(const toml::array* arr, m.array("nodes"));
+  if (arr == nullptr || arr->empty()) {
+    return m.fail_at("nodes", "mirrors.nodes is empty; list the mirror cluster's nodes");
+  }
+  if (arr->size() > max_mirror_nodes) {
+    return rep.fail((*arr)[max_mirror_nodes],
+                    "more than " + std::to_string(max_mirror_nodes) + " nodes in one mirror");
+  }
+  std::vector<mirror_node> out;
+  for (const toml::node& e : *arr) {
+    if (!e.is_table()) {
+      return rep.fail(e,
+                      "each mirrors.nodes entry must be a table ({ id = ..., address = ... }), "
+                      "not "
+                          + std::string(describe(e)));
+    }
+    table_reader t(rep, e.as_table(), "mirrors.nodes");
+    COWPI_TRY_VOID(t.check_keys({"id", "address"}));
+    mirror_node node;
+    COWPI_TRY(node.id, t.id("id"));
+    COWPI_TRY(node.address, t.endpoint_value("address", false));
+    for (const auto& seen : out) {
+      if (seen.id == node.id) {
+        return t.fail_at("id", "mirror node " + quote(node.id) + " appears twice");
+      }
+      if (seen.address == node.address) {
+        return t.fail_at("address", "mirror nodes " + quote(seen.id) + " and " + quote(node.id)
+                                        + " have the same address");
+      }
+    }
+    out.push_back(std::move(node));
+  }
+  return out;
+}
+
+}  // namespace
+
 expected<std::vector<mirror_peer>> read_mirrors(const table_reader& top,
                                                 std::string_view router_name,
                                                 const std::optional<crypto::public_key>& router_key,
@@ -423,14 +465,23 @@ expected<std::vector<mirror_peer>> read_mirrors(const table_reader& top,
     }
     table_reader m(rep, n.as_table(), "mirrors");
     if (with_address) {
-      COWPI_TRY_VOID(m.check_keys({"name", "address", "public_key"}));
+      COWPI_TRY_VOID(m.check_keys({"name", "address", "nodes", "public_key"}));
     } else {
       COWPI_TRY_VOID(m.check_keys({"name", "public_key"}));
     }
     mirror_peer p;
     COWPI_TRY(p.name, m.id("name"));
     if (with_address) {
-      COWPI_TRY(p.address, m.endpoint_value("address", false));
+      if (m.find("nodes") != nullptr) {
+        if (m.find("address") != nullptr) {
+          return m.fail_at("address",
+                           "mirrors.address and mirrors.nodes exclude each other: a mirror "
+                           "cluster lists each node's address in nodes");
+        }
+        COWPI_TRY(p.nodes, read_mirror_nodes(m));
+      } else {
+        COWPI_TRY(p.address, m.endpoint_value("address", false));
+      }
     }
     COWPI_TRY(p.public_key, m.public_key("public_key"));
     if (p.name == router_name) {
@@ -452,6 +503,29 @@ expected<std::vector<mirror_peer>> read_mirrors(const table_reader& top,
     }
     out.push_back(std::move(p));
     where.push_back(n.as_table());
+  }
+  // Every node id names a pre-key pool in the router's directory: no two may be equal, and
+  // none may be another mirror's name or the router's.
+  for (size_t i = 0; i < out.size(); ++i) {
+    for (const auto& node : out[i].nodes) {
+      const table_reader m(rep, where[i], "mirrors");
+      if (node.id == router_name) {
+        return m.fail_at("nodes", "mirror node " + quote(node.id) + " is the router's name");
+      }
+      for (size_t j = 0; j < out.size(); ++j) {
+        if (j == i) {
+          continue;
+        }
+        const auto& other = out[j];
+        const bool clash = other.name == node.id
+                           || std::any_of(other.nodes.begin(), other.nodes.end(),
+                                          [&](const mirror_node& o) { return o.id == node.id; });
+        if (clash) {
+          return m.fail_at("nodes", "mirror node " + quote(node.id) + " is also a node or the name "
+                                        "of mirror " + quote(other.name));
+        }
+      }
+    }
   }
   std::sort(out.begin(), out.end(),
             [](const mirror_peer& a, const mirror_peer& b) { return a.name < b.name; });

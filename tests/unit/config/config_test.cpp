@@ -171,7 +171,8 @@ T ok(expected<T> r) {
 // The examples.
 
 TEST(config_examples, every_example_parses) {
-  for (const char* name : {"router.toml", "mirror-a.toml", "mirror-b.toml"}) {
+  for (const char* name : {"router.toml", "mirror-a.toml", "mirror-b.toml", "mirror-c-1.toml",
+                           "mirror-c-2.toml", "router-with-cluster.toml"}) {
     auto c = load_provider_config(example(name));
     EXPECT_TRUE(c.has_value()) << name << ": " << c.error().message();
   }
@@ -236,8 +237,28 @@ TEST(config_examples, examples_describe_one_consistent_deployment) {
   EXPECT_EQ(a.logging.file, fs::path("/var/lib/cowpi/mirror-a/mirror-a.log"));
 }
 
+TEST(config_examples, the_mirror_cluster_examples_agree_with_the_router_listing_them) {
+  const auto router = ok(load_provider_config(example("router-with-cluster.toml")));
+  const auto a = ok(load_provider_config(example("mirror-a.toml")));
+  ASSERT_EQ(router.mirrors.size(), 2u);
+  EXPECT_EQ(router.mirrors[0].address, a.links);
+  const auto& cluster = router.mirrors[1];
+  EXPECT_EQ(cluster.name, "mirror-c");
+  ASSERT_EQ(cluster.nodes.size(), 2u);
+  for (size_t j = 0; j < 2; ++j) {
+    const auto node =
+        ok(load_provider_config(example("mirror-c-" + std::to_string(j + 1) + ".toml")));
+    EXPECT_EQ(node.name, "mirror-c");
+    EXPECT_EQ(node.cluster.nodes, node_ids_of(cluster));
+    EXPECT_EQ(node.cluster.self, cluster.nodes[j].id);
+    EXPECT_EQ(node.links, cluster.nodes[j].address);
+    EXPECT_EQ(node.router, (peer{router.name, testing::hex_array<32>(router_key_hex)}));
+  }
+}
+
 TEST(config_examples, every_example_survives_render_and_parse) {
-  for (const char* name : {"router.toml", "mirror-a.toml", "mirror-b.toml"}) {
+  for (const char* name : {"router.toml", "mirror-a.toml", "mirror-b.toml", "mirror-c-1.toml",
+                           "mirror-c-2.toml", "router-with-cluster.toml"}) {
     const auto c = ok(load_provider_config(example(name)));
     const std::string text = to_toml(c);
     const auto again = ok(parse_provider_config(text, "rendered.toml"));
@@ -775,27 +796,92 @@ TEST(provider_config, cluster_self_may_be_left_out_and_then_names_the_one_node) 
   EXPECT_EQ(c.cluster.self, "node-1");
 }
 
-TEST(provider_config, a_cluster_of_more_than_one_node_is_refused_at_the_second_node) {
-  // Nothing shards a provider across nodes yet: each listed node would run as an independent
+TEST(provider_config, a_router_cluster_of_more_than_one_node_is_refused_at_the_second_node) {
+  // Nothing shards a router across nodes yet: each listed node would run as an independent
   // router, so the list is refused instead of being silently ignored.
   std::string text =
       router_text() + "\n[cluster]\nnodes = [\"node-1\", \"node-2\"]\nself = \"node-2\"\n";
   EXPECT_TRUE(fails_with(parse(text), at(text, "\"node-2\"]"),
-                         "provider clusters are not supported yet: a [cluster] table may list "
-                         "only this node"));
-  text = mirror_text() + "\n[cluster]\nnodes = [\"mirror-a\", \"m2\", \"m3\"]\n";
+                         "router clusters are not supported yet: a router's [cluster] table may "
+                         "list only this node"));
+}
+
+TEST(provider_config, a_mirror_cluster_lists_its_nodes_and_names_itself) {
+  const std::string text =
+      mirror_text() + "\n[cluster]\nnodes = [\"m-2\", \"m-1\", \"m-3\"]\nself = \"m-1\"\n";
+  const auto c = ok(parse(text));
+  EXPECT_EQ(c.cluster.nodes, (std::vector<std::string>{"m-2", "m-1", "m-3"}));
+  EXPECT_EQ(c.cluster.self, "m-1");
+  EXPECT_EQ(ok(parse_provider_config(to_toml(c), "again.toml")), c);
+}
+
+TEST(provider_config, bad_mirror_cluster_is_refused) {
+  std::string text = mirror_text() + "\n[cluster]\nnodes = [\"m-1\", \"m-2\"]\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "[cluster]"), "missing the required key \"self\""));
+  text = mirror_text() + "\n[cluster]\nnodes = [\"m-1\", \"m-2\"]\nself = \"m-3\"\n";
   EXPECT_TRUE(
-      fails_with(parse(text), at(text, "\"m2\""), "provider clusters are not supported yet"));
-  // Even a repeated name is a second entry.
-  text = router_text() + "\n[cluster]\nnodes = [\"n1\", \"n1\"]\nself = \"n1\"\n";
-  EXPECT_TRUE(
-      fails_with(parse(text), "test.toml:20:16: ", "provider clusters are not supported yet"));
+      fails_with(parse(text), at(text, "\"m-3\""), "cluster.self \"m-3\" is not in cluster.nodes"));
+  text = mirror_text() + "\n[cluster]\nnodes = [\"m-1\", \"m-1\"]\nself = \"m-1\"\n";
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:", "cluster.nodes lists \"m-1\" twice"));
+}
+
+TEST(provider_config, a_router_reaches_a_mirror_cluster_through_its_node_list) {
+  const std::string nodes =
+      "nodes = [{ id = \"a-1\", address = \"127.0.0.1:7411\" },\n"
+      "         { id = \"a-2\", address = \"127.0.0.1:7413\" }]";
+  const std::string text = replace(router_text(), "address = \"127.0.0.1:7411\"", nodes);
+  const auto c = ok(parse(text));
+  ASSERT_EQ(c.mirrors.size(), 1u);
+  const auto& m = c.mirrors[0];
+  EXPECT_EQ(m.address, endpoint{});
+  ASSERT_EQ(m.nodes.size(), 2u);
+  EXPECT_EQ(m.nodes[1].id, "a-2");
+  EXPECT_EQ(m.nodes[1].address, (endpoint{"127.0.0.1", 7413}));
+  EXPECT_EQ(node_ids_of(m), (std::vector<std::string>{"a-1", "a-2"}));
+  EXPECT_EQ(ok(parse_provider_config(to_toml(c), "again.toml")), c);
+  // A mirror of one node is one node named after the mirror.
+  const auto one = ok(parse(router_text()));
+  EXPECT_EQ(nodes_of(one.mirrors[0]),
+            (std::vector<mirror_node>{{"mirror-a", endpoint{"127.0.0.1", 7411}}}));
+}
+
+TEST(provider_config, bad_mirror_node_lists_are_refused) {
+  auto with = [](const std::string& nodes) {
+    return replace(router_text(), "address = \"127.0.0.1:7411\"", nodes);
+  };
+  std::string text = with(
+      "address = \"127.0.0.1:7411\"\nnodes = [{ id = \"a-1\", address = "
+      "\"127.0.0.1:1\" }]");
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:", "mirrors.address and mirrors.nodes exclude"));
+  text = with("nodes = []");
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:", "mirrors.nodes is empty"));
+  text = with("nodes = [\"a-1\"]");
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"a-1\"]"), "must be a table"));
+  text = with(
+      "nodes = [{ id = \"a-1\", address = \"127.0.0.1:1\" }, { id = \"a-1\", address = "
+      "\"127.0.0.1:2\" }]");
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:", "mirror node \"a-1\" appears twice"));
+  text = with(
+      "nodes = [{ id = \"a-1\", address = \"127.0.0.1:1\" }, { id = \"a-2\", address = "
+      "\"127.0.0.1:1\" }]");
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:", "have the same address"));
+  text = with("nodes = [{ id = \"router\", address = \"127.0.0.1:1\" }]");
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:", "is the router's name"));
+  text = with("nodes = [{ id = \"a-1\", address = \"127.0.0.1:0\" }]");
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:", "has port 0"));
+  text = with("nodes = [{ id = \"a-1\", addr = \"127.0.0.1:1\" }]");
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:", "unknown key \"addr\""));
+  // A node id is a pre-key pool in the router's directory: another mirror's name is taken.
+  text = with("nodes = [{ id = \"mirror-b\", address = \"127.0.0.1:1\" }]")
+         + "\n[[mirrors]]\nname = \"mirror-b\"\naddress = \"127.0.0.1:7412\"\npublic_key = \""
+         + std::string(key_b_hex) + "\"\n";
+  EXPECT_TRUE(fails_with(parse(text), "test.toml:", "is also a node or the name of mirror"));
 }
 
 TEST(provider_config, bad_cluster_is_refused) {
   std::string text = router_text() + "\n[cluster]\nnodes = [\"n1\"]\nself = \"n2\"\n";
-  EXPECT_TRUE(fails_with(parse(text), at(text, "\"n2\""),
-                         "cluster.self \"n2\" is not this node: cluster.nodes lists only \"n1\""));
+  EXPECT_TRUE(
+      fails_with(parse(text), at(text, "\"n2\""), "cluster.self \"n2\" is not in cluster.nodes"));
   text = router_text() + "\n[cluster]\nnodes = [\"n1\"]\nself = \"\"\n";
   EXPECT_TRUE(fails_with(parse(text), at(text, "\"\"\n"), "cluster.self is empty"));
   text = router_text() + "\n[cluster]\nnodes = [2]\nself = \"n1\"\n";

@@ -39,13 +39,33 @@ struct peer {
   friend bool operator==(const peer&, const peer&) = default;
 };
 
-/// One mirror as the router knows it: its name and key, and where to connect.
+/// One node of a mirror cluster as the router knows it: the node's id (its own
+/// `cluster.self`) and where to connect.
+struct mirror_node {
+  std::string id;
+  endpoint address;
+  friend bool operator==(const mirror_node&, const mirror_node&) = default;
+};
+
+/// The most nodes one mirror cluster may list.
+inline constexpr size_t max_mirror_nodes = 64;
+
+/// One mirror as the router knows it: its name and key, and where to connect: one `address`,
+/// or, for a mirror cluster, its `nodes` (then `address` is empty).
 struct mirror_peer {
   std::string name;
   endpoint address;
   crypto::public_key public_key{};
+  /// A mirror cluster's nodes, in config order; empty for a mirror of one node.
+  std::vector<mirror_node> nodes;
   friend bool operator==(const mirror_peer&, const mirror_peer&) = default;
 };
+
+/// The nodes the router connects to for `p`: `p.nodes`, or one node named `p.name` at
+/// `p.address` when the mirror is one node.
+[[nodiscard]] std::vector<mirror_node> nodes_of(const mirror_peer& p);
+/// The ids of `nodes_of(p)`, the list a conversation's owner node is chosen from.
+[[nodiscard]] std::vector<std::string> node_ids_of(const mirror_peer& p);
 
 /// Returns the (id, lpk) list `peers` names, sorted by id (bytewise) as protocol/ wants a
 /// mirror set MS. REQUIRES: names are unique (every parsed config guarantees it).

@@ -89,14 +89,15 @@ struct tls_config {
   friend bool operator==(const tls_config&, const tls_config&) = default;
 };
 
-/// `[cluster]`: the provider's node list. Provider clusters are not supported yet, so a parsed
-/// config lists exactly one node, this process, and `self` names it. Parsing fills the
+/// `[cluster]`: the provider's node list. A mirror may list several nodes (a mirror cluster:
+/// its conversations are sharded over them by rendezvous hashing, `protocol::conv_owner`); a
+/// router lists exactly one, as router clusters are not supported yet. Parsing fills the
 /// default, one node named after the provider. The list is persisted at first start and a
 /// node holding data refuses to start with a different one (`provider_node::start`).
 struct cluster_config {
-  /// Node names (ids); exactly one in a parsed config.
+  /// Node names (ids), unique, in config order (the owner of a key does not depend on it).
   std::vector<std::string> nodes;
-  /// This process's node: the one entry of `nodes`.
+  /// This process's node: one entry of `nodes`.
   std::string self;
   friend bool operator==(const cluster_config&, const cluster_config&) = default;
 };
