@@ -56,10 +56,13 @@ std::shared_ptr<const conversation_metrics> conversation_metrics::make(metrics::
 }
 
 std::shared_ptr<const link_metrics> link_metrics::make(metrics::registry* reg,
-                                                       const std::string& mirror) {
+                                                       const std::string& mirror,
+                                                       const std::string& node) {
   auto& r = or_discard(reg);
   auto m = std::make_shared<link_metrics>();
-  const metrics::labels l{{"mirror", mirror}};
+  metrics::labels l{{"mirror", mirror}};
+  if (!node.empty())
+    l.emplace_back("node", node);
   m->kinds = make_kinds(r, "cowpi_router_mirror_requests_total",
                         "Requests sent to a mirror, by kind (commit: COMMITs per mirror)",
                         "cowpi_router_mirror_request_seconds",

@@ -68,7 +68,10 @@ struct link_metrics {
   metrics::counter* failures = nullptr;
   metrics::counter* connects = nullptr;
   metrics::gauge* up = nullptr;
-  static std::shared_ptr<const link_metrics> make(metrics::registry* r, const std::string& mirror);
+  /// `node`: the mirror node's id for a link to one node of a mirror cluster (a `node`
+  /// label), empty for a mirror of one node.
+  static std::shared_ptr<const link_metrics> make(metrics::registry* r, const std::string& mirror,
+                                                  const std::string& node = {});
 };
 
 /// The router's client side: connections, sessions and queues.

@@ -15,6 +15,7 @@
 #include "router/client_side.hpp"
 #include "router/conversations.hpp"
 #include "router/mirror_link.hpp"
+#include "router/mirror_route.hpp"
 #include "type_ids.hpp"
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -141,6 +142,8 @@ expected<void> start_mirror(provider_node::impl& n) {
   d.mirror = std::make_unique<protocol::mirror>(std::move(m));
   d.store = n.mirror_db.get();
   d.router = cfg.router;
+  d.nodes = cfg.cluster.nodes;
+  d.self_node = cfg.cluster.self;
   d.metrics = mirror_metrics::make(&n.metrics);
   add_store_collector(n.metrics, "mirror", &n.mirror_db->raw());
   auto ep = spawn_mirror_endpoint(*n.sys, std::move(d));
@@ -169,21 +172,35 @@ expected<void> start_router(provider_node::impl& n) {
   for (const auto& m : ms)
     COWPI_TRY_VOID(n.router_db->register_provider(m.id, m.lpk));
 
-  // Links first (unwired), then the registry, then the client side; then wire the cycle.
+  // Links first (unwired), then the registry, then the client side; then wire the cycle. A
+  // mirror cluster gets one link per node.
+  std::vector<mirror_route> routes;
   std::vector<caf::actor> links;
   for (size_t k = 0; k < ms.size(); ++k) {
     const auto& peer =
         *std::find_if(cfg.mirrors.begin(), cfg.mirrors.end(),
                       [&](const config::mirror_peer& p) { return p.name == ms[k].id; });
-    mirror_link_deps d;
-    d.index = k;
-    d.peer = peer;
-    d.own_hello = protocol::link_hello{self.id(), self.lpk(), protocol::transport_version};
-    d.request_timeout = cfg.timeouts.commit;
-    d.connect_timeout = cfg.timeouts.connection;
-    d.tls = cfg.tls;
-    d.metrics = link_metrics::make(&n.metrics, ms[k].id);
-    links.push_back(spawn_mirror_link(*n.sys, std::move(d)));
+    mirror_route route;
+    route.id = peer.name;
+    const auto nodes = config::nodes_of(peer);
+    for (size_t j = 0; j < nodes.size(); ++j) {
+      mirror_link_deps d;
+      d.index = k;
+      d.peer = peer;
+      d.peer.address = nodes[j].address;
+      d.node = nodes[j].id;
+      d.node_index = j;
+      d.own_hello = protocol::link_hello{self.id(), self.lpk(), protocol::transport_version};
+      d.request_timeout = cfg.timeouts.commit;
+      d.connect_timeout = cfg.timeouts.connection;
+      d.tls = cfg.tls;
+      d.metrics = link_metrics::make(&n.metrics, peer.name,
+                                     peer.nodes.empty() ? std::string() : nodes[j].id);
+      route.nodes.push_back(nodes[j].id);
+      route.links.push_back(spawn_mirror_link(*n.sys, std::move(d)));
+      links.push_back(route.links.back());
+    }
+    routes.push_back(std::move(route));
   }
   conversation_deps cd;
   cd.store = n.router_db.get();
@@ -193,7 +210,7 @@ expected<void> start_router(provider_node::impl& n) {
   cd.limits.max_pending_per_author = cfg.limits.max_pending_per_author;
   cd.limits.max_pending_per_conv = cfg.limits.max_pending_per_conv;
   cd.limits.min_update_interval = static_cast<uint64_t>(cfg.limits.min_update_interval.count());
-  cd.links = links;
+  cd.mirrors = routes;
   cd.prepare_timeout = cfg.timeouts.prepare;
   cd.commit_timeout = cfg.timeouts.commit;
   cd.retention = cfg.retention;
@@ -212,12 +229,12 @@ expected<void> start_router(provider_node::impl& n) {
   COWPI_TRY(n.admin, admin_endpoint::start(*n.sys, cfg.admin_socket));
   n.admin->set_metrics(&n.metrics);
   n.admin->add_section("conversations", registry);
-  for (size_t k = 0; k < links.size(); ++k)
-    n.admin->add_section("link:" + ms[k].id, links[k]);
+  for (const auto& r : routes)
+    for (size_t j = 0; j < r.links.size(); ++j)
+      n.admin->add_section("link:" + r.nodes[j], r.links[j]);
   auditor_deps ad;
   ad.store = n.router_db.get();
-  for (size_t k = 0; k < links.size(); ++k)
-    ad.links.emplace_back(ms[k].id, links[k]);
+  ad.mirrors = routes;
   auto auditor = spawn_auditor(*n.sys, std::move(ad));
   n.actors.push_back(auditor);
   n.admin->add_command("audit", auditor);

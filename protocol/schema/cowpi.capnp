@@ -183,6 +183,14 @@ struct FetchPrekeys {
   owners @0 :List(Data);
 }
 
+# FETCH_PREKEYS for one conversation: a clustered mirror's keys are handed out from the pool
+# of the node owning that conversation, so a fetch naming such a mirror must name it. A
+# separate arm of the union, so that FETCH_PREKEYS keeps its encoding.
+struct FetchPrekeysFor {
+  owners @0 :List(Data);
+  conv @1 :Data;      # 16 bytes
+}
+
 struct LookupUsers {
   ids @0 :List(Data);
 }
@@ -205,6 +213,7 @@ struct ClientFrame {
     subscribe @8 :Subscribe;
     ping @9 :Ping;
     drain @10 :Drain;
+    fetchPrekeysFor @11 :FetchPrekeysFor;
   }
 }
 

@@ -442,9 +442,17 @@ std::vector<std::string> client::unreachable(const conv_id& conv) const {
   return {u->second.begin(), u->second.end()};
 }
 
+conv_id client::new_conv_id(crypto::rng& r) const {
+  conv_id conv{};
+  do {
+    conv = r.array<16>();
+  } while (convs_.contains(conv) || tombstones_.contains(conv));
+  return conv;
+}
+
 expected<outgoing> client::create(const member_list& others,
                                   const std::vector<prekey_bundle>& bundles, uint64_t now,
-                                  crypto::rng& r, block_mode mode) {
+                                  crypto::rng& r, block_mode mode, std::optional<conv_id> chosen) {
   if (others.empty())
     return fail(errc::invalid_argument, "a conversation needs another member");
   if (pinned_ms_.empty())
@@ -461,10 +469,9 @@ expected<outgoing> client::create(const member_list& others,
     if (!valid_id(m.id))
       return fail(errc::invalid_argument, "malformed member id");
 
-  conv_id conv{};
-  do {
-    conv = r.array<16>();
-  } while (convs_.contains(conv) || tombstones_.contains(conv));
+  if (chosen && (convs_.contains(*chosen) || tombstones_.contains(*chosen)))
+    return fail(errc::already_exists, "the conversation id is taken");
+  const conv_id conv = chosen ? *chosen : new_conv_id(r);
 
   client_conv cc;
   cc.status = conv_status::pending_setup;

@@ -2,9 +2,12 @@
 // The router's client connections over real sockets: handshake and registration, hostile
 // framing, timeouts, connection limits, and every request kind (directory and SUBMIT).
 #include "cowpi/protocol/limits.hpp"
+#include "cowpi/protocol/shard.hpp"
 #include "cowpi/protocol/wire.hpp"
 
 #include "router_fixture.hpp"
+
+#include <set>
 
 namespace cowpi::actors::testing {
 namespace {
@@ -325,7 +328,7 @@ TEST_F(router_requests, prekeys_are_handed_out_once_then_the_last_resort_key) {
   std::vector<uint64_t> got;
   std::vector<protocol::key_kind> kinds;
   for (int i = 0; i < 3; ++i) {
-    auto r = b->call(protocol::fetch_prekeys{{"alice"}});
+    auto r = b->call(protocol::fetch_prekeys{{"alice"}, std::nullopt});
     auto* pk = as<protocol::prekeys_result>(r);
     ASSERT_TRUE(pk) << i;
     ASSERT_EQ(pk->bundles.size(), 1u);
@@ -360,7 +363,7 @@ TEST_F(router_requests, a_requester_over_its_fetch_budget_gets_the_last_resort_k
   up.last_resort = key(9, rng_);
   ASSERT_TRUE(as<protocol::ok_result>(logged_in(alice)->call(up)));
   auto b = logged_in(bob);
-  auto first = b->call(protocol::fetch_prekeys{{"alice", "alice"}});
+  auto first = b->call(protocol::fetch_prekeys{{"alice", "alice"}, std::nullopt});
   auto* pk = as<protocol::prekeys_result>(first);
   ASSERT_TRUE(pk);
   ASSERT_EQ(pk->bundles.size(), 2u);
@@ -368,12 +371,70 @@ TEST_F(router_requests, a_requester_over_its_fetch_budget_gets_the_last_resort_k
   EXPECT_EQ(pk->bundles[1].key.kind, protocol::key_kind::last_resort);
   // Another requester has its own budget.
   auto c = logged_in(carol);
-  auto other = c->call(protocol::fetch_prekeys{{"alice"}});
+  auto other = c->call(protocol::fetch_prekeys{{"alice"}, std::nullopt});
   auto* pk2 = as<protocol::prekeys_result>(other);
   ASSERT_TRUE(pk2);
   ASSERT_EQ(pk2->bundles.size(), 1u);
   EXPECT_EQ(pk2->bundles[0].key.kind, protocol::key_kind::prekey);
   EXPECT_EQ(pk2->bundles[0].key.id, 2u);
+}
+
+TEST_F(router_requests, a_mirror_clusters_key_comes_from_the_node_owning_the_conversation) {
+  // mirror-a runs as two nodes, each with its own pool (uploaded by its link, owner = node id).
+  cfg.mirrors[0].address = {};
+  cfg.mirrors[0].nodes = {{"a-1", config::endpoint{"127.0.0.1", 1}},
+                          {"a-2", config::endpoint{"127.0.0.1", 2}}};
+  boot();
+  caf::scoped_actor self{sys()};
+  auto upload = [&](const std::string& pool, uint64_t first) {
+    protocol::upload_prekeys up;
+    for (uint64_t i = first; i < first + 4; ++i)
+      up.one_time.push_back(key(i, rng_));
+    up.last_resort = key(first + 50, rng_);
+    std::optional<protocol::response_body> got;
+    self->request(side().directory, 5s, upload_atom_v, pool, up)
+        .receive([&](protocol::response_body& b) { got = std::move(b); }, [&](caf::error&) {});
+    ASSERT_TRUE(got && std::holds_alternative<protocol::ok_result>(*got)) << pool;
+  };
+  upload("a-1", 100);
+  upload("a-2", 200);
+  auto bob = user("bob");
+  register_user(bob);
+  auto b = logged_in(bob);
+  // Without a conversation the directory cannot tell which node's key is usable.
+  auto r = b->call(protocol::fetch_prekeys{{"mirror-a"}, std::nullopt});
+  auto* rej = as<protocol::rejection>(r);
+  ASSERT_TRUE(rej);
+  EXPECT_EQ(rej->kind, protocol::rejection_kind::invalid);
+  EXPECT_NE(rej->detail.find("runs as a cluster"), std::string::npos) << rej->detail;
+  // For each conversation, the key comes from the pool of the node that owns it, and names
+  // the mirror, not the node.
+  const std::vector<std::string> nodes{"a-1", "a-2"};
+  std::set<size_t> owners_seen;
+  for (uint8_t n = 0; n < 6; ++n) {
+    protocol::conv_id conv;
+    conv.fill(n);
+    const size_t owner = protocol::conv_owner(nodes, conv);
+    owners_seen.insert(owner);
+    auto got = b->call(protocol::fetch_prekeys{{"mirror-a"}, conv});
+    auto* pk = as<protocol::prekeys_result>(got);
+    ASSERT_TRUE(pk) << int(n);
+    ASSERT_EQ(pk->bundles.size(), 1u);
+    EXPECT_EQ(pk->bundles[0].owner, "mirror-a");
+    EXPECT_EQ(pk->bundles[0].lpk, cfg.mirrors[0].public_key);
+    const uint64_t id = pk->bundles[0].key.id;
+    if (owner == 0)
+      EXPECT_TRUE(id >= 100 && id < 200) << id;
+    else
+      EXPECT_TRUE(id >= 200 && id < 300) << id;
+  }
+  EXPECT_EQ(owners_seen.size(), 2u) << "the sample covers both nodes";
+  // Node ids are provider ids: nobody registers as one.
+  auto node = user("a-2");  // the client borrows the identity
+  auto c = client(node);
+  EXPECT_FALSE(c->start(hello_mode::register_user));
+  ASSERT_TRUE(c->last_error().has_value());
+  EXPECT_EQ(c->last_error()->code, frame_error_code::id_taken);
 }
 
 TEST_F(router_requests, low_order_or_zero_id_prekeys_are_refused_and_nothing_is_stored) {

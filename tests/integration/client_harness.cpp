@@ -119,8 +119,9 @@ std::vector<protocol::alarm> live_deployment::alarms(const std::string& id) {
 tools::provider_process& live_deployment::process(const std::string& provider) {
   if (provider == d_.router)
     return run_->router;
-  for (size_t k = 0; k < d_.mirrors.size(); ++k)
-    if (d_.mirrors[k] == provider)
+  const auto names = d_.mirror_processes();
+  for (size_t k = 0; k < names.size(); ++k)
+    if (names[k] == provider)
       return run_->mirrors[k];
   ADD_FAILURE() << "no provider " << provider;
   return run_->router;

@@ -136,7 +136,8 @@ inline std::vector<client_frame> all_client_frames() {
   add(upload_prekeys{{{1, filled<32>(1)}, {2, filled<32>(2)}}, published_key{3, filled<32>(3)}});
   add(upload_prekeys{{{4, filled<32>(4)}}, std::nullopt});
   add(upload_prekeys{{}, published_key{5, filled<32>(5)}});
-  add(fetch_prekeys{{"bob", "carol", "mirror-a"}});
+  add(fetch_prekeys{{"bob", "carol", "mirror-a"}, std::nullopt});
+  add(fetch_prekeys{{"mirror-a"}, filled<16>(0x21)});
   add(lookup_users{{"bob", "zed"}});
   add(lookup_users{});
   add(account_status{});

@@ -247,9 +247,11 @@ expected<running_deployment> start_local_deployment(
     return it == env.end() ? std::map<std::string, std::string>{} : it->second;
   };
   COWPI_TRY(auto router_files, prepare_provider(d, d.router, r));
+  // A mirror's files (identity, TLS) are made once, in its first node's folder; the other
+  // nodes of a mirror cluster get a copy of its identity key and use its TLS files.
   std::vector<provider_files> mirror_files;
   for (const auto& m : d.mirrors) {
-    COWPI_TRY(auto f, prepare_provider(d, m, r));
+    COWPI_TRY(auto f, prepare_provider(d, d.nodes_of(m).front(), r));
     mirror_files.push_back(std::move(f));
   }
   // Trust: the router trusts every mirror's CA; each mirror trusts the router's CA only.
@@ -260,20 +262,44 @@ expected<running_deployment> start_local_deployment(
   COWPI_TRY_VOID(write_trust_file(router_trust, mirror_cas));
 
   std::vector<config::mirror_peer> peers;
+  size_t port_slot = 0;
   for (size_t k = 0; k < d.mirrors.size(); ++k) {
-    auto c = base_config(d, config::role::mirror, d.mirrors[k], mirror_files[k]);
-    c.storage_key_file = mirror_files[k].data / "storage.key";
-    c.tls.ca = router_files.tls.ca_cert;
-    c.links = config::endpoint{d.host, k < d.mirror_ports.size() ? d.mirror_ports[k] : uint16_t{0}};
-    c.router = config::peer{d.router, router_files.lpk};
-    const fs::path path = d.config_path(d.mirrors[k]);
-    COWPI_TRY_VOID(write_config(path, c));
-    COWPI_TRY(auto p, provider_process::start(binary, path, d.log_path(d.mirrors[k]),
-                                              env_of(d.mirrors[k])));
-    c.links.port = p.port("links");
-    COWPI_TRY_VOID(write_config(path, c));  // a restart comes back on the same port
-    peers.push_back(config::mirror_peer{d.mirrors[k], c.links, mirror_files[k].lpk});
-    out.mirrors.push_back(std::move(p));
+    const auto nodes = d.nodes_of(d.mirrors[k]);
+    config::mirror_peer peer{d.mirrors[k], {}, mirror_files[k].lpk, {}};
+    for (size_t j = 0; j < nodes.size(); ++j) {
+      provider_files f = mirror_files[k];
+      f.data = d.dir / nodes[j];
+      if (j > 0) {
+        std::error_code ec;
+        fs::create_directories(f.data, ec);
+        if (!fs::exists(f.data / "identity.key", ec)
+            && !fs::copy_file(mirror_files[k].data / "identity.key", f.data / "identity.key", ec))
+          return fail(errc::storage, (f.data / "identity.key").string() + ": " + ec.message());
+      }
+      auto c = base_config(d, config::role::mirror, d.mirrors[k], f);
+      if (nodes.size() > 1) {
+        c.cluster.nodes = nodes;
+        c.cluster.self = nodes[j];
+      }
+      c.storage_key_file = f.data / "storage.key";
+      c.tls.ca = router_files.tls.ca_cert;
+      const uint16_t fixed = port_slot < d.mirror_ports.size() ? d.mirror_ports[port_slot] : 0;
+      ++port_slot;
+      c.links = config::endpoint{d.host, fixed};
+      c.router = config::peer{d.router, router_files.lpk};
+      const fs::path path = d.config_path(nodes[j]);
+      COWPI_TRY_VOID(write_config(path, c));
+      COWPI_TRY(auto p,
+                provider_process::start(binary, path, d.log_path(nodes[j]), env_of(nodes[j])));
+      c.links.port = p.port("links");
+      COWPI_TRY_VOID(write_config(path, c));  // a restart comes back on the same port
+      if (nodes.size() > 1)
+        peer.nodes.push_back(config::mirror_node{nodes[j], c.links});
+      else
+        peer.address = c.links;
+      out.mirrors.push_back(std::move(p));
+    }
+    peers.push_back(std::move(peer));
   }
 
   auto rc = base_config(d, config::role::router, d.router, router_files);
@@ -302,8 +328,8 @@ bool router_ready(const local_deployment& d) {
       admin_call(d.dir / d.router / "admin.sock", {{"get", "status"}}, std::chrono::seconds(2));
   if (!s || !s->contains("sections"))
     return false;
-  for (const auto& m : d.mirrors) {
-    const auto& sec = (*s)["sections"]["link:" + m];
+  for (const auto& node : d.mirror_processes()) {
+    const auto& sec = (*s)["sections"]["link:" + node];
     if (!sec.is_object() || !sec.value("up", false) || !sec.value("keys", false))
       return false;
   }

@@ -65,6 +65,10 @@ struct local_deployment {
   std::filesystem::path dir;
   std::string router = "router";
   std::vector<std::string> mirrors = {"mirror-a", "mirror-b"};
+  /// Nodes per mirror: 1 runs each mirror as one process named after it; N > 1 runs each as
+  /// a mirror cluster of N processes named `<mirror>-1` ... `<mirror>-N` (one identity key,
+  /// conversations sharded over the nodes).
+  size_t mirror_nodes = 1;
   std::string host = "127.0.0.1";
   /// Fixed ports (0: the OS picks). Router clients, then one per mirror.
   uint16_t router_port = 0;
@@ -75,6 +79,23 @@ struct local_deployment {
   /// `metrics=HOST:PORT`).
   bool metrics = false;
 
+  /// The node (process) names of `mirror`.
+  std::vector<std::string> nodes_of(const std::string& mirror) const {
+    if (mirror_nodes <= 1)
+      return {mirror};
+    std::vector<std::string> out;
+    for (size_t j = 1; j <= mirror_nodes; ++j)
+      out.push_back(mirror + "-" + std::to_string(j));
+    return out;
+  }
+  /// Every mirror process, mirror by mirror, each mirror's nodes in order.
+  std::vector<std::string> mirror_processes() const {
+    std::vector<std::string> out;
+    for (const auto& m : mirrors)
+      for (auto& n : nodes_of(m))
+        out.push_back(std::move(n));
+    return out;
+  }
   std::filesystem::path config_path(const std::string& provider) const {
     return dir / provider / "provider.toml";
   }
@@ -87,7 +108,7 @@ struct local_deployment {
 /// Running providers of a local deployment.
 struct running_deployment {
   provider_process router;
-  std::vector<provider_process> mirrors;  // in the order of local_deployment::mirrors
+  std::vector<provider_process> mirrors;  // in the order of local_deployment::mirror_processes
   config::deployment_file deployment;     // what clients get (also written to disk)
 };
 

@@ -28,7 +28,7 @@ router_frame first_answer() {
   return response{1, ok_result{}};
 }
 client_frame second_request() {
-  return client_frame{2, fetch_prekeys{{"carol", "mirror-a"}}};
+  return client_frame{2, fetch_prekeys{{"carol", "mirror-a"}, std::nullopt}};
 }
 
 // Frames n of the c2r direction around the rekeys: the last frame under k_c2r, the first two

@@ -131,7 +131,7 @@ caf::behavior client_actor::make_behavior(client_setup&& setup) {
         fetch_retry& f = n.mapped();
         if (!online())
           return f.k(fail(errc::unavailable, "not connected to the " + router_what()));
-        fetch_keys(std::move(f.owners), std::move(f.k), f.attempt, f.until);
+        fetch_keys(std::move(f.owners), f.conv, std::move(f.k), f.attempt, f.until);
       },
       [this](reconn_atom, uint64_t gen) {
         if (gen == reconnect_gen_ && phase_ == phase::waiting)
@@ -541,25 +541,28 @@ void client_actor::request(protocol::client_request body, response_fn k) {
   self_->delayed_send(self_, opts_.request_timeout, caf::timeout_atom_v, rid);
 }
 
-void client_actor::fetch_keys(std::vector<std::string> owners, response_fn k, unsigned attempt,
+void client_actor::fetch_keys(std::vector<std::string> owners,
+                              std::optional<protocol::conv_id> conv, response_fn k,
+                              unsigned attempt,
                               std::optional<std::chrono::steady_clock::time_point> until) {
   if (!until)
     until = std::chrono::steady_clock::now() + opts_.request_timeout;
-  request(protocol::fetch_prekeys{owners}, [this, owners, k, attempt,
-                                            until](expected<protocol::response_body> r) mutable {
-    // UNAVAILABLE: the directory cannot answer for every owner yet (a mirror's keys
-    // not yet uploaded right after the providers start). Retry, backing off, for as
-    // long as one request may take, before the caller sees it.
-    const auto* rej = r ? std::get_if<protocol::rejection>(&*r) : nullptr;
-    if (rej != nullptr && rej->kind == protocol::rejection_kind::unavailable
-        && std::chrono::steady_clock::now() < *until && online()) {
-      const uint64_t id = next_fetch_retry_++;
-      fetch_retries_.emplace(id, fetch_retry{std::move(owners), std::move(k), attempt + 1, *until});
-      self_->delayed_send(self_, backoff(attempt), retry_atom_v, id);
-      return;
-    }
-    k(std::move(r));
-  });
+  request(protocol::fetch_prekeys{owners, conv},
+          [this, owners, conv, k, attempt, until](expected<protocol::response_body> r) mutable {
+            // UNAVAILABLE: the directory cannot answer for every owner yet (a mirror's keys
+            // not yet uploaded right after the providers start). Retry, backing off, for as
+            // long as one request may take, before the caller sees it.
+            const auto* rej = r ? std::get_if<protocol::rejection>(&*r) : nullptr;
+            if (rej != nullptr && rej->kind == protocol::rejection_kind::unavailable
+                && std::chrono::steady_clock::now() < *until && online()) {
+              const uint64_t id = next_fetch_retry_++;
+              fetch_retries_.emplace(
+                  id, fetch_retry{std::move(owners), conv, std::move(k), attempt + 1, *until});
+              self_->delayed_send(self_, backoff(attempt), retry_atom_v, id);
+              return;
+            }
+            k(std::move(r));
+          });
 }
 
 void client_actor::send_ack(const protocol::ack_msg& a) {
@@ -748,7 +751,7 @@ void client_actor::with_keys(const protocol::conv_id& conv, done_fn<void> k) {
   if (!online())
     return k(fail(errc::unavailable,
                   "not connected to the " + router_what() + ": first-contact keys are needed"));
-  fetch_keys(missing, [this, conv, k, missing](expected<protocol::response_body> r) {
+  fetch_keys(missing, conv, [this, conv, k, missing](expected<protocol::response_body> r) {
     if (!r)
       return k(unexpected<error>{std::move(r).error()});
     const auto* pk = std::get_if<protocol::prekeys_result>(&*r);
@@ -1111,47 +1114,50 @@ void client_actor::op_create(std::vector<std::string> others, protocol::block_mo
     return done(fail(errc::invalid_argument, "a conversation needs another member"));
   if (std::binary_search(others.begin(), others.end(), client().self().id()))
     return done(fail(errc::invalid_argument, "the other members may not include ourselves"));
-  request(protocol::lookup_users{others},
-          [this, others, mode, done](expected<protocol::response_body> r) {
-            if (!r)
-              return done(unexpected<error>{std::move(r).error()});
-            auto* u = std::get_if<protocol::users_result>(&*r);
-            if (u == nullptr)
-              return done(unexpected_answer(*r, "lookup"));
-            if (!u->unknown.empty() || u->users.size() != others.size())
-              return done(fail(errc::not_found, std::to_string(others.size() - u->users.size())
-                                                    + " of the ids are not registered"));
-            protocol::member_list members = std::move(u->users);
-            sort_members(members);
-            std::vector<std::string> owners = others;
-            for (const auto& m : client().pinned_ms())
-              owners.push_back(m.id);
-            sort_unique(owners);
-            fetch_keys(std::move(owners),
-                       [this, members, mode, done](expected<protocol::response_body> r2) {
-                         if (!r2)
-                           return done(unexpected<error>{std::move(r2).error()});
-                         const auto* pk = std::get_if<protocol::prekeys_result>(&*r2);
-                         if (pk == nullptr)
-                           return done(unexpected_answer(*r2, "pre-key fetch"));
-                         auto out = client().create(members, pk->bundles, now(), *core_.rng, mode);
-                         if (!out)
-                           return done(unexpected<error>{std::move(out).error()});
-                         const protocol::conv_id conv = out->conv;
-                         if (!persist_conv(conv))
-                           return done(fail(errc::storage, failure_));
-                         submit(std::move(*out), [this, done, conv](expected<sent_message> s) {
-                           if (!s)
-                             return done(unexpected<error>{std::move(s).error()});
-                           // The conversation is usable once its SETUP comes back ordered.
-                           const auto* cc = client().find(conv);
-                           if (cc != nullptr && cc->status == protocol::conv_status::active)
-                             return done(conv);
-                           setup_waiters_[conv] = done;
-                           self_->delayed_send(self_, opts_.request_timeout, deadline_atom_v, conv);
-                         });
-                       });
-          });
+  request(protocol::lookup_users{others}, [this, others, mode,
+                                           done](expected<protocol::response_body> r) {
+    if (!r)
+      return done(unexpected<error>{std::move(r).error()});
+    auto* u = std::get_if<protocol::users_result>(&*r);
+    if (u == nullptr)
+      return done(unexpected_answer(*r, "lookup"));
+    if (!u->unknown.empty() || u->users.size() != others.size())
+      return done(fail(errc::not_found, std::to_string(others.size() - u->users.size())
+                                            + " of the ids are not registered"));
+    protocol::member_list members = std::move(u->users);
+    sort_members(members);
+    std::vector<std::string> owners = others;
+    for (const auto& m : client().pinned_ms())
+      owners.push_back(m.id);
+    sort_unique(owners);
+    // The id is drawn before the fetch: a mirror cluster hands out the keys of the
+    // node that will own the conversation.
+    const protocol::conv_id chosen = client().new_conv_id(*core_.rng);
+    fetch_keys(std::move(owners), chosen,
+               [this, members, mode, chosen, done](expected<protocol::response_body> r2) {
+                 if (!r2)
+                   return done(unexpected<error>{std::move(r2).error()});
+                 const auto* pk = std::get_if<protocol::prekeys_result>(&*r2);
+                 if (pk == nullptr)
+                   return done(unexpected_answer(*r2, "pre-key fetch"));
+                 auto out = client().create(members, pk->bundles, now(), *core_.rng, mode, chosen);
+                 if (!out)
+                   return done(unexpected<error>{std::move(out).error()});
+                 const protocol::conv_id conv = out->conv;
+                 if (!persist_conv(conv))
+                   return done(fail(errc::storage, failure_));
+                 submit(std::move(*out), [this, done, conv](expected<sent_message> s) {
+                   if (!s)
+                     return done(unexpected<error>{std::move(s).error()});
+                   // The conversation is usable once its SETUP comes back ordered.
+                   const auto* cc = client().find(conv);
+                   if (cc != nullptr && cc->status == protocol::conv_status::active)
+                     return done(conv);
+                   setup_waiters_[conv] = done;
+                   self_->delayed_send(self_, opts_.request_timeout, deadline_atom_v, conv);
+                 });
+               });
+  });
 }
 
 void client_actor::op_send(const protocol::conv_id& conv, bytes text, done_fn<sent_message> done) {
@@ -1199,33 +1205,34 @@ void client_actor::op_update(const protocol::conv_id& conv, std::vector<std::str
     return build({});
   if (!check_online([&done](error e) { done(unexpected<error>{std::move(e)}); }))
     return;
-  request(protocol::lookup_users{adds}, [this, conv, adds, done,
-                                         build](expected<protocol::response_body> r) {
-    if (!r)
-      return done(unexpected<error>{std::move(r).error()});
-    auto* u = std::get_if<protocol::users_result>(&*r);
-    if (u == nullptr)
-      return done(unexpected_answer(*r, "lookup"));
-    if (!u->unknown.empty() || u->users.size() != adds.size())
-      return done(fail(errc::not_found, std::to_string(adds.size() - u->users.size())
-                                            + " of the ids are not registered"));
-    protocol::member_list members = std::move(u->users);
-    sort_members(members);
-    fetch_keys(adds, [this, conv, members, done, build](expected<protocol::response_body> r2) {
-      if (!r2)
-        return done(unexpected<error>{std::move(r2).error()});
-      const auto* pk = std::get_if<protocol::prekeys_result>(&*r2);
-      if (pk == nullptr)
-        return done(unexpected_answer(*r2, "pre-key fetch"));
-      if (client().find(conv) == nullptr)
-        return done(fail(errc::not_found, "no such conversation"));
-      if (auto a = client().add_bundles(conv, pk->bundles); !a)
-        return done(unexpected<error>{std::move(a).error()});
-      if (!persist_conv(conv))
-        return done(fail(errc::storage, failure_));
-      build(members);
-    });
-  });
+  request(protocol::lookup_users{adds},
+          [this, conv, adds, done, build](expected<protocol::response_body> r) {
+            if (!r)
+              return done(unexpected<error>{std::move(r).error()});
+            auto* u = std::get_if<protocol::users_result>(&*r);
+            if (u == nullptr)
+              return done(unexpected_answer(*r, "lookup"));
+            if (!u->unknown.empty() || u->users.size() != adds.size())
+              return done(fail(errc::not_found, std::to_string(adds.size() - u->users.size())
+                                                    + " of the ids are not registered"));
+            protocol::member_list members = std::move(u->users);
+            sort_members(members);
+            fetch_keys(adds, conv,
+                       [this, conv, members, done, build](expected<protocol::response_body> r2) {
+                         if (!r2)
+                           return done(unexpected<error>{std::move(r2).error()});
+                         const auto* pk = std::get_if<protocol::prekeys_result>(&*r2);
+                         if (pk == nullptr)
+                           return done(unexpected_answer(*r2, "pre-key fetch"));
+                         if (client().find(conv) == nullptr)
+                           return done(fail(errc::not_found, "no such conversation"));
+                         if (auto a = client().add_bundles(conv, pk->bundles); !a)
+                           return done(unexpected<error>{std::move(a).error()});
+                         if (!persist_conv(conv))
+                           return done(fail(errc::storage, failure_));
+                         build(members);
+                       });
+          });
 }
 
 void client_actor::op_sync(std::chrono::milliseconds timeout, done_fn<client_sync_report> done) {

@@ -126,7 +126,8 @@ private:
   void write(const bytes& frame);
   void request(protocol::client_request body, response_fn k);
   /// A pre-key fetch, retried after a backoff while the directory answers UNAVAILABLE.
-  void fetch_keys(std::vector<std::string> owners, response_fn k, unsigned attempt = 0,
+  void fetch_keys(std::vector<std::string> owners, std::optional<protocol::conv_id> conv,
+                  response_fn k, unsigned attempt = 0,
                   std::optional<std::chrono::steady_clock::time_point> until = std::nullopt);
   void send_ack(const protocol::ack_msg& a);
   void on_router_frame(protocol::router_frame& f);
@@ -214,6 +215,7 @@ private:
   std::map<uint64_t, response_fn> requests_;
   struct fetch_retry {
     std::vector<std::string> owners;
+    std::optional<protocol::conv_id> conv;
     response_fn k;
     unsigned attempt = 0;
     std::chrono::steady_clock::time_point until;

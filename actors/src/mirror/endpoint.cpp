@@ -5,6 +5,7 @@
 
 #include "cowpi/actors/fault.hpp"
 #include "cowpi/protocol/limits.hpp"
+#include "cowpi/protocol/shard.hpp"
 #include "cowpi/protocol/wire.hpp"
 
 #include "../type_ids.hpp"
@@ -39,6 +40,11 @@ struct endpoint_state {
   std::unique_ptr<protocol::mirror> m;
   storage::mirror_store* store = nullptr;
   config::peer router;
+  /// The cluster's node ids, and this node's position in them.
+  std::vector<std::string> nodes;
+  size_t self_node = 0;
+  /// Requests refused because another node of the cluster owns their conversation.
+  uint64_t wrong_node = 0;
   crypto::system_rng rng;
   /// Senders (router connections) that completed HELLO.
   std::set<caf::actor_addr> greeted;
@@ -90,11 +96,47 @@ storage::store::done_fn report_to(endpoint_actor* self, uint64_t token) {
   };
 }
 
+// Whether this node owns `conv` (always, for a mirror of one node).
+bool owns(const endpoint_state& st, const protocol::conv_id& conv) {
+  return st.nodes.size() <= 1 || protocol::conv_owner(st.nodes, conv) == st.self_node;
+}
+
+// The conversation a request is about, if any.
+const protocol::conv_id* conv_of(const protocol::link_request& req) {
+  return std::visit(
+      [](const auto& x) -> const protocol::conv_id* {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, protocol::prepare_msg>)
+          return &x.c.conv;
+        else if constexpr (std::is_same_v<T, protocol::commit_msg>)
+          return &x.payload.c.conv;
+        else if constexpr (
+            std::is_same_v<
+                T,
+                protocol::
+                    link_ack> || std::is_same_v<T, protocol::status_query> || std::is_same_v<T, protocol::audit_query>)
+          return &x.conv;
+        else
+          return nullptr;
+      },
+      req);
+}
+
 // Runs one request against the mirror state. A COMMIT or ACK that changes it queues its write
 // and returns the write's token: its answer waits for that write's sync.
 handled handle(endpoint_actor* self, const protocol::link_request& req) {
   auto& st = self->state;
   const auto now = unix_seconds();
+  // Every node of a mirror cluster holds the conversations it owns and nothing of the others:
+  // a request about another node's conversation (a router with a different node list) is
+  // refused before it touches any state.
+  if (const auto* conv = conv_of(req); conv != nullptr && !owns(st, *conv)) {
+    if (st.wrong_node++ == 0)
+      spdlog::warn(
+          "mirror: a request about a conversation another node of this cluster owns "
+          "(does the router list the same nodes?)");
+    return handled{reject("wrong_node")};
+  }
   return std::visit(
       [&](const auto& x) -> handled {
         using T = std::decay_t<decltype(x)>;
@@ -189,6 +231,10 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
   self->state.m = std::move(deps.mirror);
   self->state.store = deps.store;
   self->state.router = std::move(deps.router);
+  self->state.nodes = std::move(deps.nodes);
+  if (auto it = std::find(self->state.nodes.begin(), self->state.nodes.end(), deps.self_node);
+      it != self->state.nodes.end())
+    self->state.self_node = static_cast<size_t>(it - self->state.nodes.begin());
   self->state.metrics = std::move(deps.metrics);
   self->state.metrics->conversations->set(static_cast<int64_t>(self->state.m->convs().size()));
   for (const auto& [conv, mc] : self->state.m->convs())
@@ -223,7 +269,8 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
         const size_t kind = req->index();
         mm.kinds.requests[kind]->inc();
         // An AUDIT reads the store: behind writes still queued, it waits until they are applied.
-        if (const auto* a = std::get_if<protocol::audit_query>(&*req); a && !st.replies.empty()) {
+        if (const auto* a = std::get_if<protocol::audit_query>(&*req);
+            a && !st.replies.empty() && owns(st, a->conv)) {
           pending_reply r;
           r.rp = self->make_response_promise<link_frame>();
           r.token = ++st.last_token;
@@ -258,14 +305,19 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
       },
       [=](stats_atom) -> std::string {
         const auto& m = *self->state.m;
-        return nlohmann::json{{"role", "mirror"},
-                              {"id", m.self().id()},
-                              {"conversations", m.convs().size()},
-                              {"prekeys", m.keys().prekeys().size()},
-                              {"commits", self->state.commits},
-                              {"acks", self->state.acks},
-                              {"answers_held", self->state.answers_held},
-                              {"router_links", self->state.greeted.size()}}
+        return nlohmann::json{
+            {"role", "mirror"},
+            {"id", m.self().id()},
+            {"node",
+             self->state.nodes.empty() ? m.self().id() : self->state.nodes[self->state.self_node]},
+            {"nodes", self->state.nodes.size()},
+            {"wrong_node", self->state.wrong_node},
+            {"conversations", m.convs().size()},
+            {"prekeys", m.keys().prekeys().size()},
+            {"commits", self->state.commits},
+            {"acks", self->state.acks},
+            {"answers_held", self->state.answers_held},
+            {"router_links", self->state.greeted.size()}}
             .dump();
       },
   };

@@ -19,6 +19,10 @@ struct mirror_endpoint_deps {
   std::unique_ptr<protocol::mirror> mirror;
   storage::mirror_store* store = nullptr;
   config::peer router;  // the one router allowed to connect
+  /// The mirror cluster's node ids and this node's: a request about a conversation another
+  /// node owns (`protocol::conv_owner`) is refused with `wrong_node`. One node owns all.
+  std::vector<std::string> nodes;
+  std::string self_node;
   std::shared_ptr<const mirror_metrics> metrics = mirror_metrics::make(nullptr);
 };
 

@@ -139,7 +139,7 @@ nlohmann::json report(const auditor_deps& d, const conv_audit& c, uint64_t& mism
     if (m.error || !missing.empty()) {
       ++incomplete;
     }
-    ms.push_back({{"mirror", d.links[k].first},
+    ms.push_back({{"mirror", d.mirrors[k].id},
                   {"held", m.d.size()},
                   {"checked", checked},
                   {"mismatch_count", bad.size()},
@@ -168,7 +168,7 @@ nlohmann::json report(const auditor_deps& d, const conv_audit& c, uint64_t& mism
       if (it == c.mirrors[k].d.end()) {
         continue;
       }
-      values[d.links[k].first] = to_hex(it->second);
+      values[d.mirrors[k].id] = to_hex(it->second);
       if (first && *first != it->second) {
         differ = true;
       }
@@ -241,8 +241,8 @@ void fetch(auditor_actor* self, job_ptr job, size_t k, size_t c, uint64_t from) 
   }
   const auto& cv = job->convs[c];
   protocol::link_request req{protocol::audit_query{cv.conv, from, cv.next - 1}};
-  self->request(self->state.d.links[k].second, std::min(left, self->state.d.batch_timeout),
-                link_atom_v, std::move(req))
+  self->request(self->state.d.mirrors[k].link_for(cv.conv),
+                std::min(left, self->state.d.batch_timeout), link_atom_v, std::move(req))
       .then(
           [=](const protocol::link_response& r) {
             auto& m = job->convs[c].mirrors[k];
@@ -315,7 +315,7 @@ caf::behavior auditor(auditor_actor* self, auditor_deps deps) {
           convs = std::move(*all);
         }
         for (const auto& conv : convs) {
-          auto c = load_conv(*d.store, conv, d.links.size());
+          auto c = load_conv(*d.store, conv, d.mirrors.size());
           if (!c) {
             return error_json("storage: " + c.error().message());
           }
@@ -323,12 +323,12 @@ caf::behavior auditor(auditor_actor* self, auditor_deps deps) {
         }
         job->deadline = clock_type::now() + d.deadline;
         job->rp = self->make_response_promise();
-        if (d.links.empty() || job->convs.empty()) {
+        if (d.mirrors.empty() || job->convs.empty()) {
           job->chains_left = 1;
           chain_done(self, job);
         } else {
-          job->chains_left = d.links.size();
-          for (size_t k = 0; k < d.links.size(); ++k) {
+          job->chains_left = d.mirrors.size();
+          for (size_t k = 0; k < d.mirrors.size(); ++k) {
             fetch(self, job, k, 0, 0);
           }
         }

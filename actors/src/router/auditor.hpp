@@ -5,6 +5,7 @@
 
 #include "cowpi/storage/router_store.hpp"
 
+#include "mirror_route.hpp"
 #include <caf/all.hpp>
 
 #include <chrono>
@@ -17,8 +18,9 @@ namespace cowpi::actors {
 struct auditor_deps {
   /// The router's store; outlives the actor.
   storage::router_store* store = nullptr;
-  /// (mirror id, link actor), in MS order.
-  std::vector<std::pair<std::string, caf::actor>> links;
+  /// Every mirror's nodes and links, in MS order: a conversation is audited at the node of
+  /// each mirror that owns it.
+  std::vector<mirror_route> mirrors;
   /// Bound on one AUDIT round trip (one batch of at most `protocol::max_audit_batch` D values).
   std::chrono::milliseconds batch_timeout{4000};
   /// Bound on a whole audit; mirrors not done by then report an error. Keep it below the

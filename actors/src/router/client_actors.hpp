@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -56,8 +57,14 @@ caf::actor spawn_session_worker(caf::actor_system& sys, caf::actor broker, conne
 struct directory_deps {
   storage::router_store* store = nullptr;
   protocol::directory_policy policy;
-  /// Provider ids (the router's own and every mirror's): never registrable.
+  /// Provider ids (the router's own, every mirror's and every mirror node's): never
+  /// registrable.
   std::set<std::string> providers;
+  /// Each mirror's node ids ({its id} for a mirror of one node): a clustered mirror's keys
+  /// are kept in one pool per node, named by the node id.
+  std::map<std::string, std::vector<std::string>> mirror_nodes;
+  /// A clustered mirror's pool (node id) -> the mirror's id.
+  std::map<std::string, std::string> pool_owner;
 };
 
 /// Spawns the directory (detached: its store calls block on synced writes).

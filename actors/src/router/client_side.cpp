@@ -34,6 +34,13 @@ expected<client_side> spawn_client_side(caf::actor_system& sys, const config::pr
   for (const auto& m : cfg.mirrors) {
     COWPI_TRY_VOID(store.register_provider(m.name, m.public_key));
     dd.providers.insert(m.name);
+    dd.mirror_nodes[m.name] = config::node_ids_of(m);
+    for (const auto& node : m.nodes) {
+      // A node's pool holds keys of the mirror's identity.
+      COWPI_TRY_VOID(store.register_provider(node.id, m.public_key));
+      dd.providers.insert(node.id);
+      dd.pool_owner[node.id] = m.name;
+    }
   }
 
   client_side side;

@@ -267,7 +267,10 @@ caf::behavior conversation(conv_actor* self, protocol::conv_id conv, conversatio
         s.ack_due.reset();
       },
       [=](retry_atom, uint64_t i, size_t k) { send_commit(self, i, k); },
-      [=](linkup_atom, size_t k) {
+      [=](linkup_atom, size_t k, size_t node) {
+        // Only the link of the node owning this conversation matters to it.
+        if (k >= self->state.d.link_nodes.size() || self->state.d.link_nodes[k] != node)
+          return;
         for (const auto& [i, e] : self->state.rc->in_flight())
           send_commit(self, i, k);
         pump(self);
@@ -308,8 +311,15 @@ expected<caf::actor> conversation_for(registry_actor* self, const protocol::conv
   if (auto it = st.live.find(conv); it != st.live.end())
     return it->second;
   COWPI_TRY(auto loaded, st.d.store->load_conv(conv, st.d.ms, st.d.limits));
-  auto a =
-      self->spawn(conversation, conv, st.d, std::move(loaded), caf::actor_cast<caf::actor>(self));
+  conversation_deps d = st.d;
+  d.links.clear();
+  d.link_nodes.clear();
+  for (const auto& m : d.mirrors) {
+    d.link_nodes.push_back(m.owner(conv));
+    d.links.push_back(m.links[d.link_nodes.back()]);
+  }
+  auto a = self->spawn(conversation, conv, std::move(d), std::move(loaded),
+                       caf::actor_cast<caf::actor>(self));
   self->monitor(a);
   st.live.emplace(conv, a);
   st.d.metrics->live->set(static_cast<int64_t>(st.live.size()));
@@ -354,9 +364,9 @@ caf::behavior registry(registry_actor* self, conversation_deps d) {
         }
         return self->delegate(*a, submit_atom_v, std::move(r));
       },
-      [=](linkup_atom, size_t k) {
+      [=](linkup_atom, size_t k, size_t node) {
         for (const auto& [conv, a] : self->state.live)
-          self->send(a, linkup_atom_v, k);
+          self->send(a, linkup_atom_v, k, node);
       },
       [=](attach_atom, caf::actor queues) { self->state.queues = std::move(queues); },
       [=](poke_atom, const protocol::conv_id& conv, uint64_t i, std::vector<std::string>& members) {

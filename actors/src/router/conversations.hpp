@@ -7,6 +7,7 @@
 #include "cowpi/storage/router_store.hpp"
 
 #include "../node_metrics.hpp"
+#include "mirror_route.hpp"
 #include <caf/all.hpp>
 
 #include <chrono>
@@ -18,7 +19,12 @@ struct conversation_deps {
   storage::router_store* store = nullptr;
   protocol::member_list ms;  // the configured mirror set, sorted by name
   protocol::intake_limits limits;
-  std::vector<caf::actor> links;  // one per mirror, in MS order
+  /// Every mirror's nodes and links, in MS order.
+  std::vector<mirror_route> mirrors;
+  /// For one conversation (filled by the registry): the link of the node owning it in each
+  /// mirror, and that node's position in the mirror's node list, in MS order.
+  std::vector<caf::actor> links;
+  std::vector<size_t> link_nodes;
   std::chrono::milliseconds prepare_timeout{5000};
   std::chrono::milliseconds commit_timeout{5000};
   std::chrono::seconds idle{60};  // a conversation actor with nothing pending stops
@@ -28,7 +34,8 @@ struct conversation_deps {
 
 /// Spawns the registry. It answers `(submit_atom, submit_request)` by delegating to the
 /// conversation's actor (spawned on demand, loading its record and resuming entries still
-/// missing mirror answers), forwards `(linkup_atom, size_t)` to every live conversation, and
+/// missing mirror answers), forwards `(linkup_atom, size_t mirror, size_t node)` to every live
+/// conversation (one whose owner node in that mirror is `node` resends its COMMITs), and
 /// answers `(stats_atom)` with JSON. At start it resumes every conversation with entries in
 /// flight, so that their COMMITs are resent. `(attach_atom, caf::actor queues)` names the
 /// queue registry that receives `(poke_atom, conv, index, members)` for deliverable entries.

@@ -2,6 +2,7 @@
 // The router's directory actor: LOGIN/REGISTER lookups, registration commits, pre-key uploads
 // and fetches under per-requester budgets, account status (contracts.md, docs/design.md §2).
 #include "cowpi/protocol/limits.hpp"
+#include "cowpi/protocol/shard.hpp"
 
 #include "../type_ids.hpp"
 #include "client_actors.hpp"
@@ -131,14 +132,32 @@ caf::behavior directory(directory_actor* self, directory_deps d) {
         return protocol::ok_result{};
       },
       [self](fetch_atom, const std::string& requester,
-             const std::vector<std::string>& owners) -> protocol::response_body {
+             const protocol::fetch_prekeys& f) -> protocol::response_body {
         auto& st = self->state;
+        const auto& owners = f.owners;
         if (owners.size() > protocol::max_fetch_owners) {
           return reject(protocol::rejection_kind::limit, "owners");
         }
+        // A mirror cluster keeps a pool per node: the key for a conversation comes from the
+        // pool of the node owning it, the only node that can open what it protects.
+        std::vector<std::string> pools = owners;
+        for (auto& p : pools) {
+          auto it = st.d.mirror_nodes.find(p);
+          if (it == st.d.mirror_nodes.end())
+            continue;
+          if (it->second.size() == 1) {
+            p = it->second.front();  // the mirror's name, or its one listed node
+            continue;
+          }
+          if (!f.conv)
+            return reject(protocol::rejection_kind::invalid,
+                          "mirror " + p + " runs as a cluster: the fetch must name the "
+                                          "conversation");
+          p = it->second[protocol::conv_owner(it->second, *f.conv)];
+        }
         // A mirror's keys arrive over its link after the providers start: until then a fetch
         // naming it is retryable (the client backs off), never a missing key.
-        for (const auto& o : owners) {
+        for (const auto& o : pools) {
           if (!st.d.providers.contains(o))
             continue;
           auto lr = st.d.store->last_resort(o);
@@ -153,14 +172,17 @@ caf::behavior directory(directory_actor* self, directory_deps d) {
         sweep_budgets(st, now);
         auto& budget = st.budgets[requester];
         const auto policy = st.d.policy;
-        auto bundles = st.d.store->fetch_prekeys(owners, [&] { return policy.take(budget, now); });
+        auto bundles = st.d.store->fetch_prekeys(pools, [&] { return policy.take(budget, now); });
         if (!bundles) {
           (void)storage_failure(self, bundles.error());
           return reject(protocol::rejection_kind::unavailable);
         }
         ++st.fetches;
-        for (const auto& b : *bundles) {
+        for (auto& b : *bundles) {
           ++(b.key.kind == protocol::key_kind::prekey ? st.one_time_out : st.last_resort_out);
+          // A node's key is the mirror's key: the client knows the mirror, not its nodes.
+          if (auto it = st.d.pool_owner.find(b.owner); it != st.d.pool_owner.end())
+            b.owner = it->second;
         }
         return protocol::prekeys_result{std::move(bundles).value()};
       },

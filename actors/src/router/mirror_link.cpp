@@ -57,6 +57,12 @@ void schedule_reconnect(link_actor* self) {
   st.backoff = std::min<std::chrono::milliseconds>(st.backoff * 2, 5s);
 }
 
+// How logs name the link: the mirror, and the node when the mirror is a cluster.
+std::string label(const link_state& st) {
+  return st.d.node.empty() || st.d.node == st.d.peer.name ? st.d.peer.name
+                                                          : st.d.peer.name + "/" + st.d.node;
+}
+
 std::string address_of(const link_state& st) {
   return config::to_string(st.d.peer.address);
 }
@@ -65,7 +71,7 @@ std::string address_of(const link_state& st) {
 void note_failure(link_actor* self, std::string why) {
   auto& st = self->state;
   if (why != st.last_logged) {
-    spdlog::warn("link {}: {}", st.d.peer.name, why);
+    spdlog::warn("link {}: {}", label(st), why);
     st.last_logged = why;
   }
   st.last_error = std::move(why);
@@ -159,12 +165,12 @@ void top_up(link_actor* self) {
           // A request, not a send: the directory's answer must come back as a response (an
           // ordinary message of an unexpected type would be reflected and end an actor).
           self->request(self->state.directory, self->state.d.request_timeout, upload_atom_v,
-                        self->state.d.peer.name, std::move(up))
+                        self->state.d.node, std::move(up))
               .then(
                   [=](const protocol::response_body& b) {
                     if (std::holds_alternative<protocol::ok_result>(b) && !self->state.keys) {
                       self->state.keys = true;
-                      spdlog::info("link {}: keys in the directory", self->state.d.peer.name);
+                      spdlog::info("link {}: keys in the directory", label(self->state));
                     }
                   },
                   [](const caf::error&) {});
@@ -183,7 +189,7 @@ void hello(link_actor* self) {
         if (h == nullptr || h->id != s.d.peer.name || h->lpk != s.d.peer.public_key
             || h->version != protocol::transport_version) {
           s.last_error = "mirror HELLO does not match the configured id and key";
-          spdlog::error("link {}: {}", s.d.peer.name, s.last_error);
+          spdlog::error("link {}: {}", label(s), s.last_error);
           self->demonitor(s.remote);
           s.remote = nullptr;
           schedule_reconnect(self);
@@ -195,8 +201,8 @@ void hello(link_actor* self) {
         s.connecting = false;
         s.backoff = 100ms;
         s.last_logged.clear();
-        spdlog::info("link {}: up", s.d.peer.name);
-        self->send(s.registry, linkup_atom_v, s.d.index);
+        spdlog::info("link {}: up", label(s));
+        self->send(s.registry, linkup_atom_v, s.d.index, s.d.node_index);
         top_up(self);
       },
       [=](const caf::error& e) {
@@ -241,7 +247,7 @@ caf::behavior mirror_link(link_actor* self, mirror_link_deps deps) {
     auto& st = self->state;
     if (dm.source != st.remote.address())
       return;
-    spdlog::warn("link {}: down", st.d.peer.name);
+    spdlog::warn("link {}: down", label(st));
     st.remote = nullptr;
     schedule_reconnect(self);
   });
@@ -263,13 +269,10 @@ caf::behavior mirror_link(link_actor* self, mirror_link_deps deps) {
       [=](retry_atom) { connect(self); },
       [=](stats_atom) -> std::string {
         const auto& s = self->state;
-        return nlohmann::json{{"mirror", s.d.peer.name},
-                              {"up", s.up},
-                              {"keys", s.keys},
-                              {"requests", s.requests},
-                              {"failures", s.failures},
-                              {"connects", s.reconnects},
-                              {"last_error", s.last_error}}
+        return nlohmann::json{
+            {"mirror", s.d.peer.name},  {"node", s.d.node},          {"up", s.up},
+            {"keys", s.keys},           {"requests", s.requests},    {"failures", s.failures},
+            {"connects", s.reconnects}, {"last_error", s.last_error}}
             .dump();
       },
   };

@@ -13,8 +13,12 @@
 namespace cowpi::actors {
 
 struct mirror_link_deps {
-  size_t index = 0;                // the mirror's position in MS (sorted by name)
-  config::mirror_peer peer;        // name, address, long-term key
+  size_t index = 0;          // the mirror's position in MS (sorted by name)
+  config::mirror_peer peer;  // name, long-term key, and this node's address
+  /// The mirror node this link reaches (the mirror's name when it is one node) and its
+  /// position in the mirror's node list. The node id names its pre-key pool in the directory.
+  std::string node;
+  size_t node_index = 0;
   protocol::link_hello own_hello;  // the router's id, lpk, version
   std::chrono::milliseconds request_timeout{5000};
   std::chrono::milliseconds connect_timeout{5000};
@@ -26,15 +30,15 @@ struct mirror_link_deps {
 };
 
 /// Spawns the link; it connects once `(attach_atom, caf::actor registry, caf::actor
-/// directory)` names who is told `(linkup_atom, index)` after every HELLO and who receives the
-/// mirror's pre-keys as an upload. It answers `(link_atom, protocol::link_request)` with the
-/// mirror's `protocol::link_response`, or an error when the link is down or the mirror did not
-/// answer in time (callers treat both as "no answer"); and `(stats_atom)` with a JSON object.
-/// A failed connect is logged (warn) when its reason differs from the last one logged, and
-/// shown as `last_error` in the stats. When the TCP connection was made but the link did not
-/// come up (CAF reports a TLS refusal by either side only as a closed connection or a
-/// timeout), the link makes one diagnostic TLS handshake (`probe_tls`) and reports what it
-/// found: which side refused whose certificate.
+/// directory)` names who is told `(linkup_atom, index, node_index)` after every HELLO and who
+/// receives the node's pre-keys as an upload (owner: the node id). It answers `(link_atom,
+/// protocol::link_request)` with the mirror's `protocol::link_response`, or an error when the link
+/// is down or the mirror did not answer in time (callers treat both as "no answer"); and
+/// `(stats_atom)` with a JSON object. A failed connect is logged (warn) when its reason differs
+/// from the last one logged, and shown as `last_error` in the stats. When the TCP connection was
+/// made but the link did not come up (CAF reports a TLS refusal by either side only as a closed
+/// connection or a timeout), the link makes one diagnostic TLS handshake (`probe_tls`) and reports
+/// what it found: which side refused whose certificate.
 caf::actor spawn_mirror_link(caf::actor_system& sys, mirror_link_deps deps);
 
 }  // namespace cowpi::actors

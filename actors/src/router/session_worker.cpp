@@ -214,7 +214,7 @@ void handle_request(worker* self, protocol::client_frame&& f) {
         } else if constexpr (std::is_same_v<T, protocol::upload_prekeys>) {
           ask(self, st.d->directory, id, upload_atom_v, st.user, std::move(body));
         } else if constexpr (std::is_same_v<T, protocol::fetch_prekeys>) {
-          ask(self, st.d->directory, id, fetch_atom_v, st.user, std::move(body.owners));
+          ask(self, st.d->directory, id, fetch_atom_v, st.user, std::move(body));
         } else if constexpr (std::is_same_v<T, protocol::lookup_users>) {
           ask(self, st.d->directory, id, users_atom_v, std::move(body.ids));
         } else if constexpr (std::is_same_v<T, protocol::account_status>) {

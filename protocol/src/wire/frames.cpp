@@ -133,6 +133,17 @@ void read_client_request(read_ctx& ctx, schema::ClientFrame::Reader r, client_re
       }
       return;
     }
+    case schema::ClientFrame::FETCH_PREKEYS_FOR: {
+      fetch_prekeys v;
+      const auto f = r.getFetchPrekeysFor();
+      conv_id c{};
+      if (read_ids(ctx, f.getOwners(), max_fetch_owners, v.owners, "FETCH_PREKEYS owners")
+          && read_fixed(ctx, f.getConv(), c, "FETCH_PREKEYS conv")) {
+        v.conv = c;
+        out = std::move(v);
+      }
+      return;
+    }
     case schema::ClientFrame::LOOKUP_USERS: {
       lookup_users v;
       if (read_ids(ctx, r.getLookupUsers().getIds(), max_members, v.ids, "LOOKUP_USERS ids")) {
@@ -181,7 +192,14 @@ void write_client_request(schema::ClientFrame::Builder b, const client_request& 
                    }
                  },
                  [&](const fetch_prekeys& f) {
-                   write_ids(b.initFetchPrekeys().initOwners(list_size(f.owners.size())), f.owners);
+                   if (!f.conv) {
+                     write_ids(b.initFetchPrekeys().initOwners(list_size(f.owners.size())),
+                               f.owners);
+                     return;
+                   }
+                   auto v = b.initFetchPrekeysFor();
+                   write_ids(v.initOwners(list_size(f.owners.size())), f.owners);
+                   v.setConv(as_data(*f.conv));
                  },
                  [&](const lookup_users& l) {
                    write_ids(b.initLookupUsers().initIds(list_size(l.ids.size())), l.ids);

@@ -73,8 +73,8 @@ public:
     cfg.timeouts.handshake = 3000ms;
     cfg.timeouts.idle = 60000ms;
     for (const char* m : {"mirror-a", "mirror-b"}) {
-      cfg.mirrors.push_back(config::mirror_peer{m, config::endpoint{"127.0.0.1", 1},
-                                                protocol::identity::generate(m, rng_).lpk()});
+      cfg.mirrors.push_back(config::mirror_peer{
+          m, config::endpoint{"127.0.0.1", 1}, protocol::identity::generate(m, rng_).lpk(), {}});
     }
     opts.request_timeout = 2000ms;
     auto s = storage::router_store::open(dir_.path() / "router");

@@ -355,6 +355,7 @@ TEST(wire_limits, the_largest_directory_requests_fit_max_frame_protocol_and_deco
   }
   up.last_resort = published_key{UINT64_MAX, {}};
   fetch_prekeys fetch;
+  fetch.conv = conv_id{};
   for (size_t i = 0; i < max_fetch_owners; ++i) {
     fetch.owners.push_back(long_id('o', i));
   }

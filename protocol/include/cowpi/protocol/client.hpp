@@ -240,9 +240,14 @@ public:
   /// first-contact `bundles` for each of them and for each pinned mirror.
   /// Fails with `errc::unknown_key` when a bundle is missing. `mode` is the conversation's
   /// block mode for its whole life (docs/protocol.md §5.2: its C.version).
+  /// `chosen`, when set, is the conversation id (drawn earlier with `new_conv_id`, so that
+  /// the key fetch could name it); it fails with `errc::already_exists` when taken.
   [[nodiscard]] expected<outgoing> create(const member_list& others,
                                           const std::vector<prekey_bundle>& bundles, uint64_t now,
-                                          crypto::rng& r, block_mode mode = block_mode::pk);
+                                          crypto::rng& r, block_mode mode = block_mode::pk,
+                                          std::optional<conv_id> chosen = std::nullopt);
+  /// A random conversation id that names none of ours, live or tombstoned.
+  [[nodiscard]] conv_id new_conv_id(crypto::rng& r) const;
   /// Sends a chat message.
   [[nodiscard]] expected<outgoing> send_message(const conv_id& conv, byte_view plaintext,
                                                 uint64_t now, crypto::rng& r);

@@ -127,9 +127,13 @@ struct upload_prekeys {
   friend bool operator==(const upload_prekeys&, const upload_prekeys&) = default;
 };
 
-/// Asks for one receiver key per owner (users or mirrors).
+/// Asks for one receiver key per owner (users or mirrors), for the conversation `conv` when
+/// set. A mirror that runs as a cluster keeps a key pool per node, and the key for a
+/// conversation must come from the pool of the node owning it: a fetch naming such a mirror
+/// needs `conv`.
 struct fetch_prekeys {
   std::vector<std::string> owners;
+  std::optional<conv_id> conv;
   friend bool operator==(const fetch_prekeys&, const fetch_prekeys&) = default;
 };
 
