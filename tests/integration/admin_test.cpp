@@ -4,6 +4,7 @@
 // D_i was overwritten on disk.
 #include "cowpi/config/provider_config.hpp"
 #include "cowpi/crypto/bytes.hpp"
+#include "cowpi/protocol/shard.hpp"
 #include "cowpi/storage/keys.hpp"
 #include "cowpi/storage/records.hpp"
 #include "cowpi/storage/store.hpp"
@@ -253,6 +254,104 @@ TEST(admin_tool, reports_stored_and_live_state_and_the_audit_finds_a_corrupted_m
   r = admin(router_cfg, "audit " + conv_hex);
   EXPECT_EQ(r.exit, 3);
   EXPECT_NE(r.out.find("MISMATCH at 2"), std::string::npos) << r.out;
+}
+
+TEST(admin_tool, cluster_lists_every_mirror_node_and_the_audit_finds_a_corrupted_row_on_any) {
+  live_deployment dep("admin-cluster", {}, provider_binary(), true,
+                      [](tools::local_deployment& d) { d.mirror_nodes = 2; });
+  ASSERT_TRUE(dep.ok()) << dep.error();
+  const auto& L = dep.layout();
+  const auto router_cfg = L.config_path("router");
+  for (auto u : {"alice", "bob"})
+    dep.add_user(u);
+  const std::vector<std::string> a_nodes{"mirror-a-1", "mirror-a-2"};
+  // Conversations until mirror-a's two nodes each own one.
+  std::vector<protocol::conv_id> convs;
+  std::map<size_t, protocol::conv_id> owned_by;
+  for (int k = 0; k < 24 && owned_by.size() < 2; ++k) {
+    auto conv = dep.user("alice").create({"bob"});
+    ASSERT_TRUE(conv.has_value()) << conv.error().message();
+    convs.push_back(*conv);
+    owned_by.emplace(protocol::conv_owner(a_nodes, *conv), *conv);
+  }
+  ASSERT_EQ(owned_by.size(), 2u);
+  for (const auto& conv : convs)
+    for (int k = 0; k < 3; ++k)
+      ASSERT_TRUE(dep.user("bob").send(conv, "m" + std::to_string(k)).has_value());
+  ASSERT_TRUE(dep.settle());
+
+  // The router's view: four nodes, each up with keys, each owning what the hash gives it.
+  auto r = admin(router_cfg, "--json cluster");
+  ASSERT_EQ(r.exit, 0) << r.err;
+  auto j = r.j();
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["conversations"], convs.size());
+  ASSERT_EQ(j["mirror_nodes"].size(), 4u) << r.out;
+  for (const auto& row : j["mirror_nodes"]) {
+    const std::string mirror = row["mirror"];
+    const std::vector<std::string> ids{mirror + "-1", mirror + "-2"};
+    size_t want = 0;
+    for (const auto& conv : convs)
+      want += ids[protocol::conv_owner(ids, conv)] == row["node"].get<std::string>() ? 1 : 0;
+    EXPECT_EQ(row["conversations"], want) << row.dump();
+    EXPECT_EQ(row["up"], true) << row.dump();
+    EXPECT_EQ(row["keys"], true) << row.dump();
+    EXPECT_GT(row["pool"].get<uint64_t>(), 0u) << row.dump();
+  }
+  r = admin(router_cfg, "cluster");
+  EXPECT_EQ(r.exit, 0) << r.err;
+  EXPECT_NE(r.out.find("mirror-b-2"), std::string::npos) << r.out;
+  // A node's own view: what it holds, and that it refused nothing.
+  for (size_t n = 0; n < 2; ++n) {
+    r = admin(L.config_path(a_nodes[n]), "--json cluster");
+    ASSERT_EQ(r.exit, 0) << r.err;
+    j = r.j();
+    size_t want = 0;
+    for (const auto& conv : convs)
+      want += protocol::conv_owner(a_nodes, conv) == n ? 1 : 0;
+    EXPECT_EQ(j["node"], a_nodes[n]) << r.out;
+    EXPECT_EQ(j["nodes"], (json{"mirror-a-1", "mirror-a-2"})) << r.out;
+    EXPECT_EQ(j["conversations"], want) << r.out;
+    EXPECT_EQ(j["wrong_node"], 0) << r.out;
+  }
+  // The audit asks each conversation's owner node: clean.
+  r = admin(router_cfg, "audit");
+  EXPECT_EQ(r.exit, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("audit clean"), std::string::npos) << r.out;
+
+  // Stop mirror-a-2: the router shows it down, the other nodes up.
+  auto& victim = dep.process("mirror-a-2");
+  victim.signal(SIGTERM);
+  ASSERT_TRUE(victim.wait(std::chrono::seconds(15)).has_value());
+  EXPECT_TRUE(eventually([&] {
+    auto x = admin(router_cfg, "--json cluster").j();
+    if (x.is_discarded())
+      return false;
+    for (const auto& row : x["mirror_nodes"])
+      if (row["up"] != (row["node"] != "mirror-a-2"))
+        return false;
+    return true;
+  }));
+  // Overwrite D_1 of its conversation on disk, restart it: the audit finds the row.
+  const auto& conv = owned_by.at(1);
+  auto mcfg = config::load_provider_config(L.config_path("mirror-a-2"));
+  ASSERT_TRUE(mcfg.has_value()) << mcfg.error().message();
+  hash32 bad{};
+  bad.fill(0xcd);
+  corrupt_d(mcfg->data_dir / "mirror.db", conv, 1, bad);
+  ASSERT_TRUE(dep.restart("mirror-a-2"));
+  ASSERT_TRUE(eventually([&] { return tools::router_ready(L); }, std::chrono::seconds(30)));
+  r = admin(router_cfg, "--json audit " + to_hex(conv));
+  EXPECT_EQ(r.exit, 3) << r.out << r.err;
+  j = r.j();
+  const json* ma = find_by(j["mirrors"], "mirror", "mirror-a");
+  ASSERT_NE(ma, nullptr) << r.out;
+  ASSERT_EQ((*ma)["mismatches"].size(), 1u) << r.out;
+  EXPECT_EQ((*ma)["mismatches"][0]["index"], 1);
+  EXPECT_EQ((*ma)["mismatches"][0]["mirror"], to_hex(bad));
+  // The other node's conversation is untouched.
+  r = admin(router_cfg, "audit " + to_hex(owned_by.at(0)));
+  EXPECT_EQ(r.exit, 0) << r.out << r.err;
 }
 
 TEST(admin_tool, explains_a_missing_config_and_a_bad_command) {

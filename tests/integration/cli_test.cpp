@@ -537,5 +537,32 @@ TEST(cowpi_integration_cli_local, demo_runs_end_to_end_and_leaves_a_deployment_t
   EXPECT_EQ(after.code, 1) << show(after);
 }
 
+TEST(cowpi_integration_cli_local, mirror_clusters_run_the_demo_and_come_back_as_they_were_made) {
+  temp_dir dir("local-cluster");
+  const std::string deploy = (dir.path() / "deploy").string();
+  auto demo =
+      run_tool({local_binary.string(), "demo", "--fresh", "--mirror-nodes", "2", "--dir", deploy},
+               std::chrono::seconds(240));
+  EXPECT_EQ(demo.code, 0) << show(demo);
+  EXPECT_NE(demo.out.find("two mirrors of 2 nodes each"), std::string::npos) << demo.out;
+  EXPECT_NE(demo.out.find("transcripts identical"), std::string::npos) << demo.out;
+  auto pids = local::read_pids(fs::path(deploy) / "pids");
+  std::vector<std::string> names;
+  for (const auto& [name, pid] : pids)
+    names.push_back(name);
+  EXPECT_EQ(names, (std::vector<std::string>{"mirror-a-1", "mirror-a-2", "mirror-b-1", "mirror-b-2",
+                                             "router"}));
+  // The deployment keeps the layout it was made with.
+  auto other = run_tool({local_binary.string(), "up", "--mirror-nodes", "3", "--dir", deploy});
+  EXPECT_EQ(other.code, 2) << show(other);
+  EXPECT_NE(other.err.find("runs 2 node(s) per mirror, not 3"), std::string::npos) << show(other);
+  EXPECT_EQ(run_tool({local_binary.string(), "down", "--dir", deploy}).code, 0);
+  auto again = run_tool({local_binary.string(), "up", "--dir", deploy});
+  EXPECT_EQ(again.code, 0) << show(again);
+  EXPECT_NE(again.out.find("2 nodes each"), std::string::npos) << again.out;
+  EXPECT_EQ(local::read_pids(fs::path(deploy) / "pids").size(), 5u);
+  EXPECT_EQ(run_tool({local_binary.string(), "down", "--dir", deploy}).code, 0);
+}
+
 }  // namespace
 }  // namespace cowpi::testing

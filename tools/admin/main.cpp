@@ -4,6 +4,7 @@
 // down); live state and the audit come from the daemon's admin socket.
 #include "cowpi/config/provider_config.hpp"
 #include "cowpi/crypto/bytes.hpp"
+#include "cowpi/protocol/shard.hpp"
 #include "cowpi/storage/admin.hpp"
 
 #include "admin_socket.hpp"
@@ -518,8 +519,12 @@ int cmd_links(node& n, const options& o) {
     json l = body;
     l["section"] = name;
     links.push_back(l);
-    t.add({body.value("mirror", name.substr(5)),
-           body.contains("error") ? "?" : (body.value("up", false) ? "yes" : "NO"),
+    // A mirror cluster's node links read "mirror/node".
+    std::string who = body.value("mirror", name.substr(5));
+    if (const std::string node = body.value("node", who); node != who) {
+      who += "/" + node;
+    }
+    t.add({who, body.contains("error") ? "?" : (body.value("up", false) ? "yes" : "NO"),
            body.contains("error") ? "?" : (body.value("keys", false) ? "yes" : "NO"),
            scalar(body.value("requests", json(nullptr))),
            scalar(body.value("failures", json(nullptr))),
@@ -530,6 +535,95 @@ int cmd_links(node& n, const options& o) {
   if (o.json_out) {
     std::cout << json{{"node", n.cfg().name}, {"links", links}}.dump(2) << '\n';
   } else {
+    t.print(std::cout);
+  }
+  return exit_ok;
+}
+
+// The provider's nodes as this node sees them. A router: every node of every mirror, with its
+// link (live), its pre-key pool in the directory and the conversations it owns among the
+// router's (stored). A mirror: its cluster and what it holds.
+int cmd_cluster(node& n, const options& o) {
+  const auto& cfg = n.cfg();
+  const auto live = n.call({{"get", "status"}}, status_timeout);
+  const json sections =
+      live && live->value("ok", false) && live->contains("sections") ? (*live)["sections"] : json();
+  const std::string down = live ? "" : live.error().message();
+  if (!n.is_router()) {
+    const json m =
+        sections.is_object() && sections.contains("mirror") ? sections["mirror"] : json();
+    const auto convs = ok_or_die(n.reader().conversations(), "conversations");
+    json out{{"node", cfg.cluster.self},
+             {"provider", cfg.name},
+             {"nodes", cfg.cluster.nodes},
+             {"conversations", convs.size()},
+             {"up", m.is_object()},
+             {"wrong_node", m.is_object() ? m.value("wrong_node", json(0)) : json(nullptr)},
+             {"router_links", m.is_object() ? m.value("router_links", json(0)) : json(nullptr)}};
+    if (!down.empty()) {
+      out["error"] = down;
+    }
+    if (o.json_out) {
+      std::cout << out.dump(2) << '\n';
+      return exit_ok;
+    }
+    std::cout << cfg.name << ": node " << cfg.cluster.self << " of " << cfg.cluster.nodes.size()
+              << " (";
+    for (size_t k = 0; k < cfg.cluster.nodes.size(); ++k) {
+      std::cout << (k == 0 ? "" : ", ") << cfg.cluster.nodes[k];
+    }
+    std::cout << ")\n  conversations held: " << convs.size() << "\n  daemon: "
+              << (m.is_object() ? "up" : "DOWN" + (down.empty() ? "" : " (" + down + ")")) << "\n";
+    if (m.is_object()) {
+      std::cout << "  router links: " << scalar(out["router_links"])
+                << "\n  requests refused for another node's conversation: "
+                << scalar(out["wrong_node"]) << "\n";
+    }
+    return exit_ok;
+  }
+  const auto convs = ok_or_die(n.reader().conversations(), "conversations");
+  const auto pools = ok_or_die(n.reader().prekey_pools(), "pre-key pools");
+  json out = json::array();
+  table t({"MIRROR", "NODE", "UP", "KEYS", "POOL", "CONVERSATIONS", "FAILURES", "LAST_ERROR"});
+  for (const auto& m : cfg.mirrors) {
+    const auto ids = config::node_ids_of(m);
+    std::vector<size_t> owned(ids.size(), 0);
+    for (const auto& c : convs) {
+      ++owned[ids.size() <= 1 ? 0 : protocol::conv_owner(ids, c.conv)];
+    }
+    for (size_t j = 0; j < ids.size(); ++j) {
+      const std::string section = "link:" + ids[j];
+      const json l =
+          sections.is_object() && sections.contains(section) ? sections[section] : json();
+      uint64_t pool = 0;
+      for (const auto& p : pools) {
+        if (!p.is_user && p.owner == ids[j]) {
+          pool = p.one_time_remaining;
+        }
+      }
+      const bool known = l.is_object() && !l.contains("error");
+      json row{{"mirror", m.name},
+               {"node", ids[j]},
+               {"address", config::to_string(config::nodes_of(m)[j].address)},
+               {"up", known ? l.value("up", json(false)) : json(nullptr)},
+               {"keys", known ? l.value("keys", json(false)) : json(nullptr)},
+               {"pool", pool},
+               {"conversations", owned[j]},
+               {"failures", known ? l.value("failures", json(0)) : json(nullptr)},
+               {"last_error", known ? l.value("last_error", json("")) : json(down)}};
+      out.push_back(row);
+      t.add({m.name, ids[j], !known ? "?" : (row["up"].get<bool>() ? "yes" : "NO"),
+             !known ? "?" : (row["keys"].get<bool>() ? "yes" : "NO"), std::to_string(pool),
+             std::to_string(owned[j]), scalar(row["failures"]), scalar(row["last_error"])});
+    }
+  }
+  if (o.json_out) {
+    std::cout
+        << json{{"node", cfg.name}, {"conversations", convs.size()}, {"mirror_nodes", out}}.dump(2)
+        << '\n';
+  } else {
+    std::cout << cfg.name << " (router, one node), " << convs.size()
+              << " conversations; mirror nodes:\n";
     t.print(std::cout);
   }
   return exit_ok;
@@ -656,6 +750,10 @@ int main(int argc, char** argv) {
   auto* status = app.add_subcommand("status", "the daemon's live state, every section");
   status->add_option("--section", o.section, "only this section (e.g. queues, link:mirror-a)");
   auto* links = app.add_subcommand("links", "health of the router's mirror links (router)");
+  auto* cluster = app.add_subcommand(
+      "cluster",
+      "the provider's nodes: on a router, every mirror node with its link, pre-key pool and "
+      "the conversations it owns; on a mirror node, its cluster and what it holds");
   auto* metrics = app.add_subcommand(
       "metrics",
       "the daemon's metrics in the Prometheus text format (what [metrics] listen serves)");
@@ -692,6 +790,9 @@ int main(int argc, char** argv) {
     }
     if (queues->parsed()) {
       return cmd_queues(n, o);
+    }
+    if (cluster->parsed()) {
+      return cmd_cluster(n, o);
     }
     if (status->parsed()) {
       return cmd_status(n, o);

@@ -72,6 +72,8 @@ struct load_options {
   double warmup_s = 2;
   size_t size = 100;
   size_t threads = 8;
+  /// Nodes per spawned mirror (a mirror cluster when > 1).
+  size_t mirror_nodes = 1;
   std::string phases = "both";
   bool spawn = false;
   std::string deployment;
@@ -517,14 +519,15 @@ expected<void> start_providers(run_context& c) {
     return fail(errc::not_found, binary.string() + " not found (use --provider PATH)");
   c.layout.dir = c.root;
   c.layout.log_level = config::log_level::warn;
+  c.layout.mirror_nodes = c.o.mirror_nodes;
   COWPI_TRY(auto run, tools::start_local_deployment(c.layout, binary));
   c.spawned.emplace(std::move(run));
   c.deployment = c.spawned->deployment;
   c.router_admin = c.root / c.layout.router / "admin.sock";
-  for (const auto& m : c.layout.mirrors)
+  for (const auto& m : c.layout.mirror_processes())
     c.mirror_admins.push_back(c.root / m / "admin.sock");
   const auto deadline = steady::now() + 30s;
-  while (!links_up(c.router_admin, c.layout.mirrors)) {
+  while (!links_up(c.router_admin, c.layout.mirror_processes())) {
     if (steady::now() > deadline || g_interrupted.load())
       return fail(errc::unavailable, "the router's mirror links did not come up within 30 s");
     std::this_thread::sleep_for(20ms);
@@ -835,7 +838,9 @@ void throughput_phase(run_context& c) {
     for (size_t k = 0; k < sa.mirrors.size(); ++k) {
       const double m_s = sb.mirrors[k] - sa.mirrors[k];
       ours += m_s;
-      line += ", mirror " + fmt_ms(m_s * per);
+      line += (c.layout.mirror_nodes > 1 ? ", " + c.layout.mirror_processes().at(k) + " "
+                                         : std::string(", mirror "))
+              + fmt_ms(m_s * per);
       cpu["mirror_ms_per_msg"].push_back(m_s * per);
     }
   }
@@ -986,6 +991,11 @@ int run_load(int argc, char** argv) {
                  "scheduler threads of the clients' actor system (client store writes are "
                  "synced and block a thread)")
       ->check(CLI::Range(size_t{1}, size_t{256}))
+      ->capture_default_str();
+  app.add_option("--mirror-nodes", o.mirror_nodes,
+                 "nodes per spawned mirror: > 1 runs each mirror as a cluster (the CPU line "
+                 "then lists every node; one conversation lives on one node of each)")
+      ->check(CLI::Range(size_t{1}, size_t{16}))
       ->capture_default_str();
   app.add_option("--phases", o.phases, "latency, throughput or both")
       ->check(CLI::IsMember({"latency", "throughput", "both"}))

@@ -57,8 +57,20 @@ cowpi::tools::local_deployment layout(const fs::path& dir) {
   return d;
 }
 
+// The node count of an existing deployment's mirrors (from its router config), or nothing.
+std::optional<size_t> existing_mirror_nodes(const cowpi::tools::local_deployment& d) {
+  std::error_code ec;
+  if (!fs::exists(d.config_path(d.router), ec))
+    return std::nullopt;
+  auto c = cowpi::config::load_provider_config(d.config_path(d.router));
+  if (!c || c->mirrors.empty())
+    return std::nullopt;
+  return std::max<size_t>(c->mirrors.front().nodes.size(), 1);
+}
+
+// Every process, mirrors (node by node) first, the router last.
 std::vector<std::string> providers(const cowpi::tools::local_deployment& d) {
-  std::vector<std::string> all = d.mirrors;
+  std::vector<std::string> all = d.mirror_processes();
   all.push_back(d.router);
   return all;
 }
@@ -135,8 +147,9 @@ int up(const cowpi::tools::local_deployment& d, bool quiet) {
                 << "\n";
       return 1;
     }
-    for (size_t k = 0; k < d.mirrors.size(); ++k) {
-      pids.emplace_back(d.mirrors[k], run_dep->mirrors[k].pid());
+    const auto names = d.mirror_processes();
+    for (size_t k = 0; k < names.size(); ++k) {
+      pids.emplace_back(names[k], run_dep->mirrors[k].pid());
       run_dep->mirrors[k].release();
     }
     pids.emplace_back(d.router, run_dep->router.pid());
@@ -151,6 +164,8 @@ int up(const cowpi::tools::local_deployment& d, bool quiet) {
     std::cout << "deployment running in " << d.dir.string() << " (" << d.router << " + ";
     for (size_t k = 0; k < d.mirrors.size(); ++k)
       std::cout << (k == 0 ? "" : ", ") << d.mirrors[k];
+    if (d.mirror_nodes > 1)
+      std::cout << ", " << d.mirror_nodes << " nodes each";
     std::cout << ")" << (linked ? "" : " -- WARNING: the router's mirror links are not up yet")
               << "\n";
     for (const auto& [name, pid] : pids)
@@ -215,7 +230,11 @@ public:
         (void)down_quiet();
       fs::remove_all(d_.dir, ec);
     }
-    step("starting a router and two mirrors (cowpi-provider processes)");
+    step(d_.mirror_nodes > 1
+             ? "starting a router and two mirrors of " + std::to_string(d_.mirror_nodes)
+                   + " nodes each (cowpi-provider processes)"
+             : std::string("starting a router and two mirrors (cowpi-provider "
+                           "processes)"));
     if (up(d_, true) != 0)
       return fail("the deployment did not come up; see the logs under " + d_.dir.string());
     ok("router at " + router_address() + ", mirrors linked");
@@ -512,14 +531,24 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string dir;
   bool fresh = false;
+  size_t mirror_nodes = 0;
   auto add_dir = [&dir](CLI::App* sub) {
     sub->add_option("--dir", dir, "the deployment's folder (configs, keys, data, logs, pids)")
         ->required();
   };
-  add_dir(app.add_subcommand(
+  auto add_nodes = [&mirror_nodes](CLI::App* sub) {
+    sub->add_option("--mirror-nodes", mirror_nodes,
+                    "run each mirror as a cluster of this many nodes (processes <mirror>-1 ... "
+                    "<mirror>-N sharing its identity, conversations sharded over them); "
+                    "default 1, or what the existing deployment in --dir uses")
+        ->check(CLI::Range(1, 16));
+  };
+  auto* up_cmd = app.add_subcommand(
       "up",
       "start the router and the mirrors in the background (a new deployment, or the "
-      "existing one in --dir again); prints where the files are"));
+      "existing one in --dir again); prints where the files are");
+  add_dir(up_cmd);
+  add_nodes(up_cmd);
   add_dir(app.add_subcommand("down",
                              "stop the deployment's processes (SIGTERM, then SIGKILL after 10 s)"));
   add_dir(app.add_subcommand("status", "show whether the deployment's processes run"));
@@ -529,6 +558,7 @@ int main(int argc, char** argv) {
       "with the real cowpi client; checks that their transcripts are identical and "
       "leaves the deployment running");
   add_dir(demo_cmd);
+  add_nodes(demo_cmd);
   demo_cmd->add_flag("--fresh", fresh, "delete --dir first (stopping what runs there)");
   try {
     app.parse(argc, argv);
@@ -541,8 +571,21 @@ int main(int argc, char** argv) {
     std::cerr << "cowpi-local: libsodium failed to initialise\n";
     return 1;
   }
-  const auto d = layout(dir);
+  auto d = layout(dir);
   const std::string command = app.get_subcommands().front()->get_name();
+  // The layout of an existing deployment is its own; --mirror-nodes only shapes a new one.
+  const bool replaced = command == "demo" && fresh;
+  if (auto have = existing_mirror_nodes(d); have && !replaced) {
+    if (mirror_nodes != 0 && mirror_nodes != *have) {
+      std::cerr << "cowpi-local: the deployment in " << d.dir.string() << " runs " << *have
+                << " node(s) per mirror, not " << mirror_nodes
+                << "\n  hint: leave --mirror-nodes out, or use another --dir\n";
+      return 2;
+    }
+    d.mirror_nodes = *have;
+  } else if (mirror_nodes != 0) {
+    d.mirror_nodes = mirror_nodes;
+  }
   if (command == "up")
     return up(d, false);
   if (command == "down")
