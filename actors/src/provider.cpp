@@ -197,6 +197,7 @@ expected<void> start_router(provider_node::impl& n) {
       d.metrics = link_metrics::make(&n.metrics, peer.name,
                                      peer.nodes.empty() ? std::string() : nodes[j].id);
       route.nodes.push_back(nodes[j].id);
+      route.metrics.push_back(d.metrics);
       route.links.push_back(spawn_mirror_link(*n.sys, std::move(d)));
       links.push_back(route.links.back());
     }

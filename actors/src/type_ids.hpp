@@ -91,6 +91,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(cowpi, caf::first_custom_type_id)
   // Link (router<->mirror).
   CAF_ADD_ATOM(cowpi, cowpi::actors, link_atom, "link")
   CAF_ADD_ATOM(cowpi, cowpi::actors, linkup_atom, "linkup")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, fwd_atom, "fwd")
   // Directory.
   CAF_ADD_ATOM(cowpi, cowpi::actors, lookup_atom, "lookup")
   CAF_ADD_ATOM(cowpi, cowpi::actors, register_atom, "register")
@@ -135,4 +136,5 @@ CAF_BEGIN_TYPE_ID_BLOCK(cowpi, caf::first_custom_type_id)
   CAF_ADD_ATOM(cowpi, cowpi::actors, received_atom, "received")
   CAF_ADD_ATOM(cowpi, cowpi::actors, mack_atom, "mack")
   CAF_ADD_ATOM(cowpi, cowpi::actors, envread_atom, "envread")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, audited_atom, "audited")
 CAF_END_TYPE_ID_BLOCK(cowpi)

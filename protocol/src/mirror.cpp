@@ -354,12 +354,22 @@ status_answer mirror::status(const conv_id& conv) const {
 }
 
 audit_answer mirror::audit(const audit_query& q, const mirror_history& h) const {
+  const mirror_conv* mc = find(q.conv);
+  if (mc == nullptr) {
+    audit_answer out;
+    out.from = q.from;
+    return out;
+  }
+  return audit_range(q, mc->st.next, opts_.max_audit, h);
+}
+
+audit_answer mirror::audit_range(const audit_query& q, uint64_t next, uint64_t max_audit,
+                                 const mirror_history& h) {
   audit_answer out;
   out.from = q.from;
-  const mirror_conv* mc = find(q.conv);
-  if (mc == nullptr || q.to < q.from)
+  if (q.to < q.from || next == 0 || max_audit == 0)
     return out;
-  const uint64_t last = std::min({q.to, mc->st.next - 1, q.from + opts_.max_audit - 1});
+  const uint64_t last = std::min({q.to, next - 1, q.from + max_audit - 1});
   for (uint64_t i = q.from; i <= last; ++i) {
     auto d = h.d_at(q.conv, i);
     if (!d)

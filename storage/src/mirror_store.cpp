@@ -5,6 +5,7 @@
 
 #include "detail/rows.hpp"
 #include "detail/scan_error.hpp"
+#include "detail/task_thread.hpp"
 
 #include <future>
 #include <map>
@@ -31,11 +32,21 @@ mirror_store::mirror_store(std::unique_ptr<store> s, sealer sl, crypto::rng& r)
     : s_(std::move(s)),
       sealer_(std::move(sl)),
       rng_(r),
-      cache_(std::make_unique<detail::row_cache>()) {
+      cache_(std::make_unique<detail::row_cache>()),
+      reader_(std::make_unique<detail::task_thread>()) {
   COWPI_ASSERT(s_ && s_->kind() == role::mirror);
 }
 
-mirror_store::~mirror_store() = default;
+mirror_store::~mirror_store() {
+  reader_.reset();  // no audit runs while the members it reads go
+}
+
+void mirror_store::audit_async(const protocol::audit_query& q, uint64_t next, uint64_t max_audit,
+                               std::function<void(protocol::audit_answer)> done) {
+  reader_->post([this, q, next, max_audit, done = std::move(done)] {
+    done(protocol::mirror::audit_range(q, next, max_audit, *this));
+  });
+}
 
 expected<protocol::mirror> mirror_store::load(protocol::identity self,
                                               protocol::mirror_options opts) {

@@ -14,9 +14,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <sstream>
 
 namespace cowpi::testing {
@@ -352,6 +354,39 @@ TEST(admin_tool, cluster_lists_every_mirror_node_and_the_audit_finds_a_corrupted
   // The other node's conversation is untouched.
   r = admin(router_cfg, "audit " + to_hex(owned_by.at(0)));
   EXPECT_EQ(r.exit, 0) << r.out << r.err;
+}
+
+TEST(admin_tool, audits_behind_a_stream_of_commits_are_clean) {
+  // The mirrors' AUDITs arrive behind COMMIT writes still queued: each waits for them, reads
+  // on the store's reader thread, and answers in order with everything they wrote.
+  live_deployment dep("admin-busy");
+  ASSERT_TRUE(dep.ok()) << dep.error();
+  const auto router_cfg = dep.layout().config_path("router");
+  for (auto u : {"alice", "bob"})
+    dep.add_user(u);
+  auto conv = dep.user("alice").create({"bob"}, protocol::block_mode::chain);
+  ASSERT_TRUE(conv.has_value()) << conv.error().message();
+  ASSERT_TRUE(dep.settle());
+  std::atomic<bool> sending{true};
+  auto sender = std::async(std::launch::async, [&] {
+    size_t sent = 0;
+    for (int k = 0; k < 400; ++k)
+      sent += dep.user(k % 2 ? "bob" : "alice").send(*conv, "m" + std::to_string(k)) ? 1 : 0;
+    sending = false;
+    return sent;
+  });
+  int audits = 0;
+  while (sending.load() || audits < 3) {
+    auto r = admin(router_cfg, "--json audit " + to_hex(*conv));
+    ASSERT_EQ(r.exit, 0) << r.out << r.err;
+    ++audits;
+  }
+  EXPECT_EQ(sender.get(), 400u);
+  ASSERT_TRUE(dep.settle());
+  auto r = admin(router_cfg, "--json audit " + to_hex(*conv));
+  ASSERT_EQ(r.exit, 0) << r.out << r.err;
+  for (const auto& m : r.j()["mirrors"])
+    EXPECT_GE(m["checked"].get<uint64_t>(), 400u) << m.dump();
 }
 
 TEST(admin_tool, explains_a_missing_config_and_a_bad_command) {

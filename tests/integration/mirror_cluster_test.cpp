@@ -196,5 +196,41 @@ TEST(mirror_cluster, a_node_refuses_a_conversation_it_does_not_own_and_keeps_ser
   expect_one_conversation(dep, *on_1, {"alice", "bob"});
 }
 
+TEST(mirror_cluster, a_node_holding_data_refuses_to_start_with_another_node_list) {
+  live_deployment dep("mcluster-map", {}, provider_binary(), true, two_nodes);
+  ASSERT_TRUE(dep.ok()) << dep.error();
+  for (auto u : {"alice", "bob"})
+    dep.add_user(u);
+  std::vector<protocol::conv_id> made;
+  ASSERT_TRUE(create_owned_by(dep, 0, {"bob"}, made));
+  ASSERT_TRUE(dep.settle());
+  const auto& d = dep.layout();
+  auto& node = dep.process("mirror-a-1");
+  node.signal(SIGTERM);
+  ASSERT_TRUE(node.wait(std::chrono::seconds(10)).has_value());
+  // A third node added to its list: its conversations would belong elsewhere.
+  const auto path = d.config_path("mirror-a-1");
+  auto c = config::load_provider_config(path);
+  ASSERT_TRUE(c.has_value()) << c.error().message();
+  const auto original = *c;
+  c->cluster.nodes.push_back("mirror-a-3");
+  auto write = [&](const config::provider_config& cfg) {
+    std::ofstream o(path, std::ios::trunc);
+    o << config::to_toml(cfg);
+  };
+  write(*c);
+  auto refused = tools::restart_provider(d, "mirror-a-1", provider_binary());
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_NE(refused.error().message().find("cluster node list differs"), std::string::npos)
+      << refused.error().message();
+  // Its own list again: it starts, and its conversation goes on.
+  write(original);
+  ASSERT_TRUE(dep.restart("mirror-a-1"));
+  ASSERT_TRUE(eventually([&] { return tools::router_ready(d); }));
+  ASSERT_TRUE(dep.user("alice").send(made.back(), "after").has_value());
+  ASSERT_TRUE(dep.settle());
+  EXPECT_EQ(texts(dep.transcript("bob", made.back())), std::vector<std::string>{"after"});
+}
+
 }  // namespace
 }  // namespace cowpi::testing

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <map>
 #include <optional>
 #include <set>
 
@@ -34,6 +35,8 @@ struct pending_reply {
   bool commit = false;
   /// An AUDIT answered once the writes queued before it are applied (it reads the store).
   std::optional<protocol::audit_query> audit;
+  /// The conversation's next index when the AUDIT arrived.
+  uint64_t audit_next = 0;
 };
 
 struct endpoint_state {
@@ -48,6 +51,11 @@ struct endpoint_state {
   crypto::system_rng rng;
   /// Senders (router connections) that completed HELLO.
   std::set<caf::actor_addr> greeted;
+  /// Their nodes, with how many greeted senders each has. Any actor of a greeted node may
+  /// send requests: the router's link forwards its conversations' PREPAREs and COMMITs as
+  /// they are, so their answers go straight back to the conversation actor. The node is
+  /// the router's, authenticated by mutual TLS and by the HELLO of one of its actors.
+  std::map<caf::node_id, size_t> greeted_nodes;
   uint64_t commits = 0;
   uint64_t acks = 0;
   /// Answers the mirror state holds (kept until the router's ACK covers them).
@@ -146,8 +154,10 @@ handled handle(endpoint_actor* self, const protocol::link_request& req) {
           if (x.version != protocol::transport_version)
             return handled{reject("unsupported_version")};
           auto src = caf::actor_cast<caf::actor_addr>(self->current_sender());
-          if (st.greeted.insert(src).second)
+          if (st.greeted.insert(src).second) {
             self->monitor(src);
+            ++st.greeted_nodes[src.node()];
+          }
           st.metrics->links->set(static_cast<int64_t>(st.greeted.size()));
           return handled{protocol::link_hello{st.m->self().id(), st.m->self().lpk(),
                                               protocol::transport_version}};
@@ -204,6 +214,17 @@ void flush(endpoint_actor* self) {
   }
 }
 
+// An AUDIT reads up to `max_audit` D values: on the store's reader thread, never here. Its
+// answer comes back as `(audited_atom, token, frame)` and leaves in request order.
+void read_audit(endpoint_actor* self, const pending_reply& r) {
+  auto me = caf::actor_cast<caf::actor>(self);
+  const uint64_t token = r.token;
+  self->state.store->audit_async(*r.audit, r.audit_next, self->state.m->max_audit(),
+                                 [me, token](protocol::audit_answer a) {
+                                   caf::anon_send(me, audited_atom_v, token, encode(a));
+                                 });
+}
+
 // The write (or barrier) of `token` is applied and synced: its answer is ready.
 void on_written(endpoint_actor* self, uint64_t token, const std::string& failure) {
   auto& st = self->state;
@@ -220,8 +241,8 @@ void on_written(endpoint_actor* self, uint64_t token, const std::string& failure
     st.metrics->conversations->set(static_cast<int64_t>(st.m->convs().size()));
   }
   if (it->audit) {
-    auto answer = st.m->audit(*it->audit, *st.store);
-    it->frame = encode(answer);
+    read_audit(self, *it);
+    return;
   }
   it->ready = true;
   flush(self);
@@ -242,7 +263,11 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
   self->state.metrics->answers_held->set(self->state.answers_held);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
-    st.greeted.erase(dm.source);
+    if (st.greeted.erase(dm.source) > 0) {
+      auto it = st.greeted_nodes.find(dm.source.node());
+      if (it != st.greeted_nodes.end() && --it->second == 0)
+        st.greeted_nodes.erase(it);
+    }
     st.metrics->links->set(static_cast<int64_t>(st.greeted.size()));
   });
   // A message of a type this node does not know arrives empty: say so loudly.
@@ -260,7 +285,7 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
         }
         const bool hello = std::holds_alternative<protocol::link_hello>(*req);
         auto src = caf::actor_cast<caf::actor_addr>(self->current_sender());
-        if (!hello && !self->state.greeted.contains(src)) {
+        if (!hello && (!src || !self->state.greeted_nodes.contains(src.node()))) {
           self->state.metrics->rejects->inc();
           return encode(reject("no_hello"));
         }
@@ -268,15 +293,21 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
         const auto& mm = *st.metrics;
         const size_t kind = req->index();
         mm.kinds.requests[kind]->inc();
-        // An AUDIT reads the store: behind writes still queued, it waits until they are applied.
+        // An AUDIT reads the store, off this thread; behind writes still queued, it first
+        // waits until they are applied. One about a conversation not held is answered here.
         if (const auto* a = std::get_if<protocol::audit_query>(&*req);
-            a && !st.replies.empty() && owns(st, a->conv)) {
+            a && owns(st, a->conv) && st.m->find(a->conv) != nullptr) {
           pending_reply r;
           r.rp = self->make_response_promise<link_frame>();
           r.token = ++st.last_token;
           r.audit = *a;
-          st.store->barrier_async(report_to(self, r.token));
+          r.audit_next = st.m->find(a->conv)->st.next;
+          const bool behind_writes = !st.replies.empty();
           st.replies.push_back(std::move(r));
+          if (behind_writes)
+            st.store->barrier_async(report_to(self, st.replies.back().token));
+          else
+            read_audit(self, st.replies.back());
           return st.replies.back().rp;
         }
         const auto t0 = std::chrono::steady_clock::now();
@@ -302,6 +333,16 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
       },
       [=](appended_atom, uint64_t token, const std::string& failure) {
         on_written(self, token, failure);
+      },
+      [=](audited_atom, uint64_t token, link_frame& frame) {
+        auto& q = self->state.replies;
+        auto it = std::find_if(q.begin(), q.end(),
+                               [token](const pending_reply& r) { return r.token == token; });
+        if (it == q.end())
+          return;
+        it->frame = std::move(frame);
+        it->ready = true;
+        flush(self);
       },
       [=](stats_atom) -> std::string {
         const auto& m = *self->state.m;

@@ -5,6 +5,7 @@
 
 #include "cowpi/actors/fault.hpp"
 #include "cowpi/crypto/bytes.hpp"
+#include "cowpi/protocol/wire.hpp"
 
 #include "../type_ids.hpp"
 #include "../unix_time.hpp"
@@ -139,6 +140,40 @@ void on_answers_persisted(conv_actor* self, uint64_t i, const std::string& failu
   pump(self);
 }
 
+// One PREPARE or COMMIT to mirror k. The link forwards the encoded request as it is
+// (`delegate`), so the mirror answers this actor directly: one request and one timeout per
+// round trip instead of one here and one in the link.
+template <class F, class E>
+void ask_mirror(conv_actor* self, size_t k, std::chrono::milliseconds timeout,
+                const protocol::link_request& req, F on_answer, E on_error) {
+  auto& st = self->state;
+  const size_t kind = req.index();
+  auto m = k < st.d.link_stats.size() ? st.d.link_stats[k] : nullptr;
+  const auto sent = std::chrono::steady_clock::now();
+  self->request(st.d.links[k], timeout, fwd_atom_v, link_frame{protocol::wire::encode(req)}, kind)
+      .then(
+          [=](link_frame& f) mutable {
+            auto r = protocol::wire::decode_link_response(f.bytes);
+            if (!r) {
+              if (m)
+                m->failures->inc();
+              spdlog::warn("conversation {}: an undecodable answer from mirror {}: {}",
+                           short_id(self->state.conv), k, r.error().message());
+              on_error();
+              return;
+            }
+            if (m && kind < m->kinds.seconds.size())
+              m->kinds.seconds[kind]->observe(
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count());
+            on_answer(*r);
+          },
+          [=](const caf::error&) mutable {
+            if (m)
+              m->failures->inc();
+            on_error();
+          });
+}
+
 void send_commit(conv_actor* self, uint64_t i, size_t k) {
   auto& st = self->state;
   auto it = st.rc->in_flight().find(i);
@@ -149,13 +184,14 @@ void send_commit(conv_actor* self, uint64_t i, size_t k) {
     return;  // already answered
   const protocol::log_entry& e = it->second;
   protocol::commit_msg cm{i, e.d, e.prepare_for(k)};
-  self->request(st.d.links[k], st.d.commit_timeout, link_atom_v, protocol::link_request{cm})
-      .then([=](const protocol::link_response& r) { on_commit_answer(self, i, k, r); },
-            [=](const caf::error&) {
-              // No answer: retry later (COMMIT is idempotent); a link coming back up
-              // resends sooner.
-              self->delayed_anon_send(self, 1s, retry_atom_v, i, k);
-            });
+  ask_mirror(
+      self, k, st.d.commit_timeout, protocol::link_request{cm},
+      [=](const protocol::link_response& r) { on_commit_answer(self, i, k, r); },
+      [=] {
+        // No answer: retry later (COMMIT is idempotent); a link coming back up resends
+        // sooner.
+        self->delayed_anon_send(self, 1s, retry_atom_v, i, k);
+      });
 }
 
 void start_append(conv_actor* self, const protocol::log_entry& e) {
@@ -195,17 +231,16 @@ void pump(conv_actor* self) {
   for (const auto& job : jobs) {
     for (size_t k = 0; k < job.per_mirror.size(); ++k) {
       const uint64_t id = job.job;
-      self->request(st.d.links[k], st.d.prepare_timeout, link_atom_v,
-                    protocol::link_request{job.per_mirror[k]})
-          .then(
-              [=](const protocol::link_response& r) {
-                if (auto d = self->state.rc->on_prepared(id, k, r, unix_seconds()))
-                  on_decision(self, *d);
-              },
-              [=](const caf::error&) {
-                if (auto d = self->state.rc->on_prepare_timeout(id))
-                  on_decision(self, *d);
-              });
+      ask_mirror(
+          self, k, st.d.prepare_timeout, protocol::link_request{job.per_mirror[k]},
+          [=](const protocol::link_response& r) {
+            if (auto d = self->state.rc->on_prepared(id, k, r, unix_seconds()))
+              on_decision(self, *d);
+          },
+          [=] {
+            if (auto d = self->state.rc->on_prepare_timeout(id))
+              on_decision(self, *d);
+          });
     }
   }
 }
@@ -314,9 +349,13 @@ expected<caf::actor> conversation_for(registry_actor* self, const protocol::conv
   conversation_deps d = st.d;
   d.links.clear();
   d.link_nodes.clear();
+  d.link_stats.clear();
   for (const auto& m : d.mirrors) {
-    d.link_nodes.push_back(m.owner(conv));
-    d.links.push_back(m.links[d.link_nodes.back()]);
+    const size_t node = m.owner(conv);
+    d.link_nodes.push_back(node);
+    d.links.push_back(m.links[node]);
+    d.link_stats.push_back(node < m.metrics.size() ? m.metrics[node]
+                                                   : link_metrics::make(nullptr, m.id));
   }
   auto a = self->spawn(conversation, conv, std::move(d), std::move(loaded),
                        caf::actor_cast<caf::actor>(self));

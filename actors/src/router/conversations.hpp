@@ -25,6 +25,7 @@ struct conversation_deps {
   /// mirror, and that node's position in the mirror's node list, in MS order.
   std::vector<caf::actor> links;
   std::vector<size_t> link_nodes;
+  std::vector<std::shared_ptr<const link_metrics>> link_stats;
   std::chrono::milliseconds prepare_timeout{5000};
   std::chrono::milliseconds commit_timeout{5000};
   std::chrono::seconds idle{60};  // a conversation actor with nothing pending stops

@@ -34,7 +34,6 @@ struct link_state {
   std::string last_logged;  // the last connect failure logged, so a retry loop logs it once
   std::chrono::milliseconds backoff{100};
   uint64_t requests = 0;
-  uint64_t failures = 0;
   uint64_t reconnects = 0;
   std::string last_error;
   static inline const char* name = "mirror-link";
@@ -138,7 +137,6 @@ void call(link_actor* self, const protocol::link_request& req, F on_answer, E on
           [=](link_frame& f) mutable {
             auto r = protocol::wire::decode_link_response(f.bytes);
             if (!r) {
-              ++self->state.failures;
               self->state.d.metrics->failures->inc();
               on_error(caf::make_error(caf::sec::unexpected_response));
               return;
@@ -148,7 +146,6 @@ void call(link_actor* self, const protocol::link_request& req, F on_answer, E on
             on_answer(std::move(*r));
           },
           [=](caf::error& e) mutable {
-            ++self->state.failures;
             self->state.d.metrics->failures->inc();
             on_error(e);
           });
@@ -266,13 +263,29 @@ caf::behavior mirror_link(link_actor* self, mirror_link_deps deps) {
             [=](const caf::error& e) mutable { rp.deliver(e); });
         return rp;
       },
+      [=](fwd_atom, link_frame& f, size_t kind) -> caf::result<caf::message> {
+        // A conversation's PREPARE or COMMIT, already encoded: handed on as it is, so the
+        // mirror's answer goes straight back to the conversation actor (one request and one
+        // timeout per round trip, the requester's; it observes the answer's metrics).
+        auto& st = self->state;
+        if (!st.up)
+          return link_down();
+        ++st.requests;
+        if (kind < st.d.metrics->kinds.requests.size())
+          st.d.metrics->kinds.requests[kind]->inc();
+        return self->delegate(st.remote, link_atom_v, std::move(f));
+      },
       [=](retry_atom) { connect(self); },
       [=](stats_atom) -> std::string {
         const auto& s = self->state;
-        return nlohmann::json{
-            {"mirror", s.d.peer.name},  {"node", s.d.node},          {"up", s.up},
-            {"keys", s.keys},           {"requests", s.requests},    {"failures", s.failures},
-            {"connects", s.reconnects}, {"last_error", s.last_error}}
+        return nlohmann::json{{"mirror", s.d.peer.name},
+                              {"node", s.d.node},
+                              {"up", s.up},
+                              {"keys", s.keys},
+                              {"requests", s.requests},
+                              {"failures", s.d.metrics->failures->value()},
+                              {"connects", s.reconnects},
+                              {"last_error", s.last_error}}
             .dump();
       },
   };

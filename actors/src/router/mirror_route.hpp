@@ -7,8 +7,10 @@
 #include "cowpi/protocol/shard.hpp"
 #include "cowpi/protocol/types.hpp"
 
+#include "../node_metrics.hpp"
 #include <caf/all.hpp>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,9 @@ struct mirror_route {
   std::string id;                  // the mirror's id (its position in MS is its index)
   std::vector<std::string> nodes;  // node ids; {id} for a mirror of one node
   std::vector<caf::actor> links;   // one per node, in `nodes` order
+  /// Each link's metrics, in `nodes` order: a conversation actor whose requests the link
+  /// forwards observes their answers (round trip, failures) itself.
+  std::vector<std::shared_ptr<const link_metrics>> metrics;
 
   /// The position in `nodes` of the node owning `conv`.
   [[nodiscard]] size_t owner(const protocol::conv_id& conv) const noexcept {

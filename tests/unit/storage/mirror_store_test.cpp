@@ -9,6 +9,9 @@
 #include "temp_dir.hpp"
 #include <gtest/gtest.h>
 
+#include <future>
+#include <thread>
+
 namespace cowpi::storage {
 namespace {
 
@@ -103,6 +106,45 @@ TEST(mirror_store, d_is_kept_for_every_index_and_answers_only_until_acknowledged
   EXPECT_EQ(answers, 0u) << "the router acknowledged every answer";
   for (uint64_t i = 0; i < next; ++i)
     EXPECT_TRUE(s->d_at(conv, i).has_value());
+}
+
+TEST(mirror_store, an_audit_runs_on_the_reader_thread_and_answers_what_the_mirror_would) {
+  temp_dir d("mirror");
+  protocol::conv_id conv{};
+  uint64_t next = 0;
+  {
+    durable_world w(d.path(), {});
+    conv = scenario(w);
+    next = w.mirror(0).find(conv)->st.next;
+  }
+  crypto::system_rng r;
+  auto s = reopen(d, 0, r);
+  ASSERT_NE(s, nullptr);
+  auto m = s->load(durable_world::mirror_identity(d.path(), 0));
+  ASSERT_TRUE(m.has_value()) << m.error().message();
+  ASSERT_GT(next, 4u);
+  const protocol::audit_query queries[] = {
+      {conv, 0, next - 1}, {conv, 2, next + 10}, {conv, next, next + 3}, {conv, 3, 1}};
+  for (const auto& q : queries) {
+    std::promise<std::pair<protocol::audit_answer, std::thread::id>> got;
+    s->audit_async(q, next, m->max_audit(), [&](protocol::audit_answer a) {
+      got.set_value({std::move(a), std::this_thread::get_id()});
+    });
+    auto [answer, where] = got.get_future().get();
+    EXPECT_NE(where, std::this_thread::get_id());
+    EXPECT_EQ(answer, m->audit(q, *s)) << q.from << ".." << q.to;
+  }
+  // Bounded by max_audit, and by what the store holds.
+  std::promise<protocol::audit_answer> capped;
+  s->audit_async({conv, 0, next - 1}, next, 2,
+                 [&](protocol::audit_answer a) { capped.set_value(std::move(a)); });
+  const auto c = capped.get_future().get();
+  ASSERT_EQ(c.d.size(), 2u);
+  EXPECT_EQ(c.d[1], s->d_at(conv, 1));
+  std::promise<protocol::audit_answer> beyond;
+  s->audit_async({conv, 0, next + 5}, next + 5, 4096,
+                 [&](protocol::audit_answer a) { beyond.set_value(std::move(a)); });
+  EXPECT_EQ(beyond.get_future().get().d.size(), next) << "stops at the first index not held";
 }
 
 TEST(mirror_store, an_ack_deletes_answers_without_an_fsync_of_its_own_and_the_deletion_survives) {

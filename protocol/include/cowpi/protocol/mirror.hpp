@@ -92,6 +92,12 @@ public:
   bool ack(const link_ack& a);
   status_answer status(const conv_id& conv) const;
   audit_answer audit(const audit_query& q, const mirror_history& h) const;
+  /// What `audit` answers for a conversation whose next index is `next`, reading at most
+  /// `max_audit` D values from `h`; needs no mirror state, so it may run on another thread
+  /// against a thread-safe `h` (`audit` = this with the conversation's `next`).
+  static audit_answer audit_range(const audit_query& q, uint64_t next, uint64_t max_audit,
+                                  const mirror_history& h);
+  uint64_t max_audit() const noexcept { return opts_.max_audit; }
   /// Makes `count` one-time pre-keys (and rotates LAST_RESORT when due).
   mirror_prekeys make_prekeys(size_t count, uint64_t now, crypto::rng& r);
   /// Retires expired keys, except those an outstanding PREPARE references.

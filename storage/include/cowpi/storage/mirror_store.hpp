@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -20,7 +21,8 @@ namespace cowpi::storage {
 
 namespace detail {
 class row_cache;
-}
+class task_thread;
+}  // namespace detail
 
 /// The mirror's store; also its `mirror_history` (D_i read from disk). Every write is one
 /// synced batch that contains only the rows the operation changed (a row cache remembers what
@@ -80,6 +82,11 @@ public:
 
   /// D_i, kept forever (CONFLICT answers and AUDIT). A storage error reads as "not held".
   std::optional<hash32> d_at(const protocol::conv_id& conv, uint64_t i) const override;
+  /// `protocol::mirror::audit_range(q, next, max_audit, *this)` on the store's reader thread
+  /// (its up to `max_audit` point reads may touch the disk); `done` runs there with the
+  /// answer. Calls are answered in order; tasks not started when the store closes are dropped.
+  void audit_async(const protocol::audit_query& q, uint64_t next, uint64_t max_audit,
+                   std::function<void(protocol::audit_answer)> done);
 
 private:
   void conv_rows(const protocol::mirror_conv& mc, write_batch& b);
@@ -89,6 +96,7 @@ private:
   crypto::rng& rng_;
   std::mutex mu_;
   std::unique_ptr<detail::row_cache> cache_;
+  std::unique_ptr<detail::task_thread> reader_;  // last: stopped first
 };
 
 }  // namespace cowpi::storage
