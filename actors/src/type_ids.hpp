@@ -7,6 +7,7 @@
 #include "cowpi/protocol/client.hpp"
 #include "cowpi/protocol/messages.hpp"
 #include "cowpi/protocol/router.hpp"
+#include "cowpi/storage/router_store.hpp"
 
 #include <caf/all.hpp>
 
@@ -65,6 +66,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::hello_mode)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::submit_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::envelope)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<cowpi::protocol::envelope>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::storage::router_store::user_cursors)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::response_body)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::router_frame)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::client_frame)
@@ -137,4 +139,5 @@ CAF_BEGIN_TYPE_ID_BLOCK(cowpi, caf::first_custom_type_id)
   CAF_ADD_ATOM(cowpi, cowpi::actors, mack_atom, "mack")
   CAF_ADD_ATOM(cowpi, cowpi::actors, envread_atom, "envread")
   CAF_ADD_ATOM(cowpi, cowpi::actors, audited_atom, "audited")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, curload_atom, "curload")
 CAF_END_TYPE_ID_BLOCK(cowpi)

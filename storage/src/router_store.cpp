@@ -575,6 +575,23 @@ void router_store::envelopes_from_async(const conv_id& conv, const std::string& 
   });
 }
 
+void router_store::cursors_async(const std::string& user, user_cursors_fn done) {
+  reader_->post([this, user, done = std::move(done)] {
+    auto cursors = cursors_of(user);
+    if (!cursors)
+      return done(unexpected<error>{std::move(cursors).error()});
+    user_cursors out;
+    for (const auto& [conv, c] : *cursors) {
+      auto start = log_start(conv);
+      if (!start)
+        return done(unexpected<error>{std::move(start).error()});
+      out.log_starts.push_back(*start);
+    }
+    out.cursors = std::move(*cursors);
+    done(std::move(out));
+  });
+}
+
 expected<std::vector<conv_id>> router_store::conversations() const {
   std::vector<conv_id> out;
   scan_error se;

@@ -114,15 +114,14 @@ const protocol::conv_id* conv_of(const protocol::link_request& req) {
   return std::visit(
       [](const auto& x) -> const protocol::conv_id* {
         using T = std::decay_t<decltype(x)>;
+        constexpr bool ack = std::is_same_v<T, protocol::link_ack>;
+        constexpr bool status = std::is_same_v<T, protocol::status_query>;
+        constexpr bool audit = std::is_same_v<T, protocol::audit_query>;
         if constexpr (std::is_same_v<T, protocol::prepare_msg>)
           return &x.c.conv;
         else if constexpr (std::is_same_v<T, protocol::commit_msg>)
           return &x.payload.c.conv;
-        else if constexpr (
-            std::is_same_v<
-                T,
-                protocol::
-                    link_ack> || std::is_same_v<T, protocol::status_query> || std::is_same_v<T, protocol::audit_query>)
+        else if constexpr (ack || status || audit)
           return &x.conv;
         else
           return nullptr;

@@ -99,6 +99,11 @@ struct queue_state {
   bool reading = false;
   /// Bumped by `load`: a read started before it answers for cursors that no longer exist.
   uint64_t generation = 0;
+  /// The cursors are being read on the store's reader thread (`load`): nothing streams, and
+  /// no DRAIN is answered, until they arrive (`curload_atom`).
+  bool loading = false;
+  /// Conversations poked while loading: joined after the read may have run.
+  std::set<protocol::conv_id> poked_while_loading;
   static inline const char* name = "cowpi.queue";
 };
 
@@ -111,27 +116,32 @@ bool has_room(const queue_state& st) {
 
 /// Checks whether `cc`'s next index was collected; if so, tells the client (once) with
 /// rejection{history_expired} under request id 0 (docs/protocol.md, "Transport session").
-void check_expired(queue_actor* self, const protocol::conv_id& conv, conv_cursor& cc) {
+void check_expired_at(queue_actor* self, const protocol::conv_id& conv, conv_cursor& cc,
+                      uint64_t start) {
   auto& st = self->state;
-  auto start = st.d->store->log_start(conv);
-  if (!start) {
-    spdlog::warn("queues: cannot read a log start: {}", start.error().message());
-    return;
-  }
-  if (cc.sent >= *start || cc.expired) {
+  if (cc.sent >= start || cc.expired) {
     return;
   }
   cc.expired = true;
   cc.dirty = false;
-  protocol::rejection why{protocol::rejection_kind::history_expired, *start,
+  protocol::rejection why{protocol::rejection_kind::history_expired, start,
                           to_hex(byte_view(conv.data(), conv.size()))};
   self->send(st.session, reject_atom_v, late_rejection{0, conv, 0, std::move(why)});
+}
+
+void check_expired(queue_actor* self, const protocol::conv_id& conv, conv_cursor& cc) {
+  auto start = self->state.d->store->log_start(conv);
+  if (!start) {
+    spdlog::warn("queues: cannot read a log start: {}", start.error().message());
+    return;
+  }
+  check_expired_at(self, conv, cc, *start);
 }
 
 /// True when nothing deliverable is left to stream: every conversation was read to its end
 /// (or expired, or the user was removed from it and everything before was streamed).
 bool caught_up(const queue_state& st) {
-  return std::all_of(st.convs.begin(), st.convs.end(), [](const auto& kv) {
+  return !st.loading && std::all_of(st.convs.begin(), st.convs.end(), [](const auto& kv) {
     const conv_cursor& cc = kv.second;
     return !cc.dirty || cc.expired || (cc.last && cc.sent > *cc.last);
   });
@@ -287,6 +297,7 @@ void on_read(queue_actor* self, uint64_t generation, const protocol::conv_id& co
 }
 
 /// (Re)starts streaming from the stored cursors: every unacknowledged envelope comes again.
+/// The cursors are read on the store's reader thread; streaming starts at their answer.
 void load(queue_actor* self) {
   auto& st = self->state;
   ++st.generation;
@@ -294,19 +305,52 @@ void load(queue_actor* self) {
   st.window.clear();
   st.window_bytes = 0;
   st.unacked_share.set(0);
-  auto cursors = st.d->store->cursors_of(st.user);
-  if (!cursors) {
-    spdlog::warn("queues: cannot read cursors: {}", cursors.error().message());
+  st.loading = true;
+  st.poked_while_loading.clear();
+  auto me = caf::actor_cast<caf::actor>(self);
+  const uint64_t generation = st.generation;
+  st.d->store->cursors_async(
+      st.user, [me, generation](expected<storage::router_store::user_cursors> r) {
+        storage::router_store::user_cursors got;
+        std::string failure;
+        if (r) {
+          got = std::move(*r);
+        } else {
+          failure = r.error().message();
+        }
+        caf::anon_send(me, curload_atom_v, generation, std::move(got), std::move(failure));
+      });
+}
+
+void add_joined(queue_actor* self, const protocol::conv_id& conv);
+
+/// The cursors `load` asked for arrived: streaming starts from them.
+void on_loaded(queue_actor* self, uint64_t generation, storage::router_store::user_cursors& got,
+               const std::string& failure) {
+  auto& st = self->state;
+  if (generation != st.generation) {
+    return;  // a later load is running
+  }
+  if (!failure.empty()) {
+    spdlog::warn("queues: cannot read cursors: {}", failure);
     caf::delayed_anon_send(caf::actor_cast<caf::actor>(self), reload_delay, retry_atom_v);
     return;
   }
-  for (const auto& [conv, c] : *cursors) {
+  st.loading = false;
+  for (size_t k = 0; k < got.cursors.size() && k < got.log_starts.size(); ++k) {
+    const auto& [conv, c] = got.cursors[k];
     conv_cursor cc;
     cc.cursor = std::max(c.next, st.acked_next[conv]);
     cc.sent = cc.cursor;
     cc.last = c.last;
     auto& slot = st.convs[conv] = cc;
-    check_expired(self, conv, slot);
+    check_expired_at(self, conv, slot, got.log_starts[k]);
+  }
+  // A conversation joined while the cursors were read may not be among them.
+  for (const auto& conv : std::exchange(st.poked_while_loading, {})) {
+    if (!st.convs.contains(conv)) {
+      add_joined(self, conv);
+    }
   }
   stream(self);
 }
@@ -372,26 +416,35 @@ void on_ack(queue_actor* self, const protocol::conv_id& conv, uint64_t index) {
   stream(self);
 }
 
+// A conversation the user just joined: persist_answers created its cursor before the poke.
+void add_joined(queue_actor* self, const protocol::conv_id& conv) {
+  auto& st = self->state;
+  auto c = st.d->store->cursor(st.user, conv);
+  if (!c) {
+    spdlog::warn("queues: cannot read a cursor: {}", c.error().message());
+    return;
+  }
+  if (!*c) {
+    return;
+  }
+  conv_cursor cc;
+  cc.cursor = std::max((*c)->next, st.acked_next[conv]);
+  cc.sent = cc.cursor;
+  cc.last = (*c)->last;
+  auto it = st.convs.emplace(conv, cc).first;
+  check_expired(self, conv, it->second);
+}
+
 void on_poke(queue_actor* self, const protocol::conv_id& conv, uint64_t index) {
   auto& st = self->state;
   st.poked.try_emplace(conv, index, std::chrono::steady_clock::now());
+  if (st.loading) {
+    st.poked_while_loading.insert(conv);  // the loaded cursors stream it, or `on_loaded` adds it
+    return;
+  }
   auto it = st.convs.find(conv);
   if (it == st.convs.end()) {
-    // A conversation the user just joined: persist_answers created its cursor before the poke.
-    auto c = st.d->store->cursor(st.user, conv);
-    if (!c) {
-      spdlog::warn("queues: cannot read a cursor: {}", c.error().message());
-      return;
-    }
-    if (!*c) {
-      return;
-    }
-    conv_cursor cc;
-    cc.cursor = std::max((*c)->next, st.acked_next[conv]);
-    cc.sent = cc.cursor;
-    cc.last = (*c)->last;
-    it = st.convs.emplace(conv, cc).first;
-    check_expired(self, conv, it->second);
+    add_joined(self, conv);
   } else if (index >= it->second.sent && !it->second.expired) {
     it->second.dirty = true;
   }
@@ -471,6 +524,8 @@ caf::behavior queue(queue_actor* self, caf::actor registry, std::string user, ca
         on_poke(self, conv, index);
       },
       [self](retry_atom) { load(self); },
+      [self](curload_atom, uint64_t generation, storage::router_store::user_cursors& got,
+             const std::string& failure) { on_loaded(self, generation, got, failure); },
       [self](envread_atom, uint64_t generation, const protocol::conv_id& conv, uint64_t from,
              uint64_t n, std::vector<protocol::envelope>& envs, const std::string& failure) {
         on_read(self, generation, conv, from, static_cast<size_t>(n), envs, failure);

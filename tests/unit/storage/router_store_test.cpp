@@ -272,6 +272,47 @@ TEST(router_store, cursors_start_at_the_joining_entry_and_only_move_forward) {
   EXPECT_EQ(set->front().first, sc.conv());
 }
 
+TEST(router_store, a_users_cursors_and_log_starts_are_read_on_the_reader_thread) {
+  temp_dir d("router");
+  auto rs = open_router(d);
+  synthetic_conv one(7, {"alice", "bob"});
+  synthetic_conv two(8, {"alice", "carol"});
+  for (auto* sc : {&one, &two}) {
+    log_complete(*rs, *sc, sc->setup());
+    for (int k = 0; k < 4; ++k)
+      log_complete(*rs, *sc, sc->message("alice"));
+  }
+  ASSERT_TRUE(rs->ack("alice", one.conv(), 3).has_value());
+  ASSERT_TRUE(rs->ack("bob", one.conv(), 4).has_value());
+  ASSERT_TRUE(rs->collect(one.conv(), 2000, 30 * 24 * 3600).has_value());
+  auto read = [&](const std::string& user) {
+    std::promise<std::pair<expected<storage::router_store::user_cursors>, std::thread::id>> p;
+    rs->cursors_async(user, [&](expected<storage::router_store::user_cursors> r) {
+      p.set_value({std::move(r), std::this_thread::get_id()});
+    });
+    auto got = p.get_future().get();
+    EXPECT_NE(got.second, std::this_thread::get_id());
+    return std::move(got.first);
+  };
+  auto alice = read("alice");
+  ASSERT_TRUE(alice.has_value()) << alice.error().message();
+  auto want = rs->cursors_of("alice");
+  ASSERT_TRUE(want.has_value());
+  ASSERT_EQ(alice->cursors.size(), 2u);
+  ASSERT_EQ(alice->log_starts.size(), 2u);
+  for (size_t k = 0; k < 2; ++k) {
+    EXPECT_EQ(alice->cursors[k].first, (*want)[k].first);
+    EXPECT_EQ(alice->cursors[k].second.next, (*want)[k].second.next);
+    EXPECT_EQ(alice->log_starts[k], *rs->log_start(alice->cursors[k].first));
+  }
+  // The collected conversation starts later; the other one at 0.
+  for (size_t k = 0; k < 2; ++k)
+    EXPECT_EQ(alice->log_starts[k], alice->cursors[k].first == one.conv() ? 4u : 0u);
+  auto nobody = read("nobody");
+  ASSERT_TRUE(nobody.has_value());
+  EXPECT_TRUE(nobody->cursors.empty());
+}
+
 TEST(router_store, collection_deletes_exactly_what_every_slot_acknowledged) {
   temp_dir d("router");
   auto rs = open_router(d);

@@ -161,6 +161,17 @@ public:
   /// `user`'s conversation set with its cursors.
   [[nodiscard]] expected<std::vector<std::pair<protocol::conv_id, cursor_record>>> cursors_of(
       const std::string& user) const;
+  /// What a delivery queue loads when its user attaches: `cursors_of(user)` and, in the same
+  /// order, each conversation's `log_start`.
+  struct user_cursors {
+    std::vector<std::pair<protocol::conv_id, cursor_record>> cursors;
+    std::vector<uint64_t> log_starts;
+  };
+  using user_cursors_fn = std::function<void(expected<user_cursors>)>;
+  /// Reads `user_cursors` for `user` on the store's reader thread (its scan and point reads
+  /// may touch the disk), in order with `envelopes_from_async`; `done` runs there. Dropped
+  /// without calling `done` when the store closes first.
+  void cursors_async(const std::string& user, user_cursors_fn done);
   /// `user` acknowledged (conv, index): its cursor moves to index + 1 if that is further
   /// (a stale or repeated ack changes nothing). Synced. Fails with `errc::not_found` when conv
   /// is not in the user's set.
