@@ -2,6 +2,8 @@
 // The names, help texts and labels of every metric of a provider node.
 #include "node_metrics.hpp"
 
+#include "cowpi/storage/thread_guard.hpp"
+
 namespace cowpi::actors {
 
 namespace {
@@ -129,6 +131,18 @@ std::shared_ptr<const mirror_metrics> mirror_metrics::make(metrics::registry* re
   m->answers_held = &r.gauge("cowpi_mirror_answers_held",
                              "Answers kept until the router acknowledges them (ACK)");
   return m;
+}
+
+void add_blocking_collector(metrics::registry& r) {
+  r.add_collector([](metrics::sink& out) {
+    const auto counts = storage::blocking_calls_on_nonblocking_threads();
+    for (size_t i = 0; i < counts.size(); ++i)
+      out.counter("cowpi_store_blocking_calls_total",
+                  "Store calls that may wait for the disk made on a scheduler or I/O thread "
+                  "(0 in a healthy node)",
+                  {{"op", std::string(storage::to_string(static_cast<storage::blocking_op>(i)))}},
+                  static_cast<double>(counts[i]));
+  });
 }
 
 void add_store_collector(metrics::registry& r, std::string store_name, const storage::store* s) {

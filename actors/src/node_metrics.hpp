@@ -104,6 +104,10 @@ struct mirror_metrics {
   static std::shared_ptr<const mirror_metrics> make(metrics::registry* r);
 };
 
+/// Reports the store calls that may block made on threads that must not
+/// (`cowpi_store_blocking_calls_total{op}`, storage/thread_guard.hpp): 0 in a healthy node.
+void add_blocking_collector(metrics::registry& r);
+
 /// Reports a store's group-commit counters (`store` = "router" or "mirror") at each render.
 void add_store_collector(metrics::registry& r, std::string store_name, const storage::store* s);
 

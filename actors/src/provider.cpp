@@ -7,6 +7,7 @@
 #include "cowpi/storage/keys.hpp"
 #include "cowpi/storage/mirror_store.hpp"
 #include "cowpi/storage/router_store.hpp"
+#include "cowpi/storage/thread_guard.hpp"
 
 #include "admin_endpoint.hpp"
 #include "mirror/endpoint.hpp"
@@ -102,7 +103,18 @@ expected<void> check_shard_map(storage::store& s, const config::cluster_config& 
   return s.apply(std::move(b));
 }
 
+// Marks every thread CAF starts (scheduler, clock, middleman) as one that must not block on
+// the disk: a store call that may block counts there (cowpi_store_blocking_calls_total).
+// Detached actors, which have a thread of their own, unmark theirs when they start.
+class nonblocking_threads final : public caf::thread_hook {
+public:
+  void init(caf::actor_system&) override {}
+  void thread_started() override { storage::mark_nonblocking_thread(true); }
+  void thread_terminates() override { storage::mark_nonblocking_thread(false); }
+};
+
 void configure_system(caf::actor_system_config& c, const config::provider_config& cfg) {
+  c.add_thread_hook<nonblocking_threads>();
   c.load<caf::io::middleman>();
   c.load<caf::openssl::manager>();
   c.add_message_types<caf::id_block::cowpi>();
@@ -217,7 +229,7 @@ expected<void> start_router(provider_node::impl& n) {
   cd.retention = cfg.retention;
   cd.metrics = conversation_metrics::make(&n.metrics);
   add_store_collector(n.metrics, "router", &n.router_db->raw());
-  auto registry = spawn_conversation_registry(*n.sys, cd);
+  auto registry = spawn_conversation_registry(*n.sys, cd, convs);
   n.actors.insert(n.actors.end(), links.begin(), links.end());
   n.actors.push_back(registry);
   client_side_options options;
@@ -286,6 +298,7 @@ expected<std::unique_ptr<provider_node>> provider_node::start(const config::prov
     out.gauge("cowpi_uptime_seconds", "Seconds since the node started", {},
               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   });
+  add_blocking_collector(n->metrics);
   configure_system(n->sys_cfg, cfg);
   n->sys = std::make_unique<caf::actor_system>(n->sys_cfg);
   auto started = cfg.role == config::role::mirror ? start_mirror(*n) : start_router(*n);

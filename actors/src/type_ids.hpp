@@ -46,6 +46,11 @@ struct submit_request {
 
 /// A rejection the router sends a client after it answered "queued": the session turns it
 /// into `response{request_id, rejection}`.
+/// Directory entries a conversation actor had read on the store's reader thread.
+struct dir_entries {
+  storage::router_store::directory_entries entries;
+};
+
 struct late_rejection {
   uint64_t request_id = 0;
   protocol::conv_id conv{};
@@ -60,6 +65,8 @@ struct late_rejection {
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::actors::lookup_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::actors::submit_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::actors::late_rejection)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::actors::dir_entries)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::storage::router_store::loaded_conv)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::conv_id)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::public_key)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cowpi::protocol::hello_mode)
@@ -140,4 +147,8 @@ CAF_BEGIN_TYPE_ID_BLOCK(cowpi, caf::first_custom_type_id)
   CAF_ADD_ATOM(cowpi, cowpi::actors, envread_atom, "envread")
   CAF_ADD_ATOM(cowpi, cowpi::actors, audited_atom, "audited")
   CAF_ADD_ATOM(cowpi, cowpi::actors, curload_atom, "curload")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, joinload_atom, "joinload")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, logstart_atom, "logstart")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, dirread_atom, "dirread")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, convload_atom, "convload")
 CAF_END_TYPE_ID_BLOCK(cowpi)

@@ -165,6 +165,18 @@ link_response mirror::prepare(const prepare_msg& p, uint64_t now) {
   return prepared{ck->d};
 }
 
+link_response mirror::answer_retry(const conv_id& conv, uint64_t i, const hash32& d,
+                                   const std::optional<answer>& stored, const mirror_history& h) {
+  // Each index is committed exactly once; a retry gets the stored answer.
+  auto held = h.d_at(conv, i);
+  if (held && crypto::ct_equal(*held, d)) {
+    if (stored)
+      return *stored;
+    return already_answered{i};
+  }
+  return conflict{i, held.value_or(hash32{})};
+}
+
 commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uint64_t now,
                               crypto::rng& r) {
   commit_outcome out;
@@ -173,17 +185,10 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
   const uint64_t next = it == convs_.end() ? 0 : it->second.st.next;
   const uint64_t i = cm.index;
   if (i < next) {
-    // Each index is committed exactly once; a retry gets the stored answer.
-    auto d = h.d_at(c.conv, i);
-    if (d && crypto::ct_equal(*d, cm.d)) {
-      if (auto a = it->second.answers.find(i); a != it->second.answers.end()) {
-        out.response = a->second;
-      } else {
-        out.response = already_answered{i};
-      }
-    } else {
-      out.response = conflict{i, d.value_or(hash32{})};
-    }
+    std::optional<answer> stored;
+    if (auto a = it->second.answers.find(i); a != it->second.answers.end())
+      stored = a->second;
+    out.response = answer_retry(c.conv, i, cm.d, stored, h);
     return out;
   }
   if (i > next) {

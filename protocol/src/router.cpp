@@ -311,6 +311,24 @@ void router_conv::reject_queue(const std::string& author, const rejection& why,
   aq.fifo.clear();
 }
 
+std::vector<std::string> router_conv::directory_needs() const {
+  std::vector<std::string> ids;
+  if (stopped_)
+    return ids;
+  for (const auto& [author, aq] : queues_) {
+    if (aq.job || aq.committing || aq.fifo.empty())
+      continue;
+    const common& c = aq.fifo.front().s.c;
+    if (c.type != msg_type::setup && c.type != msg_type::update)
+      continue;
+    for (const auto& m : c.type == msg_type::setup ? c.members : c.adds)
+      ids.push_back(m.id);
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
 std::vector<prepare_job> router_conv::ready(const directory_lookup& directory,
                                             std::vector<prepare_decision::rejected>& rejections) {
   std::vector<prepare_job> jobs;

@@ -270,6 +270,14 @@ expected<void> mirror_store::persist_keys(const protocol::mirror& m) {
   return wait_for([&](store::done_fn done) { persist_keys_async(m, std::move(done)); });
 }
 
+void mirror_store::answer_retry_async(const conv_id& conv, uint64_t i, const hash32& d,
+                                      std::optional<protocol::answer> stored,
+                                      std::function<void(protocol::link_response)> done) {
+  reader_->post([this, conv, i, d, stored = std::move(stored), done = std::move(done)] {
+    done(protocol::mirror::answer_retry(conv, i, d, stored, *this));
+  });
+}
+
 std::optional<hash32> mirror_store::d_at(const conv_id& conv, uint64_t i) const {
   auto raw = s_->get(column::dhist, keys::indexed(conv, i));
   if (!raw || !*raw)

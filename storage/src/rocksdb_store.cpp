@@ -3,6 +3,7 @@
 // and the group-commit writer. The only file of cowpi that includes <rocksdb/...>.
 #include "cowpi/storage/records.hpp"
 #include "cowpi/storage/store.hpp"
+#include "cowpi/storage/thread_guard.hpp"
 
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
@@ -80,6 +81,7 @@ public:
   open_mode mode() const noexcept override { return opts_.mode; }
 
   expected<std::optional<bytes>> get(column c, std::string_view key) const override {
+    note_blocking(blocking_op::get);
     auto* h = handle(c);
     if (h == nullptr)
       return std::optional<bytes>{};
@@ -111,11 +113,13 @@ public:
 
   expected<void> scan(column c, std::string_view begin, std::string_view end,
                       const visitor& f) const override {
+    note_blocking(blocking_op::scan);
     return iterate(c, begin, end, false, f);
   }
 
   expected<void> scan_reverse(column c, std::string_view begin, std::string_view end,
                               const visitor& f) const override {
+    note_blocking(blocking_op::scan);
     return iterate(c, begin, end, true, f);
   }
 
@@ -142,6 +146,7 @@ public:
   }
 
   expected<void> apply(write_batch b) override {
+    note_blocking(blocking_op::apply);
     std::promise<expected<void>> p;
     auto f = p.get_future();
     apply_async(std::move(b), [&p](expected<void> r) { p.set_value(std::move(r)); });

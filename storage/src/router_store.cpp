@@ -42,7 +42,10 @@ router_store::router_store(std::unique_ptr<store> s)
   COWPI_ASSERT(s_ && s_->kind() == role::router);
 }
 
-router_store::~router_store() = default;
+router_store::~router_store() {
+  // The reader thread first: its tasks use the members declared after it.
+  reader_.reset();
+}
 
 // ---------------------------------------------------------------------------------------------
 // Directory.
@@ -247,9 +250,55 @@ void router_store::append_async(const protocol::router_conv& rc, const log_entry
   s_->apply_async(append_batch(rc, e, now), std::move(done));
 }
 
+expected<std::optional<bytes>> router_store::get_row(column c, const std::string& key,
+                                                     bool* miss) const {
+  if (miss == nullptr)
+    return s_->get(c, key);
+  COWPI_TRY(auto m, s_->get_in_memory(c, key));
+  if (!m.in_memory) {
+    *miss = true;
+    return std::optional<bytes>{};
+  }
+  return std::move(m.value);
+}
+
 void router_store::persist_answers_async(const log_entry& e, const protocol::mirror_answers& a,
                                          store::done_fn done) {
-  auto queued = queue_answers(e, a, done);
+  const conv_id conv = e.c.conv;
+  // The caller is an actor thread: the rows the batch reads (joiners' cursors, the log start)
+  // come from memory. When one is only on disk, the batch is built on the reader thread, and
+  // so is every later batch of the conversation until that one is queued: the conversation's
+  // answers reach the writer in order (the router ACKs the mirrors cumulatively behind them).
+  auto defer = [this, conv, e, a, done]() mutable {
+    reader_->post(
+        [this, conv, e = std::move(e), a = std::move(a), done = std::move(done)]() mutable {
+          auto queued = queue_answers(e, a, done, nullptr);
+          if (!queued)
+            done(unexpected{queued.error()});
+          std::lock_guard<std::mutex> g(deferred_mu_);
+          if (auto it = deferred_answers_.find(conv);
+              it != deferred_answers_.end() && --it->second == 0)
+            deferred_answers_.erase(it);
+        });
+  };
+  {
+    std::lock_guard<std::mutex> g(deferred_mu_);
+    if (auto it = deferred_answers_.find(conv); it != deferred_answers_.end()) {
+      ++it->second;
+      defer();
+      return;
+    }
+  }
+  bool miss = false;
+  auto queued = queue_answers(e, a, done, &miss);
+  if (miss) {
+    {
+      std::lock_guard<std::mutex> g(deferred_mu_);
+      ++deferred_answers_[conv];
+    }
+    defer();
+    return;
+  }
   if (!queued)
     done(unexpected{queued.error()});
 }
@@ -263,7 +312,7 @@ expected<void> router_store::persist_answers(const log_entry& e,
 }
 
 expected<void> router_store::queue_answers(const log_entry& e, const protocol::mirror_answers& a,
-                                           store::done_fn& done) {
+                                           store::done_fn& done, bool* miss) {
   const conv_id& conv = e.c.conv;
   const uint64_t i = e.index;
   write_batch b;
@@ -283,7 +332,7 @@ expected<void> router_store::queue_answers(const log_entry& e, const protocol::m
     const std::string key = keys::cursor(user, conv);
     if (auto o = cursor_overlay_.find(key); o != cursor_overlay_.end())
       return std::optional<cursor_record>(o->second.first);
-    COWPI_TRY(auto raw, s_->get(column::cursors, key));
+    COWPI_TRY(auto raw, get_row(column::cursors, key, miss));
     if (!raw)
       return std::optional<cursor_record>{};
     COWPI_TRY(auto c, decode_cursor(*raw));
@@ -299,7 +348,13 @@ expected<void> router_store::queue_answers(const log_entry& e, const protocol::m
   };
   // Read everything first, so that a failed read leaves the overlay untouched.
   std::vector<std::pair<std::string, cursor_record>> updates;
-  COWPI_TRY(const uint64_t start, log_start(e.c.conv));
+  uint64_t start = 0;
+  if (!e.joiners.empty()) {
+    COWPI_TRY(auto raw, get_row(column::conv, keys::conv_row_key(conv, conv_row::retention), miss));
+    if (raw) {
+      COWPI_TRY(start, decode_u64(*raw));
+    }
+  }
   for (const auto& j : e.joiners) {
     COWPI_TRY(auto c, current(j));
     // A re-added member keeps what it has not acknowledged of its earlier membership, unless
@@ -317,6 +372,8 @@ expected<void> router_store::queue_answers(const log_entry& e, const protocol::m
         updates.emplace_back(r, cursor_record{c->next, i});
     }
   }
+  if (miss != nullptr && *miss)
+    return {};  // a row is only on disk: nothing changed, the caller reads it elsewhere
   for (const auto& [user, c] : updates)
     set(user, c);
   s_->apply_async(std::move(b), [this, touched, done = std::move(done)](expected<void> r) {
@@ -335,15 +392,52 @@ void router_store::release_overlay(const std::vector<std::string>& keys_done) {
   }
 }
 
-expected<void> router_store::persist_stop(const protocol::router_conv& rc) {
+void router_store::persist_stop_async(const protocol::router_conv& rc, store::done_fn done) {
   const protocol::conv_state* st = rc.state();
   if (st == nullptr)
-    return fail(errc::bad_state, "a conversation never logged cannot stop");
+    return done(fail(errc::bad_state, "a conversation never logged cannot stop"));
   write_batch b;
   b.put(column::conv, keys::conv_row_key(st->conv, conv_row::header),
         encode_router_header(
             router_header{st->last_update, st->next, st->joiner, rc.stopped(), rc.stop_reason()}));
-  return s_->apply(std::move(b));
+  s_->apply_async(std::move(b), std::move(done));
+}
+
+expected<void> router_store::persist_stop(const protocol::router_conv& rc) {
+  std::promise<expected<void>> p;
+  auto f = p.get_future();
+  persist_stop_async(rc, [&p](expected<void> r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+void router_store::load_conv_async(const conv_id& conv, protocol::member_list configured_ms,
+                                   protocol::intake_limits limits,
+                                   std::function<void(loaded_conv)> done) {
+  reader_->post([this, conv, ms = std::move(configured_ms), limits, done = std::move(done)] {
+    done(std::make_shared<expected<std::optional<protocol::router_conv>>>(
+        load_conv(conv, ms, limits)));
+  });
+}
+
+void router_store::directory_entries_async(std::vector<std::string> ids,
+                                           std::function<void(expected<directory_entries>)> done) {
+  reader_->post([this, ids = std::move(ids), done = std::move(done)] {
+    directory_entries out;
+    for (const auto& id : ids) {
+      auto user = find_user(id);
+      if (!user)
+        return done(unexpected<error>{std::move(user).error()});
+      if (!*user) {
+        out[id] = std::nullopt;
+        continue;
+      }
+      auto k = last_resort(id);
+      if (!k)
+        return done(unexpected<error>{std::move(k).error()});
+      out[id] = protocol::directory_entry{(*user)->lpk, *k};
+    }
+    done(std::move(out));
+  });
 }
 
 expected<std::optional<protocol::router_conv>> router_store::load_conv(
@@ -592,6 +686,24 @@ void router_store::cursors_async(const std::string& user, user_cursors_fn done) 
   });
 }
 
+void router_store::cursor_async(const std::string& user, const conv_id& conv,
+                                user_cursors_fn done) {
+  reader_->post([this, user, conv, done = std::move(done)] {
+    auto c = cursor(user, conv);
+    if (!c)
+      return done(unexpected<error>{std::move(c).error()});
+    user_cursors out;
+    if (*c) {
+      auto start = log_start(conv);
+      if (!start)
+        return done(unexpected<error>{std::move(start).error()});
+      out.cursors.emplace_back(conv, **c);
+      out.log_starts.push_back(*start);
+    }
+    done(std::move(out));
+  });
+}
+
 expected<std::vector<conv_id>> router_store::conversations() const {
   std::vector<conv_id> out;
   scan_error se;
@@ -612,6 +724,22 @@ expected<uint64_t> router_store::log_start(const conv_id& conv) const {
   if (!raw)
     return uint64_t{0};
   return decode_u64(*raw);
+}
+
+expected<std::optional<uint64_t>> router_store::log_start_in_memory(const conv_id& conv) const {
+  bool miss = false;
+  COWPI_TRY(auto raw, get_row(column::conv, keys::conv_row_key(conv, conv_row::retention), &miss));
+  if (miss)
+    return std::optional<uint64_t>{};
+  if (!raw)
+    return std::optional<uint64_t>{0};
+  COWPI_TRY(auto start, decode_u64(*raw));
+  return std::optional<uint64_t>{start};
+}
+
+void router_store::log_start_async(const conv_id& conv,
+                                   std::function<void(expected<uint64_t>)> done) {
+  reader_->post([this, conv, done = std::move(done)] { done(log_start(conv)); });
 }
 
 expected<uint64_t> router_store::next_index(const conv_id& conv) const {
@@ -663,18 +791,35 @@ expected<std::vector<std::pair<conv_id, cursor_record>>> router_store::cursors_o
 
 void router_store::ack_async(const std::string& user, const conv_id& conv, uint64_t index,
                              store::done_fn done) {
+  queue_ack(user, conv, index, std::move(done), true);
+}
+
+void router_store::queue_ack(const std::string& user, const conv_id& conv, uint64_t index,
+                             store::done_fn done, bool from_memory) {
   const std::string key = keys::cursor(user, conv);
   std::unique_lock<std::recursive_mutex> g(cursor_mu_);
+  bool miss = false;
   // The newest value: queued but unsynced first, else the stored row.
   auto current = [&]() -> expected<cursor_record> {
     if (auto o = cursor_overlay_.find(key); o != cursor_overlay_.end())
       return o->second.first;
-    COWPI_TRY(auto raw, s_->get(column::cursors, key));
+    COWPI_TRY(auto raw, get_row(column::cursors, key, from_memory ? &miss : nullptr));
+    if (miss)
+      return cursor_record{};
     if (!raw)
       return fail(errc::not_found, "the conversation is not in the user's set");
     return decode_cursor(*raw);
   };
   auto found = current();
+  if (miss) {
+    // The row is only on disk: the reader thread reads it and queues the write. Acks only
+    // move a cursor forward, so one overtaking another changes nothing.
+    g.unlock();
+    reader_->post([this, user, conv, index, done = std::move(done)]() mutable {
+      queue_ack(user, conv, index, std::move(done), false);
+    });
+    return;
+  }
   if (!found || index < found->next) {
     g.unlock();
     // A failed read, or a stale or repeated ack (nothing to write).

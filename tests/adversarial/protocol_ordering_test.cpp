@@ -5,6 +5,8 @@
 #include "protocol_adversary.hpp"
 #include <gtest/gtest.h>
 
+#include <set>
+
 namespace cowpi::sim::adv {
 namespace {
 
@@ -364,6 +366,38 @@ TEST(router_ordering, a_mirror_answer_for_another_transcript_stops_the_conversat
   const commit_progress p = t.rc->on_commit_answer(1, 0, lie);
   ASSERT_TRUE(p.stop_reason.has_value());
   EXPECT_TRUE(t.rc->stopped());
+}
+
+TEST(ordering, directory_needs_names_every_user_ready_looks_up) {
+  world w;
+  const std::vector<std::string> group{"alice", "bob", "carol"};
+  const conv_id conv = start_group(w, group);
+  for (const auto& u : {"dave", "erin"})
+    w.add_user(u);
+  router_conv rc = w.router(conv);
+  EXPECT_TRUE(rc.directory_needs().empty());
+  // A MESSAGE head needs no directory entry; an UPDATE head needs the users it adds.
+  ASSERT_TRUE(w.send("carol", conv, "plain").has_value());
+  ASSERT_TRUE(rc.intake(take_last_submit(w).submit, "carol", w.now()).has_value());
+  EXPECT_TRUE(rc.directory_needs().empty());
+  ASSERT_TRUE(w.update("alice", conv, {"erin", "dave"}, {}).has_value());
+  ASSERT_TRUE(rc.intake(take_last_submit(w).submit, "alice", w.now()).has_value());
+  EXPECT_EQ(rc.directory_needs(), (std::vector<std::string>{"dave", "erin"}));
+  std::set<std::string> asked;
+  std::vector<prepare_decision::rejected> rejs;
+  const auto jobs = rc.ready(
+      [&](const std::string& id) -> std::optional<directory_entry> {
+        asked.insert(id);
+        return std::nullopt;  // unknown: the UPDATE is rejected
+      },
+      rejs);
+  // It stops at the first unknown one: every id asked was named beforehand.
+  EXPECT_EQ(asked, (std::set<std::string>{"dave"}));
+  ASSERT_EQ(rejs.size(), 1u);
+  EXPECT_EQ(rejs[0].author, "alice");
+  ASSERT_EQ(jobs.size(), 1u);  // carol's MESSAGE
+  // Carol's head is being PREPAREd and alice's queue is empty: nothing left to look up.
+  EXPECT_TRUE(rc.directory_needs().empty());
 }
 
 }  // namespace

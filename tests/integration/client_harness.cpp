@@ -2,7 +2,10 @@
 // The integration-test harness: deployments of real providers and in-process users.
 #include "client_harness.hpp"
 
+#include "support.hpp"
+
 #include <set>
+#include <sstream>
 
 namespace cowpi::testing {
 
@@ -158,6 +161,37 @@ void expect_one_conversation(live_deployment& dep, const protocol::conv_id& conv
       }
     }
   }
+}
+
+std::map<std::string, double> blocking_store_calls(const live_deployment& dep) {
+  const auto& d = dep.layout();
+  std::vector<std::string> names{d.router};
+  for (const auto& m : d.mirror_processes())
+    names.push_back(m);
+  std::map<std::string, double> out;
+  for (const auto& n : names) {
+    auto r = admin_request(d.dir / n / "admin.sock", {{"get", "metrics"}});
+    if (!r.contains("metrics") || !r["metrics"].is_string()) {
+      out[n] = -1;
+      continue;
+    }
+    std::istringstream text(r["metrics"].get<std::string>());
+    double sum = 0;
+    int series = 0;
+    for (std::string line; std::getline(text, line);) {
+      if (line.rfind("cowpi_store_blocking_calls_total{", 0) != 0)
+        continue;
+      sum += std::stod(line.substr(line.rfind(' ') + 1));
+      ++series;
+    }
+    out[n] = series == 3 ? sum : -1;
+  }
+  return out;
+}
+
+void expect_no_blocking_store_calls(const live_deployment& dep) {
+  for (const auto& [name, calls] : blocking_store_calls(dep))
+    EXPECT_EQ(calls, 0) << name << ": store calls that may block on a scheduler or I/O thread";
 }
 
 std::vector<std::string> texts(const std::vector<actors::transcript_line>& t) {

@@ -80,6 +80,13 @@ private:
 void expect_one_conversation(live_deployment& dep, const protocol::conv_id& conv,
                              const std::vector<std::string>& users);
 
+/// Every provider process of `dep` (router first) with the store calls that may block it made
+/// on a scheduler or I/O thread (`cowpi_store_blocking_calls_total`, all ops), read from its
+/// admin socket; -1 when the metrics cannot be read.
+std::map<std::string, double> blocking_store_calls(const live_deployment& dep);
+/// Expects `blocking_store_calls` to be 0 for every provider.
+void expect_no_blocking_store_calls(const live_deployment& dep);
+
 /// The texts of the MESSAGE entries of a transcript, in order.
 std::vector<std::string> texts(const std::vector<actors::transcript_line>& t);
 

@@ -87,6 +87,8 @@ TEST_P(live_modes, three_clients_converse_with_receipts_an_add_and_a_remove) {
   expect_one_conversation(dep, *conv, {"alice", "bob", "carol", "dave"});
   for (auto u : {"alice", "bob", "carol", "dave"})
     EXPECT_TRUE(dep.alarms(u).empty()) << u;
+  // SETUP, UPDATEs adding and removing, receipts: no provider thread waited for its store.
+  expect_no_blocking_store_calls(dep);
 }
 
 TEST(live_conversation, a_conversation_created_before_a_mirrors_keys_arrive_waits_for_them) {
@@ -132,6 +134,7 @@ TEST_P(live_modes, a_client_offline_for_1000_messages_catches_up_in_order) {
   ASSERT_EQ(tc.size(), 1000u);
   EXPECT_EQ(texts(dep.transcript("alice", *conv)), tc);
   expect_one_conversation(dep, *conv, {"alice", "bob", "carol"});
+  expect_no_blocking_store_calls(dep);
 }
 
 TEST(live_conversation, providers_stop_cleanly_on_sigterm_while_clients_are_connected) {
@@ -182,6 +185,8 @@ void disrupted_run(live_deployment& dep, protocol::block_mode mode, int n,
       EXPECT_EQ(got.count(s), 1u) << u << " has \"" << s << "\" " << got.count(s) << " times";
   }
   expect_one_conversation(dep, *conv, {"alice", "bob", "carol"});
+  // Resumed, resent and retried work ran off the providers' scheduler threads too.
+  expect_no_blocking_store_calls(dep);
 }
 
 TEST_P(live_modes, a_mirror_killed_and_restarted_mid_stream_loses_and_repeats_nothing) {

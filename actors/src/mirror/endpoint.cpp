@@ -37,6 +37,15 @@ struct pending_reply {
   std::optional<protocol::audit_query> audit;
   /// The conversation's next index when the AUDIT arrived.
   uint64_t audit_next = 0;
+  /// A COMMIT of an index already committed: answered from its D_i (read off the endpoint's
+  /// thread, once the writes queued before it are applied) and the answer still held.
+  struct retried {
+    protocol::conv_id conv{};
+    uint64_t index = 0;
+    hash32 d{};
+    std::optional<protocol::answer> stored;
+  };
+  std::optional<retried> retry;
 };
 
 struct endpoint_state {
@@ -224,6 +233,17 @@ void read_audit(endpoint_actor* self, const pending_reply& r) {
                                  });
 }
 
+// A retried COMMIT reads D_i: on the store's reader thread too, answered like an AUDIT.
+void read_retry(endpoint_actor* self, const pending_reply& r) {
+  auto me = caf::actor_cast<caf::actor>(self);
+  const uint64_t token = r.token;
+  const auto& x = *r.retry;
+  self->state.store->answer_retry_async(x.conv, x.index, x.d, x.stored,
+                                        [me, token](protocol::link_response a) {
+                                          caf::anon_send(me, audited_atom_v, token, encode(a));
+                                        });
+}
+
 // The write (or barrier) of `token` is applied and synced: its answer is ready.
 void on_written(endpoint_actor* self, uint64_t token, const std::string& failure) {
   auto& st = self->state;
@@ -241,6 +261,10 @@ void on_written(endpoint_actor* self, uint64_t token, const std::string& failure
   }
   if (it->audit) {
     read_audit(self, *it);
+    return;
+  }
+  if (it->retry) {
+    read_retry(self, *it);
     return;
   }
   it->ready = true;
@@ -308,6 +332,31 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
           else
             read_audit(self, st.replies.back());
           return st.replies.back().rp;
+        }
+        // A COMMIT of an index already committed compares D with the stored D_i, which may be
+        // only on disk (or still queued behind writes): the same path as an AUDIT.
+        if (const auto* c = std::get_if<protocol::commit_msg>(&*req);
+            c && owns(st, c->payload.c.conv)) {
+          const protocol::mirror_conv* mc = st.m->find(c->payload.c.conv);
+          if (mc != nullptr && c->index < mc->st.next) {
+            pending_reply r;
+            r.rp = self->make_response_promise<link_frame>();
+            r.token = ++st.last_token;
+            pending_reply::retried x;
+            x.conv = c->payload.c.conv;
+            x.index = c->index;
+            x.d = c->d;
+            if (auto a = mc->answers.find(c->index); a != mc->answers.end())
+              x.stored = a->second;
+            r.retry = std::move(x);
+            const bool behind_writes = !st.replies.empty();
+            st.replies.push_back(std::move(r));
+            if (behind_writes)
+              st.store->barrier_async(report_to(self, st.replies.back().token));
+            else
+              read_retry(self, st.replies.back());
+            return st.replies.back().rp;
+          }
         }
         const auto t0 = std::chrono::steady_clock::now();
         auto h = handle(self, *req);

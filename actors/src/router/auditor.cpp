@@ -7,6 +7,7 @@
 #include "cowpi/crypto/bytes.hpp"
 #include "cowpi/storage/keys.hpp"
 #include "cowpi/storage/records.hpp"
+#include "cowpi/storage/thread_guard.hpp"
 
 #include "../type_ids.hpp"
 #include <nlohmann/json.hpp>
@@ -279,6 +280,8 @@ void fetch(auditor_actor* self, job_ptr job, size_t k, size_t c, uint64_t from) 
 
 caf::behavior auditor(auditor_actor* self, auditor_deps deps) {
   self->state.d = std::move(deps);
+  // Detached: this thread is the actor's own, and its store calls may block here.
+  storage::mark_nonblocking_thread(false);
   return {
       [=](command_atom, const std::string& line) -> caf::result<std::string> {
         const auto& d = self->state.d;

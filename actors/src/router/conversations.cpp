@@ -54,6 +54,10 @@ struct conv_state {
   /// cumulative (the mirror drops its answers <= i): the entries answered within `ack_delay`
   /// of the first share one, sent at `mack_atom`.
   std::optional<uint64_t> ack_due;
+  /// Directory entries of the users the queued SETUPs and UPDATEs add, read on the store's
+  /// reader thread (`dirread_atom`) for the next `ready`, which takes them.
+  storage::router_store::directory_entries dir;
+  bool dir_reading = false;
   static inline const char* name = "conversation";
 };
 
@@ -83,10 +87,11 @@ void on_commit_answer(conv_actor* self, uint64_t i, size_t k, const protocol::li
     st.appended_at.clear();
     spdlog::error("conversation {}: stopped: {} (operator alarm)", short_id(st.conv),
                   *p.stop_reason);
-    auto ok = st.d.store->persist_stop(*st.rc);
-    if (!ok)
-      spdlog::error("conversation {}: cannot persist the stop: {}", short_id(st.conv),
-                    ok.error().message());
+    st.d.store->persist_stop_async(*st.rc, [conv = st.conv](expected<void> ok) {
+      if (!ok)
+        spdlog::error("conversation {}: cannot persist the stop: {}", short_id(conv),
+                      ok.error().message());
+    });
     std::vector<std::pair<std::string, uint64_t>> keys;
     for (const auto& [key, rt] : st.routes)
       keys.push_back(key);
@@ -215,15 +220,37 @@ void on_decision(conv_actor* self, const protocol::prepare_decision& d) {
 void pump(conv_actor* self) {
   auto& st = self->state;
   st.last_activity = std::chrono::steady_clock::now();
+  if (st.dir_reading)
+    return;  // its answer pumps
+  // The users a queued SETUP or UPDATE adds are read on the store's reader thread first.
+  std::vector<std::string> missing;
+  for (auto& id : st.rc->directory_needs())
+    if (!st.dir.contains(id))
+      missing.push_back(std::move(id));
+  if (!missing.empty()) {
+    st.dir_reading = true;
+    auto me = caf::actor_cast<caf::actor>(self);
+    st.d.store->directory_entries_async(
+        missing, [me, missing](expected<storage::router_store::directory_entries> r) {
+          dir_entries got;
+          if (r) {
+            got.entries = std::move(*r);
+          } else {
+            // Read as not registered (UNKNOWN_USER for now; the author may retry).
+            spdlog::warn("router: cannot read directory entries: {}", r.error().message());
+            for (const auto& id : missing)
+              got.entries[id] = std::nullopt;
+          }
+          caf::anon_send(me, dirread_atom_v, std::move(got));
+        });
+    return;
+  }
   std::vector<protocol::prepare_decision::rejected> rejs;
-  auto store = st.d.store;
+  const auto dir = std::exchange(st.dir, {});
   auto jobs = st.rc->ready(
-      [store](const std::string& id) -> std::optional<protocol::directory_entry> {
-        auto user = store->find_user(id);
-        if (!user || !*user)
-          return std::nullopt;
-        auto k = store->last_resort(id);
-        return protocol::directory_entry{(*user)->lpk, k ? *k : std::nullopt};
+      [&dir](const std::string& id) -> std::optional<protocol::directory_entry> {
+        auto it = dir.find(id);
+        return it == dir.end() ? std::nullopt : it->second;
       },
       rejs);
   for (const auto& rj : rejs)
@@ -302,6 +329,12 @@ caf::behavior conversation(conv_actor* self, protocol::conv_id conv, conversatio
         s.ack_due.reset();
       },
       [=](retry_atom, uint64_t i, size_t k) { send_commit(self, i, k); },
+      [=](dirread_atom, dir_entries& got) {
+        auto& s = self->state;
+        s.dir_reading = false;
+        s.dir.merge(got.entries);
+        pump(self);
+      },
       [=](linkup_atom, size_t k, size_t node) {
         // Only the link of the node owning this conversation matters to it.
         if (k >= self->state.d.link_nodes.size() || self->state.d.link_nodes[k] != node)
@@ -332,20 +365,27 @@ caf::behavior conversation(conv_actor* self, protocol::conv_id conv, conversatio
   };
 }
 
+/// A SUBMIT waiting for its conversation's record to be read.
+struct parked_submit {
+  submit_request r;
+  caf::response_promise rp;
+};
+
 struct registry_state {
   conversation_deps d;
   caf::actor queues;
   std::map<protocol::conv_id, caf::actor> live;
+  /// Conversations whose record is being read on the store's reader thread (`convload_atom`),
+  /// with the SUBMITs that wait for them.
+  std::map<protocol::conv_id, std::vector<parked_submit>> loading;
   static inline const char* name = "conversation-registry";
 };
 
 using registry_actor = caf::stateful_actor<registry_state>;
 
-expected<caf::actor> conversation_for(registry_actor* self, const protocol::conv_id& conv) {
+caf::actor spawn_conversation(registry_actor* self, const protocol::conv_id& conv,
+                              std::optional<protocol::router_conv> loaded) {
   auto& st = self->state;
-  if (auto it = st.live.find(conv); it != st.live.end())
-    return it->second;
-  COWPI_TRY(auto loaded, st.d.store->load_conv(conv, st.d.ms, st.d.limits));
   conversation_deps d = st.d;
   d.links.clear();
   d.link_nodes.clear();
@@ -365,7 +405,49 @@ expected<caf::actor> conversation_for(registry_actor* self, const protocol::conv
   return a;
 }
 
-caf::behavior registry(registry_actor* self, conversation_deps d) {
+// Reads the record of `conv` on the store's reader thread; `on_loaded` spawns its actor.
+void start_load(registry_actor* self, const protocol::conv_id& conv) {
+  auto& st = self->state;
+  if (!st.loading.try_emplace(conv).second)
+    return;
+  auto me = caf::actor_cast<caf::actor>(self);
+  st.d.store->load_conv_async(conv, st.d.ms, st.d.limits,
+                              [me, conv](storage::router_store::loaded_conv l) {
+                                caf::anon_send(me, convload_atom_v, conv, std::move(l));
+                              });
+}
+
+// A record arrived: the conversation's actor starts when SUBMITs wait for it or it has
+// entries in flight (a COMMIT to resend), and takes the SUBMITs.
+void on_loaded(registry_actor* self, const protocol::conv_id& conv,
+               storage::router_store::loaded_conv& l) {
+  auto& st = self->state;
+  auto node = st.loading.extract(conv);
+  std::vector<parked_submit> parked =
+      node.empty() ? std::vector<parked_submit>{} : std::move(node.mapped());
+  if (auto it = st.live.find(conv); it != st.live.end()) {
+    for (auto& p : parked)
+      p.rp.delegate(it->second, submit_atom_v, std::move(p.r));
+    return;
+  }
+  if (!l || !*l) {
+    spdlog::error("router: cannot load a conversation: {}",
+                  l ? l->error().message() : std::string("no answer"));
+    for (auto& p : parked)
+      p.rp.deliver(protocol::response_body{
+          protocol::rejection{protocol::rejection_kind::unavailable, 0, {}}});
+    return;
+  }
+  auto& loaded = **l;
+  if (parked.empty() && (!loaded || loaded->in_flight().empty()))
+    return;  // resumed at start with nothing in flight: started by its next SUBMIT
+  auto a = spawn_conversation(self, conv, std::move(loaded));
+  for (auto& p : parked)
+    p.rp.delegate(a, submit_atom_v, std::move(p.r));
+}
+
+caf::behavior registry(registry_actor* self, conversation_deps d,
+                       std::vector<protocol::conv_id> resume) {
   self->state.d = std::move(d);
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& live = self->state.live;
@@ -383,25 +465,25 @@ caf::behavior registry(registry_actor* self, conversation_deps d) {
       self->send_exit(a, em.reason);
     self->quit(em.reason);
   });
-  // Resume conversations with entries in flight (a COMMIT to resend).
-  if (auto convs = self->state.d.store->conversations()) {
-    for (const auto& conv : *convs) {
-      auto loaded = self->state.d.store->load_conv(conv, self->state.d.ms, self->state.d.limits);
-      if (loaded && *loaded && !(*loaded)->in_flight().empty())
-        (void)conversation_for(self, conv);
-    }
-  } else {
-    spdlog::error("router: cannot list conversations: {}", convs.error().message());
-  }
+  // Resume conversations with entries in flight (a COMMIT to resend): their records are read
+  // on the store's reader thread.
+  for (const auto& conv : resume)
+    start_load(self, conv);
   return {
-      [=](submit_atom, submit_request& r) -> caf::result<caf::message> {
-        auto a = conversation_for(self, r.submit.c.conv);
-        if (!a) {
-          spdlog::error("router: cannot load a conversation: {}", a.error().message());
-          return caf::make_message(protocol::response_body{
-              protocol::rejection{protocol::rejection_kind::unavailable, 0, {}}});
+      [=](submit_atom, submit_request& r) -> caf::response_promise {
+        auto& st = self->state;
+        auto rp = self->make_response_promise();
+        const protocol::conv_id conv = r.submit.c.conv;
+        if (auto it = st.live.find(conv); it != st.live.end()) {
+          rp.delegate(it->second, submit_atom_v, std::move(r));
+          return rp;
         }
-        return self->delegate(*a, submit_atom_v, std::move(r));
+        start_load(self, conv);
+        st.loading[conv].push_back(parked_submit{std::move(r), rp});
+        return rp;
+      },
+      [=](convload_atom, const protocol::conv_id& conv, storage::router_store::loaded_conv& l) {
+        on_loaded(self, conv, l);
       },
       [=](linkup_atom, size_t k, size_t node) {
         for (const auto& [conv, a] : self->state.live)
@@ -413,15 +495,18 @@ caf::behavior registry(registry_actor* self, conversation_deps d) {
           self->send(self->state.queues, poke_atom_v, conv, i, std::move(members));
       },
       [=](stats_atom) -> std::string {
-        return nlohmann::json{{"live_conversations", self->state.live.size()}}.dump();
+        return nlohmann::json{{"live_conversations", self->state.live.size()},
+                              {"loading", self->state.loading.size()}}
+            .dump();
       },
   };
 }
 
 }  // namespace
 
-caf::actor spawn_conversation_registry(caf::actor_system& sys, conversation_deps deps) {
-  return sys.spawn(registry, std::move(deps));
+caf::actor spawn_conversation_registry(caf::actor_system& sys, conversation_deps deps,
+                                       std::vector<protocol::conv_id> resume) {
+  return sys.spawn(registry, std::move(deps), std::move(resume));
 }
 
 }  // namespace cowpi::actors

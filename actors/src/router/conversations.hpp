@@ -37,9 +37,12 @@ struct conversation_deps {
 /// conversation's actor (spawned on demand, loading its record and resuming entries still
 /// missing mirror answers), forwards `(linkup_atom, size_t mirror, size_t node)` to every live
 /// conversation (one whose owner node in that mirror is `node` resends its COMMITs), and
-/// answers `(stats_atom)` with JSON. At start it resumes every conversation with entries in
-/// flight, so that their COMMITs are resent. `(attach_atom, caf::actor queues)` names the
+/// answers `(stats_atom)` with JSON. At start it reads the records of `resume` (every
+/// conversation the store holds) and resumes those with entries in flight, so that their COMMITs
+/// are resent. Records are read on the store's reader thread, never on the registry's; SUBMITs
+/// for a conversation being read wait for it. `(attach_atom, caf::actor queues)` names the
 /// queue registry that receives `(poke_atom, conv, index, members)` for deliverable entries.
-caf::actor spawn_conversation_registry(caf::actor_system& sys, conversation_deps deps);
+caf::actor spawn_conversation_registry(caf::actor_system& sys, conversation_deps deps,
+                                       std::vector<protocol::conv_id> resume);
 
 }  // namespace cowpi::actors

@@ -3,6 +3,7 @@
 // and fetches under per-requester budgets, account status (contracts.md, docs/design.md §2).
 #include "cowpi/protocol/limits.hpp"
 #include "cowpi/protocol/shard.hpp"
+#include "cowpi/storage/thread_guard.hpp"
 
 #include "../type_ids.hpp"
 #include "client_actors.hpp"
@@ -95,6 +96,8 @@ caf::result<lookup_result> lookup(directory_actor* self, const std::string& id,
 
 caf::behavior directory(directory_actor* self, directory_deps d) {
   self->state.d = std::move(d);
+  // Detached: this thread is the actor's own, and its store calls may block here.
+  storage::mark_nonblocking_thread(false);
   return {
       [self](lookup_atom, const std::string& id, const protocol::public_key& lpk,
              protocol::hello_mode mode) { return lookup(self, id, lpk, mode); },

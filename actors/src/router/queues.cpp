@@ -104,6 +104,12 @@ struct queue_state {
   bool loading = false;
   /// Conversations poked while loading: joined after the read may have run.
   std::set<protocol::conv_id> poked_while_loading;
+  /// Conversations joined whose cursor is being read on the store's reader thread
+  /// (`joinload_atom`).
+  std::set<protocol::conv_id> joining;
+  /// Reads on the store's reader thread besides `load` and envelope reads (a joined
+  /// conversation's cursor, a log start): no DRAIN is answered until they are back.
+  size_t side_reads = 0;
   static inline const char* name = "cowpi.queue";
 };
 
@@ -130,21 +136,37 @@ void check_expired_at(queue_actor* self, const protocol::conv_id& conv, conv_cur
 }
 
 void check_expired(queue_actor* self, const protocol::conv_id& conv, conv_cursor& cc) {
-  auto start = self->state.d->store->log_start(conv);
+  auto& st = self->state;
+  if (cc.expired)
+    return;
+  auto start = st.d->store->log_start_in_memory(conv);
   if (!start) {
     spdlog::warn("queues: cannot read a log start: {}", start.error().message());
     return;
   }
-  check_expired_at(self, conv, cc, *start);
+  if (*start) {
+    check_expired_at(self, conv, cc, **start);
+    return;
+  }
+  // Only on disk: read on the store's reader thread (`logstart_atom`); no DRAIN is answered
+  // meanwhile, in case it says HISTORY_EXPIRED.
+  ++st.side_reads;
+  auto me = caf::actor_cast<caf::actor>(self);
+  const uint64_t generation = st.generation;
+  st.d->store->log_start_async(conv, [me, generation, conv](expected<uint64_t> r) {
+    caf::anon_send(me, logstart_atom_v, generation, conv, r ? *r : uint64_t{0},
+                   r ? std::string() : r.error().message());
+  });
 }
 
 /// True when nothing deliverable is left to stream: every conversation was read to its end
 /// (or expired, or the user was removed from it and everything before was streamed).
 bool caught_up(const queue_state& st) {
-  return !st.loading && std::all_of(st.convs.begin(), st.convs.end(), [](const auto& kv) {
-    const conv_cursor& cc = kv.second;
-    return !cc.dirty || cc.expired || (cc.last && cc.sent > *cc.last);
-  });
+  return !st.loading && st.side_reads == 0
+         && std::all_of(st.convs.begin(), st.convs.end(), [](const auto& kv) {
+              const conv_cursor& cc = kv.second;
+              return !cc.dirty || cc.expired || (cc.last && cc.sent > *cc.last);
+            });
 }
 
 /// Answers the waiting DRAINs once caught up. Sent after every envelope streamed so far, to the
@@ -307,6 +329,7 @@ void load(queue_actor* self) {
   st.unacked_share.set(0);
   st.loading = true;
   st.poked_while_loading.clear();
+  st.joining.clear();
   auto me = caf::actor_cast<caf::actor>(self);
   const uint64_t generation = st.generation;
   st.d->store->cursors_async(
@@ -416,23 +439,63 @@ void on_ack(queue_actor* self, const protocol::conv_id& conv, uint64_t index) {
   stream(self);
 }
 
-// A conversation the user just joined: persist_answers created its cursor before the poke.
+// A conversation the user just joined: persist_answers created its cursor before the poke. It
+// is read on the store's reader thread; `on_joined` adds it.
 void add_joined(queue_actor* self, const protocol::conv_id& conv) {
   auto& st = self->state;
-  auto c = st.d->store->cursor(st.user, conv);
-  if (!c) {
-    spdlog::warn("queues: cannot read a cursor: {}", c.error().message());
+  if (!st.joining.insert(conv).second)
+    return;  // already being read: the cursor read covers this poke too
+  ++st.side_reads;
+  auto me = caf::actor_cast<caf::actor>(self);
+  const uint64_t generation = st.generation;
+  st.d->store->cursor_async(
+      st.user, conv, [me, generation, conv](expected<storage::router_store::user_cursors> r) {
+        storage::router_store::user_cursors got;
+        std::string failure;
+        if (r)
+          got = std::move(*r);
+        else
+          failure = r.error().message();
+        caf::anon_send(me, joinload_atom_v, generation, conv, std::move(got), std::move(failure));
+      });
+}
+
+void on_joined(queue_actor* self, uint64_t generation, const protocol::conv_id& conv,
+               const storage::router_store::user_cursors& got, const std::string& failure) {
+  auto& st = self->state;
+  --st.side_reads;
+  if (generation == st.generation)
+    st.joining.erase(conv);  // (`load` forgot the older reads)
+  if (generation != st.generation || st.convs.contains(conv)) {
+    answer_drains(self);  // a later load read this conversation's cursor too
     return;
   }
-  if (!*c) {
+  if (!failure.empty())
+    spdlog::warn("queues: cannot read a cursor: {}", failure);
+  if (!failure.empty() || got.cursors.empty() || got.log_starts.empty()) {
+    answer_drains(self);
     return;
   }
+  const storage::cursor_record& c = got.cursors.front().second;
   conv_cursor cc;
-  cc.cursor = std::max((*c)->next, st.acked_next[conv]);
+  cc.cursor = std::max(c.next, st.acked_next[conv]);
   cc.sent = cc.cursor;
-  cc.last = (*c)->last;
+  cc.last = c.last;
   auto it = st.convs.emplace(conv, cc).first;
-  check_expired(self, conv, it->second);
+  check_expired_at(self, conv, it->second, got.log_starts.front());
+  stream(self);
+}
+
+void on_log_start(queue_actor* self, uint64_t generation, const protocol::conv_id& conv,
+                  uint64_t start, const std::string& failure) {
+  auto& st = self->state;
+  --st.side_reads;
+  auto it = st.convs.find(conv);
+  if (!failure.empty())
+    spdlog::warn("queues: cannot read a log start: {}", failure);
+  else if (generation == st.generation && it != st.convs.end())
+    check_expired_at(self, conv, it->second, start);
+  answer_drains(self);
 }
 
 void on_poke(queue_actor* self, const protocol::conv_id& conv, uint64_t index) {
@@ -526,6 +589,11 @@ caf::behavior queue(queue_actor* self, caf::actor registry, std::string user, ca
       [self](retry_atom) { load(self); },
       [self](curload_atom, uint64_t generation, storage::router_store::user_cursors& got,
              const std::string& failure) { on_loaded(self, generation, got, failure); },
+      [self](joinload_atom, uint64_t generation, const protocol::conv_id& conv,
+             const storage::router_store::user_cursors& got,
+             const std::string& failure) { on_joined(self, generation, conv, got, failure); },
+      [self](logstart_atom, uint64_t generation, const protocol::conv_id& conv, uint64_t start,
+             const std::string& failure) { on_log_start(self, generation, conv, start, failure); },
       [self](envread_atom, uint64_t generation, const protocol::conv_id& conv, uint64_t from,
              uint64_t n, std::vector<protocol::envelope>& envs, const std::string& failure) {
         on_read(self, generation, conv, from, static_cast<size_t>(n), envs, failure);

@@ -147,6 +147,38 @@ TEST(mirror_store, an_audit_runs_on_the_reader_thread_and_answers_what_the_mirro
   EXPECT_EQ(beyond.get_future().get().d.size(), next) << "stops at the first index not held";
 }
 
+TEST(mirror_store, a_retried_commit_is_answered_on_the_reader_thread_from_the_stored_d) {
+  temp_dir d("mirror");
+  protocol::conv_id conv{};
+  {
+    durable_world w(d.path(), {});
+    conv = scenario(w);
+  }
+  crypto::system_rng r;
+  auto s = reopen(d, 0, r);
+  ASSERT_NE(s, nullptr);
+  const auto d1 = s->d_at(conv, 1);
+  ASSERT_TRUE(d1.has_value());
+  auto retry = [&](const hash32& dv, std::optional<protocol::answer> stored) {
+    std::promise<std::pair<protocol::link_response, std::thread::id>> got;
+    s->answer_retry_async(conv, 1, dv, std::move(stored), [&](protocol::link_response a) {
+      got.set_value({std::move(a), std::this_thread::get_id()});
+    });
+    auto [answer, where] = got.get_future().get();
+    EXPECT_NE(where, std::this_thread::get_id());
+    return answer;
+  };
+  // The same D: the stored answer, or ALREADY_ANSWERED once it was acknowledged.
+  protocol::answer held;
+  held.index = 1;
+  EXPECT_EQ(retry(*d1, held), protocol::link_response{held});
+  EXPECT_EQ(retry(*d1, std::nullopt), protocol::link_response{protocol::already_answered{1}});
+  // Another D: CONFLICT naming the one committed.
+  hash32 other = *d1;
+  other[0] ^= 1;
+  EXPECT_EQ(retry(other, held), (protocol::link_response{protocol::conflict{1, *d1}}));
+}
+
 TEST(mirror_store, an_ack_deletes_answers_without_an_fsync_of_its_own_and_the_deletion_survives) {
   temp_dir d("mirror");
   protocol::conv_id conv{};

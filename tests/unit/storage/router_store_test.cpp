@@ -4,6 +4,7 @@
 #include "cowpi/storage/router_store.hpp"
 
 #include "cowpi/protocol/chain.hpp"
+#include "cowpi/storage/thread_guard.hpp"
 
 #include "durable_world.hpp"
 #include "synthetic_log.hpp"
@@ -11,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <future>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -311,6 +313,113 @@ TEST(router_store, a_users_cursors_and_log_starts_are_read_on_the_reader_thread)
   auto nobody = read("nobody");
   ASSERT_TRUE(nobody.has_value());
   EXPECT_TRUE(nobody->cursors.empty());
+}
+
+// Marks the calling thread as one that must not block for the scope (an actor thread).
+struct nonblocking_scope {
+  nonblocking_scope() { mark_nonblocking_thread(true); }
+  ~nonblocking_scope() { mark_nonblocking_thread(false); }
+  nonblocking_scope(const nonblocking_scope&) = delete;
+  nonblocking_scope& operator=(const nonblocking_scope&) = delete;
+};
+
+uint64_t blocking_calls() {
+  uint64_t n = 0;
+  for (auto c : blocking_calls_on_nonblocking_threads())
+    n += c;
+  return n;
+}
+
+TEST(router_store,
+     an_actor_thread_never_reads_the_disk_rows_only_there_are_read_on_the_reader_thread) {
+  temp_dir d("router");
+  auto rs = open_router(d);
+  synthetic_conv sc(11, {"alice", "bob"});
+  log_complete(*rs, sc, sc.setup());
+  for (int k = 0; k < 3; ++k)
+    log_complete(*rs, sc, sc.message("alice"));
+  // Entries 0 and 1 acknowledged by both and collected: the log starts at 2.
+  for (const std::string u : {"alice", "bob"})
+    ASSERT_TRUE(rs->ack(u, sc.conv(), 1).has_value());
+  ASSERT_TRUE(rs->collect(sc.conv(), 2000, 30 * 24 * 3600).has_value());
+  const log_entry add_carol = sc.update("alice", {"carol"}, {});
+  ASSERT_TRUE(rs->append(sc.rc(), add_carol, 1000).has_value());
+  const log_entry after = sc.message("alice");
+  ASSERT_TRUE(rs->append(sc.rc(), after, 1000).has_value());
+  // Everything flushed into table files no read has touched: nothing is in memory.
+  ASSERT_TRUE(rs->raw().compact().has_value());
+
+  const uint64_t before = blocking_calls();
+  nonblocking_scope scope;
+  const auto caller = std::this_thread::get_id();
+  ASSERT_EQ(blocking_calls(), before);  // the counter itself is not a store call
+
+  // The log start: not in memory, so read on the reader thread.
+  auto start = rs->log_start_in_memory(sc.conv());
+  ASSERT_TRUE(start.has_value());
+  EXPECT_FALSE(start->has_value());
+  std::promise<std::pair<expected<uint64_t>, std::thread::id>> ps;
+  rs->log_start_async(sc.conv(), [&](expected<uint64_t> r) {
+    ps.set_value({std::move(r), std::this_thread::get_id()});
+  });
+  auto [got_start, start_on] = ps.get_future().get();
+  ASSERT_TRUE(got_start.has_value());
+  EXPECT_EQ(*got_start, 2u);
+  EXPECT_NE(start_on, caller);
+
+  // A client's ack whose cursor row is only on disk: written all the same.
+  std::promise<expected<void>> pa;
+  rs->ack_async("bob", sc.conv(), 2, [&](expected<void> r) { pa.set_value(std::move(r)); });
+  ASSERT_TRUE(pa.get_future().get().has_value());
+
+  // The answers of the UPDATE adding carol read her cursor and the log start, both on disk:
+  // the batch is built on the reader thread, and the next entry's answers (no reads) still
+  // follow it.
+  std::vector<uint64_t> answered;
+  std::mutex mu;
+  std::promise<void> both;
+  auto record = [&](uint64_t i) {
+    return [&, i](expected<void> r) {
+      EXPECT_TRUE(r.has_value()) << r.error().message();
+      std::lock_guard<std::mutex> g(mu);
+      answered.push_back(i);
+      if (answered.size() == 2)
+        both.set_value();
+    };
+  };
+  rs->persist_answers_async(add_carol, sc.answers(add_carol), record(add_carol.index));
+  rs->persist_answers_async(after, sc.answers(after), record(after.index));
+  ASSERT_EQ(both.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  EXPECT_EQ(answered, (std::vector<uint64_t>{add_carol.index, after.index}));
+
+  // Records, cursors and directory entries, read for the actors on the reader thread.
+  std::promise<storage::router_store::loaded_conv> pl;
+  rs->load_conv_async(sc.conv(), sc.ms(), {},
+                      [&](storage::router_store::loaded_conv l) { pl.set_value(std::move(l)); });
+  auto loaded = pl.get_future().get();
+  ASSERT_TRUE(loaded && loaded->has_value() && (*loaded)->has_value());
+  EXPECT_EQ((**loaded)->state()->next, after.index + 1);
+  std::promise<expected<storage::router_store::user_cursors>> pc;
+  rs->cursor_async("carol", sc.conv(), [&](expected<storage::router_store::user_cursors> r) {
+    pc.set_value(std::move(r));
+  });
+  auto carol = pc.get_future().get();
+  ASSERT_TRUE(carol.has_value());
+  ASSERT_EQ(carol->cursors.size(), 1u);
+  EXPECT_EQ(carol->cursors.front().second.next, add_carol.index);
+  std::promise<expected<storage::router_store::directory_entries>> pd;
+  rs->directory_entries_async(
+      {"nobody"},
+      [&](expected<storage::router_store::directory_entries> r) { pd.set_value(std::move(r)); });
+  auto dir = pd.get_future().get();
+  ASSERT_TRUE(dir.has_value());
+  ASSERT_EQ(dir->count("nobody"), 1u);
+  EXPECT_FALSE(dir->at("nobody").has_value());
+
+  // Not one call on this thread could have waited for the disk.
+  EXPECT_EQ(blocking_calls(), before);
+  EXPECT_EQ(rs->cursor("bob", sc.conv())->value().next, 3u);  // (counted: a plain read)
+  EXPECT_EQ(blocking_calls(), before + 1);
 }
 
 TEST(router_store, collection_deletes_exactly_what_every_slot_acknowledged) {

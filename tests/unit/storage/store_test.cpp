@@ -4,12 +4,15 @@
 #include "cowpi/storage/store.hpp"
 
 #include "cowpi/storage/records.hpp"
+#include "cowpi/storage/thread_guard.hpp"
 
 #include "temp_dir.hpp"
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <future>
 #include <random>
 #include <thread>
 #include <vector>
@@ -73,6 +76,51 @@ TEST(storage_store, rows_come_back_in_index_order_across_8_16_and_32_bit_boundar
                   .has_value());
   EXPECT_EQ(mid,
             (std::vector<uint64_t>{256, 257, 65534, 65535, 65536, 65537, 0xfffffffe, 0xffffffff}));
+}
+
+TEST(storage_store, calls_that_may_block_are_counted_only_on_a_thread_marked_nonblocking) {
+  temp_dir d("store");
+  auto s = open_ok(d, role::router);
+  auto total = [] {
+    auto c = blocking_calls_on_nonblocking_threads();
+    return std::array<uint64_t, 3>{c[0], c[1], c[2]};
+  };
+  const auto start = total();
+  // Unmarked (like a store's own reader and writer threads): nothing counts.
+  write_batch b;
+  b.put(column::meta, "k", bytes{1, 2, 3});
+  ASSERT_TRUE(s->apply(std::move(b)).has_value());
+  ASSERT_TRUE(s->get(column::meta, "k").has_value());
+  EXPECT_EQ(total(), start);
+
+  mark_nonblocking_thread(true);
+  EXPECT_TRUE(on_nonblocking_thread());
+  ASSERT_TRUE(s->get_in_memory(column::meta, "k").has_value());  // never blocks
+  std::promise<expected<void>> queued;
+  write_batch lazy;
+  lazy.put(column::meta, "l", bytes{4});
+  s->apply_async(std::move(lazy), [&](expected<void> r) { queued.set_value(std::move(r)); });
+  EXPECT_EQ(total(), start);
+  ASSERT_TRUE(s->get(column::meta, "k").has_value());
+  ASSERT_TRUE(s->scan(column::meta, "", "", [](std::string_view, byte_view) { return true; }));
+  write_batch w;
+  w.put(column::meta, "m", bytes{5});
+  ASSERT_TRUE(s->apply(std::move(w)).has_value());
+  mark_nonblocking_thread(false);
+  ASSERT_TRUE(queued.get_future().get().has_value());
+  const auto marked = total();
+  EXPECT_EQ(marked[static_cast<size_t>(blocking_op::get)], start[0] + 1);
+  EXPECT_EQ(marked[static_cast<size_t>(blocking_op::scan)], start[1] + 1);
+  EXPECT_EQ(marked[static_cast<size_t>(blocking_op::apply)], start[2] + 1);
+
+  // The mark belongs to the thread that set it.
+  mark_nonblocking_thread(true);
+  std::thread([&] {
+    EXPECT_FALSE(on_nonblocking_thread());
+    ASSERT_TRUE(s->get(column::meta, "k").has_value());
+  }).join();
+  mark_nonblocking_thread(false);
+  EXPECT_EQ(total(), marked);
 }
 
 TEST(storage_store, a_conversations_prefix_scan_never_sees_its_neighbours) {

@@ -97,6 +97,12 @@ public:
   /// against a thread-safe `h` (`audit` = this with the conversation's `next`).
   static audit_answer audit_range(const audit_query& q, uint64_t next, uint64_t max_audit,
                                   const mirror_history& h);
+  /// What `commit` answers for index `i` of `conv`, already committed (`i < next`), retried
+  /// with D = `d`: `stored` (the answer still held) or ALREADY_ANSWERED when `d` is the D_i
+  /// held in `h`, else CONFLICT. Reads one D value and no mirror state, so it may run on another
+  /// thread against a thread-safe `h`.
+  static link_response answer_retry(const conv_id& conv, uint64_t i, const hash32& d,
+                                    const std::optional<answer>& stored, const mirror_history& h);
   uint64_t max_audit() const noexcept { return opts_.max_audit; }
   /// Makes `count` one-time pre-keys (and rotates LAST_RESORT when due).
   mirror_prekeys make_prekeys(size_t count, uint64_t now, crypto::rng& r);

@@ -161,6 +161,10 @@ public:
   /// or one unknown or without a LAST_RESORT key (`UNKNOWN_USER(id)`).
   std::vector<prepare_job> ready(const directory_lookup& directory,
                                  std::vector<prepare_decision::rejected>& rejections);
+  /// Every id `ready` would look up in the directory if called now (the members of SETUP heads
+  /// and the adds of UPDATE heads), sorted, without duplicates: a caller that must not block
+  /// reads them first.
+  std::vector<std::string> directory_needs() const;
   /// Records mirror `k`'s answer to `job`. Returns a decision once every
   /// mirror answered (or one rejected); `timeout` marks a mirror that did not answer.
   std::optional<prepare_decision> on_prepared(uint64_t job, size_t k, const link_response& r,

@@ -88,6 +88,13 @@ public:
   void audit_async(const protocol::audit_query& q, uint64_t next, uint64_t max_audit,
                    std::function<void(protocol::audit_answer)> done);
 
+  /// `protocol::mirror::answer_retry(conv, i, d, stored, *this)` on the store's reader thread
+  /// (its D read may touch the disk); `done` runs there, in order with `audit_async`. Tasks not
+  /// started when the store closes are dropped.
+  void answer_retry_async(const protocol::conv_id& conv, uint64_t i, const hash32& d,
+                          std::optional<protocol::answer> stored,
+                          std::function<void(protocol::link_response)> done);
+
 private:
   void conv_rows(const protocol::mirror_conv& mc, write_batch& b);
 

@@ -87,6 +87,13 @@ public:
       const std::vector<std::string>& owners, const std::function<bool()>& take_one_time);
   /// The directory status of `owner` (pool level, LAST_RESORT id, highest one-time id).
   [[nodiscard]] expected<protocol::status_result> directory_status(const std::string& owner) const;
+  /// What the ordering path needs of users a SETUP or UPDATE adds: per id its registered key
+  /// and LAST_RESORT key (nullopt: not registered).
+  using directory_entries = std::map<std::string, std::optional<protocol::directory_entry>>;
+  /// Reads `directory_entries` of `ids` on the store's reader thread; `done` runs there
+  /// (dropped when the store closes).
+  void directory_entries_async(std::vector<std::string> ids,
+                               std::function<void(expected<directory_entries>)> done);
   /// The LAST_RESORT key of `owner`, for PREPARE attachments.
   [[nodiscard]] expected<std::optional<protocol::published_key>> last_resort(
       const std::string& owner) const;
@@ -98,6 +105,11 @@ public:
   [[nodiscard]] expected<std::optional<protocol::router_conv>> load_conv(
       const protocol::conv_id& conv, protocol::member_list configured_ms,
       protocol::intake_limits limits) const;
+  using loaded_conv = std::shared_ptr<expected<std::optional<protocol::router_conv>>>;
+  /// `load_conv` on the store's reader thread; `done` runs there (dropped when the store
+  /// closes).
+  void load_conv_async(const protocol::conv_id& conv, protocol::member_list configured_ms,
+                       protocol::intake_limits limits, std::function<void(loaded_conv)> done);
   /// The batch of `append`: the log entry, its author blocks, its pending amb_o/LAST_RESORT
   /// row, and the rows of the conversation record `rc` (state after the entry) that the entry
   /// changed: header, the author's row and T_i; on SETUP/UPDATE also ms, members, every peer row
@@ -125,6 +137,9 @@ public:
                              store::done_fn done);
   /// Persists that `rc` was stopped (CONFLICT or REJECT at COMMIT).
   [[nodiscard]] expected<void> persist_stop(const protocol::router_conv& rc);
+  /// `persist_stop` without waiting: `done` runs on the writer thread after the sync (or at
+  /// once with the error for a conversation never logged).
+  void persist_stop_async(const protocol::router_conv& rc, store::done_fn done);
 
   /// The entry at (conv, i) with its answers, or nullopt if not (or no longer) held.
   [[nodiscard]] expected<std::optional<stored_entry>> read_entry(const protocol::conv_id& conv,
@@ -151,6 +166,12 @@ public:
   [[nodiscard]] expected<std::vector<protocol::conv_id>> conversations() const;
   /// The first index the log of `conv` still holds (0 if nothing was collected).
   [[nodiscard]] expected<uint64_t> log_start(const protocol::conv_id& conv) const;
+  /// `log_start` from memory only, for callers that must not block: nullopt when the row is
+  /// only on disk (read it with `log_start_async`).
+  [[nodiscard]] expected<std::optional<uint64_t>> log_start_in_memory(
+      const protocol::conv_id& conv) const;
+  /// `log_start` on the store's reader thread; `done` runs there (dropped when the store closes).
+  void log_start_async(const protocol::conv_id& conv, std::function<void(expected<uint64_t>)> done);
   /// The next index of `conv` (number of entries ever logged), 0 if unknown.
   [[nodiscard]] expected<uint64_t> next_index(const protocol::conv_id& conv) const;
 
@@ -172,6 +193,10 @@ public:
   /// may touch the disk), in order with `envelopes_from_async`; `done` runs there. Dropped
   /// without calling `done` when the store closes first.
   void cursors_async(const std::string& user, user_cursors_fn done);
+  /// `user_cursors` of one conversation on the store's reader thread: `user`'s cursor in
+  /// `conv` and the log's start, or no entry when `conv` is not in the user's set. Dropped when
+  /// the store closes.
+  void cursor_async(const std::string& user, const protocol::conv_id& conv, user_cursors_fn done);
   /// `user` acknowledged (conv, index): its cursor moves to index + 1 if that is further
   /// (a stale or repeated ack changes nothing). Synced. Fails with `errc::not_found` when conv
   /// is not in the user's set.
@@ -198,15 +223,27 @@ public:
 private:
   expected<std::optional<owner_record>> owner(const std::string& id) const;
   void release_overlay(const std::vector<std::string>& keys_done);
-  /// Builds and queues the answers batch; on success `done` has moved into its callback.
+  /// Builds and queues the answers batch; on success `done` has moved into its callback. With
+  /// `miss`, rows are read from memory only: when one is on disk `*miss` is set and nothing is
+  /// queued or changed.
   expected<void> queue_answers(const protocol::log_entry& e, const protocol::mirror_answers& a,
-                               store::done_fn& done);
+                               store::done_fn& done, bool* miss);
+  /// `ack_async`'s work; `from_memory`: a row only on disk sends the call to the reader thread.
+  void queue_ack(const std::string& user, const protocol::conv_id& conv, uint64_t index,
+                 store::done_fn done, bool from_memory);
+  /// A point read; with `miss`, from memory only (`*miss` set, nothing returned, when the row
+  /// is only on disk).
+  expected<std::optional<bytes>> get_row(column c, const std::string& key, bool* miss) const;
 
   std::unique_ptr<store> s_;
   /// Runs `envelopes_from_async` (declared after `s_`: stopped before the store closes).
   std::unique_ptr<detail::task_thread> reader_;
   /// Serialises read-modify-write directory operations (held across their synced write).
   std::mutex dir_mu_;
+  /// Per conversation: answers batches handed to the reader thread and not yet queued (later
+  /// ones follow them there, to keep the conversation's order).
+  std::mutex deferred_mu_;
+  std::map<protocol::conv_id, size_t> deferred_answers_;
   /// Guards `cursor_overlay_`. Recursive: a write refused at once completes on the caller's
   /// thread, inside the lock.
   mutable std::recursive_mutex cursor_mu_;
