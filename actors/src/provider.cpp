@@ -14,6 +14,7 @@
 #include "node_metrics.hpp"
 #include "router/auditor.hpp"
 #include "router/client_side.hpp"
+#include "router/collector.hpp"
 #include "router/conversations.hpp"
 #include "router/mirror_link.hpp"
 #include "router/mirror_route.hpp"
@@ -251,6 +252,15 @@ expected<void> start_router(provider_node::impl& n) {
   auto auditor = spawn_auditor(*n.sys, std::move(ad));
   n.actors.push_back(auditor);
   n.admin->add_command("audit", auditor);
+  collector_deps cold;
+  cold.store = n.router_db.get();
+  cold.retention = cfg.retention;
+  cold.interval = cfg.collect_interval;
+  cold.metrics = collector_metrics::make(&n.metrics);
+  auto collector = spawn_collector(*n.sys, std::move(cold));
+  n.actors.push_back(collector);
+  n.admin->add_command("collect", collector);
+  n.admin->add_section("retention", collector);
   for (auto& [name, a] : side.admin_sections())
     n.admin->add_section(name, a);
   n.side = std::move(side);

@@ -277,10 +277,14 @@ expected<void> read_timeouts(const table_reader& to, provider_config& c) {
 }
 
 expected<void> read_retention(const table_reader& r, provider_config& c) {
-  COWPI_TRY_VOID(r.check_keys({"max_age_s"}));
+  COWPI_TRY_VOID(r.check_keys({"max_age_s", "collect_interval_s"}));
   COWPI_TRY(uint64_t s, r.integer("max_age_s", static_cast<uint64_t>(c.retention.count()), 1,
                                   max_retention_s, {}, "100 years"));
   c.retention = std::chrono::seconds(static_cast<int64_t>(s));
+  COWPI_TRY(uint64_t every,
+            r.integer("collect_interval_s", static_cast<uint64_t>(c.collect_interval.count()), 1,
+                      86400, {}, "1 day"));
+  c.collect_interval = std::chrono::seconds(static_cast<int64_t>(every));
   return {};
 }
 
@@ -557,6 +561,7 @@ std::string to_toml(const provider_config& c) {
   if (router) {
     out += "\n[retention]\n";
     put_int(out, "max_age_s", static_cast<uint64_t>(c.retention.count()));
+    put_int(out, "collect_interval_s", static_cast<uint64_t>(c.collect_interval.count()));
   }
 
   // An empty node list means "the default": parsing fills in the single node itself.

@@ -50,6 +50,10 @@ actors::client_runtime_options live_deployment::options_for(const std::string& i
       std::lock_guard<std::mutex> g(mu_);
       alarms_[id].push_back(a->alarm);
     }
+    if (const auto* h = std::get_if<actors::history_expired_event>(&ev)) {
+      std::lock_guard<std::mutex> g(mu_);
+      expired_[id].push_back(h->detail);
+    }
   };
   return o;
 }
@@ -117,6 +121,11 @@ std::vector<actors::transcript_line> live_deployment::transcript(const std::stri
 std::vector<protocol::alarm> live_deployment::alarms(const std::string& id) {
   std::lock_guard<std::mutex> g(mu_);
   return alarms_[id];
+}
+
+std::vector<std::string> live_deployment::history_expired(const std::string& id) {
+  std::lock_guard<std::mutex> g(mu_);
+  return expired_[id];
 }
 
 tools::provider_process& live_deployment::process(const std::string& provider) {

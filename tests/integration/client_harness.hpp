@@ -56,6 +56,8 @@ public:
                                                   const protocol::conv_id& conv);
   /// Alarms raised at `id` so far.
   std::vector<protocol::alarm> alarms(const std::string& id);
+  /// The HISTORY_EXPIRED notices `id` received so far (their details).
+  std::vector<std::string> history_expired(const std::string& id);
 
   /// Restarts a provider process after it died (same config, same port).
   bool restart(const std::string& provider, const std::map<std::string, std::string>& env = {});
@@ -73,6 +75,7 @@ private:
   std::atomic<uint64_t> clock_{2'000'000'000};
   std::mutex mu_;
   std::map<std::string, std::vector<protocol::alarm>> alarms_;
+  std::map<std::string, std::vector<std::string>> expired_;
 };
 
 /// Checks the invariants of a conversation across users: every pair agrees on T at every

@@ -709,6 +709,25 @@ int cmd_audit(node& n, const options& o) {
   return incomplete > 0 ? exit_incomplete : exit_ok;
 }
 
+int cmd_collect(node& n, const options& o) {
+  n.need_router("collect");
+  auto a = n.call_or_die(json{{"do", "collect"}}, audit_timeout);
+  if (o.json_out) {
+    std::cout << a.dump(2) << '\n';
+  } else {
+    const uint64_t deleted = a.value("deleted", uint64_t{0});
+    const uint64_t convs = a.value("conversations", uint64_t{0});
+    std::cout << "retention: deleted " << deleted << (deleted == 1 ? " log entry" : " log entries")
+              << " over " << convs << (convs == 1 ? " conversation" : " conversations") << " in "
+              << static_cast<uint64_t>(a.value("ms", 0.0)) << " ms\n";
+    if (a.value("errors", uint64_t{0}) > 0)
+      std::cout << a.value("errors", uint64_t{0})
+                << " conversation(s) not collected: " << a.value("first_error", std::string())
+                << '\n';
+  }
+  return a.value("errors", uint64_t{0}) > 0 ? exit_error : exit_ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -762,6 +781,10 @@ int main(int argc, char** argv) {
       "compare every mirror's stored D_i with the router's (and each other's); exit 3 "
       "on a mismatch (router)");
   audit->add_option("CONV", o.conv, "one conversation (default: all, capped at 64)");
+  auto* collect = app.add_subcommand(
+      "collect",
+      "run the retention collector now: delete the log entries every member acknowledged or "
+      "older than [retention] max_age_s (router; it also runs every collect_interval_s)");
 
   try {
     app.parse(argc, argv);
@@ -805,6 +828,9 @@ int main(int argc, char** argv) {
     }
     if (audit->parsed()) {
       return cmd_audit(n, o);
+    }
+    if (collect->parsed()) {
+      return cmd_collect(n, o);
     }
   } catch (const tool_error& e) {
     std::cerr << "cowpi-admin: " << e.message << '\n';

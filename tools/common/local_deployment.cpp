@@ -303,6 +303,10 @@ expected<running_deployment> start_local_deployment(
   }
 
   auto rc = base_config(d, config::role::router, d.router, router_files);
+  if (d.retention)
+    rc.retention = *d.retention;
+  if (d.collect_interval)
+    rc.collect_interval = *d.collect_interval;
   rc.tls.ca = router_trust;
   rc.clients = config::endpoint{d.host, d.router_port};
   rc.mirrors = peers;

@@ -78,6 +78,9 @@ struct local_deployment {
   /// Each provider serves its metrics on `host`, port picked by the OS (readiness line
   /// `metrics=HOST:PORT`).
   bool metrics = false;
+  /// The router's `[retention] max_age_s` and `collect_interval_s`, when not the defaults.
+  std::optional<std::chrono::seconds> retention;
+  std::optional<std::chrono::seconds> collect_interval;
 
   /// The node (process) names of `mirror`.
   std::vector<std::string> nodes_of(const std::string& mirror) const {

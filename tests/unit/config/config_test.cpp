@@ -517,6 +517,17 @@ TEST(provider_config, retention_must_be_positive) {
   EXPECT_EQ(ok(parse(text)).retention, std::chrono::seconds(3600));
 }
 
+TEST(provider_config, the_collect_interval_defaults_to_ten_minutes_and_is_bounded_by_a_day) {
+  EXPECT_EQ(ok(parse(router_text())).collect_interval, std::chrono::seconds(600));
+  std::string text = router_text() + "\n[retention]\ncollect_interval_s = 30\n";
+  EXPECT_EQ(ok(parse(text)).collect_interval, std::chrono::seconds(30));
+  text = router_text() + "\n[retention]\ncollect_interval_s = 0\n";
+  EXPECT_TRUE(
+      fails_with(parse(text), at(text, "0\n"), "retention.collect_interval_s = 0 is below"));
+  text = router_text() + "\n[retention]\ncollect_interval_s = 86401\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "86401\n"), "1 day"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Roles and required values.
 

@@ -177,6 +177,9 @@ struct provider_config {
   /// Router: `[retention] max_age_s`, the retention cap. Entries older than this are deleted
   /// even when undelivered.
   std::chrono::seconds retention{2592000};
+  /// Router: `[retention] collect_interval_s`, how often the retention collector runs over
+  /// every conversation's log (it also runs at start).
+  std::chrono::seconds collect_interval{600};
   cluster_config cluster;
   logging_config logging;
   metrics_config metrics;
