@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Benchmarks of storage/ on real RocksDB (temp dirs under $TMPDIR): synced router appends with
 // 1, 16 and 128 entries per group commit and with 8 concurrent writers, the fsync floor, the CPU
-// cost of building an append, and bytes on disk per message for 10 and 100 members
-// (docs/benchmarks.md, "Storage").
+// cost of building an append, bytes on disk per message for 10 and 100 members, and the
+// retention collector's runs (docs/benchmarks.md, "Storage").
 #include "cowpi/crypto/primitives.hpp"
 #include "cowpi/crypto/rng.hpp"
 #include "cowpi/protocol/encoding.hpp"
@@ -11,6 +11,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -373,6 +374,87 @@ void bm_storage_bytes_per_message(benchmark::State& state) {
 BENCHMARK(bm_storage_bytes_per_message)
     ->ArgNames({"n", "mode"})
     ->ArgsProduct({{10, 100}, {1, 2}})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+// The retention collector's work (actors/src/router/collector.cpp): `convs` conversations of
+// 10 members with `entries` MESSAGEs each, logged, answered and acknowledged by every member;
+// then one run of `router_store::collect` over every conversation (it deletes every entry) and a
+// second run (nothing left: what an idle conversation costs a run).
+void bm_storage_collect(benchmark::State& state) {
+  const auto convs = static_cast<size_t>(state.range(0));
+  const auto entries = static_cast<size_t>(state.range(1));
+  double deleting_us = 0;
+  double idle_us = 0;
+  uint64_t deleted = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    scratch_dir dir;
+    auto rs = open_router(dir.path() / "router");
+    std::vector<protocol::conv_id> ids;
+    std::vector<std::future<expected<void>>> pending;
+    auto queue = [&](auto&& call) {
+      auto p = std::make_shared<std::promise<expected<void>>>();
+      pending.push_back(p->get_future());
+      call([p](expected<void> r) { p->set_value(std::move(r)); });
+    };
+    for (size_t k = 0; k < convs; ++k) {
+      conversation cv(1000 + k, 10, true);
+      // (append_async checks the record's state against the entry: each entry is appended
+      // right after the conversation produced it)
+      std::vector<log_entry> log{cv.setup()};
+      queue([&](auto done) { rs->append_async(cv.rc(), log.back(), 1000, done); });
+      queue(
+          [&](auto done) { rs->persist_answers_async(log.back(), cv.answers(log.back()), done); });
+      for (size_t m = 0; m < entries; ++m) {
+        log.push_back(cv.message());
+        queue([&](auto done) { rs->append_async(cv.rc(), log.back(), 1000, done); });
+        queue([&](auto done) {
+          rs->persist_answers_async(log.back(), cv.answers(log.back()), done);
+        });
+      }
+      for (auto& f : pending)
+        if (auto r = f.get(); !r)
+          die("log", r.error());
+      pending.clear();
+      for (const auto& m : cv.setup().slots)
+        queue([&](auto done) { rs->ack_async(m, cv.setup().c.conv, log.back().index, done); });
+      ids.push_back(cv.setup().c.conv);
+    }
+    for (auto& f : pending)
+      if (auto r = f.get(); !r)
+        die("ack", r.error());
+    state.ResumeTiming();
+    auto run = [&] {
+      const auto t0 = std::chrono::steady_clock::now();
+      uint64_t n = 0;
+      for (const auto& conv : ids) {
+        auto got = rs->collect(conv, 2000, 30 * 24 * 3600);
+        if (!got)
+          die("collect", got.error());
+        n += got->deleted;
+      }
+      return std::make_pair(
+          std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count(),
+          n);
+    };
+    auto [first_us, n] = run();
+    auto [second_us, none] = run();
+    if (none != 0)
+      std::abort();
+    deleting_us = first_us;
+    idle_us = second_us;
+    deleted = n;
+  }
+  state.counters["deleted"] = static_cast<double>(deleted);
+  state.counters["us/conv(deleting)"] = deleting_us / static_cast<double>(convs);
+  state.counters["us/entry(deleting)"] = deleting_us / static_cast<double>(deleted);
+  state.counters["us/conv(idle)"] = idle_us / static_cast<double>(convs);
+}
+BENCHMARK(bm_storage_collect)
+    ->ArgNames({"convs", "entries"})
+    ->Args({1000, 20})
+    ->Args({10, 2000})
     ->Iterations(1)
     ->Unit(benchmark::kMillisecond);
 
