@@ -195,6 +195,11 @@ struct LookupUsers {
   ids @0 :List(Data);
 }
 
+# The caller's one-time pre-keys with ids below `below` are retired: drop them from the pool.
+struct RetirePrekeys {
+  below @0 :UInt64;
+}
+
 struct AccountStatus {}
 struct Subscribe {}
 struct Ping {}
@@ -214,6 +219,7 @@ struct ClientFrame {
     ping @9 :Ping;
     drain @10 :Drain;
     fetchPrekeysFor @11 :FetchPrekeysFor;
+    retirePrekeys @12 :RetirePrekeys;
   }
 }
 

@@ -118,6 +118,36 @@ expected<void> router_store::upload_prekeys(const std::string& owner_id,
   return s_->apply(std::move(b));
 }
 
+expected<uint64_t> router_store::retire_prekeys(const std::string& owner_id, uint64_t below) {
+  std::lock_guard<std::mutex> g(dir_mu_);
+  COWPI_TRY(auto o, owner(owner_id));
+  if (!o)
+    return fail(errc::not_found, "unknown directory owner");
+  if (below <= 1)
+    return uint64_t{0};  // ids start at 1
+  write_batch b;
+  uint64_t gone = 0;
+  std::optional<error> err;
+  COWPI_TRY_VOID(s_->scan(column::prekeys, keys::prekey(owner_id, 1), keys::prekey(owner_id, below),
+                          [&](std::string_view key, byte_view) {
+                            if (!keys::parse_prekey(key)) {
+                              err = error{errc::corruption, "pre-key pool row"};
+                              return false;
+                            }
+                            b.del(column::prekeys, std::string(key));
+                            ++gone;
+                            return true;
+                          }));
+  if (err)
+    return unexpected{std::move(*err)};
+  if (gone == 0)
+    return uint64_t{0};
+  o->one_time_remaining -= std::min(o->one_time_remaining, gone);
+  b.put(column::owners, keys::user(owner_id), encode_owner(*o));
+  COWPI_TRY_VOID(s_->apply(std::move(b)));
+  return gone;
+}
+
 expected<std::vector<protocol::prekey_bundle>> router_store::fetch_prekeys(
     const std::vector<std::string>& owners, const std::function<bool()>& take_one_time) {
   std::lock_guard<std::mutex> g(dir_mu_);

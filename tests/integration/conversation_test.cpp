@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <future>
+#include <thread>
 
 namespace cowpi::testing {
 namespace {
@@ -111,6 +112,50 @@ TEST(live_conversation, a_conversation_created_before_a_mirrors_keys_arrive_wait
   ASSERT_TRUE(dep.user("alice").send(*conv, "made it").has_value());
   ASSERT_TRUE(dep.settle());
   EXPECT_EQ(texts(dep.transcript("bob", *conv)), std::vector<std::string>{"made it"});
+  expect_one_conversation(dep, *conv, {"alice", "bob"});
+}
+
+// The router's directory section (null when the socket does not answer).
+nlohmann::json directory_section(const tools::local_deployment& d) {
+  auto s =
+      admin_request(d.dir / d.router / "admin.sock", {{"get", "status"}, {"section", "directory"}});
+  if (!s.contains("sections") || !s["sections"].contains("directory"))
+    return nullptr;
+  return s["sections"]["directory"];
+}
+
+TEST(live_conversation, pre_keys_that_expired_unused_leave_the_directory) {
+  // Bob's one-time pre-keys reach their maximum age (30 days) unused, while he is offline. He
+  // deletes them when he comes back; the router's pool must drop them too, or alice's first
+  // contact names a key bob can no longer open.
+  live_deployment dep("prekey-age");
+  ASSERT_TRUE(dep.ok()) << dep.error();
+  for (auto u : {"alice", "bob"})
+    dep.add_user(u);
+  ASSERT_TRUE(dep.settle());
+  const auto before = directory_section(dep.layout());
+  ASSERT_TRUE(before.is_object());
+  dep.close_user("bob");
+  dep.advance_clock(31 * 24 * 3600);
+  dep.reopen_user("bob");
+  // Bob's reconnection retires his pool and uploads a fresh one; wait for both to land.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  nlohmann::json now;
+  for (;;) {
+    now = directory_section(dep.layout());
+    if (now.is_object() && now.value("one_time_retired", 0u) > 0
+        && now.value("uploads", 0u) > before.value("uploads", 0u))
+      break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << now.dump();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto conv = dep.user("alice").create({"bob"});
+  ASSERT_TRUE(conv.has_value()) << conv.error().message();
+  ASSERT_TRUE(dep.user("alice").send(*conv, "still there?").has_value());
+  ASSERT_TRUE(dep.settle());
+  EXPECT_EQ(texts(dep.transcript("bob", *conv)), std::vector<std::string>{"still there?"});
+  for (auto u : {"alice", "bob"})
+    EXPECT_TRUE(dep.alarms(u).empty()) << u;
   expect_one_conversation(dep, *conv, {"alice", "bob"});
 }
 

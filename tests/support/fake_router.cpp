@@ -252,6 +252,11 @@ struct fake_router::state {
       }
       return answer(c, rid, out);
     }
+    if (const auto* rp = std::get_if<retire_prekeys>(&f.body)) {
+      std::erase_if(directory[c.user].pool,
+                    [&](const published_key& k) { return k.id < rp->below; });
+      return answer(c, rid, ok_result{});
+    }
     if (std::holds_alternative<account_status>(f.body)) {
       const auto& d = directory[c.user];
       return answer(

@@ -144,6 +144,8 @@ inline std::vector<client_frame> all_client_frames() {
   add(subscribe{});
   add(ping{});
   add(drain{});
+  add(retire_prekeys{17});
+  add(retire_prekeys{});
   v.push_back(client_frame{UINT64_MAX, ping{}});
   return v;
 }

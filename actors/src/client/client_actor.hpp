@@ -255,6 +255,8 @@ private:
   size_t accepted_count_ = 0;
   bool topup_pending_ = false;
   steady::time_point last_topup_{};
+  // Every one-time pre-key below this id is known to be gone from the router's pool.
+  uint64_t retired_below_ = 1;
 
   // Received envelopes (§3.5 step 5). Envelopes handled one after the other share one synced
   // write: each is applied in memory at once, and the rows it changed and the entries it

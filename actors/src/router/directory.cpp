@@ -25,6 +25,7 @@ struct directory_state {
   std::map<std::string, protocol::fetch_budget> budgets;
   uint64_t registered = 0;
   uint64_t uploads = 0;
+  uint64_t retired = 0;  // pool keys dropped because their owner retired them
   uint64_t fetches = 0;
   uint64_t one_time_out = 0;
   uint64_t last_resort_out = 0;
@@ -134,6 +135,19 @@ caf::behavior directory(directory_actor* self, directory_deps d) {
         ++st.uploads;
         return protocol::ok_result{};
       },
+      [self](retire_atom, const std::string& owner, uint64_t below) -> protocol::response_body {
+        auto& st = self->state;
+        auto r = st.d.store->retire_prekeys(owner, below);
+        if (!r) {
+          if (r.error().code == errc::not_found) {
+            return reject(protocol::rejection_kind::unknown_user);
+          }
+          (void)storage_failure(self, r.error());
+          return reject(protocol::rejection_kind::unavailable);
+        }
+        st.retired += *r;
+        return protocol::ok_result{};
+      },
       [self](fetch_atom, const std::string& requester,
              const protocol::fetch_prekeys& f) -> protocol::response_body {
         auto& st = self->state;
@@ -238,6 +252,7 @@ caf::behavior directory(directory_actor* self, directory_deps d) {
                          {"fetches", st.fetches},
                          {"one_time_handed_out", st.one_time_out},
                          {"last_resort_handed_out", st.last_resort_out},
+                         {"one_time_retired", st.retired},
                          {"budgets_tracked", st.budgets.size()},
                          {"fetch_budget", st.d.policy.budget},
                          {"fetch_window_s", st.d.policy.window},

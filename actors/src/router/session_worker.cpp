@@ -217,6 +217,8 @@ void handle_request(worker* self, protocol::client_frame&& f) {
           ask(self, st.d->directory, id, fetch_atom_v, st.user, std::move(body));
         } else if constexpr (std::is_same_v<T, protocol::lookup_users>) {
           ask(self, st.d->directory, id, users_atom_v, std::move(body.ids));
+        } else if constexpr (std::is_same_v<T, protocol::retire_prekeys>) {
+          ask(self, st.d->directory, id, retire_atom_v, st.user, body.below);
         } else if constexpr (std::is_same_v<T, protocol::account_status>) {
           ask(self, st.d->directory, id, status_atom_v, st.user);
         } else if constexpr (std::is_same_v<T, protocol::subscribe>) {

@@ -168,6 +168,9 @@ void read_client_request(read_ctx& ctx, schema::ClientFrame::Reader r, client_re
       (void)r.getDrain();
       out = drain{};
       return;
+    case schema::ClientFrame::RETIRE_PREKEYS:
+      out = retire_prekeys{r.getRetirePrekeys().getBelow()};
+      return;
   }
   unknown_tag(ctx, "client frame", r.which());
 }
@@ -208,6 +211,7 @@ void write_client_request(schema::ClientFrame::Builder b, const client_request& 
                  [&](const subscribe&) { b.initSubscribe(); },
                  [&](const ping&) { b.initPing(); },
                  [&](const drain&) { b.initDrain(); },
+                 [&](const retire_prekeys& rp) { b.initRetirePrekeys().setBelow(rp.below); },
              },
              req);
 }

@@ -509,6 +509,44 @@ TEST(router_store, the_directory_registers_each_id_once_and_hands_out_each_preke
   EXPECT_EQ(rs->directory_status("alice")->last_resort_id, 1u);
 }
 
+TEST(router_store, retired_prekeys_leave_the_pool_and_the_count) {
+  temp_dir d("router");
+  auto rs = open_router(d);
+  crypto::deterministic_rng r(11);
+  ASSERT_TRUE(rs->register_user("alice", r.array<32>(), 77).has_value());
+  ASSERT_TRUE(rs->register_user("alicea", r.array<32>(), 77).has_value());
+  protocol::upload_prekeys up;
+  for (uint64_t id = 1; id <= 6; ++id)
+    up.one_time.push_back({id, r.array<32>()});
+  up.last_resort = protocol::published_key{1, r.array<32>()};
+  ASSERT_TRUE(rs->upload_prekeys("alice", up).has_value());
+  ASSERT_TRUE(rs->upload_prekeys("alicea", up).has_value());
+  // Key 1 is handed out; keys 2-4 are then retired by their owner (retiring 1 again is
+  // harmless), and the owner whose id extends alice's keeps all of its keys.
+  EXPECT_EQ(rs->fetch_prekeys({"alice"}, [] { return true; })->at(0).key.id, 1u);
+  auto gone = rs->retire_prekeys("alice", 5);
+  ASSERT_TRUE(gone.has_value());
+  EXPECT_EQ(*gone, 3u);
+  EXPECT_EQ(rs->directory_status("alice")->one_time_remaining, 2u);
+  EXPECT_EQ(rs->directory_status("alice")->max_prekey_id, 6u);
+  EXPECT_EQ(rs->directory_status("alicea")->one_time_remaining, 6u);
+  EXPECT_EQ(*rs->retire_prekeys("alice", 5), 0u);  // a repeated retirement changes nothing
+  EXPECT_EQ(*rs->retire_prekeys("alice", 0), 0u);
+  EXPECT_EQ(rs->directory_status("alice")->one_time_remaining, 2u);
+  // What is handed out next is the oldest key not retired, then the LAST_RESORT key.
+  EXPECT_EQ(rs->fetch_prekeys({"alice"}, [] { return true; })->at(0).key.id, 5u);
+  EXPECT_EQ(*rs->retire_prekeys("alice", UINT64_MAX), 1u);
+  EXPECT_EQ(rs->directory_status("alice")->one_time_remaining, 0u);
+  EXPECT_EQ(rs->fetch_prekeys({"alice"}, [] { return true; })->at(0).key.kind,
+            protocol::key_kind::last_resort);
+  // The retirement is on disk.
+  rs.reset();
+  rs = open_router(d);
+  EXPECT_EQ(rs->directory_status("alice")->one_time_remaining, 0u);
+  EXPECT_EQ(rs->directory_status("alicea")->one_time_remaining, 6u);
+  EXPECT_EQ(rs->retire_prekeys("nobody", 3).error().code, errc::not_found);
+}
+
 TEST(router_store, a_real_deployment_reloads_the_routers_exact_state) {
   temp_dir d("router");
   protocol::conv_id conv{};

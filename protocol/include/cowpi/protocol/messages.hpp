@@ -127,6 +127,14 @@ struct upload_prekeys {
   friend bool operator==(const upload_prekeys&, const upload_prekeys&) = default;
 };
 
+/// Tells the directory that the caller retired (deleted) every one-time pre-key of its own with
+/// an id below `below`, at its maximum age or after use: the directory drops those still in
+/// the pool, so it never hands out a key its owner can no longer open (docs/protocol.md §12).
+struct retire_prekeys {
+  uint64_t below = 0;
+  friend bool operator==(const retire_prekeys&, const retire_prekeys&) = default;
+};
+
 /// Asks for one receiver key per owner (users or mirrors), for the conversation `conv` when
 /// set. A mirror that runs as a cluster keeps a key pool per node, and the key for a
 /// conversation must come from the pool of the node owning it: a fetch naming such a mirror
@@ -166,8 +174,9 @@ struct drain {
   friend bool operator==(const drain&, const drain&) = default;
 };
 
-using client_request = std::variant<submit_msg, ack_msg, upload_prekeys, fetch_prekeys,
-                                    lookup_users, account_status, subscribe, ping, drain>;
+using client_request =
+    std::variant<submit_msg, ack_msg, upload_prekeys, fetch_prekeys, lookup_users, account_status,
+                 subscribe, ping, drain, retire_prekeys>;
 
 /// An encrypted client frame: a client-chosen id echoed in the response.
 struct client_frame {

@@ -80,6 +80,10 @@ public:
   /// synced batch. Fails with `errc::not_found` for an unknown owner.
   [[nodiscard]] expected<void> upload_prekeys(const std::string& owner,
                                               const protocol::upload_prekeys& up);
+  /// Drops from `owner`'s pool the one-time keys with ids below `below` (its owner retired
+  /// them) and lowers its count, in one synced batch; returns how many went. Fails with
+  /// `errc::not_found` for an unknown owner.
+  [[nodiscard]] expected<uint64_t> retire_prekeys(const std::string& owner, uint64_t below);
   /// One bundle per known owner (unknown ones are left out), in one synced batch: a one-time
   /// key taken out of the pool when the pool has one and `take_one_time()` allows it, else the
   /// LAST_RESORT key (an owner with neither is left out). A key is handed out at most once.
