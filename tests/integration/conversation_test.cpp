@@ -2,6 +2,7 @@
 // End to end over real processes: a router and two mirrors, users on the client runtime;
 // conversations, catch-up, and providers killed at named fault points.
 #include "client_harness.hpp"
+#include "test_client.hpp"
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -157,6 +158,101 @@ TEST(live_conversation, pre_keys_that_expired_unused_leave_the_directory) {
   for (auto u : {"alice", "bob"})
     EXPECT_TRUE(dep.alarms(u).empty()) << u;
   expect_one_conversation(dep, *conv, {"alice", "bob"});
+}
+
+// The router's status section for its link to `mirror` (null when the socket does not answer).
+nlohmann::json link_section(const tools::local_deployment& d, const std::string& mirror) {
+  auto s = admin_request(d.dir / d.router / "admin.sock",
+                         {{"get", "status"}, {"section", "link:" + mirror}});
+  if (!s.contains("sections") || !s["sections"].contains("link:" + mirror))
+    return nullptr;
+  return s["sections"]["link:" + mirror];
+}
+
+// The ids of the one-time keys among `n` fetched for `owner` at once (the rest: LAST_RESORT).
+std::vector<uint64_t> one_time_keys_fetched(test_client& c, const std::string& owner, size_t n) {
+  auto r = c.call(protocol::fetch_prekeys{std::vector<std::string>(n, owner), std::nullopt});
+  const auto* got = r ? std::get_if<protocol::prekeys_result>(&*r) : nullptr;
+  EXPECT_NE(got, nullptr);
+  std::vector<uint64_t> ids;
+  if (got == nullptr)
+    return ids;
+  for (const auto& b : got->bundles)
+    if (b.key.kind == protocol::key_kind::prekey)
+      ids.push_back(b.key.id);
+  return ids;
+}
+
+TEST(live_conversation, a_mirrors_pre_key_pool_is_replaced_at_hello_and_refilled_within_a_rate) {
+  // After every HELLO the router replaces each mirror's pool with 512 new one-time keys. In
+  // between, when first contacts (here one user fetching hundreds of keys at once) take it
+  // under half, the link tops it up to 512 again, never past it, and by at most 1024 keys an
+  // hour.
+  live_deployment dep("mirror-pool");
+  ASSERT_TRUE(dep.ok()) << dep.error();
+  for (auto u : {"alice", "bob"})
+    dep.add_user(u);
+  const auto& router = dep.run().deployment.router;
+  crypto::system_rng rng;
+  const auto eve_id = protocol::identity::generate("eve", rng);  // (the client keeps a reference)
+  test_client eve(router.address.port, eve_id, router.name, router.public_key);
+  ASSERT_TRUE(eve.login(protocol::hello_mode::register_user));
+  auto link = [&] { return link_section(dep.layout(), "mirror-a"); };
+  auto wait_topups = [&](uint64_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (link().value("topups", 0u) < n)
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << link().dump();
+  };
+  ASSERT_EQ(link().value("topups", 0u), 1u);
+  const auto first = one_time_keys_fetched(eve, "mirror-a", 300);
+  ASSERT_EQ(first.size(), 300u);
+
+  // A new HELLO: the 212 keys left of the first batch are retired, 512 new ones replace them.
+  ASSERT_EQ(::kill(dep.process("mirror-a").pid(), SIGKILL), 0);
+  ASSERT_TRUE(dep.process("mirror-a").wait(std::chrono::seconds(20)).has_value());
+  ASSERT_TRUE(dep.restart("mirror-a"));
+  wait_topups(2);
+  const auto second = one_time_keys_fetched(eve, "mirror-a", 300);
+  ASSERT_EQ(second.size(), 300u);
+  EXPECT_GT(*std::min_element(second.begin(), second.end()),
+            *std::max_element(first.begin(), first.end()) + 212);
+
+  // 212 left: requests over the link (the SETUP's and messages' PREPAREs) let it check the
+  // pool, and it is topped up to 512 (300 keys this hour).
+  auto conv = dep.user("alice").create({"bob"});
+  ASSERT_TRUE(conv.has_value()) << conv.error().message();
+  int sent = 0;
+  auto send_until = [&](const std::function<bool(const nlohmann::json&)>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!done(link())) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << link().dump();
+      ASSERT_TRUE(dep.user("alice").send(*conv, "m" + std::to_string(sent++)).has_value());
+      ASSERT_TRUE(dep.settle());
+    }
+  };
+  send_until([](const nlohmann::json& l) { return l.value("topups", 0u) >= 3; });
+  // The pool holds 512 again (less the SETUP's key): not 211, and not 812.
+  const auto stocked = one_time_keys_fetched(eve, "mirror-a", 600);
+  EXPECT_GE(stocked.size(), 510u);
+  EXPECT_LE(stocked.size(), 512u);
+  // Empty: refilled with about 512 more (812 this hour).
+  send_until([](const nlohmann::json& l) { return l.value("topups", 0u) >= 4; });
+  EXPECT_GE(one_time_keys_fetched(eve, "mirror-a", 600).size(), 500u);
+  // Empty again, but 512 more would make 1324 this hour: checks find it low and leave it, and
+  // fetches get the LAST_RESORT key.
+  const uint64_t checks = link().value("key_checks", 0u);
+  send_until([&](const nlohmann::json& l) { return l.value("key_checks", 0u) >= checks + 2; });
+  EXPECT_EQ(link().value("topups", 0u), 4u);
+  EXPECT_TRUE(one_time_keys_fetched(eve, "mirror-a", 1).empty());
+  // First contacts on the LAST_RESORT key and on a replaced pool's key both work.
+  auto conv2 = dep.user("bob").create({"alice"});
+  ASSERT_TRUE(conv2.has_value()) << conv2.error().message();
+  ASSERT_TRUE(dep.user("bob").send(*conv2, "last resort").has_value());
+  ASSERT_TRUE(dep.settle());
+  EXPECT_EQ(texts(dep.transcript("alice", *conv2)), std::vector<std::string>{"last resort"});
+  EXPECT_EQ(texts(dep.transcript("bob", *conv)).size(), static_cast<size_t>(sent));
+  for (auto u : {"alice", "bob"})
+    EXPECT_TRUE(dep.alarms(u).empty()) << u;
 }
 
 TEST_P(live_modes, a_client_offline_for_1000_messages_catches_up_in_order) {

@@ -511,7 +511,7 @@ int cmd_links(node& n, const options& o) {
   n.need_router("links");
   auto a = n.call_or_die({{"get", "status"}}, status_timeout);
   json links = json::array();
-  table t({"MIRROR", "UP", "KEYS", "REQUESTS", "FAILURES", "CONNECTS", "LAST_ERROR"});
+  table t({"MIRROR", "UP", "KEYS", "TOPUPS", "REQUESTS", "FAILURES", "CONNECTS", "LAST_ERROR"});
   for (const auto& [name, body] : a["sections"].items()) {
     if (name.rfind("link:", 0) != 0) {
       continue;
@@ -526,6 +526,7 @@ int cmd_links(node& n, const options& o) {
     }
     t.add({who, body.contains("error") ? "?" : (body.value("up", false) ? "yes" : "NO"),
            body.contains("error") ? "?" : (body.value("keys", false) ? "yes" : "NO"),
+           scalar(body.value("topups", json(nullptr))),
            scalar(body.value("requests", json(nullptr))),
            scalar(body.value("failures", json(nullptr))),
            scalar(body.value("connects", json(nullptr))),

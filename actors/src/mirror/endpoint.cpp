@@ -200,6 +200,9 @@ handled handle(endpoint_actor* self, const protocol::link_request& req) {
         } else if constexpr (std::is_same_v<T, protocol::topup>) {
           fault_point(fault::mirror_topup_before_answer);
           const size_t n = std::min<size_t>(x.count, protocol::max_prekey_batch);
+          // Keys at their maximum age go first (handed out, never used; the router replaces
+          // the pool daily, so none of them is still in it), then the new ones are made.
+          st.m->expire_keys(now);
           auto pk = st.m->make_prekeys(n, now, st.rng);
           // The new keys go out only once they are synced, in request order like a COMMIT.
           const uint64_t token = ++st.last_token;

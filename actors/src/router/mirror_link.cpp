@@ -20,6 +20,15 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// The node's pool is checked at most this often, when requests go over the link (first
+// contacts, which take its keys, go over it as SETUP and UPDATE PREPAREs) ...
+constexpr auto key_check_gap = 1s;
+// ... and at least this often on an idle link.
+constexpr auto key_check_idle = 1h;
+// How often the pool is replaced (and the mirror given a chance to rotate its LAST_RESORT key,
+// which it does in answering a TOPUP once the key is `last_resort_period` old).
+constexpr auto key_refresh = 24h;
+
 struct link_state {
   mirror_link_deps d;
   caf::actor registry;
@@ -29,6 +38,14 @@ struct link_state {
   /// True once the directory holds this mirror's keys (uploaded after the first HELLO): only
   /// then can clients set conversations up.
   bool keys = false;
+  bool topping_up = false;  // a pool check or TOPUP is under way
+  uint64_t key_gen = 0;     // bumped when the link goes down: older checks end unheard
+  std::chrono::steady_clock::time_point last_key_check{};
+  std::chrono::steady_clock::time_point last_refresh{};  // the last replacement of the pool
+  std::chrono::steady_clock::time_point refill_window{};
+  uint64_t refilled = 0;  // keys asked for in the hour from `refill_window`
+  uint64_t topups = 0;
+  uint64_t key_checks = 0;  // pool levels read between replacements
   bool connecting = false;
   bool probing = false;     // a diagnostic TLS handshake is running
   std::string last_logged;  // the last connect failure logged, so a retry loop logs it once
@@ -51,6 +68,8 @@ void schedule_reconnect(link_actor* self) {
   auto& st = self->state;
   st.up = false;
   st.d.metrics->up->set(0);
+  ++st.key_gen;
+  st.topping_up = false;
   st.connecting = false;
   self->delayed_anon_send(self, st.backoff, retry_atom_v);
   st.backoff = std::min<std::chrono::milliseconds>(st.backoff * 2, 5s);
@@ -151,29 +170,103 @@ void call(link_actor* self, const protocol::link_request& req, F on_answer, E on
           });
 }
 
-// After HELLO: keep the directory stocked with this mirror's one-time pre-keys.
-void top_up(link_actor* self) {
+// Asks the mirror node for `count` one-time pre-keys (and its current LAST_RESORT key, rotated
+// when due) and uploads them to the directory as the node's. With `replace`, the pool's older
+// keys are then retired: the pool holds only the new batch.
+void send_topup(link_actor* self, uint32_t count, bool replace) {
   auto& st = self->state;
+  auto done = [self, gen = st.key_gen] {
+    if (self->state.key_gen == gen)
+      self->state.topping_up = false;
+  };
+  if (!replace)
+    st.refilled += count;
   call(
-      self, protocol::topup{st.d.prekey_target},
+      self, protocol::topup{count},
       [=](protocol::link_response r) {
-        if (auto* pk = std::get_if<protocol::mirror_prekeys>(&r)) {
-          protocol::upload_prekeys up{pk->one_time, pk->last_resort};
-          // A request, not a send: the directory's answer must come back as a response (an
-          // ordinary message of an unexpected type would be reflected and end an actor).
-          self->request(self->state.directory, self->state.d.request_timeout, upload_atom_v,
-                        self->state.d.node, std::move(up))
-              .then(
-                  [=](const protocol::response_body& b) {
-                    if (std::holds_alternative<protocol::ok_result>(b) && !self->state.keys) {
-                      self->state.keys = true;
-                      spdlog::info("link {}: keys in the directory", label(self->state));
-                    }
-                  },
-                  [](const caf::error&) {});
-        }
+        auto* pk = std::get_if<protocol::mirror_prekeys>(&r);
+        if (pk == nullptr)
+          return done();
+        const uint64_t first = pk->one_time.empty() ? 0 : pk->one_time.front().id;
+        protocol::upload_prekeys up{pk->one_time, pk->last_resort};
+        // A request, not a send: the directory's answer must come back as a response (an
+        // ordinary message of an unexpected type would be reflected and end an actor).
+        self->request(self->state.directory, self->state.d.request_timeout, upload_atom_v,
+                      self->state.d.node, std::move(up))
+            .then(
+                [=](const protocol::response_body& b) {
+                  auto& s = self->state;
+                  if (!std::holds_alternative<protocol::ok_result>(b))
+                    return done();
+                  if (!s.keys) {
+                    s.keys = true;
+                    spdlog::info("link {}: keys in the directory", label(s));
+                  }
+                  if (!replace || first == 0) {
+                    ++s.topups;
+                    return done();
+                  }
+                  self->request(s.directory, s.d.request_timeout, retire_atom_v, s.d.node, first)
+                      .then(
+                          [=](const protocol::response_body& rb) {
+                            if (std::holds_alternative<protocol::ok_result>(rb)) {
+                              self->state.last_refresh = std::chrono::steady_clock::now();
+                              ++self->state.topups;
+                            }
+                            done();
+                          },
+                          [=](const caf::error&) { done(); });
+                },
+                [=](const caf::error&) { done(); });
       },
-      [](const caf::error&) {});
+      [=](const caf::error&) { done(); });
+}
+
+// Keeps the directory stocked with this node's one-time pre-keys.
+// - After every HELLO, and once a day, the pool is replaced: a TOPUP for `prekey_target` new
+//   keys, then the older ones still in the pool are retired. A key therefore waits in the
+//   pool for a day or so at most, far below the age (30 days) at which the mirror retires the
+//   keys nobody used, and the TOPUP lets the mirror rotate its LAST_RESORT key when due.
+// - In between, a check that finds the pool under half of `prekey_target` tops it up to
+//   `prekey_target`, as long as this hour's refills ask for at most twice that many keys:
+//   past it, fetches get the LAST_RESORT key until the hour ends. Keys handed out but never
+//   used stay with the mirror until they age out, and this bounds how fast members fetching
+//   keys they never use can make them pile up there.
+void top_up(link_actor* self, bool after_hello) {
+  auto& st = self->state;
+  if (st.topping_up || !st.up || !st.directory)
+    return;
+  st.topping_up = true;
+  const auto now = std::chrono::steady_clock::now();
+  st.last_key_check = now;
+  if (now - st.refill_window >= 1h) {
+    st.refill_window = now;
+    st.refilled = 0;
+  }
+  const uint64_t target = st.d.prekey_target;
+  if (after_hello || now - st.last_refresh >= key_refresh)
+    return send_topup(self, static_cast<uint32_t>(target), true);
+  ++st.key_checks;
+  const uint64_t gen = st.key_gen;
+  self->request(st.directory, st.d.request_timeout, status_atom_v, st.d.node)
+      .then(
+          [=](const protocol::response_body& b) {
+            auto& s = self->state;
+            const auto* pool = std::get_if<protocol::status_result>(&b);
+            const uint64_t have = pool != nullptr ? pool->one_time_remaining : 0;
+            const uint64_t want = have >= target ? 0 : target - have;
+            if (gen != s.key_gen)
+              return;  // the link went down meanwhile
+            if (!s.up || have >= target / 2 || s.refilled + want > 2 * target) {
+              s.topping_up = false;
+              return;
+            }
+            send_topup(self, static_cast<uint32_t>(want), false);
+          },
+          [=](const caf::error&) {
+            if (gen == self->state.key_gen)
+              self->state.topping_up = false;
+          });
 }
 
 void hello(link_actor* self) {
@@ -200,7 +293,7 @@ void hello(link_actor* self) {
         s.last_logged.clear();
         spdlog::info("link {}: up", label(s));
         self->send(s.registry, linkup_atom_v, s.d.index, s.d.node_index);
-        top_up(self);
+        top_up(self, true);
       },
       [=](const caf::error& e) {
         self->state.last_error = "HELLO failed: " + caf::to_string(e);
@@ -253,6 +346,11 @@ caf::behavior mirror_link(link_actor* self, mirror_link_deps deps) {
         self->state.registry = std::move(registry);
         self->state.directory = std::move(directory);
         connect(self);
+        self->delayed_send(self, key_check_idle, housekeep_atom_v);
+      },
+      [=](housekeep_atom) {
+        top_up(self, false);
+        self->delayed_send(self, key_check_idle, housekeep_atom_v);
       },
       [=](link_atom, const protocol::link_request& req) -> caf::result<protocol::link_response> {
         if (!self->state.up)
@@ -273,6 +371,8 @@ caf::behavior mirror_link(link_actor* self, mirror_link_deps deps) {
         ++st.requests;
         if (kind < st.d.metrics->kinds.requests.size())
           st.d.metrics->kinds.requests[kind]->inc();
+        if (std::chrono::steady_clock::now() - st.last_key_check >= key_check_gap)
+          top_up(self, false);
         return self->delegate(st.remote, link_atom_v, std::move(f));
       },
       [=](retry_atom) { connect(self); },
@@ -282,6 +382,8 @@ caf::behavior mirror_link(link_actor* self, mirror_link_deps deps) {
                               {"node", s.d.node},
                               {"up", s.up},
                               {"keys", s.keys},
+                              {"topups", s.topups},
+                              {"key_checks", s.key_checks},
                               {"requests", s.requests},
                               {"failures", s.d.metrics->failures->value()},
                               {"connects", s.reconnects},

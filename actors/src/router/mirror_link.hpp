@@ -31,7 +31,9 @@ struct mirror_link_deps {
 
 /// Spawns the link; it connects once `(attach_atom, caf::actor registry, caf::actor
 /// directory)` names who is told `(linkup_atom, index, node_index)` after every HELLO and who
-/// receives the node's pre-keys as an upload (owner: the node id). It answers `(link_atom,
+/// keeps the node's pre-key pool (owner: the node id): the link replaces the pool after every
+/// HELLO and daily (upload, then retire the older keys) and tops it up when a check of its
+/// level (`status_atom`) finds it under half of `prekey_target` (docs/architecture.md). It answers `(link_atom,
 /// protocol::link_request)` with the mirror's `protocol::link_response`, or an error when the link
 /// is down or the mirror did not answer in time (callers treat both as "no answer"); and
 /// `(stats_atom)` with a JSON object. A failed connect is logged (warn) when its reason differs
