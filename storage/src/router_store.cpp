@@ -108,6 +108,8 @@ expected<void> router_store::upload_prekeys(const std::string& owner_id,
   for (const auto& k : up.one_time) {
     if (k.id <= o->max_prekey_id)
       continue;  // already uploaded (a retried upload)
+    if (o->one_time_remaining >= protocol::max_prekey_pool)
+      return fail(errc::too_large, "the pre-key pool is full");
     b.put(column::prekeys, keys::prekey(owner_id, k.id), encode_pub(k.pub));
     ++o->one_time_remaining;
     o->max_prekey_id = k.id;

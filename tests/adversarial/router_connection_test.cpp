@@ -477,6 +477,44 @@ TEST_F(router_requests, the_directory_refuses_a_batch_over_max_prekey_batch) {
   EXPECT_EQ(rej->detail, "prekeys");
 }
 
+TEST_F(router_requests, a_members_pool_stops_at_max_prekey_pool_whatever_it_uploads) {
+  // A member may not fill the router's disk with pre-keys: its pool holds max_prekey_pool.
+  boot();
+  auto alice = user("alice");
+  register_user(alice);
+  auto a = logged_in(alice);
+  const auto k = key(1, rng_).pub;
+  auto batch = [&](uint64_t first, size_t n) {
+    protocol::upload_prekeys up;
+    for (uint64_t i = first; i < first + n; ++i)
+      up.one_time.push_back(protocol::published_key{i, k});
+    return up;
+  };
+  ASSERT_TRUE(as<protocol::ok_result>(a->call(batch(1, protocol::max_prekey_pool - 1))));
+  // One more key fits; a batch of two would pass the limit and stores nothing.
+  auto r = a->call(batch(protocol::max_prekey_pool, 2));
+  auto* rej = as<protocol::rejection>(r);
+  ASSERT_TRUE(rej);
+  EXPECT_EQ(rej->kind, protocol::rejection_kind::limit);
+  EXPECT_EQ(rej->detail, "prekey pool");
+  EXPECT_EQ(store->directory_status("alice")->one_time_remaining, protocol::max_prekey_pool - 1);
+  ASSERT_TRUE(as<protocol::ok_result>(a->call(batch(protocol::max_prekey_pool, 1))));
+  EXPECT_TRUE(as<protocol::rejection>(a->call(batch(protocol::max_prekey_pool + 1, 1))));
+  // Retiring keys makes room again; a retirement only ever touches the caller's own pool.
+  auto bob = user("bob");
+  register_user(bob);
+  auto b = logged_in(bob);
+  ASSERT_TRUE(as<protocol::ok_result>(b->call(batch(1, 10))));
+  ASSERT_TRUE(as<protocol::ok_result>(a->call(protocol::retire_prekeys{101})));
+  EXPECT_EQ(store->directory_status("alice")->one_time_remaining, protocol::max_prekey_pool - 100);
+  EXPECT_EQ(store->directory_status("bob")->one_time_remaining, 10u);
+  ASSERT_TRUE(as<protocol::ok_result>(a->call(batch(protocol::max_prekey_pool + 1, 100))));
+  EXPECT_EQ(store->directory_status("alice")->one_time_remaining, protocol::max_prekey_pool);
+  ASSERT_TRUE(as<protocol::ok_result>(a->call(protocol::retire_prekeys{UINT64_MAX})));
+  EXPECT_EQ(store->directory_status("alice")->one_time_remaining, 0u);
+  EXPECT_EQ(store->directory_status("bob")->one_time_remaining, 10u);
+}
+
 TEST_F(router_requests, lookup_users_returns_registered_keys_and_unknown_ids) {
   boot();
   auto alice = user("alice");

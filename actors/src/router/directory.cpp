@@ -129,6 +129,9 @@ caf::behavior directory(directory_actor* self, directory_deps d) {
           if (r.error().code == errc::not_found) {
             return reject(protocol::rejection_kind::unknown_user);
           }
+          if (r.error().code == errc::too_large) {
+            return reject(protocol::rejection_kind::limit, "prekey pool");
+          }
           (void)storage_failure(self, r.error());
           return reject(protocol::rejection_kind::unavailable);
         }

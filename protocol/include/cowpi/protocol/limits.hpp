@@ -38,6 +38,9 @@ inline constexpr size_t pad_block = 256;
 inline constexpr uint64_t rekey_interval = uint64_t{1} << 20;
 /// Most one-time pre-keys in one upload or one fetch answer.
 inline constexpr size_t max_prekey_batch = 4096;
+/// Most one-time pre-keys one owner's pool in the router's directory holds: an upload that
+/// would take it past this is refused as a whole (clients keep 100, mirrors 512).
+inline constexpr size_t max_prekey_pool = max_prekey_batch;
 /// Most owners named in one pre-key fetch (one SETUP of maximum size plus its mirrors).
 inline constexpr size_t max_fetch_owners = max_members + max_mirrors;
 /// Most recipients of one entry. |Recipients(C)| <= |state.members| + |adds| - 1 (UPDATE), with

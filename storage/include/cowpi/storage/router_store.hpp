@@ -77,7 +77,9 @@ public:
   [[nodiscard]] expected<std::optional<user_info>> find_user(const std::string& id) const;
   /// Adds one-time keys to `owner`'s pool (ids not above the highest ever uploaded are
   /// ignored: an upload is idempotent) and replaces its LAST_RESORT key if one is given, in one
-  /// synced batch. Fails with `errc::not_found` for an unknown owner.
+  /// synced batch. Fails with `errc::not_found` for an unknown owner and with
+  /// `errc::too_large`, storing nothing, when the pool would hold more than
+  /// `protocol::max_prekey_pool` keys.
   [[nodiscard]] expected<void> upload_prekeys(const std::string& owner,
                                               const protocol::upload_prekeys& up);
   /// Drops from `owner`'s pool the one-time keys with ids below `below` (its owner retired
