@@ -7,7 +7,6 @@
 
 #include <csignal>
 #include <future>
-#include <thread>
 
 namespace cowpi::testing {
 namespace {
@@ -116,13 +115,9 @@ TEST(live_conversation, a_conversation_created_before_a_mirrors_keys_arrive_wait
   expect_one_conversation(dep, *conv, {"alice", "bob"});
 }
 
-// The router's directory section (null when the socket does not answer).
-nlohmann::json directory_section(const tools::local_deployment& d) {
-  auto s =
-      admin_request(d.dir / d.router / "admin.sock", {{"get", "status"}, {"section", "directory"}});
-  if (!s.contains("sections") || !s["sections"].contains("directory"))
-    return nullptr;
-  return s["sections"]["directory"];
+// A section of the router's live status (null when the socket does not answer).
+nlohmann::json router_section(const live_deployment& dep, const std::string& name) {
+  return status_section(dep.layout().dir / dep.layout().router / "admin.sock", name);
 }
 
 TEST(live_conversation, pre_keys_that_expired_unused_leave_the_directory) {
@@ -134,22 +129,17 @@ TEST(live_conversation, pre_keys_that_expired_unused_leave_the_directory) {
   for (auto u : {"alice", "bob"})
     dep.add_user(u);
   ASSERT_TRUE(dep.settle());
-  const auto before = directory_section(dep.layout());
+  const auto before = router_section(dep, "directory");
   ASSERT_TRUE(before.is_object());
   dep.close_user("bob");
   dep.advance_clock(31 * 24 * 3600);
   dep.reopen_user("bob");
   // Bob's reconnection retires his pool and uploads a fresh one; wait for both to land.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  nlohmann::json now;
-  for (;;) {
-    now = directory_section(dep.layout());
-    if (now.is_object() && now.value("one_time_retired", 0u) > 0
-        && now.value("uploads", 0u) > before.value("uploads", 0u))
-      break;
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << now.dump();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  ASSERT_TRUE(eventually([&] {
+    const auto now = router_section(dep, "directory");
+    return now.is_object() && now.value("one_time_retired", 0u) > 0
+           && now.value("uploads", 0u) > before.value("uploads", 0u);
+  })) << router_section(dep, "directory").dump();
   auto conv = dep.user("alice").create({"bob"});
   ASSERT_TRUE(conv.has_value()) << conv.error().message();
   ASSERT_TRUE(dep.user("alice").send(*conv, "still there?").has_value());
@@ -158,15 +148,6 @@ TEST(live_conversation, pre_keys_that_expired_unused_leave_the_directory) {
   for (auto u : {"alice", "bob"})
     EXPECT_TRUE(dep.alarms(u).empty()) << u;
   expect_one_conversation(dep, *conv, {"alice", "bob"});
-}
-
-// The router's status section for its link to `mirror` (null when the socket does not answer).
-nlohmann::json link_section(const tools::local_deployment& d, const std::string& mirror) {
-  auto s = admin_request(d.dir / d.router / "admin.sock",
-                         {{"get", "status"}, {"section", "link:" + mirror}});
-  if (!s.contains("sections") || !s["sections"].contains("link:" + mirror))
-    return nullptr;
-  return s["sections"]["link:" + mirror];
 }
 
 // The ids of the one-time keys among `n` fetched for `owner` at once (the rest: LAST_RESORT).
@@ -197,12 +178,7 @@ TEST(live_conversation, a_mirrors_pre_key_pool_is_replaced_at_hello_and_refilled
   const auto eve_id = protocol::identity::generate("eve", rng);  // (the client keeps a reference)
   test_client eve(router.address.port, eve_id, router.name, router.public_key);
   ASSERT_TRUE(eve.login(protocol::hello_mode::register_user));
-  auto link = [&] { return link_section(dep.layout(), "mirror-a"); };
-  auto wait_topups = [&](uint64_t n) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (link().value("topups", 0u) < n)
-      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << link().dump();
-  };
+  auto link = [&] { return router_section(dep, "link:mirror-a"); };
   ASSERT_EQ(link().value("topups", 0u), 1u);
   const auto first = one_time_keys_fetched(eve, "mirror-a", 300);
   ASSERT_EQ(first.size(), 300u);
@@ -211,7 +187,7 @@ TEST(live_conversation, a_mirrors_pre_key_pool_is_replaced_at_hello_and_refilled
   ASSERT_EQ(::kill(dep.process("mirror-a").pid(), SIGKILL), 0);
   ASSERT_TRUE(dep.process("mirror-a").wait(std::chrono::seconds(20)).has_value());
   ASSERT_TRUE(dep.restart("mirror-a"));
-  wait_topups(2);
+  ASSERT_TRUE(eventually([&] { return link().value("topups", 0u) >= 2; })) << link().dump();
   const auto second = one_time_keys_fetched(eve, "mirror-a", 300);
   ASSERT_EQ(second.size(), 300u);
   EXPECT_GT(*std::min_element(second.begin(), second.end()),

@@ -19,6 +19,13 @@ nlohmann::json admin_request(const std::filesystem::path& socket, const nlohmann
   return *answer;
 }
 
+nlohmann::json status_section(const std::filesystem::path& socket, const std::string& section) {
+  auto s = admin_request(socket, {{"get", "status"}, {"section", section}});
+  if (!s.contains("sections") || !s["sections"].contains(section))
+    return nullptr;
+  return s["sections"][section];
+}
+
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {

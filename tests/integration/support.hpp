@@ -21,6 +21,10 @@ inline std::filesystem::path provider_binary() {
 /// object {"error": ...} when the socket cannot be reached).
 nlohmann::json admin_request(const std::filesystem::path& socket, const nlohmann::json& req);
 
+/// One section of a provider's live status (`{"get":"status","section":NAME}` on its admin
+/// socket); null when the socket does not answer or has no such section.
+nlohmann::json status_section(const std::filesystem::path& socket, const std::string& section);
+
 /// Polls `pred` every 20 ms until it is true or `timeout` passes; returns its last value.
 /// (Readiness by condition, never a fixed sleep.)
 bool eventually(const std::function<bool()>& pred,

@@ -17,11 +17,7 @@ namespace fs = std::filesystem;
 
 // The router's admin section for its link to `mirror` (null when the socket does not answer).
 nlohmann::json link_section(const tools::local_deployment& d, const std::string& mirror) {
-  auto s = admin_request(d.dir / d.router / "admin.sock",
-                         {{"get", "status"}, {"section", "link:" + mirror}});
-  if (!s.contains("sections") || !s["sections"].contains("link:" + mirror))
-    return nullptr;
-  return s["sections"]["link:" + mirror];
+  return status_section(d.dir / d.router / "admin.sock", "link:" + mirror);
 }
 
 bool link_up(const tools::local_deployment& d, const std::string& mirror) {
