@@ -87,6 +87,47 @@ expected<void> check_payload(byte_view payload, size_t max_frame) {
   return {};
 }
 
+// The two entry points both sessions share. `fatal(out, code, cause)` ends the session;
+// `handle(out, payload)` takes one whole frame.
+//
+// A byte stream: every complete frame in `in` is handled until the session closes
+// (`closed()`); a framing error ends it with the matching code.
+template <class Event, class Closed, class Fatal, class Handle>
+std::vector<Event> feed_frames(frame_reassembler& r, byte_view in, Closed closed, Fatal fatal,
+                               Handle handle) {
+  std::vector<Event> out;
+  while (!in.empty() && !closed()) {
+    auto step = r.next(in);
+    if (!step) {
+      auto code = code_for_decode(step.error().code);
+      fatal(out, code, std::move(step).error());
+      break;
+    }
+    in = in.subspan(step->consumed);
+    if (step->frame) {
+      handle(out, *step->frame);
+    }
+  }
+  return out;
+}
+
+// One whole frame (a transport that keeps frame boundaries); nothing on a closed session.
+template <class Event, class Fatal, class Handle>
+std::vector<Event> one_frame(bool closed, byte_view payload, size_t max_frame, Fatal fatal,
+                             Handle handle) {
+  std::vector<Event> out;
+  if (closed) {
+    return out;
+  }
+  if (auto ok = check_payload(payload, max_frame); !ok) {
+    auto code = code_for_decode(ok.error().code);
+    fatal(out, code, std::move(ok).error());
+    return out;
+  }
+  handle(out, payload);
+  return out;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -207,34 +248,17 @@ router_session::router_session(const identity& router, size_t max_frame)
 }
 
 std::vector<router_event> router_session::feed(byte_view in) {
-  std::vector<router_event> out;
-  while (!in.empty() && state_ != router_state::closed) {
-    auto step = reassembler_.next(in);
-    if (!step) {
-      auto code = code_for_decode(step.error().code);
-      fatal(out, code, std::move(step).error());
-      break;
-    }
-    in = in.subspan(step->consumed);
-    if (step->frame) {
-      handle_frame(out, *step->frame);
-    }
-  }
-  return out;
+  return feed_frames<router_event>(
+      reassembler_, in, [this] { return state_ == router_state::closed; },
+      [this](auto& out, frame_error_code c, error e) { fatal(out, c, std::move(e)); },
+      [this](auto& out, byte_view f) { handle_frame(out, f); });
 }
 
 std::vector<router_event> router_session::on_frame(byte_view payload) {
-  std::vector<router_event> out;
-  if (state_ == router_state::closed) {
-    return out;
-  }
-  if (auto ok = check_payload(payload, max_frame_); !ok) {
-    auto code = code_for_decode(ok.error().code);
-    fatal(out, code, std::move(ok).error());
-    return out;
-  }
-  handle_frame(out, payload);
-  return out;
+  return one_frame<router_event>(
+      state_ == router_state::closed, payload, max_frame_,
+      [this](auto& out, frame_error_code c, error e) { fatal(out, c, std::move(e)); },
+      [this](auto& out, byte_view f) { handle_frame(out, f); });
 }
 
 void router_session::handle_frame(std::vector<router_event>& out, byte_view payload) {
@@ -512,34 +536,17 @@ expected<bytes> client_session::start(hello_mode mode, crypto::rng& r) {
 }
 
 std::vector<client_event> client_session::feed(byte_view in) {
-  std::vector<client_event> out;
-  while (!in.empty() && state_ != client_state::closed) {
-    auto step = reassembler_.next(in);
-    if (!step) {
-      auto code = code_for_decode(step.error().code);
-      fatal(out, code, std::move(step).error());
-      break;
-    }
-    in = in.subspan(step->consumed);
-    if (step->frame) {
-      handle_frame(out, *step->frame);
-    }
-  }
-  return out;
+  return feed_frames<client_event>(
+      reassembler_, in, [this] { return state_ == client_state::closed; },
+      [this](auto& out, frame_error_code c, error e) { fatal(out, c, std::move(e)); },
+      [this](auto& out, byte_view f) { handle_frame(out, f); });
 }
 
 std::vector<client_event> client_session::on_frame(byte_view payload) {
-  std::vector<client_event> out;
-  if (state_ == client_state::closed) {
-    return out;
-  }
-  if (auto ok = check_payload(payload, max_frame_); !ok) {
-    auto code = code_for_decode(ok.error().code);
-    fatal(out, code, std::move(ok).error());
-    return out;
-  }
-  handle_frame(out, payload);
-  return out;
+  return one_frame<client_event>(
+      state_ == client_state::closed, payload, max_frame_,
+      [this](auto& out, frame_error_code c, error e) { fatal(out, c, std::move(e)); },
+      [this](auto& out, byte_view f) { handle_frame(out, f); });
 }
 
 void client_session::handle_frame(std::vector<client_event>& out, byte_view payload) {

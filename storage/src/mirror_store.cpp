@@ -108,25 +108,7 @@ expected<protocol::mirror> mirror_store::load(protocol::identity self,
     convs.emplace(conv, std::move(mc));
   }
 
-  COWPI_TRY_VOID(s_->scan(column::channels, "", "", [&](std::string_view key, byte_view v) {
-    auto conv = keys::conv_of(key);
-    if (!conv || key.size() <= 16)
-      return se.set(error{errc::corruption, "channel row key"});
-    auto it = convs.find(*conv);
-    if (it == convs.end())
-      return se.set(error{errc::corruption, "a channel without its conversation"});
-    auto plain = detail::open_row(sealer_, column::channels, key, v);
-    if (!plain)
-      return se.set(plain.error());
-    auto ch = decode_channel(plain->view());
-    if (!ch)
-      return se.set(ch.error());
-    cache->note_sealed(column::channels, std::string(key), detail::fingerprint(*ch));
-    it->second.channels.emplace(std::string(detail::after_conv(key)), std::move(*ch));
-    return true;
-  }));
-  if (se.err)
-    return unexpected{std::move(*se.err)};
+  COWPI_TRY_VOID(detail::load_channels(*s_, sealer_, *cache, convs));
 
   COWPI_TRY_VOID(s_->scan(column::answers, "", "", [&](std::string_view key, byte_view v) {
     auto conv = keys::conv_of(key);

@@ -5,9 +5,12 @@
 
 #include "cowpi/crypto/rng.hpp"
 #include "cowpi/protocol/state.hpp"
+#include "cowpi/storage/keys.hpp"
 #include "cowpi/storage/records.hpp"
 #include "cowpi/storage/sealer.hpp"
 #include "cowpi/storage/store.hpp"
+
+#include "scan_error.hpp"
 
 #include <cstdint>
 #include <functional>
@@ -156,6 +159,35 @@ void sync_published(row_cache& cache, const protocol::key_store& k, write_batch&
 /// Loads a key store from the `keys` column of `s` (noting every row in `cache`).
 [[nodiscard]] expected<void> load_keys(const store& s, const sealer& sl, row_cache& cache,
                                        protocol::key_store& out);
+
+/// Loads every row of the `channels` column of `s` into the `channels` map (peer -> channel) of
+/// its conversation in `convs`, a map from conversation id to a record with such a map (the
+/// client's and the mirror's stores keep channels alike), noting each row in `cache`. A
+/// malformed key, a row that does not open or decode, or a channel whose conversation is not
+/// in `convs` fails with `errc::corruption` (or the sealer's error).
+template <class ConvMap>
+[[nodiscard]] expected<void> load_channels(const store& s, const sealer& sl, row_cache& cache,
+                                           ConvMap& convs) {
+  scan_error se;
+  COWPI_TRY_VOID(s.scan(column::channels, "", "", [&](std::string_view key, byte_view v) {
+    auto conv = keys::conv_of(key);
+    if (!conv || key.size() <= 16)
+      return se.set(error{errc::corruption, "channel row key"});
+    auto it = convs.find(*conv);
+    if (it == convs.end())
+      return se.set(error{errc::corruption, "a channel without its conversation"});
+    auto plain = open_row(sl, column::channels, key, v);
+    if (!plain)
+      return se.set(plain.error());
+    auto ch = decode_channel(plain->view());
+    if (!ch)
+      return se.set(ch.error());
+    cache.note_sealed(column::channels, std::string(key), fingerprint(*ch));
+    it->second.channels.emplace(std::string(after_conv(key)), std::move(*ch));
+    return true;
+  }));
+  return se.result();
+}
 
 // -------------------------------------------------------------------------------------------
 // Template implementation.
