@@ -224,6 +224,7 @@ expected<void> start_router(provider_node::impl& n) {
   cd.limits.max_pending_per_author = cfg.limits.max_pending_per_author;
   cd.limits.max_pending_per_conv = cfg.limits.max_pending_per_conv;
   cd.limits.min_update_interval = static_cast<uint64_t>(cfg.limits.min_update_interval.count());
+  cd.max_setups_per_hour = cfg.limits.max_setups_per_hour;
   cd.mirrors = routes;
   cd.prepare_timeout = cfg.timeouts.prepare;
   cd.commit_timeout = cfg.timeouts.commit;

@@ -71,6 +71,7 @@ constexpr uint64_t max_retention_s = 3'155'760'000;     // 100 years
 constexpr uint64_t max_update_interval_s = 31'536'000;  // 1 year
 constexpr uint64_t max_pending = 1'000'000;
 constexpr uint64_t max_connections_cap = 1'000'000;
+constexpr uint64_t max_setups_per_hour_cap = 1'000'000;
 // sockaddr_un::sun_path holds 108 bytes including the terminating NUL.
 constexpr size_t max_socket_path = 107;
 
@@ -202,14 +203,14 @@ expected<void> read_limits(const table_reader& lim, provider_config& c) {
       "log, shared by all members), so there was nothing for it to bound; what the log keeps "
       "is bounded by [retention] max_age_s"));
   if (c.role == role::router) {
-    COWPI_TRY_VOID(
-        lim.check_keys({"max_frame", "max_members", "max_body", "max_pending_per_author",
-                        "max_pending_per_conv", "max_connections", "min_update_interval_s"}));
+    COWPI_TRY_VOID(lim.check_keys({"max_frame", "max_members", "max_body", "max_pending_per_author",
+                                   "max_pending_per_conv", "max_connections",
+                                   "min_update_interval_s", "max_setups_per_hour"}));
   } else {
     COWPI_TRY_VOID(
         lim.check_keys({"max_frame"},
                        {"max_members", "max_body", "max_pending_per_author", "max_pending_per_conv",
-                        "max_connections", "min_update_interval_s"},
+                        "max_connections", "min_update_interval_s", "max_setups_per_hour"},
                        "router", "mirror"));
   }
   COWPI_TRY(l.max_frame,
@@ -245,6 +246,8 @@ expected<void> read_limits(const table_reader& lim, provider_config& c) {
                                            static_cast<uint64_t>(l.min_update_interval.count()), 0,
                                            max_update_interval_s, {}, "one year"));
   l.min_update_interval = std::chrono::seconds(static_cast<int64_t>(interval));
+  COWPI_TRY(l.max_setups_per_hour,
+            lim.integer("max_setups_per_hour", l.max_setups_per_hour, 0, max_setups_per_hour_cap));
   return {};
 }
 
@@ -546,6 +549,7 @@ std::string to_toml(const provider_config& c) {
     put_int(out, "max_connections", c.limits.max_connections);
     put_int(out, "min_update_interval_s",
             static_cast<uint64_t>(c.limits.min_update_interval.count()));
+    put_int(out, "max_setups_per_hour", c.limits.max_setups_per_hour);
   }
 
   out += "\n[timeouts]\n";

@@ -3,6 +3,7 @@
 // conversations, catch-up, and providers killed at named fault points.
 #include "client_harness.hpp"
 #include "test_client.hpp"
+#include "wire_samples.hpp"
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -229,6 +230,50 @@ TEST(live_conversation, a_mirrors_pre_key_pool_is_replaced_at_hello_and_refilled
   EXPECT_EQ(texts(dep.transcript("bob", *conv)).size(), static_cast<size_t>(sent));
   for (auto u : {"alice", "bob"})
     EXPECT_TRUE(dep.alarms(u).empty()) << u;
+}
+
+TEST(live_conversation, a_user_sets_up_at_most_max_setups_per_hour_conversations) {
+  // Every SETUP makes the router and each mirror keep a conversation: past [limits]
+  // max_setups_per_hour a user's SETUPs are refused LIMIT(setup_rate), with the seconds until
+  // its hour ends; other users are not affected.
+  live_deployment dep("setup-rate", {}, provider_binary(), true,
+                      [](tools::local_deployment& d) { d.max_setups_per_hour = 2; });
+  ASSERT_TRUE(dep.ok()) << dep.error();
+  for (auto u : {"alice", "bob"})
+    dep.add_user(u);
+  const auto& router = dep.run().deployment.router;
+  crypto::system_rng rng;
+  const auto eve_id = protocol::identity::generate("eve", rng);  // (the client keeps a reference)
+  test_client eve(router.address.port, eve_id, router.name, router.public_key);
+  ASSERT_TRUE(eve.login(protocol::hello_mode::register_user));
+  auto setup = [&](uint8_t n) {
+    auto s = protocol::wire_samples::mk_submit(protocol::msg_type::setup);
+    s.c.conv.fill(n);
+    auto r = eve.call(s);
+    EXPECT_TRUE(r.has_value());
+    const auto* rej = r ? std::get_if<protocol::rejection>(&*r) : nullptr;
+    return rej != nullptr ? std::optional<protocol::rejection>(*rej) : std::nullopt;
+  };
+  // Eve's first two SETUPs reach their conversations (which refuse these samples on their
+  // merits); the third is refused before.
+  for (uint8_t n = 1; n <= 2; ++n) {
+    const auto r = setup(n);
+    EXPECT_TRUE(!r || r->detail != "setup_rate") << int(n);
+  }
+  const auto third = setup(3);
+  ASSERT_TRUE(third.has_value());
+  EXPECT_EQ(third->kind, protocol::rejection_kind::limit);
+  EXPECT_EQ(third->detail, "setup_rate");
+  EXPECT_GT(third->value, 0u);
+  EXPECT_LE(third->value, 3600u);
+  EXPECT_TRUE(eve.call(protocol::ping{}).has_value()) << "the session goes on";
+  // Alice has her own count.
+  auto conv = dep.user("alice").create({"bob"});
+  ASSERT_TRUE(conv.has_value()) << conv.error().message();
+  ASSERT_TRUE(dep.user("alice").send(*conv, "hi").has_value());
+  ASSERT_TRUE(dep.settle());
+  EXPECT_EQ(texts(dep.transcript("bob", *conv)), std::vector<std::string>{"hi"});
+  EXPECT_EQ(router_section(dep, "conversations").value("setups_refused", 0u), 1u);
 }
 
 TEST_P(live_modes, a_client_offline_for_1000_messages_catches_up_in_order) {

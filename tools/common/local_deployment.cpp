@@ -307,6 +307,8 @@ expected<running_deployment> start_local_deployment(
     rc.retention = *d.retention;
   if (d.collect_interval)
     rc.collect_interval = *d.collect_interval;
+  if (d.max_setups_per_hour)
+    rc.limits.max_setups_per_hour = *d.max_setups_per_hour;
   rc.tls.ca = router_trust;
   rc.clients = config::endpoint{d.host, d.router_port};
   rc.mirrors = peers;

@@ -81,6 +81,8 @@ struct local_deployment {
   /// The router's `[retention] max_age_s` and `collect_interval_s`, when not the defaults.
   std::optional<std::chrono::seconds> retention;
   std::optional<std::chrono::seconds> collect_interval;
+  /// The router's `[limits] max_setups_per_hour`, when not the default.
+  std::optional<uint64_t> max_setups_per_hour;
 
   /// The node (process) names of `mirror`.
   std::vector<std::string> nodes_of(const std::string& mirror) const {

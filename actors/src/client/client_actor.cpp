@@ -620,7 +620,8 @@ void client_actor::on_response(protocol::response& r) {
   if (s.done) {
     if (keeps_message(rej->kind)
         || (rej->kind == protocol::rejection_kind::limit
-            && (rej->detail == "pending" || rej->detail == "update_rate"))) {
+            && (rej->detail == "pending" || rej->detail == "update_rate"
+                || rej->detail == "setup_rate"))) {
       s.done(sent_message{s.conv, s.aseq, false});  // kept: see on_rejection
     } else {
       s.done(fail(errc::rejected, "the router refused the message: " + rejection_text(*rej)));
@@ -834,12 +835,14 @@ void client_actor::on_rejection(const protocol::conv_id& conv, uint64_t aseq,
   // not a verdict on the message: keep it and resend after a backoff, as for UNAVAILABLE (the
   // later aseqs then come back ASEQ_GAP and go out again in order).
   protocol::rejection rej = refused;
-  // LIMIT(update_rate): one of our UPDATEs came too soon after the last; its value is the
-  // wait in seconds. Flow control too: resend after that wait.
+  // LIMIT(update_rate): one of our UPDATEs came too soon after the last; LIMIT(setup_rate): we
+  // set up more conversations this hour than the router allows. Their value is the wait in
+  // seconds. Flow control too: resend after that wait.
   std::optional<std::chrono::seconds> wait;
-  if (rej.kind == protocol::rejection_kind::limit && rej.detail == "update_rate") {
+  if (rej.kind == protocol::rejection_kind::limit
+      && (rej.detail == "update_rate" || rej.detail == "setup_rate")) {
     wait = std::chrono::seconds(std::clamp<uint64_t>(rej.value, 1, 3600));
-    rej = protocol::rejection{protocol::rejection_kind::unavailable, 0, "update_rate"};
+    rej = protocol::rejection{protocol::rejection_kind::unavailable, 0, rej.detail};
   }
   if (rej.kind == protocol::rejection_kind::limit && rej.detail == "pending")
     rej = protocol::rejection{protocol::rejection_kind::unavailable, 0, "pending"};

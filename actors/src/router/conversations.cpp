@@ -378,10 +378,39 @@ struct registry_state {
   /// Conversations whose record is being read on the store's reader thread (`convload_atom`),
   /// with the SUBMITs that wait for them.
   std::map<protocol::conv_id, std::vector<parked_submit>> loading;
+  /// Per user, the SETUPs submitted in the hour from `first`.
+  struct setup_window {
+    uint64_t first = 0;
+    uint64_t count = 0;
+  };
+  std::unordered_map<std::string, setup_window> setups;
+  uint64_t setups_refused = 0;
   static inline const char* name = "conversation-registry";
 };
 
 using registry_actor = caf::stateful_actor<registry_state>;
+
+// Every SETUP creates a conversation the router and the mirrors keep: a user may submit
+// `max_setups_per_hour` of them an hour (counted before any check, retries included). Returns
+// the LIMIT(setup_rate) rejection, whose value is the seconds until the user's hour ends, for
+// one past it.
+std::optional<protocol::rejection> setup_rate(registry_state& st, const std::string& user) {
+  if (st.d.max_setups_per_hour == 0)
+    return std::nullopt;
+  constexpr uint64_t hour = 3600;
+  const uint64_t now = unix_seconds();
+  if (st.setups.size() >= 4096)
+    std::erase_if(st.setups, [&](const auto& kv) { return now >= kv.second.first + hour; });
+  auto& w = st.setups[user];
+  if (now >= w.first + hour || now < w.first)
+    w = registry_state::setup_window{now, 0};
+  if (w.count >= st.d.max_setups_per_hour) {
+    ++st.setups_refused;
+    return protocol::rejection{protocol::rejection_kind::limit, w.first + hour - now, "setup_rate"};
+  }
+  ++w.count;
+  return std::nullopt;
+}
 
 caf::actor spawn_conversation(registry_actor* self, const protocol::conv_id& conv,
                               std::optional<protocol::router_conv> loaded) {
@@ -473,6 +502,12 @@ caf::behavior registry(registry_actor* self, conversation_deps d,
       [=](submit_atom, submit_request& r) -> caf::response_promise {
         auto& st = self->state;
         auto rp = self->make_response_promise();
+        if (r.submit.c.type == protocol::msg_type::setup) {
+          if (auto refused = setup_rate(st, r.user)) {
+            rp.deliver(protocol::response_body{std::move(*refused)});
+            return rp;
+          }
+        }
         const protocol::conv_id conv = r.submit.c.conv;
         if (auto it = st.live.find(conv); it != st.live.end()) {
           rp.delegate(it->second, submit_atom_v, std::move(r));
@@ -496,7 +531,8 @@ caf::behavior registry(registry_actor* self, conversation_deps d,
       },
       [=](stats_atom) -> std::string {
         return nlohmann::json{{"live_conversations", self->state.live.size()},
-                              {"loading", self->state.loading.size()}}
+                              {"loading", self->state.loading.size()},
+                              {"setups_refused", self->state.setups_refused}}
             .dump();
       },
   };

@@ -30,6 +30,8 @@ struct conversation_deps {
   std::chrono::milliseconds commit_timeout{5000};
   std::chrono::seconds idle{60};  // a conversation actor with nothing pending stops
   std::chrono::seconds retention{30LL * 24 * 3600};
+  /// Most SETUPs one user may submit in an hour (the registry's LIMIT(setup_rate)); 0: no limit.
+  uint64_t max_setups_per_hour = 600;
   std::shared_ptr<const conversation_metrics> metrics = conversation_metrics::make(nullptr);
 };
 

@@ -715,6 +715,29 @@ TEST(client_runtime, a_submit_answered_unavailable_is_retried_until_it_is_ordere
   EXPECT_TRUE(bob_ev.wait_text("eventually"));
 }
 
+TEST(client_runtime, a_setup_refused_for_the_setup_rate_is_kept_and_resent_after_the_wait) {
+  fake_router router;
+  temp_dir dir("cruntime");
+  client_system sys;
+  event_log bob_ev;
+  auto alice =
+      must(client_runtime::init(sys, "alice", options_for(dir, "alice", router.deployment())));
+  auto bo = options_for(dir, "bob", router.deployment());
+  bo.on_event = bob_ev.sink();
+  auto bob = must(client_runtime::init(sys, "bob", bo));
+  ASSERT_TRUE(alice->register_user().has_value());
+  ASSERT_TRUE(bob->register_user().has_value());
+  // LIMIT(setup_rate) is flow control: the SETUP waits the second the router names, then goes.
+  router.refuse_submits("alice", 1,
+                        protocol::rejection{protocol::rejection_kind::limit, 1, "setup_rate"});
+  const auto t0 = std::chrono::steady_clock::now();
+  auto conv = alice->create({"bob"});
+  ASSERT_TRUE(conv.has_value()) << conv.error().message();
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 1s);
+  ASSERT_TRUE(alice->send(*conv, "after the wait").has_value());
+  EXPECT_TRUE(bob_ev.wait_text("after the wait"));
+}
+
 TEST(client_runtime, a_permanently_refused_message_is_dropped_and_the_next_one_goes_through) {
   fake_router router;
   temp_dir dir("cruntime");

@@ -451,8 +451,16 @@ TEST(provider_config, limits_looser_than_the_protocol_constants_are_refused) {
 TEST(provider_config, limits_stricter_than_the_protocol_constants_are_taken) {
   const std::string text =
       router_text() + "\n[limits]\nmax_members = 16\nmax_body = 296\nmax_pending_per_author = 4\n"
-      + "max_pending_per_conv = 4\nmax_connections = 3\n" + "min_update_interval_s = 60\n";
+      + "max_pending_per_conv = 4\nmax_connections = 3\n" + "min_update_interval_s = 60\n"
+      + "max_setups_per_hour = 0\n";
   const auto c = ok(parse(text));
+  EXPECT_EQ(c.limits.max_setups_per_hour, 0u);
+  EXPECT_EQ(ok(parse(to_toml(c))).limits.max_setups_per_hour, 0u);
+  EXPECT_EQ(ok(parse(router_text())).limits.max_setups_per_hour, 600u);
+  const std::string over = router_text() + "\n[limits]\nmax_setups_per_hour = 1000001\n";
+  EXPECT_TRUE(fails_with(parse(over), at(over, "1000001"), "is above the maximum"));
+  const std::string mirror = mirror_text() + "\n[limits]\nmax_setups_per_hour = 5\n";
+  EXPECT_FALSE(parse(mirror).has_value()) << "a router-only key";
   EXPECT_EQ(c.limits.max_members, 16u);
   EXPECT_EQ(c.limits.max_body, 296u);
   EXPECT_EQ(c.limits.max_pending_per_author, 4u);

@@ -60,6 +60,8 @@ struct limits_config {
   size_t max_connections = 10000;
   /// Least time between two UPDATEs by one author in one conversation; 0 means no limit.
   std::chrono::seconds min_update_interval{5};
+  /// Most SETUPs (new conversations) one user may submit in an hour; 0 means no limit.
+  uint64_t max_setups_per_hour = 600;
   friend bool operator==(const limits_config&, const limits_config&) = default;
 };
 
