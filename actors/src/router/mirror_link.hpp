@@ -33,10 +33,10 @@ struct mirror_link_deps {
 /// directory)` names who is told `(linkup_atom, index, node_index)` after every HELLO and who
 /// keeps the node's pre-key pool (owner: the node id): the link replaces the pool after every
 /// HELLO and daily (upload, then retire the older keys) and tops it up when a check of its
-/// level (`status_atom`) finds it under half of `prekey_target` (docs/architecture.md). It answers `(link_atom,
-/// protocol::link_request)` with the mirror's `protocol::link_response`, or an error when the link
-/// is down or the mirror did not answer in time (callers treat both as "no answer"); and
-/// `(stats_atom)` with a JSON object. A failed connect is logged (warn) when its reason differs
+/// level (`status_atom`) finds it under half of `prekey_target` (docs/architecture.md). It answers
+/// `(link_atom, protocol::link_request)` with the mirror's `protocol::link_response`, or an error
+/// when the link is down or the mirror did not answer in time (callers treat both as "no answer");
+/// and `(stats_atom)` with a JSON object. A failed connect is logged (warn) when its reason differs
 /// from the last one logged, and shown as `last_error` in the stats. When the TCP connection was
 /// made but the link did not come up (CAF reports a TLS refusal by either side only as a closed
 /// connection or a timeout), the link makes one diagnostic TLS handshake (`probe_tls`) and reports
