@@ -206,13 +206,14 @@ void send_topup(link_actor* self, uint32_t count, bool replace) {
                     ++s.topups;
                     return done();
                   }
+                  // (Counted as a replacement once uploaded: a failed retirement is retried
+                  // with the next replacement, not at once with another 512 keys.)
+                  s.last_refresh = std::chrono::steady_clock::now();
                   self->request(s.directory, s.d.request_timeout, retire_atom_v, s.d.node, first)
                       .then(
                           [=](const protocol::response_body& rb) {
-                            if (std::holds_alternative<protocol::ok_result>(rb)) {
-                              self->state.last_refresh = std::chrono::steady_clock::now();
+                            if (std::holds_alternative<protocol::ok_result>(rb))
                               ++self->state.topups;
-                            }
                             done();
                           },
                           [=](const caf::error&) { done(); });
