@@ -82,6 +82,13 @@ upload_prekeys client::make_prekeys(size_t count, uint64_t now, crypto::rng& r) 
   return up;
 }
 
+uint64_t client::prekey_retire_floor() const noexcept {
+  for (const auto& [id, slot] : keys_.prekeys())
+    if (!slot.bound)
+      return id;
+  return keys_.next_prekey_id();
+}
+
 size_t client::prekeys_needed(uint64_t router_remaining) const noexcept {
   if (router_remaining >= opts_.prekey_low_water)
     return 0;

@@ -190,5 +190,34 @@ TEST(ratchet, a_member_offline_past_its_last_resort_rotation_still_verifies_its_
   EXPECT_TRUE(no_alarms(w, trio));
 }
 
+// The floor a client sends in RETIRE_PREKEYS: every PREKEY below it is used or gone, the one at
+// it still waits for a first contact; once all expire it is the next id to be made.
+TEST(ratchet, the_prekey_retire_floor_is_the_oldest_key_still_waiting_for_a_first_contact) {
+  world w;
+  const conv_id conv = start_group(w, trio);
+  ASSERT_TRUE(w.send("bob", conv, "hi").has_value());
+  w.run();
+  client& bob = w.user("bob");
+  size_t bound = 0;
+  for (const auto& [id, slot] : bob.keys().prekeys())
+    bound += slot.bound ? 1 : 0;
+  ASSERT_GE(bound + bob.keys().used_prekeys().size(), 1u) << "alice's SETUP named one of them";
+  const uint64_t floor = bob.prekey_retire_floor();
+  auto at = bob.keys().prekeys().find(floor);
+  ASSERT_NE(at, bob.keys().prekeys().end());
+  EXPECT_FALSE(at->second.bound.has_value());
+  for (auto it = bob.keys().prekeys().begin(); it != at; ++it)
+    EXPECT_TRUE(it->second.bound.has_value()) << it->first;
+
+  w.advance_time(bob.options().prekey_max_age + 1);
+  ASSERT_TRUE(bob.expire_keys(w.now()));
+  const uint64_t next = bob.keys().next_prekey_id();
+  EXPECT_EQ(bob.prekey_retire_floor(), next);
+  const upload_prekeys up = bob.make_prekeys(2, w.now(), w.rng());
+  ASSERT_EQ(up.one_time.size(), 2u);
+  EXPECT_EQ(up.one_time.front().id, next);
+  EXPECT_EQ(bob.prekey_retire_floor(), next);
+}
+
 }  // namespace
 }  // namespace cowpi::sim::adv

@@ -1030,16 +1030,9 @@ void client_actor::top_up() {
       return;
   }
   // Keys retired here (by age) may still sit in the router's pool, counted as available and
-  // handed out to first contacts that could never be opened: the pool drops every key below
-  // the oldest one still waiting to be used. Sent before the status request, which the router
-  // answers after it.
-  uint64_t below = client().keys().next_prekey_id();
-  for (const auto& [id, slot] : client().keys().prekeys()) {
-    if (!slot.bound) {
-      below = id;
-      break;
-    }
-  }
+  // handed out to first contacts that could never be opened. Sent before the status request,
+  // which the router answers after it.
+  const uint64_t below = client().prekey_retire_floor();
   if (below > retired_below_) {
     request(protocol::retire_prekeys{below}, [this, below](expected<protocol::response_body> r) {
       if (r && std::holds_alternative<protocol::ok_result>(*r))

@@ -218,6 +218,11 @@ public:
   /// Deletes expired pre-keys and retired LAST_RESORT keys (§2 retirement).
   /// Returns true if anything changed.
   bool expire_keys(uint64_t now);
+  /// The id below which none of our PREKEYs can still open a first contact: the oldest one
+  /// neither used nor expired, else the next id to be made. The router's pool may still hold
+  /// keys below it (expired here, or used): `retire_prekeys{below}` drops them there
+  /// (docs/protocol.md §12, "Retired keys leave the pool").
+  uint64_t prekey_retire_floor() const noexcept;
 
   // -- Sending -------------------------------------------------------------
   /// Members and mirrors of `conv` this client has no key to send to yet:
