@@ -111,6 +111,7 @@ channel channel::clone() const {
   if (in)
     c.in = in->clone();
   c.received_since_announce = received_since_announce;
+  c.broken_epoch = broken_epoch;
   return c;
 }
 
@@ -231,8 +232,13 @@ expected<opened_block, block_failure> open_on_channel(const identity& self, cons
   if (const auto* cb = std::get_if<chain_block>(&s)) {
     const recv_chain* rc = ch != nullptr && ch->in ? &*ch->in : nullptr;
     auto o = open_chain_block(rc, *cb, ad);
-    if (!o)
+    if (!o) {
+      // Its epoch began in a DH step the directory broke: that is where the fault lies.
+      if (ch != nullptr && ch->broken_epoch != 0 && cb->epoch == ch->broken_epoch
+          && (rc == nullptr || rc->epoch != cb->epoch))
+        return unexpected{block_failure::directory};
       return unexpected{block_failure::failed};
+    }
     if (o->pt.announced && !well_formed(o->pt.announced->id, o->pt.announced->pub))
       return unexpected{block_failure::failed};
     opened_block out;
@@ -280,6 +286,7 @@ void apply_effects(channel& ch, key_store& keys, const block_effects& e) {
     ch.peer_latest = e.announced;
   if (e.new_chain) {
     ch.in = e.new_chain->clone();
+    ch.broken_epoch = 0;
     ++ch.received_since_announce;
   }
   if (e.chain && ch.in) {

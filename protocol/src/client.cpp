@@ -1183,6 +1183,8 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
   acc.t = v.t;
   acc.own = own;
   std::optional<block_effects> author_effects;
+  // A DH step from the author that failed for the directory's sake: its epoch (chain mode).
+  std::optional<uint32_t> broken_step;
   // Our own entry: the version that was ordered, when it is still in the outbox.
   const submit_msg* ordered_submit = nullptr;
   bool orphan_echo = false;
@@ -1244,10 +1246,15 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
                                     mode_of_version(c.version));
       if (!opened) {
         const bool dir = opened.error() == block_failure::directory;
-        if (!sender_fail(
-                dir ? alarm_kind::directory : alarm_kind::sender,
-                dir ? "author block names a key we never published" : "author block does not open"))
+        const auto* step = std::get_if<dh_step>(&*e.block_u);
+        const bool chained = std::holds_alternative<chain_block>(*e.block_u);
+        if (!sender_fail(dir ? alarm_kind::directory : alarm_kind::sender,
+                         !dir      ? "author block does not open"
+                         : chained ? "author chain block of an epoch the directory broke"
+                                   : "author block names a key we never published"))
           return;
+        if (dir && step != nullptr)
+          broken_step = step->epoch;
       } else {
         bool good = true;
         if (opened->effects.prekey_reused)
@@ -1338,6 +1345,8 @@ void client::process_one(const envelope& e, uint64_t now, crypto::rng& r,
   }
   for (size_t k = 0; k < ms.size(); ++k)
     apply_effects(target.channels[ms[k].id], keys_, effects[k]);
+  if (broken_step)
+    target.channels[c.author].broken_epoch = *broken_step;
   if (author_effects) {
     apply_effects(target.channels[c.author], keys_, *author_effects);
     // A RECEIPT reporting VOIDs: the author may have lost one of our DH steps, so our channel

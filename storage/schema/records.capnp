@@ -126,6 +126,7 @@ struct Channel {
   chainOut @7 :ChainSender;
   chainIn @8 :RecvChain;        # null: no DH step accepted from the peer
   receivedSinceAnnounce @9 :UInt32;
+  brokenEpoch @10 :UInt32;      # the peer's latest DH step the directory broke; 0: none
 }
 
 struct ChainSender {

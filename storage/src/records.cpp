@@ -270,7 +270,7 @@ size_t member_list_estimate(const member_list& l) {
   [[maybe_unused]] const auto& [c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14] = cc;
   [[maybe_unused]] const auto& [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
                                 a16, a17] = acc;
-  [[maybe_unused]] const auto& [h1, h2, h3, h4, h5, h6, h7, h8, h9, h10] = ch;
+  [[maybe_unused]] const auto& [h1, h2, h3, h4, h5, h6, h7, h8, h9, h10, h11] = ch;
   [[maybe_unused]] const auto& [k1, k2, k3] = ok;
   [[maybe_unused]] const auto& [s1, s2] = ps;
   [[maybe_unused]] const auto& [l1, l2, l3] = lrs;
@@ -892,6 +892,7 @@ secure_bytes encode_channel(const protocol::channel& ch) {
       }
     }
     b.setReceivedSinceAnnounce(ch.received_since_announce);
+    b.setBrokenEpoch(ch.broken_epoch);
   });
 }
 
@@ -949,6 +950,7 @@ expected<protocol::channel> decode_channel(byte_view b) {
       ch.in = std::move(rc);
     }
     ch.received_since_announce = r.getReceivedSinceAnnounce();
+    ch.broken_epoch = r.getBrokenEpoch();
     return ch;
   });
 }

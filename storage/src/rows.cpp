@@ -273,7 +273,7 @@ hash32 fingerprint(const protocol::channel& ch) {
     for (const auto& kv : c.skipped)
       w.be32(kv.first);
   });
-  w.be32(ch.received_since_announce);
+  w.be32(ch.received_since_announce).be32(ch.broken_epoch);
   return crypto::sha256(w.data());
 }
 

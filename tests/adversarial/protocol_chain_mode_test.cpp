@@ -223,6 +223,71 @@ TEST(chain_mode, a_slot_of_the_other_mode_in_a_delivery_is_caught) {
   EXPECT_EQ(plaintexts(w, "bob", conv), std::vector<std::string>{"hello"});
 }
 
+// The directory hands carol a PREKEY of bob's that another channel already used: bob cannot
+// open her DH step, nor the chain blocks of its epoch that follow. Every one of them is the
+// directory's fault (DIRECTORY against the router), never carol's; the channel heals when she
+// steps to the key bob announces.
+TEST(chain_mode, chain_blocks_after_a_step_the_directory_broke_blame_the_directory) {
+  world w;
+  for (const auto& u : {"alice", "bob", "carol", "dave"})
+    w.add_user(u);
+  const conv_id first = *w.create("alice", {"bob"});
+  w.run();
+  ASSERT_TRUE(w.send("bob", first, "hi").has_value());
+  w.run();
+  ASSERT_TRUE(w.send("alice", first, "hi back").has_value());
+  w.run();
+  const auto& used = w.user("bob").keys().used_prekeys();
+  ASSERT_EQ(used.size(), 1u);
+  const uint64_t used_id = used.begin()->first;
+  const public_key used_pub = w.user("bob").keys().published().at({key_kind::prekey, used_id});
+
+  w.set_directory_interceptor([&](const std::string& requester, prekey_bundle& b) {
+    if (requester == "carol" && b.owner == "bob")
+      b.key = key_ref{key_kind::prekey, used_id, used_pub};
+  });
+  const conv_id conv = *w.create("dave", {"bob", "carol"}, block_mode::chain);
+  w.run();
+  for (const auto* text : {"hello bob", "still there?", "and again"}) {
+    ASSERT_TRUE(w.send("carol", conv, text).has_value());
+    w.run();
+  }
+  w.set_directory_interceptor(nullptr);
+  const auto& log = w.log(conv);
+  auto slot_to_bob = [&](uint64_t i) -> const slot_block& {
+    const auto& blocks = log.at(i).e.blocks;
+    return std::find_if(blocks.begin(), blocks.end(),
+                        [](const auto& rb) { return rb.recipient == "bob"; })
+        ->blk;
+  };
+  ASSERT_TRUE(std::holds_alternative<dh_step>(slot_to_bob(1)));
+  ASSERT_TRUE(std::holds_alternative<chain_block>(slot_to_bob(2)));
+  ASSERT_TRUE(std::holds_alternative<chain_block>(slot_to_bob(3)));
+  const uint32_t epoch = std::get<dh_step>(slot_to_bob(1)).epoch;
+  for (uint64_t i = 1; i <= 3; ++i) {
+    const accepted_entry* e = entry_at(w, "bob", conv, i);
+    ASSERT_NE(e, nullptr) << i;
+    EXPECT_TRUE(e->is_void) << i;
+  }
+  const auto dir = alarms_of(w, "bob", alarm_kind::directory);
+  ASSERT_EQ(dir.size(), 3u);
+  for (const auto& a : dir)
+    EXPECT_EQ(a.party, "router");
+  EXPECT_TRUE(alarms_of(w, "bob", alarm_kind::sender).empty());
+  EXPECT_EQ(w.user("bob").find(conv)->channels.at("carol").broken_epoch, epoch);
+  EXPECT_EQ(plaintexts(w, "dave", conv),
+            (std::vector<std::string>{"hello bob", "still there?", "and again"}));
+
+  // Bob announces a RATCHET key to carol; her next block steps to it and opens.
+  ASSERT_TRUE(w.send("bob", conv, "reach me here").has_value());
+  w.run();
+  ASSERT_TRUE(w.send("carol", conv, "healed").has_value());
+  w.run();
+  EXPECT_EQ(plaintexts(w, "bob", conv), (std::vector<std::string>{"reach me here", "healed"}));
+  EXPECT_EQ(w.user("bob").find(conv)->channels.at("carol").broken_epoch, 0u);
+  EXPECT_EQ(alarms_of(w, "bob").size(), 3u);
+}
+
 // The names-free SUBMIT (docs/wire.md "The names-free SUBMIT"): the router names the slots from
 // Recipients(C) and holds the author to its blocks_root.
 submit_msg names_free(const submit_msg& s) {

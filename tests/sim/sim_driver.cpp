@@ -1646,8 +1646,7 @@ void sim_driver::check_entry(const std::string& u, conv_view& cv, const accepted
       });
     };
     if (flagged(alarm_kind::sender, e.author)) {
-      if (!dishonest_.contains({conv, e.author, u}) && !all_lying()
-          && !chain_broken_by_directory_.contains({conv, e.author, u}))
+      if (!dishonest_.contains({conv, e.author, u}) && !all_lying())
         return fail("each entry read identically or flagged",
                     where + ": VOID although its author never cheated towards this member");
     } else if (flagged(alarm_kind::directory, "router")) {
@@ -1655,8 +1654,6 @@ void sim_driver::check_entry(const std::string& u, conv_view& cv, const accepted
         return fail("each entry read identically or flagged",
                     where + ": VOID with a DIRECTORY alarm although the directory never lied "
                             "about this member's keys");
-      if (cfg_.mode == block_mode::chain)
-        chain_broken_by_directory_.insert({conv, e.author, u});
     } else {
       return fail("each entry read identically or flagged",
                   where + ": VOID without a SENDER alarm against its author or a DIRECTORY "
@@ -1955,8 +1952,7 @@ void sim_driver::check_alarms(const std::string& u) {
         break;
       }
       case alarm_kind::sender:
-        caused = dishonest_.contains({a.conv, a.party, u}) || all_lying()
-                 || chain_broken_by_directory_.contains({a.conv, a.party, u});
+        caused = dishonest_.contains({a.conv, a.party, u}) || all_lying();
         break;
       case alarm_kind::fork:
       case alarm_kind::impersonation:

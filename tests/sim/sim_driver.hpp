@@ -440,11 +440,6 @@ private:
   std::map<std::tuple<conv_id, uint64_t, hash32>, std::string> read_;
   /// (conv, author, victim): the author cheated towards the victim.
   std::set<std::tuple<conv_id, std::string, std::string>> dishonest_;
-  /// (conv, author, member): an entry of the author's that the member flagged VOID with a
-  /// DIRECTORY alarm, in chain mode. The author's chain blocks that follow cannot open at that
-  /// member (their chain began in the block the directory broke), and the member flags them
-  /// with a SENDER alarm (docs/protocol.md §4.8, "Known limitation").
-  std::set<std::tuple<conv_id, std::string, std::string>> chain_broken_by_directory_;
   /// (conv, author): the author tried to wedge the ordering (rule-breaking messages).
   std::set<std::pair<conv_id, std::string>> wedgers_;
   /// (user, D): the adversary tampered with a SUBMIT of that version.

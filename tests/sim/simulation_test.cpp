@@ -542,6 +542,54 @@ TEST(simulation, a_used_prekey_handed_to_a_new_sender_raises_directory_not_sende
   EXPECT_TRUE(directory);
 }
 
+// The same in chain mode: carol's chain blocks on the broken step's epoch cannot open at bob
+// either, and they too are the directory's fault, never carol's (docs/protocol.md §4.8).
+TEST(simulation, in_chain_mode_the_blocks_after_a_step_the_directory_broke_blame_the_directory) {
+  sim_config cfg = scripted(4, 2, 0);
+  cfg.mode = block_mode::chain;
+  sim_driver d(cfg);
+  auto first = d.create("alice", {"bob"});
+  ASSERT_TRUE(first.has_value());
+  d.deliver_all();
+  ASSERT_TRUE(d.send("bob", *first).has_value());
+  d.deliver_all();
+  ASSERT_TRUE(d.send("alice", *first).has_value());
+  d.deliver_all();
+  ASSERT_FALSE(d.w().user("bob").keys().used_prekeys().empty());
+  // Dave sets the conversation up; the directory lies to carol when she fetches bob's key.
+  auto second = d.create("dave", {"bob", "carol"});
+  ASSERT_TRUE(second.has_value());
+  ASSERT_TRUE(d.plant_used_prekey("bob"));
+  d.deliver_all();
+  for (int k = 0; k < 3; ++k) {
+    ASSERT_TRUE(d.send("carol", *second).has_value());
+    d.deliver_all();
+  }
+  expect_clean(d);
+  size_t directory = 0;
+  for (const auto& a : d.w().node("bob").alarms) {
+    EXPECT_NE(a.kind, alarm_kind::sender);
+    directory += a.kind == alarm_kind::directory && a.party == "router" ? 1 : 0;
+  }
+  EXPECT_GE(directory, 2u) << "the step and at least one chain block of its epoch";
+  // What makes this case: a chain block to bob on the broken step's epoch was ordered.
+  std::optional<uint32_t> broken;
+  size_t on_broken = 0;
+  for (const auto& [i, le] : d.w().log(*second)) {
+    if (le.e.c.author != "carol")
+      continue;
+    for (const auto& rb : le.e.blocks) {
+      if (rb.recipient != "bob")
+        continue;
+      if (const auto* st = std::get_if<dh_step>(&rb.blk); st != nullptr && !broken)
+        broken = st->epoch;
+      else if (const auto* cb = std::get_if<chain_block>(&rb.blk); cb != nullptr && broken)
+        on_broken += cb->epoch == *broken ? 1 : 0;
+    }
+  }
+  EXPECT_GE(on_broken, 1u);
+}
+
 TEST(simulation, a_low_order_announced_ratchet_key_never_makes_a_send_fail) {
   sim_driver d(scripted(4, 2, 0));
   auto conv = d.create("alice", {"bob", "carol"});

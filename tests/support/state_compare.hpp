@@ -25,7 +25,7 @@ inline bool same_chain_state(const protocol::channel& a, const protocol::channel
       || x.referenced_id != y.referenced_id || x.started_at != y.started_at
       || x.step_aseq != y.step_aseq || x.void_reported != y.void_reported
       || x.acked_next != y.acked_next || x.chain.has_value() != y.chain.has_value()
-      || a.received_since_announce != b.received_since_announce
+      || a.received_since_announce != b.received_since_announce || a.broken_epoch != b.broken_epoch
       || a.in.has_value() != b.in.has_value() || x.pending.size() != y.pending.size())
     return false;
   for (size_t k = 0; k < x.pending.size(); ++k) {

@@ -282,6 +282,7 @@ tables build(uint64_t seed) {
   ch.peer_latest = protocol::published_key{8, in.r.array<32>()};
   ch.first_contact = protocol::key_ref{key_kind::prekey, 31, in.r.array<32>()};
   ch.peer_used_prekey = 12;
+  ch.broken_epoch = 7;
   sl.push_back(secret("channel", column::channels, keys::channel(conv, "mirror-a"), ch,
                       encode_channel, decode_channel));
   protocol::prekey_slot ps{in.owned(1'700'000'030), protocol::channel_ref{conv, "carol"}};

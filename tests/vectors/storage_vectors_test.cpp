@@ -3,6 +3,8 @@
 // encoders and decode back to themselves, so a layout change is a deliberate, visible diff.
 #include "storage_vectors.hpp"
 
+#include "cowpi/storage/records.hpp"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -99,6 +101,42 @@ TEST(storage_vectors, a_different_layout_version_is_caught) {
   ASSERT_FALSE(v.is_discarded());
   v["layout_version"] = v["layout_version"].get<uint32_t>() + 1;
   EXPECT_TRUE(verify(v).has_value());
+}
+
+// The `Channel` record gained `brokenEpoch` (@10): a record written before it (the plaintext
+// this file pinned until then) still reads, with no broken epoch, and every other field intact.
+TEST(storage_vectors, a_channel_record_written_before_broken_epoch_still_reads) {
+  const auto before = cowpi::from_hex(
+      "0000000033000000000000000200070005000000000000000100000000000000190000002700000080000000"
+      "010001009400000002000100ac00000001000000000000000000000000000000000000000000000000000000"
+      "08000000010001000400000000000000080000000100020005000000000000002c000000010002000af15365"
+      "0000000005000000020100001100000002010000050b963477f1891f90463b944f881dff88a211a7af27be55"
+      "3d6349ba4cf59183287b12fc24ec81aa4091d04222920f31359d2d5eb68cc7efbeb9b1f25f1679ad14f15365"
+      "000000000500000002010000110000000201000006adb8e84626b62df3459daf35456a5efb1439f3c1096e99"
+      "c1f21644b712eeebe1a9fd9e300724244d024affe5be0ba173d4c07b351788716fade66f65618bec08000000"
+      "0000000001000000020100004a02abac7e756b0ed9405bc544b63a02d9d41d478dbae5059e1330ff5ededaf9"
+      "01000000000000001f00000000000000010000000201000006ed826efcbf4ab719fa5b96bfe723f7a5e16674"
+      "5c22d0212286c8c24f451fcc0c00000000000000");
+  ASSERT_TRUE(before.has_value());
+  auto ch = cowpi::storage::decode_channel(*before);
+  ASSERT_TRUE(ch.has_value()) << ch.error().message();
+  EXPECT_EQ(ch->broken_epoch, 0u);
+  EXPECT_EQ(ch->mine.size(), 2u);
+  EXPECT_EQ(ch->announced, 5u);
+  EXPECT_TRUE(ch->announced_referenced);
+  ASSERT_TRUE(ch->peer_latest.has_value());
+  EXPECT_EQ(ch->peer_latest->id, 8u);
+  ASSERT_TRUE(ch->first_contact.has_value());
+  EXPECT_EQ(ch->first_contact->id, 31u);
+  EXPECT_EQ(ch->peer_used_prekey, std::optional<uint64_t>(12));
+  EXPECT_FALSE(ch->in.has_value());
+
+  // And the field round-trips.
+  ch->broken_epoch = 9;
+  const auto encoded = cowpi::storage::encode_channel(*ch);
+  auto again = cowpi::storage::decode_channel(encoded.view());
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->broken_epoch, 9u);
 }
 
 }  // namespace

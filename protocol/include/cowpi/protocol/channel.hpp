@@ -165,6 +165,11 @@ struct channel {
   /// the current one is referenced and this reaches `chain_dh_every`, or it is `chain_dh_age`
   /// old).
   uint32_t received_since_announce = 0;
+  /// The epoch of the peer's latest DH step that could not open because the directory handed
+  /// the peer a key of ours it must not (never published, or a PREKEY used on another channel:
+  /// `block_failure::directory`); 0: none since the last step accepted. A chain block of that
+  /// epoch cannot open either, and the directory is blamed for it too (§4.8).
+  uint32_t broken_epoch = 0;
 
   channel clone() const;
 };
@@ -206,7 +211,9 @@ struct block_effects {
 
 /// Why a block did not open.
 enum class block_failure : uint8_t {
-  /// The key it names was never published by us: the router substituted it.
+  /// The key it names was never published by us or is a PREKEY used on another channel: the
+  /// directory substituted it. Also a chain block that does not open in the epoch of a DH step
+  /// that failed so (`channel::broken_epoch`).
   directory = 1,
   /// Unknown or retired key, bad ref, failed AEAD, bad plaintext.
   failed,
