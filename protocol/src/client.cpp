@@ -756,6 +756,33 @@ std::vector<outgoing> client::flush_rebuilds(const conv_id& conv, uint64_t now, 
   return {};
 }
 
+rejection_plan plan_rejection(const rejection& r) {
+  rejection_plan p;
+  p.handled = r;
+  if (r.kind == rejection_kind::limit
+      && (r.detail == limit_pending || r.detail == limit_update_rate
+          || r.detail == limit_setup_rate)) {
+    if (r.detail != limit_pending)
+      p.wait_s = std::clamp<uint64_t>(r.value, 1, 3600);
+    p.handled = rejection{rejection_kind::unavailable, 0, r.detail};
+  }
+  switch (p.handled.kind) {
+    case rejection_kind::unavailable:
+    case rejection_kind::aseq_gap:
+    case rejection_kind::already_ordered:
+      p.keeps_message = true;
+      break;
+    case rejection_kind::stale:
+      p.keeps_message = true;
+      p.needs_keys = true;
+      break;
+    default:
+      p.needs_keys = true;
+      break;
+  }
+  return p;
+}
+
 rejection_result client::on_rejection(const conv_id& conv, uint64_t aseq, const rejection& rej,
                                       uint64_t now, crypto::rng& r) {
   rejection_result out;

@@ -272,7 +272,7 @@ expected<uint64_t, rejection> router_conv::intake(submit_msg s, const std::strin
     return no(rejection_kind::aseq_gap, want);
   }
   if (aq.fifo.size() >= limits_.max_pending_per_author)
-    return no(rejection_kind::limit, 0, "pending");
+    return no(rejection_kind::limit, 0, std::string(limit_pending));
   if (pending() >= limits_.max_pending_per_conv)
     return no(rejection_kind::unavailable);
   if (c.type == msg_type::update && limits_.min_update_interval > 0) {
@@ -285,11 +285,11 @@ expected<uint64_t, rejection> router_conv::intake(submit_msg s, const std::strin
         || (aq.committing && in_flight_.contains(*aq.committing)
             && in_flight_.at(*aq.committing).c.type == msg_type::update);
     if (outstanding)
-      return no(rejection_kind::limit, limits_.min_update_interval, "update_rate");
+      return no(rejection_kind::limit, limits_.min_update_interval, std::string(limit_update_rate));
     if (auto t = last_update_time_.find(c.author);
         t != last_update_time_.end() && now < t->second + limits_.min_update_interval)
       return no(rejection_kind::limit, t->second + limits_.min_update_interval - now,
-                "update_rate");
+                std::string(limit_update_rate));
   }
   const uint64_t aseq = c.aseq;
   q.s = std::move(s);

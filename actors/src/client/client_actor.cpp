@@ -64,19 +64,6 @@ unexpected<error> unexpected_answer(const protocol::response_body& b, std::strin
   return fail(errc::malformed, std::string(what) + ": unexpected answer from the router");
 }
 
-// A rejection after which the message is still in the outbox (retried, rebuilt or taken).
-bool keeps_message(protocol::rejection_kind k) {
-  switch (k) {
-    case protocol::rejection_kind::stale:
-    case protocol::rejection_kind::aseq_gap:
-    case protocol::rejection_kind::already_ordered:
-    case protocol::rejection_kind::unavailable:
-      return true;
-    default:
-      return false;
-  }
-}
-
 template <class T>
 void sort_unique(std::vector<T>& v) {
   std::sort(v.begin(), v.end());
@@ -618,10 +605,7 @@ void client_actor::on_response(protocol::response& r) {
   submitted s = std::move(it->second);
   submits_.erase(it);
   if (s.done) {
-    if (keeps_message(rej->kind)
-        || (rej->kind == protocol::rejection_kind::limit
-            && (rej->detail == "pending" || rej->detail == "update_rate"
-                || rej->detail == "setup_rate"))) {
+    if (protocol::plan_rejection(*rej).keeps_message) {
       s.done(sent_message{s.conv, s.aseq, false});  // kept: see on_rejection
     } else {
       s.done(fail(errc::rejected, "the router refused the message: " + rejection_text(*rej)));
@@ -831,21 +815,12 @@ void client_actor::resend_outbox() {
 
 void client_actor::on_rejection(const protocol::conv_id& conv, uint64_t aseq,
                                 const protocol::rejection& refused) {
-  // LIMIT(pending): too many of our entries wait in the router's intake. That is flow control,
-  // not a verdict on the message: keep it and resend after a backoff, as for UNAVAILABLE (the
-  // later aseqs then come back ASEQ_GAP and go out again in order).
-  protocol::rejection rej = refused;
-  // LIMIT(update_rate): one of our UPDATEs came too soon after the last; LIMIT(setup_rate): we
-  // set up more conversations this hour than the router allows. Their value is the wait in
-  // seconds. Flow control too: resend after that wait.
-  std::optional<std::chrono::seconds> wait;
-  if (rej.kind == protocol::rejection_kind::limit
-      && (rej.detail == "update_rate" || rej.detail == "setup_rate")) {
-    wait = std::chrono::seconds(std::clamp<uint64_t>(rej.value, 1, 3600));
-    rej = protocol::rejection{protocol::rejection_kind::unavailable, 0, rej.detail};
-  }
-  if (rej.kind == protocol::rejection_kind::limit && rej.detail == "pending")
-    rej = protocol::rejection{protocol::rejection_kind::unavailable, 0, "pending"};
+  // A LIMIT that is flow control (too many entries in the intake, an UPDATE or SETUP too
+  // soon) is handled as UNAVAILABLE: kept and resent after a backoff, no sooner than the
+  // router's wait (the later aseqs then come back ASEQ_GAP and go out again in order).
+  const protocol::rejection_plan plan = protocol::plan_rejection(refused);
+  const protocol::rejection& rej = plan.handled;
+  const auto wait = std::chrono::seconds(plan.wait_s);
   // What to tell the user if the message is abandoned.
   protocol::msg_type type = protocol::msg_type::message;
   bytes text;
@@ -870,9 +845,8 @@ void client_actor::on_rejection(const protocol::conv_id& conv, uint64_t aseq,
     }
     if (rej.kind == protocol::rejection_kind::unavailable) {
       // Retryable: resubmit the current version after a backoff (§3.8).
-      auto delay = backoff(resend_failures_[{conv, aseq}]++);
-      if (wait)
-        delay = std::max<decltype(delay)>(delay, *wait);
+      auto delay =
+          std::max<std::chrono::milliseconds>(backoff(resend_failures_[{conv, aseq}]++), wait);
       backing_off_.insert({conv, aseq});
       self_->delayed_send(self_, delay, resend_atom_v, conv, aseq);
       return;
@@ -885,12 +859,10 @@ void client_actor::on_rejection(const protocol::conv_id& conv, uint64_t aseq,
     submit_all(std::move(res.resubmit));
   };
   // STALE and permanent rejections rebuild messages, which needs every peer's key.
-  if (rej.kind == protocol::rejection_kind::unavailable
-      || rej.kind == protocol::rejection_kind::aseq_gap
-      || rej.kind == protocol::rejection_kind::already_ordered) {
-    run({});
-  } else {
+  if (plan.needs_keys) {
     with_keys(conv, run);
+  } else {
+    run({});
   }
 }
 

@@ -406,7 +406,8 @@ std::optional<protocol::rejection> setup_rate(registry_state& st, const std::str
     w = registry_state::setup_window{now, 0};
   if (w.count >= st.d.max_setups_per_hour) {
     ++st.setups_refused;
-    return protocol::rejection{protocol::rejection_kind::limit, w.first + hour - now, "setup_rate"};
+    return protocol::rejection{protocol::rejection_kind::limit, w.first + hour - now,
+                               std::string(protocol::limit_setup_rate)};
   }
   ++w.count;
   return std::nullopt;

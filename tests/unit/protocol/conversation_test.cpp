@@ -31,6 +31,52 @@ void expect_same_transcripts(world& w, const conv_id& conv, const std::vector<st
   }
 }
 
+// The client's rejection policy (§3.8): flow-control LIMITs are kept and resent (after the
+// router's wait where it gives one), hints keep the entry, permanent refusals drop it; STALE
+// and permanent refusals may rebuild, which needs keys.
+TEST(rejection_plan, flow_control_limits_are_resent_hints_kept_and_verdicts_dropped) {
+  using protocol::plan_rejection;
+  using protocol::rejection;
+  using protocol::rejection_kind;
+  const auto pending = plan_rejection(rejection{rejection_kind::limit, 0, "pending"});
+  EXPECT_EQ(pending.handled, (rejection{rejection_kind::unavailable, 0, "pending"}));
+  EXPECT_TRUE(pending.keeps_message);
+  EXPECT_EQ(pending.wait_s, 0u);
+  EXPECT_FALSE(pending.needs_keys);
+
+  const auto update = plan_rejection(rejection{rejection_kind::limit, 42, "update_rate"});
+  EXPECT_EQ(update.handled.kind, rejection_kind::unavailable);
+  EXPECT_EQ(update.handled.detail, "update_rate");
+  EXPECT_TRUE(update.keeps_message);
+  EXPECT_EQ(update.wait_s, 42u);
+  EXPECT_EQ(plan_rejection(rejection{rejection_kind::limit, 0, "setup_rate"}).wait_s, 1u);
+  EXPECT_EQ(plan_rejection(rejection{rejection_kind::limit, 1u << 30, "setup_rate"}).wait_s, 3600u);
+
+  // Any other LIMIT is a verdict: the message is dropped.
+  const auto pool = plan_rejection(rejection{rejection_kind::limit, 0, "prekey pool"});
+  EXPECT_EQ(pool.handled.kind, rejection_kind::limit);
+  EXPECT_FALSE(pool.keeps_message);
+  EXPECT_TRUE(pool.needs_keys);
+  EXPECT_FALSE(plan_rejection(rejection{rejection_kind::limit, 0, "Pending"}).keeps_message);
+
+  for (auto k :
+       {rejection_kind::unavailable, rejection_kind::aseq_gap, rejection_kind::already_ordered}) {
+    const auto p = plan_rejection(rejection{k, 3, ""});
+    EXPECT_EQ(p.handled, (rejection{k, 3, ""}));
+    EXPECT_TRUE(p.keeps_message);
+    EXPECT_FALSE(p.needs_keys);
+  }
+  const auto stale = plan_rejection(rejection{rejection_kind::stale, 7, ""});
+  EXPECT_TRUE(stale.keeps_message);
+  EXPECT_TRUE(stale.needs_keys);
+  for (auto k : {rejection_kind::not_member, rejection_kind::invalid, rejection_kind::bad_body,
+                 rejection_kind::stopped}) {
+    const auto p = plan_rejection(rejection{k, 0, "x"});
+    EXPECT_FALSE(p.keeps_message);
+    EXPECT_TRUE(p.needs_keys);
+  }
+}
+
 TEST(conversation, published_prekeys_are_handed_out_and_a_rotated_last_resort_replaces_the_old) {
   world w;
   w.add_user("bob");

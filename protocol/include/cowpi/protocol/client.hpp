@@ -184,6 +184,26 @@ struct rejection_result {
   client_changes changes;
 };
 
+/// How a client meets the router's refusal of one of its entries (§3.8), decided from the
+/// rejection alone before `client::on_rejection` runs.
+struct rejection_plan {
+  /// The rejection as `on_rejection` takes it: a LIMIT that is flow control
+  /// (`limit_pending`, `limit_update_rate`, `limit_setup_rate`) becomes UNAVAILABLE with the
+  /// same detail: the entry is kept and resent, not dropped.
+  rejection handled;
+  /// The entry stays in the outbox (resent, rebuilt or already ordered): the send did not fail.
+  bool keeps_message = false;
+  /// Resend no sooner than this many seconds (the router's wait in a LIMIT(update_rate or
+  /// setup_rate), clamped to 1..3600); 0: the caller's backoff alone.
+  uint64_t wait_s = 0;
+  /// Handling it may rebuild entries (STALE, and a permanent refusal), which needs a key for
+  /// every peer first.
+  bool needs_keys = false;
+};
+
+/// Classifies `r` (pure).
+rejection_plan plan_rejection(const rejection& r);
+
 /// One user's client. Not thread-safe (a value the caller serialises).
 ///
 /// Every operation either fails with no change, or changes the client. `receive` and

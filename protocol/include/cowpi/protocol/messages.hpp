@@ -47,6 +47,13 @@ struct rejection {
   friend bool operator==(const rejection&, const rejection&) = default;
 };
 
+/// The details of a LIMIT that is flow control, not a verdict on the entry (docs/wire.md):
+/// too many of the author's entries wait in the intake; an UPDATE too soon after the last
+/// (value: the wait in seconds); more SETUPs this hour than allowed (value: the wait).
+inline constexpr std::string_view limit_pending = "pending";
+inline constexpr std::string_view limit_update_rate = "update_rate";
+inline constexpr std::string_view limit_setup_rate = "setup_rate";
+
 // ---------------------------------------------------------------------------
 // Pre-keys and the directory.
 
