@@ -10,8 +10,11 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace cowpi::actors {
 
@@ -38,40 +41,60 @@ struct run_result {
   }
 };
 
+// Conversations collected per message to itself: between two steps the collector answers
+// status requests and admin commands, so a run over many conversations never holds them up.
+constexpr size_t step_conversations = 256;
+
+// A run under way.
+struct run_in_progress {
+  run_result r;
+  std::vector<protocol::conv_id> convs;
+  size_t next = 0;
+  std::chrono::steady_clock::time_point t0;
+  // `collect` commands answered when this run ends.
+  std::vector<caf::response_promise> waiting;
+};
+
 struct collector_state {
   collector_deps d;
   uint64_t runs = 0;
   uint64_t deleted_total = 0;
   std::optional<run_result> last;
+  std::optional<run_in_progress> current;
+  // `collect` commands that came during a run: they get a run of their own after it (the one
+  // under way may have passed conversations whose entries were acknowledged since).
+  std::vector<caf::response_promise> queued;
+  // The periodic timer is armed (one at a time, whatever the commands do).
+  bool timer_armed = false;
   static inline const char* name = "cowpi.collector";
 };
 
 using collector_actor = caf::stateful_actor<collector_state>;
 
-run_result run(collector_actor* self) {
+void start_run(collector_actor* self, std::vector<caf::response_promise> waiting) {
   auto& st = self->state;
-  run_result r;
-  r.at = unix_seconds();
-  const auto t0 = std::chrono::steady_clock::now();
+  run_in_progress run;
+  run.r.at = unix_seconds();
+  run.t0 = std::chrono::steady_clock::now();
+  run.waiting = std::move(waiting);
   auto convs = st.d.store->conversations();
   if (!convs) {
-    r.errors = 1;
-    r.first_error = convs.error().message();
+    run.r.errors = 1;
+    run.r.first_error = convs.error().message();
   } else {
-    const auto cap = static_cast<uint64_t>(st.d.retention.count());
-    for (const auto& conv : *convs) {
-      ++r.conversations;
-      auto got = st.d.store->collect(conv, unix_seconds(), cap);
-      if (!got) {
-        if (r.errors++ == 0)
-          r.first_error =
-              "conversation " + to_hex(byte_view(conv.data(), 4)) + "...: " + got.error().message();
-        continue;
-      }
-      r.deleted += got->deleted;
-    }
+    run.convs = std::move(*convs);
   }
-  r.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  st.current = std::move(run);
+  self->send(self, collect_atom_v, uint64_t{0});
+}
+
+void finish_run(collector_actor* self) {
+  auto& st = self->state;
+  run_in_progress run = std::move(*st.current);
+  st.current.reset();
+  run_result& r = run.r;
+  r.ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - run.t0).count();
   ++st.runs;
   st.deleted_total += r.deleted;
   st.d.metrics->runs->inc();
@@ -85,26 +108,77 @@ run_result run(collector_actor* self) {
     spdlog::info("retention: deleted {} log entries over {} conversations in {:.0f} ms", r.deleted,
                  r.conversations, r.ms);
   st.last = r;
-  return r;
+  auto answer = r.to_json();
+  answer["ok"] = true;
+  const std::string line = answer.dump();
+  for (auto& p : run.waiting)
+    p.deliver(line);
+  if (!st.queued.empty()) {
+    start_run(self, std::exchange(st.queued, {}));
+    return;
+  }
+  if (!st.timer_armed) {
+    st.timer_armed = true;
+    self->delayed_send(self, st.d.interval, collect_atom_v);
+  }
+}
+
+// Collects the next `step_conversations` conversations of the run under way.
+void step(collector_actor* self) {
+  auto& st = self->state;
+  if (!st.current)
+    return;
+  run_in_progress& run = *st.current;
+  const auto cap = static_cast<uint64_t>(st.d.retention.count());
+  const size_t end = std::min(run.convs.size(), run.next + step_conversations);
+  for (; run.next < end; ++run.next) {
+    const auto& conv = run.convs[run.next];
+    ++run.r.conversations;
+    auto got = st.d.store->collect(conv, unix_seconds(), cap);
+    if (!got) {
+      if (run.r.errors++ == 0)
+        run.r.first_error =
+            "conversation " + to_hex(byte_view(conv.data(), 4)) + "...: " + got.error().message();
+      continue;
+    }
+    run.r.deleted += got->deleted;
+  }
+  if (run.next < run.convs.size()) {
+    self->send(self, collect_atom_v, uint64_t{run.next});
+    return;
+  }
+  finish_run(self);
 }
 
 caf::behavior collector(collector_actor* self, collector_deps deps) {
   self->state.d = std::move(deps);
   // Detached: this thread is the actor's own, and its store calls may block here.
   storage::mark_nonblocking_thread(false);
-  self->send(self, collect_atom_v);
   return {
+      // The periodic timer: a run now, unless one is under way (its end re-arms the timer).
       [=](collect_atom) {
-        run(self);
-        self->delayed_send(self, self->state.d.interval, collect_atom_v);
+        auto& st = self->state;
+        st.timer_armed = false;
+        if (!st.current) {
+          start_run(self, {});
+        } else {
+          st.timer_armed = true;
+          self->delayed_send(self, st.d.interval, collect_atom_v);
+        }
       },
-      [=](command_atom, const std::string& line) -> std::string {
+      [=](collect_atom, uint64_t) { step(self); },
+      [=](command_atom, const std::string& line) -> caf::result<std::string> {
         auto req = nlohmann::json::parse(line, nullptr, false);
         if (req.is_discarded() || !req.is_object())
           return nlohmann::json{{"ok", false}, {"error", "a JSON object expected"}}.dump();
-        auto j = run(self).to_json();
-        j["ok"] = true;
-        return j.dump();
+        auto& st = self->state;
+        auto p = self->make_response_promise<std::string>();
+        if (st.current) {
+          st.queued.push_back(p);
+        } else {
+          start_run(self, {p});
+        }
+        return p;
       },
       [=](stats_atom) -> std::string {
         const auto& st = self->state;
@@ -114,6 +188,10 @@ caf::behavior collector(collector_actor* self, collector_deps deps) {
                          {"deleted_total", st.deleted_total}};
         if (st.last)
           j["last_run"] = st.last->to_json();
+        if (st.current)
+          j["running"] = {{"done", st.current->next},
+                          {"of", st.current->convs.size()},
+                          {"deleted", st.current->r.deleted}};
         return j.dump();
       },
   };
@@ -138,7 +216,10 @@ std::shared_ptr<const collector_metrics> collector_metrics::make(metrics::regist
 }
 
 caf::actor spawn_collector(caf::actor_system& sys, collector_deps deps) {
-  return sys.spawn<caf::detached>(collector, std::move(deps));
+  auto c = sys.spawn<caf::detached>(collector, std::move(deps));
+  // The run at start: the first message in its mailbox, ahead of anything sent to it later.
+  caf::anon_send(c, collect_atom_v);
+  return c;
 }
 
 }  // namespace cowpi::actors

@@ -35,9 +35,11 @@ struct collector_deps {
 
 /// Spawns the collector, detached: its scans and synced deletions block only its own thread.
 /// It runs once at start and then every `interval`, over every conversation of the store
-/// (`router_store::collect`). It answers `(command_atom, std::string request_line)` for
-/// `{"do":"collect"}` with a run at once (JSON: conversations, entries deleted, errors,
-/// milliseconds; docs/admin.md), and `(stats_atom)` with JSON about its runs.
+/// (`router_store::collect`), 256 conversations per message to itself, so it answers between
+/// them. It answers `(command_atom, std::string request_line)` for `{"do":"collect"}` at the
+/// end of a whole run that starts no earlier than the command (JSON: conversations, entries
+/// deleted, errors, milliseconds; docs/admin.md), and `(stats_atom)` with JSON about its runs
+/// (and the one under way: `running`).
 caf::actor spawn_collector(caf::actor_system& sys, collector_deps deps);
 
 }  // namespace cowpi::actors
