@@ -45,15 +45,7 @@ expected<void> admin_reader::require(role r) const {
 
 expected<std::vector<conv_summary>> admin_reader::conversations() const {
   std::map<conv_id, detail::conv_rows> rows;
-  scan_error se;
-  COWPI_TRY_VOID(s_->scan(column::conv, "", "", [&](std::string_view key, byte_view v) {
-    auto conv = keys::conv_of(key);
-    if (!conv || key.size() < 17)
-      return se.set(error{errc::corruption, "conversation row key"});
-    auto r = detail::absorb_conv_row(detail::after_conv(key), v, rows[*conv]);
-    return r ? true : se.set(r.error());
-  }));
-  COWPI_TRY_VOID(se.result());
+  COWPI_TRY_VOID(detail::scan_conv_rows(*s_, rows));
   std::map<conv_id, uint64_t> pending;
   if (s_->kind() == role::router) {
     COWPI_TRY(pending, count_per_conv(*s_, column::pending));

@@ -84,24 +84,14 @@ expected<protocol::client> client_store::load(protocol::client_options opts) {
   COWPI_TRY_VOID(detail::load_keys(*s_, sealer_, *cache, c.mutable_keys()));
 
   std::map<conv_id, detail::conv_rows> rows;
-  scan_error se;
-  COWPI_TRY_VOID(s_->scan(column::conv, "", "", [&](std::string_view key, byte_view v) {
-    auto conv = keys::conv_of(key);
-    if (!conv || key.size() < 17)
-      return se.set(error{errc::corruption, "conversation row key"});
-    auto r = detail::absorb_conv_row(detail::after_conv(key), v, rows[*conv]);
-    if (!r)
-      return se.set(r.error());
-    const auto kind = static_cast<conv_row>(static_cast<uint8_t>(key[16]));
-    if (kind == conv_row::t || kind == conv_row::d_recent) {
-      cache->note_ordered(column::conv, std::string(key));
-    } else if (kind != conv_row::orphans) {  // noted once opened, by fingerprint
-      cache->note(column::conv, std::string(key), v);
-    }
-    return true;
-  }));
-  if (se.err)
-    return unexpected{std::move(*se.err)};
+  COWPI_TRY_VOID(
+      detail::scan_conv_rows(*s_, rows, [&](std::string_view key, conv_row kind, byte_view v) {
+        if (kind == conv_row::t || kind == conv_row::d_recent) {
+          cache->note_ordered(column::conv, std::string(key));
+        } else if (kind != conv_row::orphans) {  // noted once opened, by fingerprint
+          cache->note(column::conv, std::string(key), v);
+        }
+      }));
 
   auto& convs = c.mutable_convs();
   std::set<conv_id> known;
@@ -142,6 +132,7 @@ expected<protocol::client> client_store::load(protocol::client_options opts) {
   COWPI_TRY_VOID(detail::load_channels(*s_, sealer_, *cache, convs));
 
   // Key order is entry-id order, which is the outbox's order (ids grow as entries are made).
+  scan_error se;
   COWPI_TRY_VOID(s_->scan(column::outbox, "", "", [&](std::string_view key, byte_view v) {
     auto conv = keys::conv_of(key);
     if (!conv || key.size() != 24)
@@ -159,8 +150,7 @@ expected<protocol::client> client_store::load(protocol::client_options opts) {
     it->second.outbox.push_back(std::move(*e));
     return true;
   }));
-  if (se.err)
-    return unexpected{std::move(*se.err)};
+  COWPI_TRY_VOID(se.result());
 
   std::set<conv_id> tombs;
   COWPI_TRY_VOID(s_->scan(column::tombstones, "", "", [&](std::string_view key, byte_view v) {
@@ -175,8 +165,7 @@ expected<protocol::client> client_store::load(protocol::client_options opts) {
     tombs.insert(*conv);
     return true;
   }));
-  if (se.err)
-    return unexpected{std::move(*se.err)};
+  COWPI_TRY_VOID(se.result());
 
   cache_ = std::move(cache);
   known_convs_ = std::move(known);

@@ -14,12 +14,6 @@ namespace cowpi::storage {
 
 using protocol::conv_id;
 
-namespace {
-
-using detail::scan_error;
-
-}  // namespace
-
 expected<std::unique_ptr<mirror_store>> mirror_store::open(const std::filesystem::path& path,
                                                            const key_source& key, crypto::rng& r,
                                                            const open_options& o) {
@@ -70,24 +64,14 @@ expected<protocol::mirror> mirror_store::load(protocol::identity self,
   COWPI_TRY_VOID(detail::load_keys(*s_, sealer_, *cache, m.mutable_keys()));
 
   std::map<conv_id, detail::conv_rows> rows;
-  scan_error se;
-  COWPI_TRY_VOID(s_->scan(column::conv, "", "", [&](std::string_view key, byte_view v) {
-    auto conv = keys::conv_of(key);
-    if (!conv || key.size() < 17)
-      return se.set(error{errc::corruption, "conversation row key"});
-    auto r = detail::absorb_conv_row(detail::after_conv(key), v, rows[*conv]);
-    if (!r)
-      return se.set(r.error());
-    const auto kind = static_cast<conv_row>(static_cast<uint8_t>(key[16]));
-    if (kind == conv_row::t) {
-      cache->note_ordered(column::conv, std::string(key));
-    } else {
-      cache->note(column::conv, std::string(key), v);
-    }
-    return true;
-  }));
-  if (se.err)
-    return unexpected{std::move(*se.err)};
+  COWPI_TRY_VOID(
+      detail::scan_conv_rows(*s_, rows, [&](std::string_view key, conv_row kind, byte_view v) {
+        if (kind == conv_row::t) {
+          cache->note_ordered(column::conv, std::string(key));
+        } else {
+          cache->note(column::conv, std::string(key), v);
+        }
+      }));
 
   auto& convs = m.mutable_convs();
   for (auto& [conv, cr] : rows) {
@@ -110,6 +94,7 @@ expected<protocol::mirror> mirror_store::load(protocol::identity self,
 
   COWPI_TRY_VOID(detail::load_channels(*s_, sealer_, *cache, convs));
 
+  detail::scan_error se;
   COWPI_TRY_VOID(s_->scan(column::answers, "", "", [&](std::string_view key, byte_view v) {
     auto conv = keys::conv_of(key);
     auto i = keys::be64_at(key, 16);
@@ -125,8 +110,7 @@ expected<protocol::mirror> mirror_store::load(protocol::identity self,
     cache->note_ordered(column::answers, std::string(key));
     return true;
   }));
-  if (se.err)
-    return unexpected{std::move(*se.err)};
+  COWPI_TRY_VOID(se.result());
   cache_ = std::move(cache);
   return m;
 }

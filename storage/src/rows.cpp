@@ -151,6 +151,24 @@ expected<void> absorb_conv_row(std::string_view rest, byte_view value, conv_rows
   return fail(errc::corruption, "conversation row of an unknown kind");
 }
 
+expected<void> scan_conv_rows(
+    const store& s, std::map<protocol::conv_id, conv_rows>& out,
+    const std::function<void(std::string_view key, conv_row kind, byte_view value)>& each) {
+  scan_error se;
+  COWPI_TRY_VOID(s.scan(column::conv, "", "", [&](std::string_view key, byte_view v) {
+    auto conv = keys::conv_of(key);
+    if (!conv || key.size() < 17)
+      return se.set(error{errc::corruption, "conversation row key"});
+    auto r = absorb_conv_row(after_conv(key), v, out[*conv]);
+    if (!r)
+      return se.set(r.error());
+    if (each)
+      each(key, static_cast<conv_row>(static_cast<uint8_t>(key[16])), v);
+    return true;
+  }));
+  return se.result();
+}
+
 peer_row make_peer_row(const protocol::conv_state& st, const std::string& id,
                        const peer_extras& x) {
   peer_row p;

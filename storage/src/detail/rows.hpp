@@ -113,6 +113,13 @@ struct conv_rows {
 [[nodiscard]] expected<void> absorb_conv_row(std::string_view key_rest, byte_view value,
                                              conv_rows& out);
 
+/// Reads the whole `conv` column of `s` into `out` (`absorb_conv_row` per row), calling
+/// `each(key, kind, value)` for every row once it is decoded (to note it in a row cache).
+/// Fails with `errc::corruption` on a row key too short to name a conversation and row kind.
+[[nodiscard]] expected<void> scan_conv_rows(
+    const store& s, std::map<protocol::conv_id, conv_rows>& out,
+    const std::function<void(std::string_view key, conv_row kind, byte_view value)>& each = {});
+
 /// Per-id values besides aseq_last and receipt_floor that a role keeps in the peer rows.
 struct peer_extras {
   const std::map<std::string, std::pair<uint64_t, hash32>>* last_ordered = nullptr;
