@@ -315,7 +315,7 @@ public:
 
 private:
   struct build_result;
-  struct entry_run;  // one envelope's way through §3.5 (client.cpp)
+  struct entry_run;  // one envelope's way through §3.5 (client_receive.cpp)
   expected<build_result> build(client_conv& cc, const common& c_template, const bytes* plaintext,
                                uint64_t now, crypto::rng& r, const member_list* peer_lpks);
   void process_one(const envelope& e, uint64_t now, crypto::rng& r, const client_history* history,
