@@ -259,6 +259,24 @@ inline std::string reject_reason(const link_response& r) {
 }
 
 /// A mirror's status in `conv`: its next index.
+// Alice and bob (both added already) talk in a conversation of their own until bob deletes the
+// PREKEY alice first used: returns that key, which a lying directory can hand out again.
+inline std::optional<key_ref> used_prekey_of_bob(world& w) {
+  const conv_id first = *w.create("alice", {"bob"});
+  w.run();
+  if (!w.send("bob", first, "hi").has_value())
+    return std::nullopt;
+  w.run();
+  if (!w.send("alice", first, "hi back").has_value())
+    return std::nullopt;
+  w.run();
+  const auto& used = w.user("bob").keys().used_prekeys();
+  if (used.size() != 1)
+    return std::nullopt;
+  const uint64_t id = used.begin()->first;
+  return key_ref{key_kind::prekey, id, w.user("bob").keys().published().at({key_kind::prekey, id})};
+}
+
 inline uint64_t mirror_next(world& w, size_t k, const conv_id& conv) {
   return w.mirror_at(k).m.status(conv).next;
 }

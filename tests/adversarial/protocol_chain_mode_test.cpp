@@ -231,20 +231,12 @@ TEST(chain_mode, chain_blocks_after_a_step_the_directory_broke_blame_the_directo
   world w;
   for (const auto& u : {"alice", "bob", "carol", "dave"})
     w.add_user(u);
-  const conv_id first = *w.create("alice", {"bob"});
-  w.run();
-  ASSERT_TRUE(w.send("bob", first, "hi").has_value());
-  w.run();
-  ASSERT_TRUE(w.send("alice", first, "hi back").has_value());
-  w.run();
-  const auto& used = w.user("bob").keys().used_prekeys();
-  ASSERT_EQ(used.size(), 1u);
-  const uint64_t used_id = used.begin()->first;
-  const public_key used_pub = w.user("bob").keys().published().at({key_kind::prekey, used_id});
+  const std::optional<key_ref> used = used_prekey_of_bob(w);
+  ASSERT_TRUE(used.has_value());
 
   w.set_directory_interceptor([&](const std::string& requester, prekey_bundle& b) {
     if (requester == "carol" && b.owner == "bob")
-      b.key = key_ref{key_kind::prekey, used_id, used_pub};
+      b.key = *used;
   });
   const conv_id conv = *w.create("dave", {"bob", "carol"}, block_mode::chain);
   w.run();

@@ -396,21 +396,13 @@ TEST(hostile_member, a_used_prekey_handed_to_a_new_sender_raises_directory_not_s
     w.add_user(u);
   // Alice and bob talk: alice's first blocks to bob name one of his PREKEYs; once she
   // references his RATCHET key, bob deletes it.
-  const conv_id first = *w.create("alice", {"bob"});
-  w.run();
-  ASSERT_TRUE(w.send("bob", first, "hi").has_value());
-  w.run();
-  ASSERT_TRUE(w.send("alice", first, "hi back").has_value());
-  w.run();
-  const auto& used = w.user("bob").keys().used_prekeys();
-  ASSERT_EQ(used.size(), 1u);
-  const uint64_t used_id = used.begin()->first;
-  const public_key used_pub = w.user("bob").keys().published().at({key_kind::prekey, used_id});
+  const std::optional<key_ref> used = used_prekey_of_bob(w);
+  ASSERT_TRUE(used.has_value());
 
   // Dave sets up a conversation with bob and carol; the directory hands carol bob's used key.
   w.set_directory_interceptor([&](const std::string& requester, prekey_bundle& b) {
     if (requester == "carol" && b.owner == "bob")
-      b.key = key_ref{key_kind::prekey, used_id, used_pub};
+      b.key = *used;
   });
   const conv_id second = *w.create("dave", {"bob", "carol"});
   w.run();

@@ -514,17 +514,24 @@ TEST(simulation, a_void_flood_then_an_update_and_a_receipt) {
   }
 }
 
+// Alice and bob talk until bob deletes the PREKEY alice first used. False if that failed.
+bool bob_uses_up_a_prekey(sim_driver& d) {
+  auto first = d.create("alice", {"bob"});
+  if (!first)
+    return false;
+  d.deliver_all();
+  if (!d.send("bob", *first))
+    return false;
+  d.deliver_all();
+  if (!d.send("alice", *first))
+    return false;
+  d.deliver_all();
+  return !d.w().user("bob").keys().used_prekeys().empty();
+}
+
 TEST(simulation, a_used_prekey_handed_to_a_new_sender_raises_directory_not_sender) {
   sim_driver d(scripted(4, 2, 0));
-  // Alice and bob talk until bob deletes the PREKEY alice first used.
-  auto first = d.create("alice", {"bob"});
-  ASSERT_TRUE(first.has_value());
-  d.deliver_all();
-  ASSERT_TRUE(d.send("bob", *first).has_value());
-  d.deliver_all();
-  ASSERT_TRUE(d.send("alice", *first).has_value());
-  d.deliver_all();
-  ASSERT_FALSE(d.w().user("bob").keys().used_prekeys().empty());
+  ASSERT_TRUE(bob_uses_up_a_prekey(d));
   // The directory hands it to carol, who creates a conversation with bob and dave.
   ASSERT_TRUE(d.plant_used_prekey("bob"));
   auto second = d.create("carol", {"bob", "dave"});
@@ -548,14 +555,7 @@ TEST(simulation, in_chain_mode_the_blocks_after_a_step_the_directory_broke_blame
   sim_config cfg = scripted(4, 2, 0);
   cfg.mode = block_mode::chain;
   sim_driver d(cfg);
-  auto first = d.create("alice", {"bob"});
-  ASSERT_TRUE(first.has_value());
-  d.deliver_all();
-  ASSERT_TRUE(d.send("bob", *first).has_value());
-  d.deliver_all();
-  ASSERT_TRUE(d.send("alice", *first).has_value());
-  d.deliver_all();
-  ASSERT_FALSE(d.w().user("bob").keys().used_prekeys().empty());
+  ASSERT_TRUE(bob_uses_up_a_prekey(d));
   // Dave sets the conversation up; the directory lies to carol when she fetches bob's key.
   auto second = d.create("dave", {"bob", "carol"});
   ASSERT_TRUE(second.has_value());
