@@ -66,40 +66,6 @@ const client_conv* client::find(const conv_id& conv) const noexcept {
 }
 
 // ---------------------------------------------------------------------------
-// Pre-keys.
-
-upload_prekeys client::make_prekeys(size_t count, uint64_t now, crypto::rng& r) {
-  upload_prekeys up;
-  up.one_time = keys_.make_prekeys(self_, std::min(count, max_prekey_batch), now, r);
-  auto lr = keys_.current_last_resort();
-  bool rotate = !lr.has_value();
-  if (lr) {
-    const auto& slot = keys_.last_resort().at(lr->id);
-    rotate = now >= slot.key.created + opts_.last_resort_period;
-  }
-  if (rotate)
-    up.last_resort = keys_.rotate_last_resort(self_, now, r);
-  return up;
-}
-
-uint64_t client::prekey_retire_floor() const noexcept {
-  for (const auto& [id, slot] : keys_.prekeys())
-    if (!slot.bound)
-      return id;
-  return keys_.next_prekey_id();
-}
-
-size_t client::prekeys_needed(uint64_t router_remaining) const noexcept {
-  if (router_remaining >= opts_.prekey_low_water)
-    return 0;
-  return opts_.prekey_target > router_remaining ? opts_.prekey_target - router_remaining : 0;
-}
-
-bool client::expire_keys(uint64_t now) {
-  return !keys_.expire(now, opts_.prekey_max_age, opts_.last_resort_grace).empty();
-}
-
-// ---------------------------------------------------------------------------
 // Helpers.
 
 namespace {

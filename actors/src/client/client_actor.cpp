@@ -27,9 +27,6 @@ struct overloaded : Fs... {
 template <class... Fs>
 overloaded(Fs...) -> overloaded<Fs...>;
 
-// Design floor for acknowledging RECEIPTs alone (§3.7: at least one per 24 h while something
-// is unacknowledged, which bounds forward secrecy).
-constexpr uint64_t receipt_floor_period_s = 24 * 3600;
 // How often a connected client checks its pre-key pool and key ages.
 constexpr std::chrono::hours topup_period{1};
 // Most received envelopes written in one batch (see `client_actor::received_`).
@@ -707,12 +704,8 @@ void client_actor::emit_accepted(const protocol::accepted_entry& a) {
       }
     }
     resend_failures_.erase({a.conv, a.aseq});
-    receipts_unacked_since_.erase(a.conv);
     if (a.type == protocol::msg_type::setup)
       finish_setup(a.conv, a.conv);
-  } else if (a.type != protocol::msg_type::receipt) {
-    auto& last = last_content_.try_emplace(a.conv, -1).first->second;
-    last = std::max(last, static_cast<int64_t>(a.index));
   }
   emit(entry_event{a});
   if (!a.own && a.parent) {
@@ -895,34 +888,6 @@ void client_actor::flush_rebuilds(const protocol::conv_id& conv) {
   });
 }
 
-bool client_actor::receipt_wanted(const protocol::conv_id& conv, uint64_t t) {
-  if (!client().receipt_due(conv, t))
-    return false;
-  const protocol::client_conv* cc = client().find(conv);
-  if (!cc->voids_pending.empty())
-    return true;
-  auto it = last_content_.find(conv);
-  if (it == last_content_.end()) {
-    // After a restart: learn the newest entry from someone else that is not a RECEIPT
-    // from the stored transcript after our own latest parent.
-    int64_t best = -1;
-    const uint64_t from = cc->own_parent < 0 ? 0 : static_cast<uint64_t>(cc->own_parent) + 1;
-    if (auto tr = core_.store->transcript(conv, from)) {
-      for (const auto& e : *tr)
-        if (!e.own && e.type != protocol::msg_type::receipt)
-          best = std::max(best, static_cast<int64_t>(e.index));
-    }
-    it = last_content_.emplace(conv, best).first;
-  }
-  if (it->second > cc->own_parent)
-    return true;
-  // Only RECEIPTs are new. Acknowledging each of them at once would have every member answer
-  // every other member's RECEIPT forever; the design's floor is one per 24 h while something
-  // is unacknowledged (§3.7), counted from when the first of them was seen.
-  const auto since = receipts_unacked_since_.try_emplace(conv, t).first->second;
-  return t >= since + receipt_floor_period_s;
-}
-
 void client_actor::send_due_receipts(std::optional<protocol::conv_id> only) {
   if (!online())
     return;
@@ -931,14 +896,14 @@ void client_actor::send_due_receipts(std::optional<protocol::conv_id> only) {
   for (const auto& [conv, cc] : client().convs()) {
     if (only && conv != *only)
       continue;
-    if (!receipt_inflight_.contains(conv) && receipt_wanted(conv, t))
+    if (!receipt_inflight_.contains(conv) && client().receipt_due(conv, t))
       due.push_back(conv);
   }
   for (const auto& conv : due) {
     receipt_inflight_.insert(conv);
     auto build = [this, conv]() -> expected<protocol::outgoing> {
       const uint64_t t2 = now();
-      if (!online() || !receipt_wanted(conv, t2))
+      if (!online() || !client().receipt_due(conv, t2))
         return fail(errc::bad_state, "no receipt due");
       return client().send_receipt(conv, t2, *core_.rng);
     };
@@ -956,41 +921,14 @@ void client_actor::send_due_receipts(std::optional<protocol::conv_id> only) {
 // ---------------------------------------------------------------------------------------------
 // Pre-keys.
 
-bool client_actor::rotation_due(uint64_t t) const {
-  const auto& keys = core_.client->keys();
-  auto lr = keys.current_last_resort();
-  if (!lr)
-    return true;
-  auto slot = keys.last_resort().find(lr->id);
-  return slot == keys.last_resort().end()
-         || t >= slot->second.key.created + core_.client->options().last_resort_period;
-}
-
 protocol::upload_prekeys client_actor::registration_upload() {
-  const uint64_t t = now();
-  protocol::upload_prekeys up;
-  // Keys made by an earlier attempt that never got through are still unused: send them.
-  for (const auto& [id, slot] : client().keys().prekeys()) {
-    if (up.one_time.size() >= protocol::max_prekey_batch)
-      break;
-    if (!slot.bound)
-      up.one_time.push_back(protocol::published_key{id, slot.key.pub});
-  }
-  const size_t target = client().options().prekey_target;
-  if (up.one_time.size() < target || rotation_due(t)) {
-    const size_t more = target > up.one_time.size() ? target - up.one_time.size() : 0;
-    auto made = client().make_prekeys(more, t, *core_.rng);
-    up.one_time.insert(up.one_time.end(), made.one_time.begin(), made.one_time.end());
-    if (made.last_resort)
-      up.last_resort = made.last_resort;
+  auto plan = client().plan_prekey_upload(nullptr, now(), *core_.rng);
+  if (plan.keys_changed) {
     protocol::client_changes ch;
     ch.keys = true;
-    if (!persist(ch))
-      return up;
+    (void)persist(ch);  // a failed write fails the runtime
   }
-  if (!up.last_resort)
-    up.last_resort = client().keys().current_last_resort();
-  return up;
+  return std::move(plan.up);
 }
 
 void client_actor::top_up() {
@@ -1017,34 +955,16 @@ void client_actor::top_up() {
     const auto* st = std::get_if<protocol::status_result>(&*r);
     if (st == nullptr)
       return;
-    const uint64_t t = now();
-    protocol::upload_prekeys up;
-    // Pre-keys persisted but never uploaded (a crash between the two) go first.
-    for (const auto& [id, slot] : client().keys().prekeys()) {
-      if (up.one_time.size() >= protocol::max_prekey_batch)
-        break;
-      if (id > st->max_prekey_id && !slot.bound)
-        up.one_time.push_back(protocol::published_key{id, slot.key.pub});
-    }
-    const size_t need = client().prekeys_needed(st->one_time_remaining + up.one_time.size());
-    if (need > 0 || rotation_due(t)) {
-      auto made = client().make_prekeys(
-          std::min(need, protocol::max_prekey_batch - up.one_time.size()), t, *core_.rng);
-      up.one_time.insert(up.one_time.end(), made.one_time.begin(), made.one_time.end());
-      up.last_resort = made.last_resort;
+    auto plan = client().plan_prekey_upload(st, now(), *core_.rng);
+    if (plan.keys_changed) {
       protocol::client_changes ch;
       ch.keys = true;
       if (!persist(ch))
         return;
     }
-    if (!up.last_resort) {
-      auto cur = client().keys().current_last_resort();
-      if (cur && cur->id != st->last_resort_id)
-        up.last_resort = cur;
-    }
-    if (up.one_time.empty() && !up.last_resort)
+    if (plan.empty())
       return;
-    request(std::move(up), [](expected<protocol::response_body>) {
+    request(std::move(plan.up), [](expected<protocol::response_body>) {
       // A refused or lost upload is retried at the next top-up: the router's count says.
     });
   });

@@ -154,13 +154,11 @@ private:
   void flush_rebuilds(const protocol::conv_id& conv);
   /// Sends a standalone RECEIPT wherever one is wanted (every conversation, or `only`).
   void send_due_receipts(std::optional<protocol::conv_id> only = std::nullopt);
-  bool receipt_wanted(const protocol::conv_id& conv, uint64_t now);
   void emit_accepted(const protocol::accepted_entry& a);
 
   // -- Pre-keys ------------------------------------------------------------------------------
   protocol::upload_prekeys registration_upload();
   void top_up();
-  bool rotation_due(uint64_t now) const;
 
   // -- Sync, housekeeping ----------------------------------------------------------------------
   void touch();
@@ -230,13 +228,8 @@ private:
   /// `create` calls waiting for their SETUP to come back ordered.
   std::map<protocol::conv_id, done_fn<protocol::conv_id>> setup_waiters_;
 
-  // Receipts: the greatest index of an accepted entry from someone else that is not a
-  // RECEIPT, per conversation (learnt from the store on first use after a restart).
-  std::map<protocol::conv_id, int64_t> last_content_;
+  // Conversations whose standalone RECEIPT is being built.
   std::set<protocol::conv_id> receipt_inflight_;
-  /// When unacknowledged RECEIPTs of others (and nothing else new) were first seen, per
-  /// conversation; cleared when one of our entries is ordered there.
-  std::map<protocol::conv_id, uint64_t> receipts_unacked_since_;
 
   // Sync and housekeeping.
   using steady = std::chrono::steady_clock;

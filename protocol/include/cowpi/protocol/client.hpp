@@ -118,6 +118,14 @@ public:
   virtual std::optional<hash32> d_at(const conv_id& conv, uint64_t i) const = 0;
 };
 
+/// The pre-keys to upload (`client::plan_prekey_upload`). Persist the key store before
+/// uploading when `keys_changed`.
+struct prekey_upload {
+  upload_prekeys up;
+  bool keys_changed = false;
+  bool empty() const noexcept { return up.one_time.empty() && !up.last_resort; }
+};
+
 /// Tunables of the client (not protocol constants).
 struct client_options {
   /// One-time pre-keys to keep published.
@@ -243,6 +251,15 @@ public:
   /// keys below it (expired here, or used): `retire_prekeys{below}` drops them there
   /// (docs/protocol.md §12, "Retired keys leave the pool").
   uint64_t prekey_retire_floor() const noexcept;
+  /// The current LAST_RESORT key is missing or older than `last_resort_period`.
+  bool last_resort_due(uint64_t now) const noexcept;
+  /// What to upload so that the router holds enough of our pre-keys (§2, docs/protocol.md §12).
+  /// `pool` is the router's ACCOUNT_STATUS answer; without one (at REGISTER) every unbound key
+  /// goes, topped up to `prekey_target`. With one: the unbound keys above its highest id (made
+  /// but never uploaded), new keys when its count is below `prekey_low_water` (up to
+  /// `prekey_target`), and our current LAST_RESORT key when it is not the one it holds. A
+  /// LAST_RESORT key is rotated when due. Never more than `max_prekey_batch` one-time keys.
+  prekey_upload plan_prekey_upload(const status_result* pool, uint64_t now, crypto::rng& r);
 
   // -- Sending -------------------------------------------------------------
   /// Members and mirrors of `conv` this client has no key to send to yet:
@@ -283,7 +300,11 @@ public:
   [[nodiscard]] expected<outgoing> update(const conv_id& conv, const member_list& adds,
                                           const std::vector<std::string>& removes, uint64_t now,
                                           crypto::rng& r);
-  /// The receipt rule of §3.7 at time `now`.
+  /// The receipt rule of §3.7 at time `now`: something new to acknowledge (an entry from
+  /// another member that is not a RECEIPT: answering RECEIPTs would have members answer each
+  /// other's for ever) newer than our latest parent, or an unreported VOID; at most one per
+  /// R(n). Every entry we author acknowledges up to its parent, so the 24 h floor always holds
+  /// while something is unacknowledged: R(n) is far below it.
   bool receipt_due(const conv_id& conv, uint64_t now) const;
 
   // -- Receiving -----------------------------------------------------------
