@@ -87,7 +87,11 @@ expected<endpoint> parse_endpoint(std::string_view text) {
   return e;
 }
 
-protocol::member_list to_member_list(const std::vector<peer>& peers) {
+namespace {
+
+/// Names and public keys of `peers`, sorted by name.
+template <class Peer>
+protocol::member_list sorted_members(const std::vector<Peer>& peers) {
   protocol::member_list l;
   l.reserve(peers.size());
   for (const auto& p : peers) {
@@ -97,14 +101,14 @@ protocol::member_list to_member_list(const std::vector<peer>& peers) {
   return l;
 }
 
+}  // namespace
+
+protocol::member_list to_member_list(const std::vector<peer>& peers) {
+  return sorted_members(peers);
+}
+
 protocol::member_list to_member_list(const std::vector<mirror_peer>& peers) {
-  protocol::member_list l;
-  l.reserve(peers.size());
-  for (const auto& p : peers) {
-    l.push_back({p.name, p.public_key});
-  }
-  std::sort(l.begin(), l.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
-  return l;
+  return sorted_members(peers);
 }
 
 std::vector<mirror_node> nodes_of(const mirror_peer& p) {

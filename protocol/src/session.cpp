@@ -75,6 +75,27 @@ expected<void> check_sealed_size(size_t payload, size_t max_frame) {
   return {};
 }
 
+/// Seals `payload` as the next frame on the direction `c` (sent by this side), if its keys exist
+/// and the sealed frame fits `max_frame`.
+expected<bytes> seal_frame(std::optional<frame_cipher>& c, byte_view payload, size_t max_frame) {
+  if (!c) {
+    return fail(errc::bad_state, "no session keys");
+  }
+  COWPI_TRY_VOID(check_sealed_size(payload.size(), max_frame));
+  return seal_into_frame(*c, payload);
+}
+
+/// Advances both directions' frame counters (test hook of either side).
+expected<void> skip_frames(std::optional<frame_cipher>& c2r, std::optional<frame_cipher>& r2c,
+                           uint64_t c2r_frames, uint64_t r2c_frames) {
+  if (!c2r || !r2c) {
+    return fail(errc::bad_state, "no session keys");
+  }
+  c2r->skip_for_test(c2r_frames);
+  r2c->skip_for_test(r2c_frames);
+  return {};
+}
+
 /// Checks a payload framed by the caller the way a length prefix would have been checked.
 expected<void> check_payload(byte_view payload, size_t max_frame) {
   if (payload.empty()) {
@@ -475,24 +496,15 @@ expected<bytes> router_session::seal(const router_frame& f) {
 }
 
 expected<bytes> router_session::seal_bytes(byte_view payload) {
-  COWPI_TRY_VOID(check_sealed_size(payload.size(), max_frame_));
-  return seal_into_frame(*r2c_, payload);
+  return seal_frame(r2c_, payload, max_frame_);
 }
 
 expected<bytes> router_session::seal_payload_for_test(byte_view payload) {
-  if (!r2c_) {
-    return fail(errc::bad_state, "no session keys");
-  }
   return seal_bytes(payload);
 }
 
 expected<void> router_session::skip_frames_for_test(uint64_t c2r, uint64_t r2c) {
-  if (!c2r_ || !r2c_) {
-    return fail(errc::bad_state, "no session keys");
-  }
-  c2r_->skip_for_test(c2r);
-  r2c_->skip_for_test(r2c);
-  return {};
+  return skip_frames(c2r_, r2c_, c2r, r2c);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -677,24 +689,15 @@ expected<bytes> client_session::seal(const client_frame& f) {
 }
 
 expected<bytes> client_session::seal_bytes(byte_view payload) {
-  COWPI_TRY_VOID(check_sealed_size(payload.size(), max_frame_));
-  return seal_into_frame(*c2r_, payload);
+  return seal_frame(c2r_, payload, max_frame_);
 }
 
 expected<bytes> client_session::seal_payload_for_test(byte_view payload) {
-  if (!c2r_) {
-    return fail(errc::bad_state, "no session keys");
-  }
   return seal_bytes(payload);
 }
 
 expected<void> client_session::skip_frames_for_test(uint64_t c2r, uint64_t r2c) {
-  if (!c2r_ || !r2c_) {
-    return fail(errc::bad_state, "no session keys");
-  }
-  c2r_->skip_for_test(c2r);
-  r2c_->skip_for_test(r2c);
-  return {};
+  return skip_frames(c2r_, r2c_, c2r, r2c);
 }
 
 }  // namespace cowpi::protocol

@@ -3,6 +3,7 @@
 // records split in rows; every operation's changes and accepted entries in one synced batch.
 #include "cowpi/storage/client_store.hpp"
 
+#include "detail/open_sealed.hpp"
 #include "detail/rows.hpp"
 #include "detail/scan_error.hpp"
 
@@ -21,9 +22,7 @@ using detail::scan_error;
 expected<std::unique_ptr<client_store>> client_store::open(const std::filesystem::path& path,
                                                            const key_source& key, crypto::rng& r,
                                                            const open_options& o) {
-  COWPI_TRY(auto s, open_store(path, role::client, o));
-  COWPI_TRY(sealer sl, unlock(*s, key, r));
-  return std::make_unique<client_store>(std::move(s), std::move(sl), r);
+  return detail::open_sealed<client_store>(path, role::client, key, r, o);
 }
 
 client_store::client_store(std::unique_ptr<store> s, sealer sl, crypto::rng& r)

@@ -3,6 +3,7 @@
 // until acknowledged and the sealed key store; every COMMIT result in one synced batch.
 #include "cowpi/storage/mirror_store.hpp"
 
+#include "detail/open_sealed.hpp"
 #include "detail/rows.hpp"
 #include "detail/scan_error.hpp"
 #include "detail/task_thread.hpp"
@@ -14,12 +15,23 @@ namespace cowpi::storage {
 
 using protocol::conv_id;
 
+namespace {
+
+/// `conv`'s record in `m`; null (and `done` failed) when there is none.
+const protocol::mirror_conv* find_or_fail(const protocol::mirror& m, const conv_id& conv,
+                                          store::done_fn& done) {
+  const protocol::mirror_conv* mc = m.find(conv);
+  if (mc == nullptr)
+    done(fail(errc::bad_state, "no such conversation in the mirror"));
+  return mc;
+}
+
+}  // namespace
+
 expected<std::unique_ptr<mirror_store>> mirror_store::open(const std::filesystem::path& path,
                                                            const key_source& key, crypto::rng& r,
                                                            const open_options& o) {
-  COWPI_TRY(auto s, open_store(path, role::mirror, o));
-  COWPI_TRY(sealer sl, unlock(*s, key, r));
-  return std::make_unique<mirror_store>(std::move(s), std::move(sl), r);
+  return detail::open_sealed<mirror_store>(path, role::mirror, key, r, o);
 }
 
 mirror_store::mirror_store(std::unique_ptr<store> s, sealer sl, crypto::rng& r)
@@ -141,11 +153,9 @@ void mirror_store::persist_commit_async(const protocol::mirror& m, const conv_id
                                         uint64_t index, const hash32& d, bool keys_changed,
                                         store::done_fn done) {
   std::lock_guard<std::mutex> g(mu_);
-  const protocol::mirror_conv* mc = m.find(conv);
-  if (mc == nullptr) {
-    done(fail(errc::bad_state, "no such conversation in the mirror"));
+  const protocol::mirror_conv* mc = find_or_fail(m, conv, done);
+  if (mc == nullptr)
     return;
-  }
   const sealer::batch key_open(sealer_);  // one unprotect for the conversation and key rows
   write_batch b;
   conv_rows(*mc, b);
@@ -186,11 +196,9 @@ expected<void> mirror_store::persist_commit(const protocol::mirror& m, const con
 void mirror_store::persist_ack_async(const protocol::mirror& m, const conv_id& conv,
                                      store::done_fn done) {
   std::lock_guard<std::mutex> g(mu_);
-  const protocol::mirror_conv* mc = m.find(conv);
-  if (mc == nullptr) {
-    done(fail(errc::bad_state, "no such conversation in the mirror"));
+  const protocol::mirror_conv* mc = find_or_fail(m, conv, done);
+  if (mc == nullptr)
     return;
-  }
   write_batch b;
   cache_->sync_ordered(
       column::answers, keys::conv_prefix(conv), mc->answers,

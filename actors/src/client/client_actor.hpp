@@ -170,15 +170,25 @@ private:
   void on_housekeeping();
 
   // -- Helpers -------------------------------------------------------------------------------
-  bool persist(const protocol::client_changes& ch,
-               const std::vector<protocol::accepted_entry>& accepted = {});
-  bool persist_conv(const protocol::conv_id& conv);
+  /// Writes what `ch` names (and the received envelopes not yet written) in one synced batch.
+  /// A failed write fails the runtime (`enter_failed`) and is returned.
+  [[nodiscard]] expected<void> persist(const protocol::client_changes& ch,
+                                       const std::vector<protocol::accepted_entry>& accepted = {});
+  [[nodiscard]] expected<void> persist_conv(const protocol::conv_id& conv);
   void enter_failed(error why);
   void emit(client_event ev);
   uint64_t now() const;
   std::chrono::milliseconds backoff(unsigned attempt);
+  /// Why no operation can run (the runtime is closed or failed), if so.
+  std::optional<error> unusable() const;
+  /// False (and `done` failed) when `unusable`.
   template <class T>
-  bool check_usable(const done_fn<T>& done);
+  bool check_usable(const done_fn<T>& done) {
+    auto why = unusable();
+    if (why)
+      done(unexpected<error>{std::move(*why)});
+    return !why;
+  }
   bool check_online(const std::function<void(error)>& fail_with);
   size_t outbox_size() const;
   bool online() const noexcept { return phase_ == phase::online; }
