@@ -274,6 +274,108 @@ void on_written(endpoint_actor* self, uint64_t token, const std::string& failure
   flush(self);
 }
 
+/// An AUDIT, or a COMMIT of an index already committed: `r` reads the store off this thread,
+/// once the writes queued before it are applied.
+caf::result<link_frame> queue_read(endpoint_actor* self, pending_reply r) {
+  auto& st = self->state;
+  r.rp = self->make_response_promise<link_frame>();
+  r.token = ++st.last_token;
+  const bool behind_writes = !st.replies.empty();
+  st.replies.push_back(std::move(r));
+  const auto& q = st.replies.back();
+  auto rp = q.rp;
+  if (behind_writes)
+    st.store->barrier_async(report_to(self, q.token));
+  else if (q.audit)
+    read_audit(self, q);
+  else
+    read_retry(self, q);
+  return rp;
+}
+
+/// One request over the link, answered in request order.
+caf::result<link_frame> on_link(endpoint_actor* self, const link_frame& f) {
+  auto req = protocol::wire::decode_link_request(f.bytes);
+  if (!req) {
+    self->state.metrics->rejects->inc();
+    return encode(reject("malformed: " + req.error().message()));
+  }
+  const bool hello = std::holds_alternative<protocol::link_hello>(*req);
+  auto src = caf::actor_cast<caf::actor_addr>(self->current_sender());
+  if (!hello && (!src || !self->state.greeted_nodes.contains(src.node()))) {
+    self->state.metrics->rejects->inc();
+    return encode(reject("no_hello"));
+  }
+  auto& st = self->state;
+  const auto& mm = *st.metrics;
+  const size_t kind = req->index();
+  mm.kinds.requests[kind]->inc();
+  // An AUDIT reads the store, off this thread; behind writes still queued, it first
+  // waits until they are applied. One about a conversation not held is answered here.
+  if (const auto* a = std::get_if<protocol::audit_query>(&*req);
+      a && owns(st, a->conv) && st.m->find(a->conv) != nullptr) {
+    pending_reply r;
+    r.audit = *a;
+    r.audit_next = st.m->find(a->conv)->st.next;
+    return queue_read(self, std::move(r));
+  }
+  // A COMMIT of an index already committed compares D with the stored D_i, which may be
+  // only on disk (or still queued behind writes): the same path as an AUDIT.
+  if (const auto* c = std::get_if<protocol::commit_msg>(&*req); c && owns(st, c->payload.c.conv)) {
+    const protocol::mirror_conv* mc = st.m->find(c->payload.c.conv);
+    if (mc != nullptr && c->index < mc->st.next) {
+      pending_reply r;
+      pending_reply::retried x;
+      x.conv = c->payload.c.conv;
+      x.index = c->index;
+      x.d = c->d;
+      if (auto a = mc->answers.find(c->index); a != mc->answers.end())
+        x.stored = a->second;
+      r.retry = std::move(x);
+      return queue_read(self, std::move(r));
+    }
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto h = handle(self, *req);
+  mm.kinds.seconds[kind]->observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  if (std::holds_alternative<protocol::link_reject>(h.answer))
+    mm.rejects->inc();
+  if (h.token == 0 && st.replies.empty())
+    return encode(h.answer);  // nothing to wait for
+  // Group commit: the write is queued and the next request is taken at once; the answer
+  // leaves after the write's sync and after every earlier answer.
+  pending_reply r;
+  r.rp = self->make_response_promise<link_frame>();
+  r.frame = encode(h.answer);
+  r.token = h.token;
+  r.ready = h.token == 0;
+  r.commit = h.commit;
+  st.replies.push_back(std::move(r));
+  auto rp = st.replies.back().rp;
+  flush(self);
+  return rp;
+}
+
+/// The mirror's section of the admin status.
+std::string stats_json(endpoint_actor* self) {
+  const auto& m = *self->state.m;
+  return nlohmann::json{
+      {"role", "mirror"},
+      {"id", m.self().id()},
+      {"node",
+       self->state.nodes.empty() ? m.self().id() : self->state.nodes[self->state.self_node]},
+      {"nodes", self->state.nodes.size()},
+      {"wrong_node", self->state.wrong_node},
+      {"conversations", m.convs().size()},
+      {"prekeys", m.keys().prekeys().size()},
+      {"commits", self->state.commits},
+      {"acks", self->state.acks},
+      {"answers_held", self->state.answers_held},
+      {"router_links", self->state.greeted.size()}}
+      .dump();
+}
+
 caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
   self->state.m = std::move(deps.mirror);
   self->state.store = deps.store;
@@ -303,85 +405,7 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
         return caf::sec::unexpected_message;
       });
   return {
-      [=](link_atom, const link_frame& f) -> caf::result<link_frame> {
-        auto req = protocol::wire::decode_link_request(f.bytes);
-        if (!req) {
-          self->state.metrics->rejects->inc();
-          return encode(reject("malformed: " + req.error().message()));
-        }
-        const bool hello = std::holds_alternative<protocol::link_hello>(*req);
-        auto src = caf::actor_cast<caf::actor_addr>(self->current_sender());
-        if (!hello && (!src || !self->state.greeted_nodes.contains(src.node()))) {
-          self->state.metrics->rejects->inc();
-          return encode(reject("no_hello"));
-        }
-        auto& st = self->state;
-        const auto& mm = *st.metrics;
-        const size_t kind = req->index();
-        mm.kinds.requests[kind]->inc();
-        // An AUDIT reads the store, off this thread; behind writes still queued, it first
-        // waits until they are applied. One about a conversation not held is answered here.
-        if (const auto* a = std::get_if<protocol::audit_query>(&*req);
-            a && owns(st, a->conv) && st.m->find(a->conv) != nullptr) {
-          pending_reply r;
-          r.rp = self->make_response_promise<link_frame>();
-          r.token = ++st.last_token;
-          r.audit = *a;
-          r.audit_next = st.m->find(a->conv)->st.next;
-          const bool behind_writes = !st.replies.empty();
-          st.replies.push_back(std::move(r));
-          if (behind_writes)
-            st.store->barrier_async(report_to(self, st.replies.back().token));
-          else
-            read_audit(self, st.replies.back());
-          return st.replies.back().rp;
-        }
-        // A COMMIT of an index already committed compares D with the stored D_i, which may be
-        // only on disk (or still queued behind writes): the same path as an AUDIT.
-        if (const auto* c = std::get_if<protocol::commit_msg>(&*req);
-            c && owns(st, c->payload.c.conv)) {
-          const protocol::mirror_conv* mc = st.m->find(c->payload.c.conv);
-          if (mc != nullptr && c->index < mc->st.next) {
-            pending_reply r;
-            r.rp = self->make_response_promise<link_frame>();
-            r.token = ++st.last_token;
-            pending_reply::retried x;
-            x.conv = c->payload.c.conv;
-            x.index = c->index;
-            x.d = c->d;
-            if (auto a = mc->answers.find(c->index); a != mc->answers.end())
-              x.stored = a->second;
-            r.retry = std::move(x);
-            const bool behind_writes = !st.replies.empty();
-            st.replies.push_back(std::move(r));
-            if (behind_writes)
-              st.store->barrier_async(report_to(self, st.replies.back().token));
-            else
-              read_retry(self, st.replies.back());
-            return st.replies.back().rp;
-          }
-        }
-        const auto t0 = std::chrono::steady_clock::now();
-        auto h = handle(self, *req);
-        mm.kinds.seconds[kind]->observe(
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        if (std::holds_alternative<protocol::link_reject>(h.answer))
-          mm.rejects->inc();
-        if (h.token == 0 && st.replies.empty())
-          return encode(h.answer);  // nothing to wait for
-        // Group commit: the write is queued and the next request is taken at once; the answer
-        // leaves after the write's sync and after every earlier answer.
-        pending_reply r;
-        r.rp = self->make_response_promise<link_frame>();
-        r.frame = encode(h.answer);
-        r.token = h.token;
-        r.ready = h.token == 0;
-        r.commit = h.commit;
-        st.replies.push_back(std::move(r));
-        auto rp = st.replies.back().rp;
-        flush(self);
-        return rp;
-      },
+      [=](link_atom, const link_frame& f) { return on_link(self, f); },
       [=](appended_atom, uint64_t token, const std::string& failure) {
         on_written(self, token, failure);
       },
@@ -395,23 +419,7 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
         it->ready = true;
         flush(self);
       },
-      [=](stats_atom) -> std::string {
-        const auto& m = *self->state.m;
-        return nlohmann::json{
-            {"role", "mirror"},
-            {"id", m.self().id()},
-            {"node",
-             self->state.nodes.empty() ? m.self().id() : self->state.nodes[self->state.self_node]},
-            {"nodes", self->state.nodes.size()},
-            {"wrong_node", self->state.wrong_node},
-            {"conversations", m.convs().size()},
-            {"prekeys", m.keys().prekeys().size()},
-            {"commits", self->state.commits},
-            {"acks", self->state.acks},
-            {"answers_held", self->state.answers_held},
-            {"router_links", self->state.greeted.size()}}
-            .dump();
-      },
+      [=](stats_atom) { return stats_json(self); },
   };
 }
 
