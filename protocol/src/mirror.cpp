@@ -177,6 +177,60 @@ link_response mirror::answer_retry(const conv_id& conv, uint64_t i, const hash32
   return conflict{i, held.value_or(hash32{})};
 }
 
+namespace {
+
+/// The hash of `u`'s block in `p` (null when it has none).
+const hash32* block_hash_of(const prepare_msg& p, const std::string& u) {
+  auto bh = std::lower_bound(
+      p.block_hashes.begin(), p.block_hashes.end(), u,
+      [](const block_digest& b, const std::string& id) { return b.recipient < id; });
+  return bh == p.block_hashes.end() || bh->recipient != u ? nullptr : &bh->hash;
+}
+
+}  // namespace
+
+expected<slot_block> mirror::mirror_block(mirror_conv& mc, const common& c, uint64_t i,
+                                          const hash32& t_i, const std::string& u,
+                                          const public_key& lpk, const hash32& bind,
+                                          const published_key* lr, uint64_t now, crypto::rng& r) {
+  const crypto::secret<32> zero_seed;
+  auto ad = ad_mirror_block(c.conv, i, t_i, self_.id(), u, bind);
+  channel& ch = mc.channels[u];
+  // Mirror blocks carry no secret: use the member's announced key, else its LAST_RESORT key,
+  // never a PREKEY (§2).
+  std::optional<send_target> target;
+  if (ch.peer_latest)
+    target = send_target{key_ref{key_kind::ratchet, ch.peer_latest->id, {}}, ch.peer_latest->pub};
+  auto via_lr = [&]() -> std::optional<send_target> {
+    if (lr == nullptr)
+      return std::nullopt;
+    return send_target{key_ref{key_kind::last_resort, lr->id, lr->pub}, lr->pub};
+  };
+  if (!target)
+    target = via_lr();
+  const block_mode bm = mode_of_version(c.version);
+  auto send = [&](const std::optional<send_target>& t) -> expected<slot_block> {
+    if (bm == block_mode::chain)
+      return send_chain_on_channel(self_, ch, mc.ratchet_next[u], c.conv, u, lpk, t, zero_seed, ad,
+                                   i, now, r, /*defer=*/false);
+    if (!t)
+      return fail(errc::unknown_key, "no key for a member");
+    COWPI_TRY(block pb, send_on_channel(self_, ch, mc.ratchet_next[u], c.conv, u, lpk, *t,
+                                        zero_seed, ad, now, r));
+    return slot_block{pb};
+  };
+  expected<slot_block> b = fail(errc::unknown_key, "no key for a member");
+  if (target || (bm == block_mode::chain && chain_step_due(ch, now) == step_reason::none))
+    b = send(target);
+  if (!b && target && target->ref.kind == key_kind::ratchet) {
+    // A bad announced key fails when used: fall back to LAST_RESORT.
+    ch.peer_latest.reset();
+    if (auto fb = via_lr())
+      b = send(fb);
+  }
+  return b;
+}
+
 commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uint64_t now,
                               crypto::rng& r) {
   commit_outcome out;
@@ -242,7 +296,6 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
   ans.index = i;
   ans.t = t_i;
   ans.mirror_blocks.reserve(slot_ids.size());
-  const crypto::secret<32> zero_seed;
   for (const auto& u : slot_ids) {
     const member* mu = lpk_of(u);
     if (mu == nullptr) {
@@ -254,57 +307,20 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
       ans.mirror_blocks.push_back(dead_slot(mode_of_version(c.version), r));
       continue;
     }
-    hash32 bind = ck->root;
-    if (u != c.author) {
-      auto bh = std::lower_bound(
-          cm.payload.block_hashes.begin(), cm.payload.block_hashes.end(), u,
-          [](const block_digest& b, const std::string& id) { return b.recipient < id; });
-      if (bh == cm.payload.block_hashes.end() || bh->recipient != u) {
-        out.response = reject("cannot_build_block");  // validate checked the recipients
-        return out;
-      }
-      bind = bh->hash;
+    // The author's block binds the blocks root; another member's, the hash of its own block.
+    const hash32* bind = u == c.author ? &ck->root : block_hash_of(cm.payload, u);
+    if (bind == nullptr) {
+      out.response = reject("cannot_build_block");  // validate checked the recipients
+      return out;
     }
-    auto ad = ad_mirror_block(c.conv, i, t_i, self_.id(), u, bind);
-    channel& ch = mc.channels[u];
-    // Mirror blocks carry no secret: use the member's announced key, else its
-    // LAST_RESORT key, never a PREKEY (§2).
-    std::optional<send_target> target;
-    if (ch.peer_latest)
-      target = send_target{key_ref{key_kind::ratchet, ch.peer_latest->id, {}}, ch.peer_latest->pub};
-    auto via_lr = [&]() -> std::optional<send_target> {
-      const published_key* k = nullptr;
-      if (auto a = attached.find(u); a != attached.end()) {
-        k = &a->second;
-      } else if (auto lr = mc.member_lr.find(u); lr != mc.member_lr.end()) {
-        k = &lr->second;
-      }
-      if (k == nullptr)
-        return std::nullopt;
-      return send_target{key_ref{key_kind::last_resort, k->id, k->pub}, k->pub};
-    };
-    if (!target)
-      target = via_lr();
-    const block_mode bm = mode_of_version(c.version);
-    auto send = [&](const std::optional<send_target>& t) -> expected<slot_block> {
-      if (bm == block_mode::chain)
-        return send_chain_on_channel(self_, ch, mc.ratchet_next[u], c.conv, u, mu->lpk, t,
-                                     zero_seed, ad, i, now, r, /*defer=*/false);
-      if (!t)
-        return fail(errc::unknown_key, "no key for a member");
-      COWPI_TRY(block pb, send_on_channel(self_, ch, mc.ratchet_next[u], c.conv, u, mu->lpk, *t,
-                                          zero_seed, ad, now, r));
-      return slot_block{pb};
-    };
-    expected<slot_block> b = fail(errc::unknown_key, "no key for a member");
-    if (target || (bm == block_mode::chain && chain_step_due(ch, now) == step_reason::none))
-      b = send(target);
-    if (!b && target && target->ref.kind == key_kind::ratchet) {
-      // A bad announced key fails when used: fall back to LAST_RESORT.
-      ch.peer_latest.reset();
-      if (auto fb = via_lr())
-        b = send(fb);
+    // The member's LAST_RESORT key: attached to this entry, else the one it last attached.
+    const published_key* lr = nullptr;
+    if (auto k = attached.find(u); k != attached.end()) {
+      lr = &k->second;
+    } else if (auto k2 = mc.member_lr.find(u); k2 != mc.member_lr.end()) {
+      lr = &k2->second;
     }
+    auto b = mirror_block(mc, c, i, t_i, u, mu->lpk, *bind, lr, now, r);
     if (!b) {
       // PREPARE and COMMIT checked every key involved: unreachable for honest inputs. The
       // router stops the conversation on a REJECT at COMMIT; this mirror stays up.

@@ -118,6 +118,11 @@ public:
 private:
   struct checked;
   expected<checked, link_reject> check(const prepare_msg& p, std::optional<uint64_t> index) const;
+  /// The block of COMMIT `i` (transcript hash `t_i`) to slot `u` (long-term key `lpk`), bound to
+  /// `bind`, on the channel with `u`: to its announced key, else to its LAST_RESORT key `lr`.
+  expected<slot_block> mirror_block(mirror_conv& mc, const common& c, uint64_t i, const hash32& t_i,
+                                    const std::string& u, const public_key& lpk, const hash32& bind,
+                                    const published_key* lr, uint64_t now, crypto::rng& r);
 
   identity self_;
   mirror_options opts_;
