@@ -221,6 +221,76 @@ expected<slot_block> client::send_with_fallback(client_conv& cc, channel& ch, ui
   return fail(errc::unknown_key, "no usable key");
 }
 
+namespace {
+
+/// The channels one `client::build` works on. A failed build changes nothing: a channel whose
+/// next block is a chain block that moves only its send chain (the steady state of chain mode)
+/// is changed in place, its chain saved first and put back unless the build commits; any other
+/// channel is worked on a copy, with its RATCHET id counter, both kept only by `commit`.
+class build_workspace {
+public:
+  build_workspace(client_conv& cc, block_mode mode, uint64_t now)
+      : cc_(cc), mode_(mode), now_(now) {}
+  build_workspace(const build_workspace&) = delete;
+  build_workspace& operator=(const build_workspace&) = delete;
+  ~build_workspace() {
+    if (committed_)
+      return;
+    for (auto u = undo_.rbegin(); u != undo_.rend(); ++u)
+      u->first->out.chain.emplace(std::move(u->second));
+  }
+
+  channel& channel_for(const std::string& peer) {
+    auto it = work_.find(peer);
+    if (it != work_.end())
+      return it->second;
+    auto orig = cc_.channels.find(peer);
+    if (orig != cc_.channels.end() && mode_ == block_mode::chain
+        && chain_block_only(orig->second, now_)) {
+      undo_.emplace_back(&orig->second, orig->second.out.chain->clone());
+      return orig->second;
+    }
+    return work_.emplace(peer, orig == cc_.channels.end() ? channel{} : orig->second.clone())
+        .first->second;
+  }
+
+  /// After `channel_for(peer)`: a peer not worked on a copy is sealed in place, with a chain
+  /// block that never makes a key.
+  uint64_t& counter_for(const std::string& peer) {
+    if (!work_.contains(peer))
+      return unused_counter_;
+    auto it = counters_.find(peer);
+    if (it != counters_.end())
+      return it->second;
+    auto orig = cc_.ratchet_next.find(peer);
+    return counters_.emplace(peer, orig == cc_.ratchet_next.end() ? 0 : orig->second).first->second;
+  }
+
+  /// Keeps every change; the chain steps made belong to the version (`aseq`, `d`).
+  void commit(uint64_t aseq, const hash32& d) {
+    committed_ = true;
+    for (auto& [peer, ch] : work_) {
+      // Chain mode: the steps of this build belong to this version (§4.8 "Establishment").
+      tag_pending(ch.out, aseq, d);
+      cc_.channels[peer] = std::move(ch);
+    }
+    for (auto& [peer, n] : counters_)
+      cc_.ratchet_next[peer] = n;
+  }
+
+private:
+  client_conv& cc_;
+  block_mode mode_;
+  uint64_t now_;
+  std::map<std::string, channel> work_;
+  std::map<std::string, uint64_t> counters_;
+  std::vector<std::pair<channel*, send_chain>> undo_;
+  uint64_t unused_counter_ = 0;
+  bool committed_ = false;
+};
+
+}  // namespace
+
 expected<client::build_result> client::build(client_conv& cc, const common& c_template,
                                              const bytes* plaintext, uint64_t now, crypto::rng& r,
                                              const member_list* /*unused*/) {
@@ -247,48 +317,8 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
   const auto rcpts = recipients(st, c);
   const member_list& ms = c.type == msg_type::setup ? c.ms : cc.st.ms;
 
-  // A failure changes nothing. A channel whose next block is a chain block that moves only its
-  // send chain (the steady state of chain mode) is changed in place, its chain saved in
-  // `undo` first; any other channel is worked on a copy in `work`, with its counter in
-  // `counters`, both kept only if the whole build succeeds.
-  std::map<std::string, channel> work;
-  std::map<std::string, uint64_t> counters;
-  std::vector<std::pair<channel*, send_chain>> undo;
-  auto work_channel = [&](const std::string& peer) -> channel& {
-    auto it = work.find(peer);
-    if (it != work.end())
-      return it->second;
-    auto orig = cc.channels.find(peer);
-    if (orig != cc.channels.end() && mode == block_mode::chain
-        && chain_block_only(orig->second, now)) {
-      undo.emplace_back(&orig->second, orig->second.out.chain->clone());
-      return orig->second;
-    }
-    return work.emplace(peer, orig == cc.channels.end() ? channel{} : orig->second.clone())
-        .first->second;
-  };
-  // After `work_channel(peer)`: a peer not in `work` is sealed in place, with a chain block
-  // that never makes a key.
-  uint64_t unused_counter = 0;
-  auto counter_for = [&](const std::string& peer) -> uint64_t& {
-    if (!work.contains(peer))
-      return unused_counter;
-    auto it = counters.find(peer);
-    if (it != counters.end())
-      return it->second;
-    auto orig = cc.ratchet_next.find(peer);
-    return counters.emplace(peer, orig == cc.ratchet_next.end() ? 0 : orig->second).first->second;
-  };
-  struct rollback {
-    std::vector<std::pair<channel*, send_chain>>& undo;
-    bool armed = true;
-    ~rollback() {
-      if (!armed)
-        return;
-      for (auto u = undo.rbegin(); u != undo.rend(); ++u)
-        u->first->out.chain.emplace(std::move(u->second));
-    }
-  } guard{undo};
+  // A failure changes nothing (see `build_workspace`).
+  build_workspace ws(cc, mode, now);
 
   std::vector<block_digest> digests;
   digests.reserve(rcpts.size());
@@ -301,12 +331,12 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
     const public_key* lpk = lpk_for(cc, c, rid);
     if (lpk == nullptr)
       return fail(errc::internal, "recipient without a long-term key");
-    channel& ch = work_channel(rid);
+    channel& ch = ws.channel_for(rid);
     auto ad = ad_block(h_c, c.author, rid);
     crypto::secret<32> rseed = c.type == msg_type::message ? seed.clone() : zero_seed.clone();
     if (hooks_.on_seed)
       hooks_.on_seed(rid, rseed);
-    auto b = send_with_fallback(cc, ch, counter_for(rid), c.conv, rid, *lpk, rseed, ad, mode,
+    auto b = send_with_fallback(cc, ch, ws.counter_for(rid), c.conv, rid, *lpk, rseed, ad, mode,
                                 c.aseq, now, r);
     if (!b) {
       // No key of this member works. If the directory has nothing usable for it either (a
@@ -325,10 +355,10 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
   }
   const hash32 root = blocks_root(digests);
   for (const auto& o : ms) {
-    channel& ch = work_channel(o.id);
+    channel& ch = ws.channel_for(o.id);
     auto ad = ad_amb(h_c, root, c.author, o.id);
-    auto b = send_with_fallback(cc, ch, counter_for(o.id), c.conv, o.id, o.lpk, zero_seed, ad, mode,
-                                c.aseq, now, r);
+    auto b = send_with_fallback(cc, ch, ws.counter_for(o.id), c.conv, o.id, o.lpk, zero_seed, ad,
+                                mode, c.aseq, now, r);
     if (!b)
       return fail(errc::unknown_key, "no usable key for a mirror; fetch one");
     if (hooks_.on_amb)
@@ -339,14 +369,7 @@ expected<client::build_result> client::build(client_conv& cc, const common& c_te
   s.c = std::move(c);
   build_result out;
   out.version.d = entry_digest(h_c, root);
-  guard.armed = false;
-  for (auto& [peer, ch] : work) {
-    // Chain mode: the steps of this build belong to this version (§4.8 "Establishment").
-    tag_pending(ch.out, aseq, out.version.d);
-    cc.channels[peer] = std::move(ch);
-  }
-  for (auto& [peer, n] : counters)
-    cc.ratchet_next[peer] = n;
+  ws.commit(aseq, out.version.d);
   out.version.submit = std::move(s);
   return out;
 }
