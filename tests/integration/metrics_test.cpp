@@ -166,11 +166,16 @@ TEST(provider_metrics, counters_move_with_traffic_on_the_scrape_endpoint_and_in_
         << m;
   }
   // The router's ACKs are cumulative (entries answered back to back share one): however many
-  // it sent, the last covers every answer, and each mirror ends up holding none.
+  // it sent, the last covers every answer, and each mirror ends up holding none. A scrape reads
+  // one series after the other, not all at one instant: an ACK handled while it runs may show
+  // in the answers held and not yet in the request count, so both are awaited.
   for (const char* m : {"mirror-a", "mirror-b"}) {
     const std::string acks = "cowpi_mirror_requests_total{kind=\"ack\"}";
     scrape now = after[m];
-    for (int k = 0; k < 100 && now.at("cowpi_mirror_answers_held") != 0; ++k) {
+    auto settled = [&] {
+      return now.at("cowpi_mirror_answers_held") == 0 && now.at(acks) - before[m].at(acks) >= 1;
+    };
+    for (int k = 0; k < 100 && !settled(); ++k) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       scrape fresh;
       ASSERT_TRUE(get(dep.process(m), fresh)) << m;
