@@ -4,7 +4,6 @@
 // sync and housekeeping in client_operations.cpp.
 #include "client_actor.hpp"
 
-#include "cowpi/actors/fault.hpp"
 #include "cowpi/config/common.hpp"
 #include "cowpi/protocol/encoding.hpp"
 
@@ -15,7 +14,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <utility>
 
 namespace cowpi::actors::client_impl {

@@ -2,18 +2,14 @@
 // The client actor: requests to the router, acceptance of deliveries (docs/design.md §3.5),
 // receipts (§3.7), the outbox (§3.8) and pre-keys, always persisting before sending (§4).
 #include "cowpi/actors/fault.hpp"
-#include "cowpi/config/common.hpp"
 #include "cowpi/protocol/encoding.hpp"
 
 #include "../type_ids.hpp"
-#include "../unix_time.hpp"
 #include "client_actor.hpp"
 #include "client_actor_helpers.hpp"
 #include "connection.hpp"
 
 #include <algorithm>
-#include <array>
-#include <cctype>
 #include <utility>
 
 namespace cowpi::actors::client_impl {

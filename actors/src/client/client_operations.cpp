@@ -2,18 +2,14 @@
 // The client actor: the user's operations (lookup, create, send, update, sync, reads), sync and
 // housekeeping.
 #include "cowpi/actors/fault.hpp"
-#include "cowpi/config/common.hpp"
 #include "cowpi/protocol/encoding.hpp"
 
 #include "../type_ids.hpp"
-#include "../unix_time.hpp"
 #include "client_actor.hpp"
 #include "client_actor_helpers.hpp"
 #include "connection.hpp"
 
 #include <algorithm>
-#include <array>
-#include <cctype>
 #include <utility>
 
 namespace cowpi::actors::client_impl {

@@ -259,7 +259,8 @@ public:
   /// but never uploaded), new keys when its count is below `prekey_low_water` (up to
   /// `prekey_target`), and our current LAST_RESORT key when it is not the one it holds. A
   /// LAST_RESORT key is rotated when due. Never more than `max_prekey_batch` one-time keys.
-  prekey_upload plan_prekey_upload(const status_result* pool, uint64_t now, crypto::rng& r);
+  [[nodiscard]] prekey_upload plan_prekey_upload(const status_result* pool, uint64_t now,
+                                                 crypto::rng& r);
 
   // -- Sending -------------------------------------------------------------
   /// Members and mirrors of `conv` this client has no key to send to yet:
