@@ -144,6 +144,9 @@ private:
   void keyed(const protocol::conv_id& conv, build_fn build, done_fn<protocol::outgoing> k,
              bool retried = false);
   void submit(protocol::outgoing o, done_fn<sent_message> done = {});
+  /// Forgets the submissions of (`conv`, `aseq`) and completes a waiting operation with
+  /// `queued`: true when the entry's echo came back, false when a newer version replaces it.
+  void settle_submits(const protocol::conv_id& conv, uint64_t aseq, bool queued);
   void submit_all(std::vector<protocol::outgoing> out);
   void resend_outbox();
   void on_rejection(const protocol::conv_id& conv, uint64_t aseq, const protocol::rejection& rej);

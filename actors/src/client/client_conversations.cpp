@@ -210,15 +210,7 @@ void client_actor::emit_accepted(const protocol::accepted_entry& a) {
   ++accepted_count_;
   if (a.own) {
     // Sent: its echo came back (§3.8).
-    for (auto it = submits_.begin(); it != submits_.end();) {
-      if (it->second.conv == a.conv && it->second.aseq == a.aseq) {
-        if (auto d = std::exchange(it->second.done, {}))
-          d(sent_message{a.conv, a.aseq, true});
-        it = submits_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    settle_submits(a.conv, a.aseq, true);
     resend_failures_.erase({a.conv, a.aseq});
     if (a.type == protocol::msg_type::setup)
       finish_setup(a.conv, a.conv);
@@ -275,6 +267,18 @@ void client_actor::keyed(const protocol::conv_id& conv, build_fn build,
   });
 }
 
+void client_actor::settle_submits(const protocol::conv_id& conv, uint64_t aseq, bool queued) {
+  for (auto it = submits_.begin(); it != submits_.end();) {
+    if (it->second.conv == conv && it->second.aseq == aseq) {
+      if (auto d = std::exchange(it->second.done, {}))
+        d(sent_message{conv, aseq, queued});
+      it = submits_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
 void client_actor::submit(protocol::outgoing o, done_fn<sent_message> done) {
   if (!online() || !session_) {
     // Persisted in the outbox: it goes out at the next login.
@@ -284,15 +288,7 @@ void client_actor::submit(protocol::outgoing o, done_fn<sent_message> done) {
   }
   // A new version of an aseq supersedes the older ones: a late rejection of an older version
   // must not act on the current one.
-  for (auto it = submits_.begin(); it != submits_.end();) {
-    if (it->second.conv == o.conv && it->second.aseq == o.aseq) {
-      if (auto d = std::exchange(it->second.done, {}))
-        d(sent_message{o.conv, o.aseq, false});
-      it = submits_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+  settle_submits(o.conv, o.aseq, false);
   const uint64_t rid = next_rid_++;
   auto frame = session_->seal(protocol::client_frame{rid, std::move(o.submit)});
   if (!frame) {

@@ -30,6 +30,23 @@ void sort_members(protocol::member_list& l) {
             [](const protocol::member& a, const protocol::member& b) { return a.id < b.id; });
 }
 
+// The answer to a LOOKUP_USERS of `asked` distinct ids, as members sorted by id; fails unless
+// every id is registered.
+expected<protocol::member_list> registered_members(expected<protocol::response_body> r,
+                                                   size_t asked) {
+  if (!r)
+    return unexpected<error>{std::move(r).error()};
+  auto* u = std::get_if<protocol::users_result>(&*r);
+  if (u == nullptr)
+    return unexpected_answer(*r, "lookup");
+  if (!u->unknown.empty() || u->users.size() != asked)
+    return fail(errc::not_found,
+                std::to_string(asked - u->users.size()) + " of the ids are not registered");
+  protocol::member_list members = std::move(u->users);
+  sort_members(members);
+  return members;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -78,16 +95,10 @@ void client_actor::op_create(std::vector<std::string> others, protocol::block_mo
     return done(fail(errc::invalid_argument, "the other members may not include ourselves"));
   request(protocol::lookup_users{others}, [this, others, mode,
                                            done](expected<protocol::response_body> r) {
-    if (!r)
-      return done(unexpected<error>{std::move(r).error()});
-    auto* u = std::get_if<protocol::users_result>(&*r);
-    if (u == nullptr)
-      return done(unexpected_answer(*r, "lookup"));
-    if (!u->unknown.empty() || u->users.size() != others.size())
-      return done(fail(errc::not_found, std::to_string(others.size() - u->users.size())
-                                            + " of the ids are not registered"));
-    protocol::member_list members = std::move(u->users);
-    sort_members(members);
+    auto found = registered_members(std::move(r), others.size());
+    if (!found)
+      return done(unexpected<error>{std::move(found).error()});
+    protocol::member_list members = std::move(*found);
     std::vector<std::string> owners = others;
     for (const auto& m : client().pinned_ms())
       owners.push_back(m.id);
@@ -169,16 +180,10 @@ void client_actor::op_update(const protocol::conv_id& conv, std::vector<std::str
     return;
   request(protocol::lookup_users{adds},
           [this, conv, adds, done, build](expected<protocol::response_body> r) {
-            if (!r)
-              return done(unexpected<error>{std::move(r).error()});
-            auto* u = std::get_if<protocol::users_result>(&*r);
-            if (u == nullptr)
-              return done(unexpected_answer(*r, "lookup"));
-            if (!u->unknown.empty() || u->users.size() != adds.size())
-              return done(fail(errc::not_found, std::to_string(adds.size() - u->users.size())
-                                                    + " of the ids are not registered"));
-            protocol::member_list members = std::move(u->users);
-            sort_members(members);
+            auto found = registered_members(std::move(r), adds.size());
+            if (!found)
+              return done(unexpected<error>{std::move(found).error()});
+            protocol::member_list members = std::move(*found);
             fetch_keys(adds, conv,
                        [this, conv, members, done, build](expected<protocol::response_body> r2) {
                          if (!r2)
