@@ -4,9 +4,9 @@
 #include "cowpi/actors/provider.hpp"
 
 #include "cowpi/actors/node_keys.hpp"
-#include "cowpi/storage/keys.hpp"
 #include "cowpi/storage/mirror_store.hpp"
 #include "cowpi/storage/router_store.hpp"
+#include "cowpi/storage/shard_map.hpp"
 #include "cowpi/storage/thread_guard.hpp"
 
 #include "admin_endpoint.hpp"
@@ -26,7 +26,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <sstream>
 #include <thread>
 
 namespace cowpi::actors {
@@ -80,30 +79,6 @@ struct provider_node::impl {
 
 namespace {
 
-// The cluster node list, persisted at first start; a different list is refused while the
-// node holds data (resharding is an offline migration).
-expected<void> check_shard_map(storage::store& s, const config::cluster_config& cluster,
-                               bool holds_data) {
-  std::ostringstream want;
-  for (const auto& n : cluster.nodes)
-    want << n << '\n';
-  COWPI_TRY(auto have, s.get(storage::column::meta, storage::keys::meta_shard_map()));
-  const std::string wanted = want.str();
-  if (have) {
-    const std::string stored(have->begin(), have->end());
-    if (stored == wanted)
-      return {};
-    if (holds_data)
-      return fail(errc::config,
-                  "the cluster node list differs from the one persisted at first start; "
-                  "resharding a node that holds data is an offline migration");
-  }
-  storage::write_batch b;
-  b.put(storage::column::meta, storage::keys::meta_shard_map(),
-        bytes(wanted.begin(), wanted.end()));
-  return s.apply(std::move(b));
-}
-
 // Marks every thread CAF starts (scheduler, clock, middleman) as one that must not block on
 // the disk: a store call that may block counts there (cowpi_store_blocking_calls_total).
 // Detached actors, which have a thread of their own, unmark theirs when they start.
@@ -150,7 +125,8 @@ expected<void> start_mirror(provider_node::impl& n) {
             storage::mirror_store::open(cfg.data_dir / "mirror.db",
                                         storage::key_file{*cfg.storage_key_file}, n.rng));
   COWPI_TRY(auto m, n.mirror_db->load(std::move(self)));
-  COWPI_TRY_VOID(check_shard_map(n.mirror_db->raw(), cfg.cluster, !m.convs().empty()));
+  COWPI_TRY_VOID(
+      storage::check_shard_map(n.mirror_db->raw(), cfg.cluster.nodes, !m.convs().empty()));
   mirror_endpoint_deps d;
   d.mirror = std::make_unique<protocol::mirror>(std::move(m));
   d.store = n.mirror_db.get();
@@ -180,7 +156,7 @@ expected<void> start_router(provider_node::impl& n) {
   n.public_key_hex = to_hex(self.lpk());
   COWPI_TRY(n.router_db, storage::router_store::open(cfg.data_dir / "router.db"));
   COWPI_TRY(auto convs, n.router_db->conversations());
-  COWPI_TRY_VOID(check_shard_map(n.router_db->raw(), cfg.cluster, !convs.empty()));
+  COWPI_TRY_VOID(storage::check_shard_map(n.router_db->raw(), cfg.cluster.nodes, !convs.empty()));
   const protocol::member_list ms = config::to_member_list(cfg.mirrors);
   for (const auto& m : ms)
     COWPI_TRY_VOID(n.router_db->register_provider(m.id, m.lpk));

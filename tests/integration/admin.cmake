@@ -6,5 +6,3 @@ cowpi_test(cowpi_integration_admin LABEL integration SERIAL TIMEOUT 600 SOURCES
   integration/admin_test.cpp
   LIBS cowpi_integration_support cowpi::storage cowpi::config)
 add_dependencies(cowpi_integration_admin cowpi-admin cowpi-provider)
-target_compile_definitions(cowpi_integration_admin PRIVATE
-  COWPI_ADMIN_BINARY="$<TARGET_FILE:cowpi-admin>")

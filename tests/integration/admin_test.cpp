@@ -11,12 +11,10 @@
 
 #include "client_harness.hpp"
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
-#include <cstdio>
 #include <fstream>
 #include <future>
 #include <sstream>
@@ -25,38 +23,6 @@ namespace cowpi::testing {
 namespace {
 
 using nlohmann::json;
-
-struct run_result {
-  int exit = -1;
-  std::string out;
-  std::string err;
-  json j() const { return json::parse(out, nullptr, false); }
-};
-
-// Runs cowpi-admin with `args` (already shell-safe: temp paths have no spaces or quotes).
-run_result admin(const std::filesystem::path& config, const std::string& args) {
-  const auto err_file = std::filesystem::temp_directory_path()
-                        / ("cowpi-admin-test-" + std::to_string(::getpid()) + ".stderr");
-  const std::string cmd = std::string(COWPI_ADMIN_BINARY) + " --config '" + config.string() + "' "
-                          + args + " 2>'" + err_file.string() + "'";
-  run_result r;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr)
-    return r;
-  char buf[4096];
-  size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
-    r.out.append(buf, n);
-  const int st = ::pclose(p);
-  r.exit = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  std::ifstream e(err_file);
-  std::stringstream ss;
-  ss << e.rdbuf();
-  r.err = ss.str();
-  std::error_code ec;
-  std::filesystem::remove(err_file, ec);
-  return r;
-}
 
 const json* find_by(const json& arr, const std::string& key, const std::string& value) {
   for (const auto& x : arr)

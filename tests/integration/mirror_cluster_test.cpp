@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <csignal>
 #include <fstream>
+#include <map>
 
 namespace cowpi::testing {
 namespace {
@@ -230,6 +231,158 @@ TEST(mirror_cluster, a_node_holding_data_refuses_to_start_with_another_node_list
   ASSERT_TRUE(dep.user("alice").send(made.back(), "after").has_value());
   ASSERT_TRUE(dep.settle());
   EXPECT_EQ(texts(dep.transcript("bob", made.back())), std::vector<std::string>{"after"});
+}
+
+// Stops `provider` (SIGTERM) and waits for it.
+void stop(live_deployment& dep, const std::string& provider) {
+  auto& p = dep.process(provider);
+  p.signal(SIGTERM);
+  ASSERT_TRUE(p.wait(std::chrono::seconds(10)).has_value()) << provider;
+}
+
+void write_config(const std::filesystem::path& path, const config::provider_config& c) {
+  std::ofstream o(path, std::ios::trunc);
+  o << config::to_toml(c);
+}
+
+TEST(mirror_cluster, resharding_two_nodes_to_three_moves_conversations_that_go_on_after) {
+  const std::vector<std::string> two{"mirror-a-1", "mirror-a-2"};
+  const std::vector<std::string> three{"mirror-a-1", "mirror-a-2", "mirror-a-3"};
+  live_deployment dep("mcluster-reshard", {}, provider_binary(), true,
+                      [](tools::local_deployment& d) { d.mirror_nodes = 3; });
+  ASSERT_TRUE(dep.ok()) << dep.error();
+  const auto& d = dep.layout();
+
+  // mirror-a runs as two nodes first: its configs and the router's list leave mirror-a-3 out.
+  // mirror-a-3 keeps the keys it made at its first start (the router's directory holds them);
+  // a node that never started is the unit test's case (tests/unit/storage/reshard_test.cpp).
+  for (const auto& p : {d.router, three[0], three[1], three[2]})
+    stop(dep, p);
+  std::map<std::string, config::provider_config> full;
+  for (const auto& p : {d.router, three[0], three[1], three[2]}) {
+    auto c = config::load_provider_config(d.config_path(p));
+    ASSERT_TRUE(c.has_value()) << c.error().message();
+    full.emplace(p, *c);
+  }
+  for (const auto& n : two) {
+    auto c = full.at(n);
+    c.cluster.nodes = two;
+    write_config(d.config_path(n), c);
+  }
+  {
+    auto c = full.at(d.router);
+    ASSERT_EQ(c.mirrors[0].name, "mirror-a");
+    ASSERT_EQ(c.mirrors[0].nodes.size(), 3u);
+    c.mirrors[0].nodes.resize(2);
+    write_config(d.config_path(d.router), c);
+  }
+  for (const auto& p : {two[0], two[1], d.router})
+    ASSERT_TRUE(dep.restart(p)) << p;
+  ASSERT_TRUE(eventually([&] {
+    auto st = admin_request(d.dir / d.router / "admin.sock", {{"get", "status"}});
+    for (const char* node :
+         {"mirror-a-1", "mirror-a-2", "mirror-b-1", "mirror-b-2", "mirror-b-3"}) {
+      const auto& sec = st["sections"][std::string("link:") + node];
+      if (!sec.is_object() || !sec.value("up", false) || !sec.value("keys", false))
+        return false;
+    }
+    return true;
+  }));
+
+  // Conversations on both nodes, until each node holds one that mirror-a-3 will own.
+  for (auto u : {"alice", "bob", "carol"})
+    dep.add_user(u);
+  std::vector<protocol::conv_id> convs;
+  std::vector<bool> gives(2, false);
+  for (int k = 0; k < 80 && !(gives[0] && gives[1]); ++k) {
+    auto conv = dep.user("alice").create(
+        {"bob", "carol"}, k % 3 == 2 ? protocol::block_mode::chain : protocol::block_mode::pk);
+    ASSERT_TRUE(conv.has_value()) << conv.error().message();
+    convs.push_back(*conv);
+    if (protocol::conv_owner(three, *conv) == 2)
+      gives[protocol::conv_owner(two, *conv)] = true;
+  }
+  ASSERT_TRUE(gives[0] && gives[1]) << "no conversation moving from each node in 80";
+  for (size_t c = 0; c < convs.size(); ++c)
+    for (const char* who : {"alice", "bob"})
+      ASSERT_TRUE(dep.user(who).send(convs[c], std::string("before ") + who).has_value());
+  ASSERT_TRUE(dep.settle());
+  size_t moving = 0;
+  for (const auto& conv : convs)
+    moving += protocol::conv_owner(three, conv) == 2;
+
+  // Offline: mirror-a's nodes and the router stop, every config lists the three nodes again.
+  for (const auto& p : {d.router, three[0], three[1], three[2]})
+    write_config(d.config_path(p), full.at(p));
+  const auto others = "--router " + d.config_path(d.router).string() + " "
+                      + d.config_path(three[1]).string() + " " + d.config_path(three[2]).string();
+  // A node or the router still running is refused, and nothing moves.
+  stop(dep, two[1]);
+  auto busy = admin(d.config_path(three[0]), "reshard " + others);
+  EXPECT_EQ(busy.exit, 1) << busy.out << busy.err;
+  EXPECT_NE(busy.err.find("every node's daemon must be stopped"), std::string::npos) << busy.err;
+  stop(dep, two[0]);
+  busy = admin(d.config_path(three[0]), "reshard " + others);
+  EXPECT_EQ(busy.exit, 1) << busy.out << busy.err;
+  EXPECT_NE(busy.err.find("the router must be stopped"), std::string::npos) << busy.err;
+  stop(dep, d.router);
+  auto plan = admin(d.config_path(three[0]), "--json reshard --dry-run " + others);
+  ASSERT_EQ(plan.exit, 0) << plan.out << plan.err;
+  EXPECT_EQ(plan.j()["moves"].size(), moving);
+  EXPECT_EQ(plan.j()["old_nodes"], nlohmann::json(two));
+  auto done = admin(d.config_path(three[0]), "--json reshard " + others);
+  ASSERT_EQ(done.exit, 0) << done.out << done.err;
+  const auto report = done.j();
+  ASSERT_EQ(report["moves"].size(), moving) << done.out;
+  for (const auto& mv : report["moves"])
+    EXPECT_EQ(mv.value("to", std::string()), "mirror-a-3") << mv.dump();
+  EXPECT_EQ(report["new_nodes"], nlohmann::json(three));
+
+  for (const auto& p : {three[0], three[1], three[2], d.router})
+    ASSERT_TRUE(dep.restart(p)) << p;
+  ASSERT_TRUE(tools::wait_router_ready(d, std::chrono::seconds(20)));
+  // Every conversation goes on where it now lives, and a new one can be set up on mirror-a-3.
+  std::vector<protocol::conv_id> after_made;
+  auto fresh = [&]() -> std::optional<protocol::conv_id> {
+    for (int tries = 0; tries < 40; ++tries) {
+      auto conv = dep.user("carol").create({"alice", "bob"});
+      EXPECT_TRUE(conv.has_value()) << conv.error().message();
+      if (!conv)
+        return std::nullopt;
+      after_made.push_back(*conv);
+      if (protocol::conv_owner(three, *conv) == 2)
+        return *conv;
+    }
+    return std::nullopt;
+  }();
+  ASSERT_TRUE(fresh.has_value());
+  for (const auto& conv : convs)
+    ASSERT_TRUE(dep.user("carol").send(conv, "after carol").has_value());
+  ASSERT_TRUE(dep.user("bob").send(*fresh, "fresh").has_value());
+  ASSERT_TRUE(dep.settle());
+  const std::vector<std::string> want{"before alice", "before bob", "after carol"};
+  for (const auto& conv : convs) {
+    auto t = texts(dep.transcript("alice", conv));
+    std::sort(t.begin(), t.end() - 1);  // the two "before" messages race each other
+    EXPECT_EQ(t, want);
+    EXPECT_EQ(texts(dep.transcript("bob", conv)), texts(dep.transcript("alice", conv)));
+    EXPECT_EQ(texts(dep.transcript("carol", conv)), texts(dep.transcript("alice", conv)));
+    expect_one_conversation(dep, conv, {"alice", "bob", "carol"});
+  }
+  EXPECT_EQ(texts(dep.transcript("alice", *fresh)), std::vector<std::string>{"fresh"});
+  for (auto u : {"alice", "bob", "carol"})
+    EXPECT_TRUE(dep.alarms(u).empty()) << u;
+  // Each node holds exactly what it owns under the new list, and the audit (every D_i of every
+  // conversation, asked of its owner node) is clean.
+  std::vector<int64_t> want_held(3, 0);
+  for (const auto* list : {&convs, &after_made})
+    for (const auto& conv : *list)
+      ++want_held[protocol::conv_owner(three, conv)];
+  for (size_t j = 0; j < 3; ++j)
+    EXPECT_EQ(node_conversations(dep, three[j]), want_held[j]) << three[j];
+  auto audit = admin(d.config_path(d.router), "audit");
+  EXPECT_EQ(audit.exit, 0) << audit.out << audit.err;
+  EXPECT_NE(audit.out.find("audit clean"), std::string::npos) << audit.out;
 }
 
 }  // namespace

@@ -5,9 +5,13 @@
 #include "admin_socket.hpp"
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 namespace cowpi::testing {
@@ -24,6 +28,30 @@ nlohmann::json status_section(const std::filesystem::path& socket, const std::st
   if (!s.contains("sections") || !s["sections"].contains(section))
     return nullptr;
   return s["sections"][section];
+}
+
+run_result admin(const std::filesystem::path& config, const std::string& args) {
+  const auto err_file = std::filesystem::temp_directory_path()
+                        / ("cowpi-admin-test-" + std::to_string(::getpid()) + ".stderr");
+  const std::string cmd = std::string(COWPI_ADMIN_BINARY) + " --config '" + config.string() + "' "
+                          + args + " 2>'" + err_file.string() + "'";
+  run_result r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr)
+    return r;
+  char buf[4096];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+    r.out.append(buf, n);
+  const int st = ::pclose(p);
+  r.exit = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  std::ifstream e(err_file);
+  std::stringstream ss;
+  ss << e.rdbuf();
+  r.err = ss.str();
+  std::error_code ec;
+  std::filesystem::remove(err_file, ec);
+  return r;
 }
 
 bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {

@@ -25,6 +25,18 @@ nlohmann::json admin_request(const std::filesystem::path& socket, const nlohmann
 /// socket); null when the socket does not answer or has no such section.
 nlohmann::json status_section(const std::filesystem::path& socket, const std::string& section);
 
+/// What a tool run printed and how it ended.
+struct run_result {
+  int exit = -1;
+  std::string out;
+  std::string err;
+  nlohmann::json j() const { return nlohmann::json::parse(out, nullptr, false); }
+};
+
+/// Runs `cowpi-admin --config CONFIG ARGS` (ARGS already shell-safe: temp paths have no spaces
+/// or quotes) and waits for it.
+run_result admin(const std::filesystem::path& config, const std::string& args);
+
 /// Polls `pred` every 20 ms until it is true or `timeout` passes; returns its last value.
 /// (Readiness by condition, never a fixed sleep.)
 bool eventually(const std::function<bool()>& pred,

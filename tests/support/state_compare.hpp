@@ -154,6 +154,21 @@ inline ::testing::AssertionResult same_client(const protocol::client& a,
   return ::testing::AssertionSuccess();
 }
 
+inline ::testing::AssertionResult same_mirror_conv(const protocol::mirror_conv& p,
+                                                   const protocol::mirror_conv& q) {
+  if (!(p.st == q.st))
+    return ::testing::AssertionFailure() << "conversation state differs";
+  if (!same_channels(p.channels, q.channels))
+    return ::testing::AssertionFailure() << "channels differ";
+  if (p.ratchet_next != q.ratchet_next)
+    return ::testing::AssertionFailure() << "counters differ";
+  if (p.member_lr != q.member_lr)
+    return ::testing::AssertionFailure() << "member LR keys differ";
+  if (p.answers != q.answers)
+    return ::testing::AssertionFailure() << "answers differ";
+  return ::testing::AssertionSuccess();
+}
+
 inline ::testing::AssertionResult same_mirror(const protocol::mirror& a,
                                               const protocol::mirror& b) {
   if (a.self().id() != b.self().id() || a.self().lpk() != b.self().lpk())
@@ -163,20 +178,10 @@ inline ::testing::AssertionResult same_mirror(const protocol::mirror& a,
   if (a.convs().size() != b.convs().size())
     return ::testing::AssertionFailure() << "conversation count differs";
   for (auto x = a.convs().begin(), y = b.convs().begin(); x != a.convs().end(); ++x, ++y) {
-    const auto& p = x->second;
-    const auto& q = y->second;
     if (x->first != y->first)
       return ::testing::AssertionFailure() << "conversation ids differ";
-    if (!(p.st == q.st))
-      return ::testing::AssertionFailure() << "conversation state differs";
-    if (!same_channels(p.channels, q.channels))
-      return ::testing::AssertionFailure() << "channels differ";
-    if (p.ratchet_next != q.ratchet_next)
-      return ::testing::AssertionFailure() << "counters differ";
-    if (p.member_lr != q.member_lr)
-      return ::testing::AssertionFailure() << "member LR keys differ";
-    if (p.answers != q.answers)
-      return ::testing::AssertionFailure() << "answers differ";
+    if (auto r = same_mirror_conv(x->second, y->second); !r)
+      return r;
   }
   return ::testing::AssertionSuccess();
 }

@@ -8,6 +8,7 @@
 #include "cowpi/storage/admin.hpp"
 
 #include "admin_socket.hpp"
+#include "reshard.hpp"
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <stdlib.h>
@@ -733,11 +734,12 @@ int cmd_collect(node& n, const options& o) {
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "cowpi-admin: inspect a cowpi provider node.\n"
+      "cowpi-admin: inspect a cowpi provider node; reshard a stopped mirror cluster.\n"
       "Stored data (conversations, conversation, users, prekeys, queues) is read from the node's\n"
       "RocksDB through a secondary instance, whether or not the daemon runs; live state\n"
-      "(status, links, metrics) and the audit come from the daemon's admin socket.\n"
-      "Exit codes: 0 ok, 1 error (config, store, daemon unreachable), 2 usage,\n"
+      "(status, links, metrics) and the audit come from the daemon's admin socket; reshard\n"
+      "opens the stopped nodes' stores itself.\n"
+      "Exit codes: 0 ok, 1 error (config, store, daemon unreachable, reshard refused), 2 usage,\n"
       "3 audit found a mismatch, 4 audit incomplete (a mirror unreachable or missing D values).\n"
       "See docs/admin.md (installed: /usr/share/doc/cowpi-provider/admin.md).",
       "cowpi-admin"};
@@ -787,6 +789,20 @@ int main(int argc, char** argv) {
       "run the retention collector now: delete the log entries every member acknowledged or "
       "older than [retention] max_age_s (router; it also runs every collect_interval_s)");
 
+  tools::reshard_args ra;
+  auto* reshard = app.add_subcommand(
+      "reshard",
+      "offline: move a mirror cluster's conversations to their owners under a new node list "
+      "(the router and every node stopped; --config is one node, CONFIGS every other, new "
+      "nodes too, each listing the new nodes in [cluster] nodes)");
+  reshard->add_option("CONFIGS", ra.others, "the other nodes' provider.toml files")->required();
+  reshard
+      ->add_option("--router", ra.router,
+                   "the router's provider.toml (stopped: its store is checked for entries "
+                   "in flight that cannot move)")
+      ->required();
+  reshard->add_flag("--dry-run", ra.dry_run, "print the moves and change nothing");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -798,6 +814,12 @@ int main(int argc, char** argv) {
     return exit_usage;
   }
 
+  if (reshard->parsed()) {
+    ra.config = o.config;
+    ra.data_dir = o.data_dir;
+    ra.json_out = o.json_out;
+    return tools::run_reshard(ra);
+  }
   try {
     node n(o.config, o.data_dir);
     if (conversations->parsed()) {

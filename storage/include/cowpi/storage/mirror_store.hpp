@@ -7,6 +7,7 @@
 #include "cowpi/crypto/rng.hpp"
 #include "cowpi/protocol/expected.hpp"
 #include "cowpi/protocol/mirror.hpp"
+#include "cowpi/storage/records.hpp"
 #include "cowpi/storage/sealer.hpp"
 #include "cowpi/storage/store.hpp"
 
@@ -16,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 namespace cowpi::storage {
 
@@ -94,6 +96,30 @@ public:
   void answer_retry_async(const protocol::conv_id& conv, uint64_t i, const hash32& d,
                           std::optional<protocol::answer> stored,
                           std::function<void(protocol::link_response)> done);
+
+  // -- Offline resharding (cowpi/storage/reshard.hpp) -------------------------------------------
+  // Row-level calls for a store no daemon runs on and that was not `load`ed: they bypass the row
+  // cache a loaded store keeps.
+
+  /// The conversations the store holds (those with a header row), in id order.
+  [[nodiscard]] expected<std::vector<protocol::conv_id>> held_conversations() const;
+  /// The next index of `conv` as its header row says; nullopt when the store does not hold it.
+  [[nodiscard]] expected<std::optional<uint64_t>> next_index(const protocol::conv_id& conv) const;
+  /// The mirror identity the store is bound to (meta `identity`); nullopt before its first load.
+  [[nodiscard]] expected<std::optional<identity_binding>> bound_identity() const;
+  /// Binds a store that has no identity yet to `b` (what its first `load` would write).
+  [[nodiscard]] expected<void> bind_identity(const identity_binding& b);
+  /// Copies every row of `conv` from `from` into this store: its D history first (synced batches
+  /// of at most `copy_batch_rows` rows), then its conversation rows, its channels (opened with
+  /// `from`'s key, sealed again with this store's) and its answers in one synced batch, which is
+  /// the moment this store holds the conversation. Copying again rewrites the same rows.
+  /// Returns the rows copied.
+  [[nodiscard]] expected<uint64_t> copy_conversation(const mirror_store& from,
+                                                     const protocol::conv_id& conv);
+  /// Deletes every row of `conv` (conversation, channels, D history, answers) in one synced batch
+  /// of range deletions.
+  [[nodiscard]] expected<void> drop_conversation(const protocol::conv_id& conv);
+  static constexpr size_t copy_batch_rows = 4096;
 
 private:
   void conv_rows(const protocol::mirror_conv& mc, write_batch& b);
