@@ -2,6 +2,8 @@
 // The names, help texts and labels of every metric of a provider node.
 #include "node_metrics.hpp"
 
+#include "cowpi/storage/mirror_store.hpp"
+#include "cowpi/storage/router_store.hpp"
 #include "cowpi/storage/thread_guard.hpp"
 
 namespace cowpi::actors {
@@ -145,7 +147,10 @@ void add_blocking_collector(metrics::registry& r) {
   });
 }
 
-void add_store_collector(metrics::registry& r, std::string store_name, const storage::store* s) {
+namespace {
+
+template <class Store>
+void store_collector(metrics::registry& r, std::string store_name, const Store* s) {
   r.add_collector([store_name = std::move(store_name), s](metrics::sink& out) {
     const auto w = s->stats();
     const metrics::labels l{{"store", store_name}};
@@ -165,6 +170,18 @@ void add_store_collector(metrics::registry& r, std::string store_name, const sto
     out.gauge("cowpi_store_failed", "1 once a synced write failed (the node must restart)", l,
               s->failed() ? 1 : 0);
   });
+}
+
+}  // namespace
+
+void add_store_collector(metrics::registry& r, std::string store_name,
+                         const storage::router_store& s) {
+  store_collector(r, std::move(store_name), &s);
+}
+
+void add_store_collector(metrics::registry& r, std::string store_name,
+                         const storage::mirror_store& s) {
+  store_collector(r, std::move(store_name), &s);
 }
 
 }  // namespace cowpi::actors

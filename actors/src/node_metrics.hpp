@@ -13,6 +13,11 @@
 #include <string>
 #include <string_view>
 
+namespace cowpi::storage {
+class router_store;
+class mirror_store;
+}  // namespace cowpi::storage
+
 namespace cowpi::actors {
 
 /// "hello", "prepare", "commit", "ack", "status", "topup" or "audit".
@@ -109,6 +114,9 @@ struct mirror_metrics {
 void add_blocking_collector(metrics::registry& r);
 
 /// Reports a store's group-commit counters (`store` = "router" or "mirror") at each render.
-void add_store_collector(metrics::registry& r, std::string store_name, const storage::store* s);
+void add_store_collector(metrics::registry& r, std::string store_name,
+                         const storage::router_store& s);
+void add_store_collector(metrics::registry& r, std::string store_name,
+                         const storage::mirror_store& s);
 
 }  // namespace cowpi::actors

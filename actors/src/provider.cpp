@@ -6,7 +6,6 @@
 #include "cowpi/actors/node_keys.hpp"
 #include "cowpi/storage/mirror_store.hpp"
 #include "cowpi/storage/router_store.hpp"
-#include "cowpi/storage/shard_map.hpp"
 #include "cowpi/storage/thread_guard.hpp"
 
 #include "admin_endpoint.hpp"
@@ -125,8 +124,7 @@ expected<void> start_mirror(provider_node::impl& n) {
             storage::mirror_store::open(cfg.data_dir / "mirror.db",
                                         storage::key_file{*cfg.storage_key_file}, n.rng));
   COWPI_TRY(auto m, n.mirror_db->load(std::move(self)));
-  COWPI_TRY_VOID(
-      storage::check_shard_map(n.mirror_db->raw(), cfg.cluster.nodes, !m.convs().empty()));
+  COWPI_TRY_VOID(n.mirror_db->check_shard_map(cfg.cluster.nodes, !m.convs().empty()));
   mirror_endpoint_deps d;
   d.mirror = std::make_unique<protocol::mirror>(std::move(m));
   d.store = n.mirror_db.get();
@@ -134,7 +132,7 @@ expected<void> start_mirror(provider_node::impl& n) {
   d.nodes = cfg.cluster.nodes;
   d.self_node = cfg.cluster.self;
   d.metrics = mirror_metrics::make(&n.metrics);
-  add_store_collector(n.metrics, "mirror", &n.mirror_db->raw());
+  add_store_collector(n.metrics, "mirror", *n.mirror_db);
   auto ep = spawn_mirror_endpoint(*n.sys, std::move(d));
   n.actors.push_back(ep);
   auto port = caf::openssl::publish(ep, cfg.links.port, cfg.links.host.c_str(), true);
@@ -156,7 +154,7 @@ expected<void> start_router(provider_node::impl& n) {
   n.public_key_hex = to_hex(self.lpk());
   COWPI_TRY(n.router_db, storage::router_store::open(cfg.data_dir / "router.db"));
   COWPI_TRY(auto convs, n.router_db->conversations());
-  COWPI_TRY_VOID(storage::check_shard_map(n.router_db->raw(), cfg.cluster.nodes, !convs.empty()));
+  COWPI_TRY_VOID(n.router_db->check_shard_map(cfg.cluster.nodes, !convs.empty()));
   const protocol::member_list ms = config::to_member_list(cfg.mirrors);
   for (const auto& m : ms)
     COWPI_TRY_VOID(n.router_db->register_provider(m.id, m.lpk));
@@ -206,7 +204,7 @@ expected<void> start_router(provider_node::impl& n) {
   cd.commit_timeout = cfg.timeouts.commit;
   cd.retention = cfg.retention;
   cd.metrics = conversation_metrics::make(&n.metrics);
-  add_store_collector(n.metrics, "router", &n.router_db->raw());
+  add_store_collector(n.metrics, "router", *n.router_db);
   auto registry = spawn_conversation_registry(*n.sys, cd, convs);
   n.actors.insert(n.actors.end(), links.begin(), links.end());
   n.actors.push_back(registry);

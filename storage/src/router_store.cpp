@@ -782,6 +782,34 @@ expected<uint64_t> router_store::next_index(const conv_id& conv) const {
   return h.next;
 }
 
+expected<router_store::audit_rows> router_store::audit_view(const conv_id& conv) const {
+  audit_rows out;
+  COWPI_TRY(out.next, next_index(conv));
+  COWPI_TRY(out.log_start, log_start(conv));
+  const std::string prefix = keys::conv_prefix(conv);
+  detail::scan_error se;
+  COWPI_TRY_VOID(s_->scan_prefix(column::log, prefix, [&](std::string_view key, byte_view v) {
+    auto i = keys::be64_at(key, 16);
+    if (!i)
+      return se.set(error{errc::corruption, "log key"});
+    auto rec = decode_log_record(*i, v);
+    if (!rec)
+      return se.set(rec.error());
+    out.d.emplace(*i, rec->entry.d);
+    return true;
+  }));
+  COWPI_TRY_VOID(se.result());
+  COWPI_TRY_VOID(s_->scan_prefix(column::pending, prefix, [&](std::string_view key, byte_view) {
+    auto i = keys::be64_at(key, 16);
+    if (!i)
+      return se.set(error{errc::corruption, "pending key"});
+    out.in_flight.insert(*i);
+    return true;
+  }));
+  COWPI_TRY_VOID(se.result());
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Cursors.
 

@@ -2,6 +2,9 @@
 // The persisted cluster node list (meta `shard.map`).
 #include "cowpi/storage/shard_map.hpp"
 
+#include "cowpi/storage/mirror_store.hpp"
+#include "cowpi/storage/router_store.hpp"
+
 namespace cowpi::storage {
 
 expected<std::optional<std::vector<std::string>>> read_shard_map(const store& s) {
@@ -47,6 +50,16 @@ expected<void> check_shard_map(store& s, const std::vector<std::string>& nodes, 
                                   + "); resharding a node that holds data is an offline "
                                     "migration (cowpi-admin reshard, docs/admin.md)");
   return write_shard_map(s, nodes);
+}
+
+expected<void> router_store::check_shard_map(const std::vector<std::string>& nodes,
+                                             bool holds_data) {
+  return storage::check_shard_map(*s_, nodes, holds_data);
+}
+
+expected<void> mirror_store::check_shard_map(const std::vector<std::string>& nodes,
+                                             bool holds_data) {
+  return storage::check_shard_map(*s_, nodes, holds_data);
 }
 
 std::string describe_nodes(const std::vector<std::string>& nodes) {

@@ -256,7 +256,7 @@ void client_actor::op_store_stats(done_fn<client_store_stats> done) {
     return done(fail(errc::closed, "the client runtime is closed"));
   if (!core_.store)
     return done(fail(errc::bad_state, "the client runtime has failed: " + failure_));
-  const auto st = core_.store->raw().stats();
+  const auto st = core_.store->stats();
   done(client_store_stats{st.syncs, st.batches});
 }
 

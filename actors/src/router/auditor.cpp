@@ -5,8 +5,6 @@
 #include "auditor.hpp"
 
 #include "cowpi/crypto/bytes.hpp"
-#include "cowpi/storage/keys.hpp"
-#include "cowpi/storage/records.hpp"
 #include "cowpi/storage/thread_guard.hpp"
 
 #include "../type_ids.hpp"
@@ -65,36 +63,13 @@ std::string error_json(const std::string& why) {
 // Reads what the router holds of `conv`: next, log start, D_i per held entry, in-flight ones.
 expected<conv_audit> load_conv(storage::router_store& store, const protocol::conv_id& conv,
                                size_t mirrors) {
-  const storage::store& raw = store.raw();
+  COWPI_TRY(auto rows, store.audit_view(conv));
   conv_audit out;
   out.conv = conv;
-  COWPI_TRY(out.next, store.next_index(conv));
-  COWPI_TRY(out.log_start, store.log_start(conv));
-  std::optional<error> bad;
-  const std::string prefix = storage::keys::conv_prefix(conv);
-  COWPI_TRY_VOID(
-      raw.scan_prefix(storage::column::log, prefix, [&](std::string_view key, byte_view v) {
-        auto i = storage::keys::be64_at(key, 16);
-        auto rec =
-            i ? storage::decode_log_record(*i, v)
-              : expected<storage::log_record>(unexpected{error{errc::corruption, "log key"}});
-        if (!rec) {
-          bad = rec.error();
-          return false;
-        }
-        out.router_d.emplace(*i, rec->entry.d);
-        return true;
-      }));
-  COWPI_TRY_VOID(
-      raw.scan_prefix(storage::column::pending, prefix, [&](std::string_view key, byte_view) {
-        if (auto i = storage::keys::be64_at(key, 16)) {
-          out.in_flight.insert(*i);
-        }
-        return true;
-      }));
-  if (bad) {
-    return unexpected{std::move(*bad)};
-  }
+  out.next = rows.next;
+  out.log_start = rows.log_start;
+  out.router_d = std::move(rows.d);
+  out.in_flight = std::move(rows.in_flight);
   out.mirrors.resize(mirrors);
   return out;
 }

@@ -43,7 +43,11 @@ public:
   client_store(const client_store&) = delete;
   client_store& operator=(const client_store&) = delete;
 
+  /// The underlying store, for tests and benchmarks; the runtime uses the typed calls.
   store& raw() noexcept { return *s_; }
+  /// The group-commit writer's counters, and whether a write failed (metrics).
+  write_stats stats() const noexcept { return s_->stats(); }
+  bool failed() const noexcept { return s_->failed(); }
 
   /// True once `create` ran.
   [[nodiscard]] expected<bool> has_identity() const;

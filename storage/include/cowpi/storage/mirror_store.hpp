@@ -43,7 +43,14 @@ public:
   mirror_store(const mirror_store&) = delete;
   mirror_store& operator=(const mirror_store&) = delete;
 
+  /// The underlying store, for tests and benchmarks; the runtime uses the typed calls.
   store& raw() noexcept { return *s_; }
+  /// The group-commit writer's counters, and whether a write failed (metrics).
+  write_stats stats() const noexcept { return s_->stats(); }
+  bool failed() const noexcept { return s_->failed(); }
+  /// `storage::check_shard_map` on this store (shard_map.hpp).
+  [[nodiscard]] expected<void> check_shard_map(const std::vector<std::string>& nodes,
+                                               bool holds_data);
 
   /// Loads the mirror: its key store, every conversation record (a record is also the
   /// tombstone that refuses a second SETUP) and the answers still held. The first load binds

@@ -17,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -63,7 +64,14 @@ public:
   ~router_store();
   router_store(const router_store&) = delete;
   router_store& operator=(const router_store&) = delete;
+  /// The underlying store, for tests and benchmarks; the runtime uses the typed calls.
   store& raw() noexcept { return *s_; }
+  /// The group-commit writer's counters, and whether a write failed (metrics).
+  write_stats stats() const noexcept { return s_->stats(); }
+  bool failed() const noexcept { return s_->failed(); }
+  /// `storage::check_shard_map` on this store (shard_map.hpp).
+  [[nodiscard]] expected<void> check_shard_map(const std::vector<std::string>& nodes,
+                                               bool holds_data);
 
   // -- Directory ---------------------------------------------------------------------------
   /// Registers `id` with `lpk` at time `now`, creating its (empty) directory entry. Fails with
@@ -180,6 +188,17 @@ public:
   void log_start_async(const protocol::conv_id& conv, std::function<void(expected<uint64_t>)> done);
   /// The next index of `conv` (number of entries ever logged), 0 if unknown.
   [[nodiscard]] expected<uint64_t> next_index(const protocol::conv_id& conv) const;
+  /// What the router holds of one conversation for the cross-provider audit.
+  struct audit_rows {
+    uint64_t next = 0;
+    uint64_t log_start = 0;
+    /// D_i of every log entry still held.
+    std::map<uint64_t, hash32> d;
+    /// Entries still missing mirror answers (a mirror may not hold them yet).
+    std::set<uint64_t> in_flight;
+  };
+  /// Reads `audit_rows` of `conv` (a scan of its log and pending rows: may touch the disk).
+  [[nodiscard]] expected<audit_rows> audit_view(const protocol::conv_id& conv) const;
 
   // -- Delivery cursors ---------------------------------------------------------------------
   /// `user`'s cursor in `conv`, if `conv` is in its set.
