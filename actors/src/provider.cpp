@@ -33,6 +33,7 @@ struct provider_node::impl {
   // First, so that it outlives every actor and store that updates it.
   metrics::registry metrics;
   config::provider_config cfg;
+  provider_hooks hooks;
   caf::actor_system_config sys_cfg;
   std::unique_ptr<caf::actor_system> sys;
   crypto::system_rng rng;
@@ -210,6 +211,7 @@ expected<void> start_router(provider_node::impl& n) {
   n.actors.push_back(registry);
   client_side_options options;
   options.metrics = client_metrics::make(&n.metrics);
+  options.deliver = n.hooks.deliver;
   COWPI_TRY(auto side,
             spawn_client_side(*n.sys, cfg, *n.router_db, registry, std::move(self), options));
   for (auto& l : links)
@@ -268,9 +270,11 @@ void provider_node::stop() {
     impl_->shutdown();
 }
 
-expected<std::unique_ptr<provider_node>> provider_node::start(const config::provider_config& cfg) {
+expected<std::unique_ptr<provider_node>> provider_node::start(const config::provider_config& cfg,
+                                                              provider_hooks hooks) {
   auto n = std::make_unique<impl>();
   n->cfg = cfg;
+  n->hooks = std::move(hooks);
   std::error_code ec;
   std::filesystem::create_directories(cfg.data_dir, ec);
   if (ec)

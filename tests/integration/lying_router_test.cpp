@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// A lying router in a real deployment: cowpi-provider-liar (the daemon with the lying delivery
-// seam of lying_router_seam.cpp) shows bob two of alice's messages in swapped order while
+// A lying router in a real deployment: cowpi-provider-liar (the daemon run with the delivery
+// filter of lying_router.cpp) shows bob two of alice's messages in swapped order while
 // alice and carol see the true order. Bob must raise an alarm and stop, never accept the
 // other order: every accepted transcript stays a prefix of the one conversation.
 #include "client_harness.hpp"

@@ -3,6 +3,7 @@
 // acceptor and connection brokers, session workers, directory, queue registry and queues.
 #pragma once
 
+#include "cowpi/actors/provider.hpp"
 #include "cowpi/protocol/expected.hpp"
 #include "cowpi/protocol/keys.hpp"
 #include "cowpi/protocol/messages.hpp"
@@ -76,6 +77,8 @@ struct queue_deps {
   size_t window_envelopes = 0;
   size_t window_bytes = 0;
   std::shared_ptr<const client_metrics> metrics = client_metrics::make(nullptr);
+  /// Applied to every envelope just before it is sent; empty: sent as it is.
+  delivery_filter deliver;
 };
 
 /// Spawns the queue registry (contracts.md "queues").

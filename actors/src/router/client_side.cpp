@@ -51,6 +51,7 @@ expected<client_side> spawn_client_side(caf::actor_system& sys, const config::pr
   qd.window_envelopes = std::max<size_t>(options.window_envelopes, 1);
   qd.window_bytes = options.window_bytes;
   qd.metrics = options.metrics;
+  qd.deliver = options.deliver;
   side.queues = spawn_queue_registry(sys, std::move(qd));
   if (registry) {
     caf::anon_send(registry, attach_atom_v, side.queues);

@@ -3,6 +3,7 @@
 // the delivery queues, spawned together from the provider config (docs/architecture.md).
 #pragma once
 
+#include "cowpi/actors/provider.hpp"
 #include "cowpi/config/provider_config.hpp"
 #include "cowpi/protocol/expected.hpp"
 #include "cowpi/protocol/keys.hpp"
@@ -45,6 +46,8 @@ struct client_side_options {
   protocol::directory_policy fetch_policy{};
   /// Where connections, sessions and queues count (a registry nobody renders by default).
   std::shared_ptr<const client_metrics> metrics = client_metrics::make(nullptr);
+  /// The queues' last step before sending (provider_hooks::deliver); empty: none.
+  delivery_filter deliver;
 };
 
 /// The handles of the client-facing side. Every actor answers `(stats_atom)` with a JSON

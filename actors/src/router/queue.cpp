@@ -8,7 +8,6 @@
 #include "cowpi/crypto/bytes.hpp"
 
 #include "../type_ids.hpp"
-#include "delivery_seam.hpp"
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -212,8 +211,11 @@ bool take(queue_actor* self, const protocol::conv_id& conv, conv_cursor& cc,
               .count());
       st.poked.erase(p);
     }
-    for (auto& out : seam::outgoing_envelopes(st.user, std::move(env))) {
-      batch.push_back(std::move(out));
+    if (!st.d->deliver) {
+      batch.push_back(std::move(env));
+    } else {
+      for (auto& out : st.d->deliver(st.user, std::move(env)))
+        batch.push_back(std::move(out));
     }
     took = true;
   }

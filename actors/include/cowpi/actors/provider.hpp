@@ -5,10 +5,13 @@
 
 #include "cowpi/config/provider_config.hpp"
 #include "cowpi/protocol/expected.hpp"
+#include "cowpi/protocol/types.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace cowpi::actors {
 
@@ -22,6 +25,19 @@ struct provider_ports {
   std::string admin_socket;
 };
 
+/// Rewrites what a router's queue actor is about to send to `user` (`env` and what follows it
+/// in place of it, in order). Called on any scheduler thread: must be thread-safe.
+using delivery_filter =
+    std::function<std::vector<protocol::envelope>(const std::string& user, protocol::envelope env)>;
+
+/// What a node runs with besides its config. The daemon passes none; a test daemon may pass a
+/// `deliver` filter to play a lying router in a real deployment (docs/architecture.md, "Lying
+/// routers in tests").
+struct provider_hooks {
+  /// Empty: every envelope is sent as it is (the honest router).
+  delivery_filter deliver;
+};
+
 /// A running router or mirror: its actor system, stores and listeners. Thread-safe to stop.
 class provider_node {
 public:
@@ -30,7 +46,7 @@ public:
   /// listeners. Fails with a clear error (bad key file, store locked or of an unknown layout,
   /// port in use, TLS files unreadable) and leaves nothing running then.
   [[nodiscard]] static expected<std::unique_ptr<provider_node>> start(
-      const config::provider_config& cfg);
+      const config::provider_config& cfg, provider_hooks hooks = {});
 
   ~provider_node();
   provider_node(const provider_node&) = delete;

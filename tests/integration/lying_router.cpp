@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// A lying router for the integration tests: this definition of the delivery seam
-// (actors/src/router/delivery_seam.hpp) is linked into cowpi-provider-liar ahead of the honest
-// one. For the user named by COWPI_LIE_USER it swaps the COWPI_LIE_MESSAGE-th and the next
-// MESSAGE envelope (counted from 1, per conversation; other types pass): that user is shown the
-// two messages in the other order, every other member the true order (a reordering fork
-// between two clients).
-#include "router/delivery_seam.hpp"
+// A lying router for the integration tests: cowpi-provider's main run with a delivery filter
+// (provider_hooks::deliver). For the user named by COWPI_LIE_USER it swaps the
+// COWPI_LIE_MESSAGE-th and the next MESSAGE envelope (counted from 1, per conversation; other
+// types pass): that user is shown the two messages in the other order, every other member the
+// true order (a reordering fork between two clients).
+#include "daemon.hpp"
 
 #include <cstdlib>
 #include <iterator>
@@ -16,8 +15,9 @@
 #include <string>
 #include <utility>
 
-namespace cowpi::actors::seam {
 namespace {
+
+using namespace cowpi;
 
 struct lie {
   lie() {
@@ -41,10 +41,7 @@ lie& the_lie() {
   return l;
 }
 
-}  // namespace
-
-std::vector<protocol::envelope> outgoing_envelopes(const std::string& user,
-                                                   protocol::envelope env) {
+std::vector<protocol::envelope> lie_to(const std::string& user, protocol::envelope env) {
   auto& l = the_lie();
   std::vector<protocol::envelope> out;
   if (l.victim.empty() || user != l.victim || env.c.type != protocol::msg_type::message) {
@@ -73,4 +70,8 @@ std::vector<protocol::envelope> outgoing_envelopes(const std::string& user,
   return out;
 }
 
-}  // namespace cowpi::actors::seam
+}  // namespace
+
+int main(int argc, char** argv) {
+  return cowpi::tools::run_provider(argc, argv, cowpi::actors::provider_hooks{lie_to});
+}
