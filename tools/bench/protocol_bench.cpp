@@ -137,7 +137,8 @@ void author_message(benchmark::State& state) {
   }
   // Means over every MESSAGE sent, so the DH steps a long run makes (every DH_EVERY entries
   // per channel) are counted at their share.
-  const double sent = static_cast<double>(std::max<size_t>(state.iterations(), 1));
+  const double sent =
+      static_cast<double>(std::max<benchmark::IterationCount>(state.iterations(), 1));
   state.counters["upload_bytes"] = static_cast<double>(upload) / sent;
   state.counters["upload_per_recipient"] =
       static_cast<double>(upload) / sent / static_cast<double>(n - 1);

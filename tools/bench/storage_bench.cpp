@@ -312,8 +312,9 @@ void bm_storage_small_synced(benchmark::State& state) {
         die("write", r.error());
     }
   }
-  state.counters["writes/s"] = benchmark::Counter(static_cast<double>(state.iterations() * group),
-                                                  benchmark::Counter::kIsRate);
+  state.counters["writes/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(group),
+                         benchmark::Counter::kIsRate);
 }
 BENCHMARK(bm_storage_small_synced)->Arg(1)->Arg(16)->UseRealTime();
 

@@ -396,7 +396,7 @@ private:
     const json j = cowpi(u, {"sync"});
     size_t news = 0;
     for (const auto& e : j["entries"])
-      news += e.value("own", false) ? 0 : 1;
+      news += e.value("own", false) ? 0u : 1u;
     std::cout << "   " << u << " syncs: " << news << " new entr" << (news == 1 ? "y" : "ies")
               << "\n";
     print_entries(u, j);
