@@ -575,4 +575,30 @@ commit_progress router_conv::on_commit_answer(uint64_t index, size_t k, const li
   return p;
 }
 
+std::vector<std::string> cursor_members(const log_entry& e) {
+  std::vector<std::string> out = e.joiners;
+  if (e.c.type == msg_type::update)
+    out.insert(out.end(), e.c.removes.begin(), e.c.removes.end());
+  return out;
+}
+
+std::vector<std::pair<std::string, delivery_cursor>> cursor_changes(
+    const log_entry& e, const std::vector<std::optional<delivery_cursor>>& current,
+    uint64_t log_start) {
+  const auto members = cursor_members(e);
+  std::vector<std::pair<std::string, delivery_cursor>> out;
+  for (size_t k = 0; k < members.size() && k < current.size(); ++k) {
+    const auto& c = current[k];
+    if (k < e.joiners.size()) {
+      uint64_t next = e.index;
+      if (c && c->next < e.index && c->next >= log_start)
+        next = c->next;
+      out.emplace_back(members[k], delivery_cursor{next, std::nullopt});
+    } else if (c) {
+      out.emplace_back(members[k], delivery_cursor{c->next, e.index});
+    }
+  }
+  return out;
+}
+
 }  // namespace cowpi::protocol

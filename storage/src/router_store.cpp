@@ -379,7 +379,6 @@ expected<void> router_store::queue_answers(const log_entry& e, const protocol::m
     touched.push_back(key);
   };
   // Read everything first, so that a failed read leaves the overlay untouched.
-  std::vector<std::pair<std::string, cursor_record>> updates;
   uint64_t start = 0;
   if (!e.joiners.empty()) {
     COWPI_TRY(auto raw, get_row(column::conv, keys::conv_row_key(conv, conv_row::retention), miss));
@@ -387,23 +386,12 @@ expected<void> router_store::queue_answers(const log_entry& e, const protocol::m
       COWPI_TRY(start, decode_u64(*raw));
     }
   }
-  for (const auto& j : e.joiners) {
-    COWPI_TRY(auto c, current(j));
-    // A re-added member keeps what it has not acknowledged of its earlier membership, unless
-    // retention already deleted it: then it starts at the entry that adds it (a cursor below
-    // the log's start would read HISTORY_EXPIRED for ever).
-    uint64_t next = i;
-    if (c && c->next < i && c->next >= start)
-      next = c->next;
-    updates.emplace_back(j, cursor_record{next, std::nullopt});
+  std::vector<std::optional<cursor_record>> now;
+  for (const auto& u : protocol::cursor_members(e)) {
+    COWPI_TRY(auto c, current(u));
+    now.push_back(std::move(c));
   }
-  if (e.c.type == protocol::msg_type::update) {
-    for (const auto& r : e.c.removes) {
-      COWPI_TRY(auto c, current(r));
-      if (c)
-        updates.emplace_back(r, cursor_record{c->next, i});
-    }
-  }
+  const auto updates = protocol::cursor_changes(e, now, start);
   if (miss != nullptr && *miss)
     return {};  // a row is only on disk: nothing changed, the caller reads it elsewhere
   for (const auto& [user, c] : updates)

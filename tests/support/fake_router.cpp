@@ -338,11 +338,20 @@ struct fake_router::state {
           se.answers = std::move(p.answers);
           for (auto& mm : mirrors)
             (void)mm->m.ack(link_ack{conv, *p.complete});
-          for (const auto& j : se.e.joiners) {
-            auto [cur, fresh_c] = cursor.try_emplace({j, conv}, se.e.index);
-            if (!fresh_c)
-              cur->second = std::min(cur->second, se.e.index);
-            auto [snt, fresh_s] = sent.try_emplace({j, conv}, se.e.index);
+          // The router's rule; this router never collects its log and keeps no slot bound
+          // for a removed member.
+          std::vector<std::optional<delivery_cursor>> held;
+          for (const auto& u : cursor_members(se.e)) {
+            auto cur = cursor.find({u, conv});
+            held.push_back(cur == cursor.end()
+                               ? std::nullopt
+                               : std::optional<delivery_cursor>({cur->second, std::nullopt}));
+          }
+          for (const auto& [u, c] : cursor_changes(se.e, held, 0)) {
+            if (c.last)
+              continue;
+            cursor[{u, conv}] = c.next;
+            auto [snt, fresh_s] = sent.try_emplace({u, conv}, se.e.index);
             if (!fresh_s)
               snt->second = std::min(snt->second, se.e.index);
           }

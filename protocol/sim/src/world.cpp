@@ -341,22 +341,31 @@ void world::pump(const conv_id& conv) {
           se.answers = std::move(p.answers);
           for (auto& mm : mirrors_)
             (void)mm->m.ack(link_ack{conv, *p.complete});
-          for (const auto& j : se.e.joiners) {
-            // A re-added member still catching up keeps its cursor: it must first receive
-            // the entries up to the UPDATE that removed it (entries without its slot are
-            // skipped), or it buffers the joining UPDATE forever.
-            auto [c, fresh_c] = cursor_.try_emplace({j, conv}, se.e.index);
-            if (!fresh_c)
-              c->second = std::min(c->second, se.e.index);
-            auto [s, fresh_s] = sent_upto_.try_emplace({j, conv}, se.e.index);
-            if (!fresh_s)
-              s->second = std::min(s->second, se.e.index);
-          }
+          apply_cursor_changes(conv, se.e);
         }
       }
     }
   }
   deliver_ready(conv);
+}
+
+void world::apply_cursor_changes(const conv_id& conv, const log_entry& e) {
+  // The router's rule (protocol::cursor_changes); this world never collects its log, and keeps
+  // no slot bound for a removed member (entries without its slot are skipped anyway).
+  std::vector<std::optional<delivery_cursor>> now;
+  for (const auto& u : cursor_members(e)) {
+    auto c = cursor_.find({u, conv});
+    now.push_back(c == cursor_.end() ? std::nullopt
+                                     : std::optional<delivery_cursor>({c->second, std::nullopt}));
+  }
+  for (const auto& [u, c] : cursor_changes(e, now, 0)) {
+    if (c.last)
+      continue;
+    cursor_[{u, conv}] = c.next;
+    auto [s, fresh] = sent_upto_.try_emplace({u, conv}, e.index);
+    if (!fresh)
+      s->second = std::min(s->second, e.index);
+  }
 }
 
 void world::deliver_ready(const conv_id& conv) {

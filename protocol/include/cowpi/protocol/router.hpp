@@ -65,6 +65,31 @@ struct log_entry {
   friend bool operator==(const log_entry&, const log_entry&) = default;
 };
 
+/// A member's delivery cursor in one conversation: the first index it has not acknowledged and,
+/// once an UPDATE removed it, the last index it holds a slot in.
+struct delivery_cursor {
+  uint64_t next = 0;
+  std::optional<uint64_t> last;
+  friend bool operator==(const delivery_cursor&, const delivery_cursor&) = default;
+};
+
+/// The members whose cursors entry `e` changes once it is deliverable: its joiners, then (for
+/// an UPDATE) the members it removes.
+std::vector<std::string> cursor_members(const log_entry& e);
+
+/// The cursors entry `e` sets once it is deliverable (docs/protocol.md §7.5), for
+/// `cursor_members(e)` in order, given their cursors now (`current`, aligned with them; nullopt:
+/// none) and `log_start`, the first index the log still holds. A joiner starts at `e.index`,
+/// except a re-added member still catching up on its earlier membership, which keeps its
+/// cursor (it must first receive the entries up to the UPDATE that removed it, or it would
+/// buffer the joining UPDATE for ever) unless retention deleted what it points to (a cursor
+/// below the log's start reads HISTORY_EXPIRED for ever). A removed member keeps its cursor and
+/// holds slots up to `e.index`; one without a cursor gets none. REQUIRES: `current` has one
+/// entry per `cursor_members(e)`.
+std::vector<std::pair<std::string, delivery_cursor>> cursor_changes(
+    const log_entry& e, const std::vector<std::optional<delivery_cursor>>& current,
+    uint64_t log_start);
+
 /// The mirror blocks of one entry, per mirror (MS order), each in slots order.
 using mirror_answers = std::vector<std::optional<std::vector<slot_block>>>;
 

@@ -94,11 +94,7 @@ bytes encode_owner(const owner_record& o);
 /// cursors: `u8(1) || be64(next) || u8(has last) || be64(last)`. `next` is the first index the
 /// user has not acknowledged; `last`, once set, the last index it holds a slot in (it was removed
 /// there).
-struct cursor_record {
-  uint64_t next = 0;
-  std::optional<uint64_t> last;
-  friend bool operator==(const cursor_record&, const cursor_record&) = default;
-};
+using cursor_record = protocol::delivery_cursor;
 bytes encode_cursor(const cursor_record& c);
 [[nodiscard]] expected<cursor_record> decode_cursor(byte_view b);
 

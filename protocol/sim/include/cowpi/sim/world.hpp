@@ -191,6 +191,8 @@ private:
   void client_envelope(const to_client_envelope& m);
   void client_rejection(const to_client_rejection& m);
   void pump(const conv_id& conv);
+  /// Applies protocol::cursor_changes of the deliverable entry `e`.
+  void apply_cursor_changes(const conv_id& conv, const log_entry& e);
   void deliver_ready(const conv_id& conv);
   void persist(const std::string& id);
   void submit_all(const std::string& id, std::vector<outgoing> out);
