@@ -4,6 +4,7 @@
 
 #include "cowpi/storage/records.hpp"
 
+#include "detail/log_scan.hpp"
 #include "detail/rows.hpp"
 #include "detail/scan_error.hpp"
 
@@ -96,21 +97,13 @@ expected<std::vector<log_summary>> admin_reader::log_range(const conv_id& conv, 
   std::vector<log_summary> out;
   if (to < from)
     return out;
-  scan_error se;
   const std::string end =
       to == UINT64_MAX ? keys::prefix_end(keys::conv_prefix(conv)) : keys::indexed(conv, to + 1);
-  std::vector<uint64_t> indices;
   COWPI_TRY_VOID(
-      s_->scan(column::log, keys::indexed(conv, from), end, [&](std::string_view key, byte_view v) {
-        auto i = keys::be64_at(key, 16);
-        if (!i)
-          return se.set(error{errc::corruption, "log key"});
-        auto rec = decode_log_record(*i, v);
-        if (!rec)
-          return se.set(rec.error());
-        const auto& e = rec->entry;
+      detail::scan_log(*s_, keys::indexed(conv, from), end, [&](uint64_t i, const log_record& rec) {
+        const auto& e = rec.entry;
         log_summary l;
-        l.index = *i;
+        l.index = i;
         l.type = e.c.type;
         l.author = e.c.author;
         l.aseq = e.c.aseq;
@@ -118,11 +111,9 @@ expected<std::vector<log_summary>> admin_reader::log_range(const conv_id& conv, 
         l.t = e.t;
         l.slots = e.slots.size();
         l.body_len = e.c.body_len;
-        l.ordered_at = rec->ordered_at;
+        l.ordered_at = rec.ordered_at;
         out.push_back(std::move(l));
-        return true;
       }));
-  COWPI_TRY_VOID(se.result());
   for (auto& l : out) {
     COWPI_TRY(auto pend, s_->get(column::pending, keys::indexed(conv, l.index)));
     l.complete = !pend.has_value();

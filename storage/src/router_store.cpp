@@ -3,6 +3,7 @@
 // recipient (docs/design.md §5), cursors and low-water-mark retention.
 #include "cowpi/storage/router_store.hpp"
 
+#include "detail/log_scan.hpp"
 #include "detail/rows.hpp"
 #include "detail/scan_error.hpp"
 #include "detail/task_thread.hpp"
@@ -775,18 +776,10 @@ expected<router_store::audit_rows> router_store::audit_view(const conv_id& conv)
   COWPI_TRY(out.next, next_index(conv));
   COWPI_TRY(out.log_start, log_start(conv));
   const std::string prefix = keys::conv_prefix(conv);
+  COWPI_TRY_VOID(
+      detail::scan_log(*s_, prefix, keys::prefix_end(prefix),
+                       [&](uint64_t i, const log_record& rec) { out.d.emplace(i, rec.entry.d); }));
   detail::scan_error se;
-  COWPI_TRY_VOID(s_->scan_prefix(column::log, prefix, [&](std::string_view key, byte_view v) {
-    auto i = keys::be64_at(key, 16);
-    if (!i)
-      return se.set(error{errc::corruption, "log key"});
-    auto rec = decode_log_record(*i, v);
-    if (!rec)
-      return se.set(rec.error());
-    out.d.emplace(*i, rec->entry.d);
-    return true;
-  }));
-  COWPI_TRY_VOID(se.result());
   COWPI_TRY_VOID(s_->scan_prefix(column::pending, prefix, [&](std::string_view key, byte_view) {
     auto i = keys::be64_at(key, 16);
     if (!i)
