@@ -326,6 +326,17 @@ TEST(mirror_cluster, resharding_two_nodes_to_three_moves_conversations_that_go_o
   EXPECT_EQ(busy.exit, 1) << busy.out << busy.err;
   EXPECT_NE(busy.err.find("the router must be stopped"), std::string::npos) << busy.err;
   stop(dep, d.router);
+  // A node of the persisted list whose store is not where its config says is refused (the
+  // command would otherwise take it for a new, empty node).
+  const auto a2_db = full.at(three[1]).data_dir / "mirror.db";
+  std::filesystem::rename(a2_db, a2_db.string() + ".elsewhere");
+  busy = admin(d.config_path(three[0]), "reshard " + others);
+  EXPECT_EQ(busy.exit, 1) << busy.out << busy.err;
+  EXPECT_NE(busy.err.find("node mirror-a-2 is in the persisted node list but has no store"),
+            std::string::npos)
+      << busy.err;
+  EXPECT_FALSE(std::filesystem::exists(a2_db));
+  std::filesystem::rename(a2_db.string() + ".elsewhere", a2_db);
   auto plan = admin(d.config_path(three[0]), "--json reshard --dry-run " + others);
   ASSERT_EQ(plan.exit, 0) << plan.out << plan.err;
   EXPECT_EQ(plan.j()["moves"].size(), moving);

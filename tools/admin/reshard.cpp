@@ -11,10 +11,12 @@
 
 #include <nlohmann/json.hpp>
 #include <sodium.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <string>
 
 namespace cowpi::tools {
@@ -83,6 +85,43 @@ std::vector<config::provider_config> cluster_of(const reshard_args& a) {
   return ordered;
 }
 
+std::unique_ptr<storage::mirror_store> open_store(const config::provider_config& c,
+                                                  const std::filesystem::path& path,
+                                                  crypto::rng& rng,
+                                                  std::filesystem::path key = {}) {
+  auto s = storage::mirror_store::open(
+      path, storage::key_file{key.empty() ? *c.storage_key_file : key}, rng);
+  if (!s)
+    throw refused{"node " + c.cluster.self + ": cannot open " + path.string() + ": "
+                  + s.error().message()
+                  + " (every node's daemon must be stopped before resharding)"};
+  return std::move(*s);
+}
+
+// Temporary directories, removed when this goes.
+class temp_dirs {
+public:
+  temp_dirs() = default;
+  temp_dirs(const temp_dirs&) = delete;
+  temp_dirs& operator=(const temp_dirs&) = delete;
+  ~temp_dirs() {
+    for (const auto& d : dirs_) {
+      std::error_code ec;
+      std::filesystem::remove_all(d, ec);
+    }
+  }
+  std::filesystem::path make() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "cowpi-reshard-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr)
+      throw refused{"cannot create a temporary directory"};
+    dirs_.emplace_back(tmpl);
+    return dirs_.back();
+  }
+
+private:
+  std::vector<std::filesystem::path> dirs_;
+};
+
 std::string hex(const protocol::conv_id& c) {
   return to_hex(byte_view(c.data(), c.size()));
 }
@@ -143,22 +182,51 @@ int run_reshard(const reshard_args& a) {
   try {
     const auto cfgs = cluster_of(a);
     crypto::system_rng rng;
-    std::vector<std::unique_ptr<storage::mirror_store>> stores;
-    std::vector<storage::reshard_node> nodes;
-    for (const auto& c : cfgs) {
+    // Existing stores first: the node lists they persisted tell which nodes are new.
+    std::vector<std::unique_ptr<storage::mirror_store>> stores(cfgs.size());
+    std::set<std::string> persisted;
+    for (size_t k = 0; k < cfgs.size(); ++k) {
+      const auto& c = cfgs[k];
+      const auto path = c.data_dir / "mirror.db";
+      std::error_code ec;
+      if (!std::filesystem::exists(path / "CURRENT", ec))
+        continue;
+      stores[k] = open_store(c, path, rng);
+      auto map = storage::read_shard_map(stores[k]->raw());
+      if (!map)
+        throw refused{"node " + c.cluster.self + ": " + map.error().message()};
+      if (*map)
+        persisted.insert((*map)->begin(), (*map)->end());
+    }
+    if (std::none_of(stores.begin(), stores.end(), [](const auto& s) { return s != nullptr; }))
+      throw refused{
+          "no node has a store (each config's data_dir must be the node's data "
+          "directory)"};
+    // A node without a store is a new one; a node of a persisted list must have its store.
+    temp_dirs scratch;
+    for (size_t k = 0; k < cfgs.size(); ++k) {
+      if (stores[k])
+        continue;
+      const auto& c = cfgs[k];
+      if (persisted.count(c.cluster.self) > 0)
+        throw refused{"node " + c.cluster.self + " is in the persisted node list but has no store "
+                      "at " + (c.data_dir / "mirror.db").string() +
+                      " (each config's data_dir must be the node's data directory)"};
+      if (a.dry_run) {
+        // Changes nothing: the new node's empty store is a throwaway one.
+        const auto dir = scratch.make();
+        stores[k] = open_store(c, dir / "mirror.db", rng, dir / "storage.key");
+        continue;
+      }
       std::error_code ec;
       std::filesystem::create_directories(c.data_dir, ec);
       if (ec)
         throw refused{c.data_dir.string() + ": " + ec.message()};
-      const auto path = c.data_dir / "mirror.db";
-      auto s = storage::mirror_store::open(path, storage::key_file{*c.storage_key_file}, rng);
-      if (!s)
-        throw refused{"node " + c.cluster.self + ": cannot open " + path.string() + ": "
-                      + s.error().message()
-                      + " (every node's daemon must be stopped before resharding)"};
-      stores.push_back(std::move(*s));
-      nodes.push_back(storage::reshard_node{c.cluster.self, stores.back().get()});
+      stores[k] = open_store(c, c.data_dir / "mirror.db", rng);
     }
+    std::vector<storage::reshard_node> nodes;
+    for (size_t k = 0; k < cfgs.size(); ++k)
+      nodes.push_back(storage::reshard_node{cfgs[k].cluster.self, stores[k].get()});
     // The router, stopped: its in-flight entries are checked against the plan.
     const auto rcfg = load_any(a.router, {});
     if (rcfg.role != config::role::router)
@@ -167,6 +235,10 @@ int run_reshard(const reshard_args& a) {
                      [&](const config::mirror_peer& m) { return m.name == cfgs.front().name; }))
       throw refused{"the router " + rcfg.name + " does not list the mirror " + cfgs.front().name};
     const auto rpath = rcfg.data_dir / "router.db";
+    std::error_code ec;
+    if (!std::filesystem::exists(rpath / "CURRENT", ec))
+      throw refused{"no router store at " + rpath.string()
+                    + " (the router config's data_dir must be its data directory)"};
     auto router = storage::router_store::open(rpath);
     if (!router)
       throw refused{"cannot open the router's store " + rpath.string() + ": "
