@@ -182,6 +182,8 @@ int run_reshard(const reshard_args& a) {
   try {
     const auto cfgs = cluster_of(a);
     crypto::system_rng rng;
+    // Throwaway stores of new nodes in a dry run; declared first, so removed after they close.
+    temp_dirs scratch;
     // Existing stores first: the node lists they persisted tell which nodes are new.
     std::vector<std::unique_ptr<storage::mirror_store>> stores(cfgs.size());
     std::set<std::string> persisted;
@@ -203,7 +205,6 @@ int run_reshard(const reshard_args& a) {
           "no node has a store (each config's data_dir must be the node's data "
           "directory)"};
     // A node without a store is a new one; a node of a persisted list must have its store.
-    temp_dirs scratch;
     for (size_t k = 0; k < cfgs.size(); ++k) {
       if (stores[k])
         continue;
