@@ -25,10 +25,10 @@ mirror::mirror(identity self, mirror_options opts) : self_(std::move(self)), opt
 
 mirror mirror::clone() const {
   mirror m(identity::from_secret(self_.id(), self_.export_secret()), opts_);
-  m.keys_ = keys_.clone();
+  m.keys_.store = keys_.store.clone();
+  m.keys_.prepared_refs = keys_.prepared_refs;
   for (const auto& [id, mc] : convs_)
     m.convs_.emplace(id, mc.clone());
-  m.prepared_refs_ = prepared_refs_;
   return m;
 }
 
@@ -45,6 +45,10 @@ link_reject reject(std::string why) {
 
 }  // namespace
 
+bool reads_keys(const prepare_msg& p) noexcept {
+  return !std::holds_alternative<chain_block>(p.amb);
+}
+
 struct mirror::checked {
   hash32 h_c{};
   hash32 root{};
@@ -52,10 +56,10 @@ struct mirror::checked {
   block_effects amb_effects;
 };
 
-expected<mirror::checked, link_reject> mirror::check(const prepare_msg& p,
+expected<mirror::checked, link_reject> mirror::check(const mirror_conv* mc, const key_store& keys,
+                                                     const prepare_msg& p,
                                                      std::optional<uint64_t> index) const {
   const common& c = p.c;
-  const mirror_conv* mc = find(c.conv);
   const conv_state* st = mc == nullptr ? nullptr : &mc->st;
   // Our own (id, lpk) must be in the conversation's mirror set.
   const member_list& ms = c.type == msg_type::setup || st == nullptr ? c.ms : st->ms;
@@ -127,7 +131,7 @@ expected<mirror::checked, link_reject> mirror::check(const prepare_msg& p,
     if (auto f = mc->channels.find(c.author); f != mc->channels.end())
       ch = &f->second;
   auto ad = ad_amb(out.h_c, out.root, c.author, self_.id());
-  auto opened = open_on_channel(self_, keys_, ch, c.conv, c.author, author->lpk, p.amb, ad,
+  auto opened = open_on_channel(self_, keys, ch, c.conv, c.author, author->lpk, p.amb, ad,
                                 mode_of_version(c.version));
   if (!opened) {
     return unexpected{reject(opened.error() == block_failure::directory ? "amb_unknown_key"
@@ -157,11 +161,16 @@ expected<mirror::checked, link_reject> mirror::check(const prepare_msg& p,
 }
 
 link_response mirror::prepare(const prepare_msg& p, uint64_t now) {
-  auto ck = check(p, std::nullopt);
+  return prepare(find(p.c.conv), keys_, p, now);
+}
+
+link_response mirror::prepare(const mirror_conv* mc, mirror_keys& keys, const prepare_msg& p,
+                              uint64_t now) const {
+  auto ck = check(mc, keys.store, p, std::nullopt);
   if (!ck)
     return ck.error();
   if (const block* amb = block_of(p.amb); amb != nullptr && amb->ref.kind != key_kind::ratchet)
-    prepared_refs_[{amb->ref.kind, amb->ref.id}] = now;
+    keys.prepared_refs[{amb->ref.kind, amb->ref.id}] = now;
   return prepared{ck->d};
 }
 
@@ -192,7 +201,8 @@ const hash32* block_hash_of(const prepare_msg& p, const std::string& u) {
 expected<slot_block> mirror::mirror_block(mirror_conv& mc, const common& c, uint64_t i,
                                           const hash32& t_i, const std::string& u,
                                           const public_key& lpk, const hash32& bind,
-                                          const published_key* lr, uint64_t now, crypto::rng& r) {
+                                          const published_key* lr, uint64_t now,
+                                          crypto::rng& r) const {
   const crypto::secret<32> zero_seed;
   auto ad = ad_mirror_block(c.conv, i, t_i, self_.id(), u, bind);
   channel& ch = mc.channels[u];
@@ -233,14 +243,24 @@ expected<slot_block> mirror::mirror_block(mirror_conv& mc, const common& c, uint
 
 commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uint64_t now,
                               crypto::rng& r) {
+  auto it = convs_.find(cm.payload.c.conv);
+  std::optional<mirror_conv> created;
+  auto out = commit(it == convs_.end() ? nullptr : &it->second, created, keys_, cm, h, now, r);
+  if (created)
+    convs_.emplace(cm.payload.c.conv, std::move(*created));
+  return out;
+}
+
+commit_outcome mirror::commit(mirror_conv* held, std::optional<mirror_conv>& created,
+                              mirror_keys& keys, const commit_msg& cm, const mirror_history& h,
+                              uint64_t now, crypto::rng& r) const {
   commit_outcome out;
   const common& c = cm.payload.c;
-  auto it = convs_.find(c.conv);
-  const uint64_t next = it == convs_.end() ? 0 : it->second.st.next;
+  const uint64_t next = held == nullptr ? 0 : held->st.next;
   const uint64_t i = cm.index;
   if (i < next) {
     std::optional<answer> stored;
-    if (auto a = it->second.answers.find(i); a != it->second.answers.end())
+    if (auto a = held->answers.find(i); a != held->answers.end())
       stored = a->second;
     out.response = answer_retry(c.conv, i, cm.d, stored, h);
     return out;
@@ -250,7 +270,7 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
     return out;
   }
   // COMMIT always re-verifies: PREPARE was only a dry run.
-  auto ck = check(cm.payload, i);
+  auto ck = check(held, keys.store, cm.payload, i);
   if (!ck) {
     out.response = ck.error();
     return out;
@@ -262,9 +282,9 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
 
   // Build every block before anything durable changes: a block that cannot be built is a
   // REJECT with the state untouched, never an abort (PREPARE checked every key it needs).
-  const bool fresh = it == convs_.end();
+  const bool fresh = held == nullptr;
   mirror_conv scratch;
-  mirror_conv& mc = fresh ? scratch : it->second;
+  mirror_conv& mc = fresh ? scratch : *held;
   const conv_state* before = fresh ? nullptr : &mc.st;
   const auto slot_ids = slots(before, c);
   const hash32* t_prev = before == nullptr ? &t_genesis : before->t_at(i - 1);
@@ -286,7 +306,7 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
   // Apply amb's announcement first, so our block to the author uses the key
   // it has just announced (§2).
   if (!lying_)
-    apply_effects(mc.channels[c.author], keys_, ck->amb_effects);
+    apply_effects(mc.channels[c.author], keys.store, ck->amb_effects);
   out.keys_changed = !lying_ && ck->amb_effects.names_key;
   std::map<std::string, published_key> attached;
   for (const auto& a : cm.payload.last_resort)
@@ -345,9 +365,10 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
   }
   mc.answers[i] = ans;
   if (fresh)
-    convs_.emplace(c.conv, std::move(scratch));
-  if (const block* amb = block_of(cm.payload.amb); amb != nullptr)
-    prepared_refs_.erase({amb->ref.kind, amb->ref.id});
+    created = std::move(scratch);
+  if (const block* amb = block_of(cm.payload.amb);
+      amb != nullptr && amb->ref.kind != key_kind::ratchet)
+    keys.prepared_refs.erase({amb->ref.kind, amb->ref.id});
   out.response = std::move(ans);
   out.persist = true;
   out.index = i;
@@ -357,9 +378,11 @@ commit_outcome mirror::commit(const commit_msg& cm, const mirror_history& h, uin
 
 bool mirror::ack(const link_ack& a) {
   auto it = convs_.find(a.conv);
-  if (it == convs_.end())
-    return false;
-  auto& answers = it->second.answers;
+  return it != convs_.end() && ack(it->second, a);
+}
+
+bool mirror::ack(mirror_conv& mc, const link_ack& a) {
+  auto& answers = mc.answers;
   auto end = answers.upper_bound(a.index);
   if (end == answers.begin())
     return false;
@@ -368,7 +391,10 @@ bool mirror::ack(const link_ack& a) {
 }
 
 status_answer mirror::status(const conv_id& conv) const {
-  const mirror_conv* mc = find(conv);
+  return status(find(conv));
+}
+
+status_answer mirror::status(const mirror_conv* mc) {
   if (mc == nullptr)
     return status_answer{false, 0, {}};
   return status_answer{true, mc->st.next, *mc->st.t_at(mc->st.next - 1)};
@@ -402,13 +428,14 @@ audit_answer mirror::audit_range(const audit_query& q, uint64_t next, uint64_t m
 
 mirror_prekeys mirror::make_prekeys(size_t count, uint64_t now, crypto::rng& r) {
   mirror_prekeys out;
-  out.one_time = keys_.make_prekeys(self_, std::min(count, max_prekey_batch), now, r);
-  auto lr = keys_.current_last_resort();
+  auto& ks = keys_.store;
+  out.one_time = ks.make_prekeys(self_, std::min(count, max_prekey_batch), now, r);
+  auto lr = ks.current_last_resort();
   bool rotate = !lr.has_value();
   if (lr)
-    rotate = now >= keys_.last_resort().at(lr->id).key.created + opts_.last_resort_period;
+    rotate = now >= ks.last_resort().at(lr->id).key.created + opts_.last_resort_period;
   if (rotate) {
-    out.last_resort = keys_.rotate_last_resort(self_, now, r);
+    out.last_resort = ks.rotate_last_resort(self_, now, r);
   } else {
     out.last_resort = lr;
   }
@@ -418,11 +445,12 @@ mirror_prekeys mirror::make_prekeys(size_t count, uint64_t now, crypto::rng& r) 
 bool mirror::expire_keys(uint64_t now) {
   // Keep what an outstanding PREPARE references (for up to a day): set those
   // PREKEYs aside while the store expires the rest.
-  for (auto it = prepared_refs_.begin(); it != prepared_refs_.end();)
-    it = now >= it->second + 24 * 3600 ? prepared_refs_.erase(it) : std::next(it);
-  auto& pre = keys_.mutable_prekeys();
+  auto& refs = keys_.prepared_refs;
+  for (auto it = refs.begin(); it != refs.end();)
+    it = now >= it->second + 24 * 3600 ? refs.erase(it) : std::next(it);
+  auto& pre = keys_.store.mutable_prekeys();
   std::map<uint64_t, prekey_slot> held;
-  for (const auto& [ref, t] : prepared_refs_) {
+  for (const auto& [ref, t] : refs) {
     if (ref.first != key_kind::prekey)
       continue;
     if (auto f = pre.find(ref.second); f != pre.end()) {
@@ -430,7 +458,8 @@ bool mirror::expire_keys(uint64_t now) {
       pre.erase(f);
     }
   }
-  const bool changed = !keys_.expire(now, opts_.prekey_max_age, opts_.last_resort_grace).empty();
+  const bool changed =
+      !keys_.store.expire(now, opts_.prekey_max_age, opts_.last_resort_grace).empty();
   for (auto& [id, slot] : held)
     pre.emplace(id, std::move(slot));
   return changed;

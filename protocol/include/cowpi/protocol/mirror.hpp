@@ -63,9 +63,24 @@ struct commit_outcome {
   bool keys_changed = false;
 };
 
-/// One mirror. Not thread-safe: one writer per conversation (the caller's
-/// conversation actor); distinct conversations may be driven by one caller
-/// at a time.
+/// The mirror's own keys, shared by all its conversations: its key store and the keys that
+/// PREPAREs not yet committed name (kept through `expire_keys`), with the PREPARE time.
+struct mirror_keys {
+  key_store store;
+  std::map<std::pair<key_kind, uint64_t>, uint64_t> prepared_refs;
+};
+
+/// Whether a PREPARE or COMMIT of `p` reads or changes `mirror_keys`: when its amb is not a chain
+/// block (a §4.3 block or a DH step names a key of ours, or releases the key obligations of its
+/// channel). A chain block touches only its conversation's record.
+[[nodiscard]] bool reads_keys(const prepare_msg& p) noexcept;
+
+/// One mirror. The calls without a conversation record argument are not thread-safe: one caller
+/// at a time. The calls that take one (`mirror_conv*`) are const and touch only that record,
+/// `mirror_keys` when `reads_keys` says so, and the immutable identity and options: a caller may
+/// run them for distinct conversations concurrently (a writer per conversation, as the
+/// provider's mirror conversation actors do) while it serialises every call that `reads_keys`
+/// with one another and with `make_prekeys` and `expire_keys`.
 class mirror {
 public:
   mirror(identity self, mirror_options opts = {});
@@ -91,6 +106,21 @@ public:
   /// ACK(conv, i): drops answers <= i. Returns true if something changed.
   bool ack(const link_ack& a);
   status_answer status(const conv_id& conv) const;
+
+  /// `prepare` on the record `mc` of `p`'s conversation (null when the mirror holds none),
+  /// reading and changing `keys` only when `reads_keys(p)`.
+  link_response prepare(const mirror_conv* mc, mirror_keys& keys, const prepare_msg& p,
+                        uint64_t now) const;
+  /// `commit` on the record `mc` of `cm`'s conversation (null when the mirror holds none; a
+  /// SETUP's new record is then returned in `created`), reading and changing `keys` only when
+  /// `reads_keys(cm.payload)`.
+  commit_outcome commit(mirror_conv* mc, std::optional<mirror_conv>& created, mirror_keys& keys,
+                        const commit_msg& cm, const mirror_history& h, uint64_t now,
+                        crypto::rng& r) const;
+  /// `ack` on the record of `a`'s conversation.
+  static bool ack(mirror_conv& mc, const link_ack& a);
+  /// `status` of a conversation whose record is `mc` (null when the mirror holds none).
+  static status_answer status(const mirror_conv* mc);
   audit_answer audit(const audit_query& q, const mirror_history& h) const;
   /// What `audit` answers for a conversation whose next index is `next`, reading at most
   /// `max_audit` D values from `h`; needs no mirror state, so it may run on another thread
@@ -111,26 +141,27 @@ public:
 
   const std::map<conv_id, mirror_conv>& convs() const noexcept { return convs_; }
   const mirror_conv* find(const conv_id& conv) const noexcept;
-  const key_store& keys() const noexcept { return keys_; }
+  const key_store& keys() const noexcept { return keys_.store; }
   std::map<conv_id, mirror_conv>& mutable_convs() noexcept { return convs_; }
-  key_store& mutable_keys() noexcept { return keys_; }
+  key_store& mutable_keys() noexcept { return keys_.store; }
+  /// The keys every conversation shares (see the class comment for who may touch them when).
+  mirror_keys& shared_keys() noexcept { return keys_; }
 
 private:
   struct checked;
-  expected<checked, link_reject> check(const prepare_msg& p, std::optional<uint64_t> index) const;
+  expected<checked, link_reject> check(const mirror_conv* mc, const key_store& keys,
+                                       const prepare_msg& p, std::optional<uint64_t> index) const;
   /// The block of COMMIT `i` (transcript hash `t_i`) to slot `u` (long-term key `lpk`), bound to
   /// `bind`, on the channel with `u`: to its announced key, else to its LAST_RESORT key `lr`.
   expected<slot_block> mirror_block(mirror_conv& mc, const common& c, uint64_t i, const hash32& t_i,
                                     const std::string& u, const public_key& lpk, const hash32& bind,
-                                    const published_key* lr, uint64_t now, crypto::rng& r);
+                                    const published_key* lr, uint64_t now, crypto::rng& r) const;
 
   identity self_;
   mirror_options opts_;
-  key_store keys_;
+  mirror_keys keys_;
   std::map<conv_id, mirror_conv> convs_;
   bool lying_ = false;
-  /// Keys named by PREPAREs not yet committed, with the PREPARE time.
-  std::map<std::pair<key_kind, uint64_t>, uint64_t> prepared_refs_;
 };
 
 }  // namespace cowpi::protocol
