@@ -152,21 +152,27 @@ void mirror_store::conv_rows(const protocol::mirror_conv& mc, write_batch& b) {
 void mirror_store::persist_commit_async(const protocol::mirror& m, const conv_id& conv,
                                         uint64_t index, const hash32& d, bool keys_changed,
                                         store::done_fn done) {
-  std::lock_guard<std::mutex> g(mu_);
   const protocol::mirror_conv* mc = find_or_fail(m, conv, done);
   if (mc == nullptr)
     return;
+  persist_commit_async(*mc, index, d, keys_changed ? &m.keys() : nullptr, std::move(done));
+}
+
+void mirror_store::persist_commit_async(const protocol::mirror_conv& mc, uint64_t index,
+                                        const hash32& d, const protocol::key_store* keys,
+                                        store::done_fn done) {
+  std::lock_guard<std::mutex> g(mu_);
   const sealer::batch key_open(sealer_);  // one unprotect for the conversation and key rows
   write_batch b;
-  conv_rows(*mc, b);
-  b.put(column::dhist, keys::indexed(conv, index), encode_hash(d));
+  conv_rows(mc, b);
+  b.put(column::dhist, keys::indexed(mc.st.conv, index), encode_hash(d));
   // The key rows are rebuilt and compared only when the commit may have changed them: a chain
   // block (the steady state) names no key.
-  if (keys_changed) {
+  if (keys != nullptr) {
     detail::row_image keys_img;
-    detail::add_key_rows(keys_img, m.keys());
+    detail::add_key_rows(keys_img, *keys);
     cache_->sync(detail::key_ranges(), std::move(keys_img), &sealer_, rng_, b);
-    detail::sync_published(*cache_, m.keys(), b);
+    detail::sync_published(*cache_, *keys, b);
   }
   // Queued under the lock: the row cache already describes this batch, so the next one built
   // must reach the writer after it.
@@ -195,13 +201,17 @@ expected<void> mirror_store::persist_commit(const protocol::mirror& m, const con
 
 void mirror_store::persist_ack_async(const protocol::mirror& m, const conv_id& conv,
                                      store::done_fn done) {
-  std::lock_guard<std::mutex> g(mu_);
   const protocol::mirror_conv* mc = find_or_fail(m, conv, done);
   if (mc == nullptr)
     return;
+  persist_ack_async(*mc, std::move(done));
+}
+
+void mirror_store::persist_ack_async(const protocol::mirror_conv& mc, store::done_fn done) {
+  std::lock_guard<std::mutex> g(mu_);
   write_batch b;
   cache_->sync_ordered(
-      column::answers, keys::conv_prefix(conv), mc->answers,
+      column::answers, keys::conv_prefix(mc.st.conv), mc.answers,
       [](const protocol::answer& a) { return encode_answer(a); }, b);
   if (b.empty()) {
     done(expected<void>{});
@@ -225,13 +235,17 @@ void mirror_store::barrier_async(store::done_fn done) {
 }
 
 void mirror_store::persist_keys_async(const protocol::mirror& m, store::done_fn done) {
+  persist_keys_async(m.keys(), std::move(done));
+}
+
+void mirror_store::persist_keys_async(const protocol::key_store& keys, store::done_fn done) {
   std::lock_guard<std::mutex> g(mu_);
   const sealer::batch key_open(sealer_);
   write_batch b;
   detail::row_image img;
-  detail::add_key_rows(img, m.keys());
+  detail::add_key_rows(img, keys);
   cache_->sync(detail::key_ranges(), std::move(img), &sealer_, rng_, b);
-  detail::sync_published(*cache_, m.keys(), b);
+  detail::sync_published(*cache_, keys, b);
   if (b.empty()) {
     done(expected<void>{});
     return;

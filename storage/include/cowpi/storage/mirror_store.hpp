@@ -72,6 +72,12 @@ public:
   void persist_commit_async(const protocol::mirror& m, const protocol::conv_id& conv,
                             uint64_t index, const hash32& d, bool keys_changed,
                             store::done_fn done);
+  /// `persist_commit_async` for a caller that holds the conversation's record `mc` itself (a
+  /// writer per conversation: `protocol::mirror`'s per-conversation calls); `keys`, when the
+  /// commit may have changed the key store, is read while this runs (the caller holds the lock it
+  /// serialises key changes with until this returns).
+  void persist_commit_async(const protocol::mirror_conv& mc, uint64_t index, const hash32& d,
+                            const protocol::key_store* keys, store::done_fn done);
   /// After `mirror::ack` returned true: deletes the acknowledged answers (a lazy batch:
   /// synced by the node's next synced write, docs/storage.md §6).
   [[nodiscard]] expected<void> persist_ack(const protocol::mirror& m,
@@ -80,6 +86,8 @@ public:
   /// when nothing changed.
   void persist_ack_async(const protocol::mirror& m, const protocol::conv_id& conv,
                          store::done_fn done);
+  /// `persist_ack_async` of the record `mc` the caller holds.
+  void persist_ack_async(const protocol::mirror_conv& mc, store::done_fn done);
   /// Runs `done` on the writer thread once every batch queued before this call is applied
   /// (an empty write: no sync of its own).
   void barrier_async(store::done_fn done);
@@ -88,6 +96,8 @@ public:
   /// `persist_keys` without waiting, ordered like `persist_commit_async`; `done` runs at once
   /// when nothing changed.
   void persist_keys_async(const protocol::mirror& m, store::done_fn done);
+  /// `persist_keys_async` of the key store `keys` (read while this runs).
+  void persist_keys_async(const protocol::key_store& keys, store::done_fn done);
 
   /// D_i, kept forever (CONFLICT answers and AUDIT). A storage error reads as "not held".
   std::optional<hash32> d_at(const protocol::conv_id& conv, uint64_t i) const override;
