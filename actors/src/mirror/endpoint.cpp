@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The mirror endpoint: HELLO, PREPARE, COMMIT (synced before answering), ACK, STATUS, TOPUP,
-// AUDIT (docs/design.md §3.4, §4).
+// The mirror endpoint: HELLO and TOPUP itself, every request about a conversation through that
+// conversation's actor (docs/design.md §3.4, §4; docs/architecture.md, "The mirror process").
 #include "endpoint.hpp"
 
 #include "cowpi/actors/fault.hpp"
@@ -10,6 +10,7 @@
 
 #include "../type_ids.hpp"
 #include "../unix_time.hpp"
+#include "conversation.hpp"
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -24,33 +25,17 @@ namespace cowpi::actors {
 
 namespace {
 
-/// An answer waiting for its write (or for earlier answers) before it may leave.
-struct pending_reply {
-  caf::typed_response_promise<link_frame> rp;
-  link_frame frame;
-  /// 0: ready now (it only waits for the answers before it).
-  uint64_t token = 0;
-  bool ready = false;
-  /// A COMMIT whose answer follows its synced write (metrics, fault point).
-  bool commit = false;
-  /// An AUDIT answered once the writes queued before it are applied (it reads the store).
-  std::optional<protocol::audit_query> audit;
-  /// The conversation's next index when the AUDIT arrived.
-  uint64_t audit_next = 0;
-  /// A COMMIT of an index already committed: answered from its D_i (read off the endpoint's
-  /// thread, once the writes queued before it are applied) and the answer still held.
-  struct retried {
-    protocol::conv_id conv{};
-    uint64_t index = 0;
-    hash32 d{};
-    std::optional<protocol::answer> stored;
-  };
-  std::optional<retried> retry;
+/// A conversation this node holds or is asked about.
+struct conv_entry {
+  std::shared_ptr<mirror_slot> slot = std::make_shared<mirror_slot>();
+  /// Its conversation actor; null while none runs (the endpoint then owns `slot`).
+  caf::actor actor;
+  /// Requests forwarded to `actor` (it may stop only once it has handled them all).
+  uint64_t forwarded = 0;
 };
 
 struct endpoint_state {
-  std::unique_ptr<protocol::mirror> m;
-  storage::mirror_store* store = nullptr;
+  std::shared_ptr<mirror_shared> sh;
   config::peer router;
   /// The cluster's node ids, and this node's position in them.
   std::vector<std::string> nodes;
@@ -62,18 +47,14 @@ struct endpoint_state {
   std::set<caf::actor_addr> greeted;
   /// Their nodes, with how many greeted senders each has. Any actor of a greeted node may
   /// send requests: the router's link forwards its conversations' PREPAREs and COMMITs as
-  /// they are, so their answers go straight back to the conversation actor. The node is
-  /// the router's, authenticated by mutual TLS and by the HELLO of one of its actors.
+  /// they are, so their answers go back to the conversation actor. The node is the router's,
+  /// authenticated by mutual TLS and by the HELLO of one of its actors.
   std::map<caf::node_id, size_t> greeted_nodes;
-  uint64_t commits = 0;
-  uint64_t acks = 0;
-  /// Answers the mirror state holds (kept until the router's ACK covers them).
-  int64_t answers_held = 0;
-  std::shared_ptr<const mirror_metrics> metrics;
-  /// Answers in request order. An answer leaves only once it is ready and every answer before
-  /// it has left, so none goes out before every write queued ahead of it is synced.
-  std::deque<pending_reply> replies;
-  /// The last token handed to a store callback (tokens complete in increasing order).
+  std::map<protocol::conv_id, conv_entry> convs;
+  /// Conversation actors running.
+  size_t live = 0;
+  /// TOPUP answers waiting for their key batch's sync, by token.
+  std::map<uint64_t, std::pair<caf::typed_response_promise<link_frame>, link_frame>> topups;
   uint64_t last_token = 0;
   static inline const char* name = "mirror-endpoint";
 };
@@ -86,31 +67,6 @@ link_frame encode(const protocol::link_response& r) {
 
 protocol::link_response reject(std::string why) {
   return protocol::link_reject{std::move(why)};
-}
-
-// A failed synced write leaves the in-memory state ahead of the disk: the only safe course
-// is to stop, so that a restart reloads from the store. Nothing was answered.
-[[noreturn]] void die_on_storage_error(const std::string& what) {
-  spdlog::critical(
-      "mirror: storage write failed ({}); exiting so that a restart reloads the "
-      "last durable state",
-      what);
-  std::_Exit(70);
-}
-
-// What handling one request produced: the answer, and the token of the write it waits for.
-struct handled {
-  protocol::link_response answer;
-  uint64_t token = 0;
-  bool commit = false;
-};
-
-// A store callback (on the store's writer thread) that reports back to the endpoint.
-storage::store::done_fn report_to(endpoint_actor* self, uint64_t token) {
-  auto me = caf::actor_cast<caf::actor>(self);
-  return [me, token](expected<void> r) {
-    caf::anon_send(me, appended_atom_v, token, r.has_value() ? std::string() : r.error().message());
-  };
 }
 
 // Whether this node owns `conv` (always, for a mirror of one node).
@@ -138,265 +94,210 @@ const protocol::conv_id* conv_of(const protocol::link_request& req) {
       req);
 }
 
-// Runs one request against the mirror state. A COMMIT or ACK that changes it queues its write
-// and returns the write's token: its answer waits for that write's sync.
-handled handle(endpoint_actor* self, const protocol::link_request& req) {
+protocol::link_response on_hello(endpoint_actor* self, const protocol::link_hello& x) {
   auto& st = self->state;
-  const auto now = unix_seconds();
-  // Every node of a mirror cluster holds the conversations it owns and nothing of the others:
-  // a request about another node's conversation (a router with a different node list) is
-  // refused before it touches any state.
-  if (const auto* conv = conv_of(req); conv != nullptr && !owns(st, *conv)) {
-    if (st.wrong_node++ == 0)
-      spdlog::warn(
-          "mirror: a request about a conversation another node of this cluster owns "
-          "(does the router list the same nodes?)");
-    return handled{reject("wrong_node")};
+  if (x.id != st.router.name || x.lpk != st.router.public_key)
+    return reject("unknown_peer");
+  if (x.version != protocol::transport_version)
+    return reject("unsupported_version");
+  auto src = caf::actor_cast<caf::actor_addr>(self->current_sender());
+  if (st.greeted.insert(src).second) {
+    self->monitor(src);
+    ++st.greeted_nodes[src.node()];
   }
-  return std::visit(
-      [&](const auto& x) -> handled {
-        using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, protocol::link_hello>) {
-          if (x.id != st.router.name || x.lpk != st.router.public_key)
-            return handled{reject("unknown_peer")};
-          if (x.version != protocol::transport_version)
-            return handled{reject("unsupported_version")};
-          auto src = caf::actor_cast<caf::actor_addr>(self->current_sender());
-          if (st.greeted.insert(src).second) {
-            self->monitor(src);
-            ++st.greeted_nodes[src.node()];
-          }
-          st.metrics->links->set(static_cast<int64_t>(st.greeted.size()));
-          return handled{protocol::link_hello{st.m->self().id(), st.m->self().lpk(),
-                                              protocol::transport_version}};
-        } else if constexpr (std::is_same_v<T, protocol::prepare_msg>) {
-          return handled{st.m->prepare(x, now)};
-        } else if constexpr (std::is_same_v<T, protocol::commit_msg>) {
-          auto out = st.m->commit(x, *st.store, now, st.rng);
-          if (!out.persist)
-            return handled{std::move(out.response)};
-          fault_point(fault::mirror_commit_before_sync);
-          ++st.answers_held;
-          st.metrics->answers_held->set(st.answers_held);
-          const uint64_t token = ++st.last_token;
-          st.store->persist_commit_async(*st.m, x.payload.c.conv, out.index, out.d,
-                                         out.keys_changed, report_to(self, token));
-          return handled{std::move(out.response), token, true};
-        } else if constexpr (std::is_same_v<T, protocol::link_ack>) {
-          ++st.acks;
-          const protocol::mirror_conv* mc = st.m->find(x.conv);
-          const size_t held_before = mc == nullptr ? 0 : mc->answers.size();
-          if (!st.m->ack(x))
-            return handled{protocol::acked{}};
-          mc = st.m->find(x.conv);
-          st.answers_held -= static_cast<int64_t>(held_before)
-                             - static_cast<int64_t>(mc == nullptr ? 0 : mc->answers.size());
-          st.metrics->answers_held->set(st.answers_held);
-          const uint64_t token = ++st.last_token;
-          st.store->persist_ack_async(*st.m, x.conv, report_to(self, token));
-          return handled{protocol::acked{}, token};
-        } else if constexpr (std::is_same_v<T, protocol::status_query>) {
-          return handled{st.m->status(x.conv)};
-        } else if constexpr (std::is_same_v<T, protocol::topup>) {
-          fault_point(fault::mirror_topup_before_answer);
-          const size_t n = std::min<size_t>(x.count, protocol::max_prekey_batch);
-          // Keys at their maximum age go first (handed out, never used; the router replaces
-          // the pool daily, so none of them is still in it), then the new ones are made.
-          st.m->expire_keys(now);
-          auto pk = st.m->make_prekeys(n, now, st.rng);
-          // The new keys go out only once they are synced, in request order like a COMMIT.
-          const uint64_t token = ++st.last_token;
-          st.store->persist_keys_async(*st.m, report_to(self, token));
-          return handled{std::move(pk), token};
-        } else {
-          static_assert(std::is_same_v<T, protocol::audit_query>);
-          return handled{st.m->audit(x, *st.store)};
-        }
-      },
-      req);
+  st.sh->metrics->links->set(static_cast<int64_t>(st.greeted.size()));
+  const auto& me = st.sh->m->self();
+  return protocol::link_hello{me.id(), me.lpk(), protocol::transport_version};
 }
 
-// Sends every answer at the head of the queue that is ready.
-void flush(endpoint_actor* self) {
-  auto& q = self->state.replies;
-  while (!q.empty() && q.front().ready) {
-    q.front().rp.deliver(std::move(q.front().frame));
-    q.pop_front();
-  }
-}
-
-// An AUDIT reads up to `max_audit` D values: on the store's reader thread, never here. Its
-// answer comes back as `(audited_atom, token, frame)` and leaves in request order.
-void read_audit(endpoint_actor* self, const pending_reply& r) {
+// TOPUP: new pre-keys, answered once they are synced.
+caf::result<link_frame> on_topup(endpoint_actor* self, const protocol::topup& x) {
+  auto& st = self->state;
+  auto& sh = *st.sh;
+  const auto now = sh.clock();
+  fault_point(fault::mirror_topup_before_answer);
+  const size_t n = std::min<size_t>(x.count, protocol::max_prekey_batch);
+  const uint64_t token = ++st.last_token;
+  auto rp = self->make_response_promise<link_frame>();
   auto me = caf::actor_cast<caf::actor>(self);
-  const uint64_t token = r.token;
-  self->state.store->audit_async(*r.audit, r.audit_next, self->state.m->max_audit(),
-                                 [me, token](protocol::audit_answer a) {
-                                   caf::anon_send(me, audited_atom_v, token, encode(a));
-                                 });
-}
-
-// A retried COMMIT reads D_i: on the store's reader thread too, answered like an AUDIT.
-void read_retry(endpoint_actor* self, const pending_reply& r) {
-  auto me = caf::actor_cast<caf::actor>(self);
-  const uint64_t token = r.token;
-  const auto& x = *r.retry;
-  self->state.store->answer_retry_async(x.conv, x.index, x.d, x.stored,
-                                        [me, token](protocol::link_response a) {
-                                          caf::anon_send(me, audited_atom_v, token, encode(a));
-                                        });
-}
-
-// The write (or barrier) of `token` is applied and synced: its answer is ready.
-void on_written(endpoint_actor* self, uint64_t token, const std::string& failure) {
-  auto& st = self->state;
-  if (!failure.empty())
-    die_on_storage_error(failure);
-  auto it = std::find_if(st.replies.begin(), st.replies.end(),
-                         [token](const pending_reply& r) { return r.token == token; });
-  if (it == st.replies.end())
-    return;
-  if (it->commit) {
-    fault_point(fault::mirror_commit_after_sync);
-    ++st.commits;
-    st.metrics->commits->inc();
-    st.metrics->conversations->set(static_cast<int64_t>(st.m->convs().size()));
+  protocol::mirror_prekeys pk;
+  {
+    std::lock_guard<std::mutex> g(sh.keys_mu);
+    // Keys at their maximum age go first (handed out, never used; the router replaces the
+    // pool daily, so none of them is still in it), then the new ones are made.
+    sh.m->expire_keys(now);
+    pk = sh.m->make_prekeys(n, now, st.rng);
+    st.topups.emplace(token, std::make_pair(rp, encode(pk)));
+    sh.store->persist_keys_async(sh.keys->store, [me, token](expected<void> r) {
+      caf::anon_send(me, appended_atom_v, token,
+                     r.has_value() ? std::string() : r.error().message());
+    });
   }
-  if (it->audit) {
-    read_audit(self, *it);
-    return;
-  }
-  if (it->retry) {
-    read_retry(self, *it);
-    return;
-  }
-  it->ready = true;
-  flush(self);
-}
-
-/// An AUDIT, or a COMMIT of an index already committed: `r` reads the store off this thread,
-/// once the writes queued before it are applied.
-caf::result<link_frame> queue_read(endpoint_actor* self, pending_reply r) {
-  auto& st = self->state;
-  r.rp = self->make_response_promise<link_frame>();
-  r.token = ++st.last_token;
-  const bool behind_writes = !st.replies.empty();
-  st.replies.push_back(std::move(r));
-  const auto& q = st.replies.back();
-  auto rp = q.rp;
-  if (behind_writes)
-    st.store->barrier_async(report_to(self, q.token));
-  else if (q.audit)
-    read_audit(self, q);
-  else
-    read_retry(self, q);
   return rp;
 }
 
-/// One request over the link, answered in request order.
+// What a conversation nobody holds answers without an actor (nothing to read or write).
+std::optional<protocol::link_response> answer_unheld(const protocol::link_request& req) {
+  if (std::holds_alternative<protocol::status_query>(req))
+    return protocol::mirror::status(nullptr);
+  if (const auto* a = std::get_if<protocol::audit_query>(&req)) {
+    protocol::audit_answer none;
+    none.from = a->from;
+    return none;
+  }
+  if (std::holds_alternative<protocol::link_ack>(req))
+    return protocol::acked{};
+  return std::nullopt;
+}
+
+// Hands a request about `conv` to its conversation actor (spawned if none runs); its answer
+// goes back to the sender through this actor, in the order the conversation actor gives them.
+caf::result<link_frame> forward(endpoint_actor* self, const protocol::conv_id& conv,
+                                protocol::link_request req) {
+  auto& st = self->state;
+  auto it = st.convs.find(conv);
+  if (it == st.convs.end() || !it->second.actor) {
+    // No actor runs: the record is the endpoint's to read.
+    const bool held = it != st.convs.end() && it->second.slot->mc.has_value();
+    if (!held)
+      if (auto a = answer_unheld(req))
+        return encode(*a);
+    if (it == st.convs.end())
+      it = st.convs.emplace(conv, conv_entry{}).first;
+    it->second.actor =
+        spawn_mirror_conversation(self->system(), st.sh, conv, it->second.slot,
+                                  caf::actor_cast<caf::actor>(self), st.sh->rng_for(conv));
+    it->second.forwarded = 0;
+    ++st.live;
+  }
+  ++it->second.forwarded;
+  auto rp = self->make_response_promise<link_frame>();
+  self->request(it->second.actor, caf::infinite, link_atom_v, std::move(req))
+      .then([rp](link_frame& f) mutable { rp.deliver(std::move(f)); },
+            // The conversation actor is gone (the node is stopping): the sender sees an error,
+            // as for a lost link, and asks again; a REJECT would stop the conversation.
+            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  return rp;
+}
+
+// A conversation actor idle for a while offers to stop: it may once it has handled every
+// request forwarded to it (none is on its way).
+void on_idle(endpoint_actor* self, const protocol::conv_id& conv, uint64_t handled) {
+  auto& st = self->state;
+  auto it = st.convs.find(conv);
+  if (it == st.convs.end() || !it->second.actor
+      || it->second.actor.address() != self->current_sender() || it->second.forwarded != handled)
+    return;
+  self->send(it->second.actor, shutdown_atom_v);
+  it->second.actor = nullptr;
+  --st.live;
+  if (!it->second.slot->mc)
+    st.convs.erase(it);  // asked about, never created
+}
+
+/// One request over the link.
 caf::result<link_frame> on_link(endpoint_actor* self, const link_frame& f) {
+  auto& st = self->state;
+  const auto& mm = *st.sh->metrics;
   auto req = protocol::wire::decode_link_request(f.bytes);
   if (!req) {
-    self->state.metrics->rejects->inc();
+    mm.rejects->inc();
     return encode(reject("malformed: " + req.error().message()));
   }
   const bool hello = std::holds_alternative<protocol::link_hello>(*req);
   auto src = caf::actor_cast<caf::actor_addr>(self->current_sender());
-  if (!hello && (!src || !self->state.greeted_nodes.contains(src.node()))) {
-    self->state.metrics->rejects->inc();
+  if (!hello && (!src || !st.greeted_nodes.contains(src.node()))) {
+    mm.rejects->inc();
     return encode(reject("no_hello"));
   }
-  auto& st = self->state;
-  const auto& mm = *st.metrics;
-  const size_t kind = req->index();
-  mm.kinds.requests[kind]->inc();
-  // An AUDIT reads the store, off this thread; behind writes still queued, it first
-  // waits until they are applied. One about a conversation not held is answered here.
-  if (const auto* a = std::get_if<protocol::audit_query>(&*req);
-      a && owns(st, a->conv) && st.m->find(a->conv) != nullptr) {
-    pending_reply r;
-    r.audit = *a;
-    r.audit_next = st.m->find(a->conv)->st.next;
-    return queue_read(self, std::move(r));
-  }
-  // A COMMIT of an index already committed compares D with the stored D_i, which may be
-  // only on disk (or still queued behind writes): the same path as an AUDIT.
-  if (const auto* c = std::get_if<protocol::commit_msg>(&*req); c && owns(st, c->payload.c.conv)) {
-    const protocol::mirror_conv* mc = st.m->find(c->payload.c.conv);
-    if (mc != nullptr && c->index < mc->st.next) {
-      pending_reply r;
-      pending_reply::retried x;
-      x.conv = c->payload.c.conv;
-      x.index = c->index;
-      x.d = c->d;
-      if (auto a = mc->answers.find(c->index); a != mc->answers.end())
-        x.stored = a->second;
-      r.retry = std::move(x);
-      return queue_read(self, std::move(r));
+  mm.kinds.requests[req->index()]->inc();
+  if (const auto* conv = conv_of(*req)) {
+    // Every node of a mirror cluster holds the conversations it owns and nothing of the others:
+    // a request about another node's conversation (a router with a different node list) is
+    // refused before it touches any state.
+    if (!owns(st, *conv)) {
+      if (st.wrong_node++ == 0)
+        spdlog::warn(
+            "mirror: a request about a conversation another node of this cluster owns "
+            "(does the router list the same nodes?)");
+      mm.rejects->inc();
+      return encode(reject("wrong_node"));
     }
+    const protocol::conv_id id = *conv;
+    return forward(self, id, std::move(*req));
   }
-  const auto t0 = std::chrono::steady_clock::now();
-  auto h = handle(self, *req);
-  mm.kinds.seconds[kind]->observe(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  if (std::holds_alternative<protocol::link_reject>(h.answer))
+  if (const auto* t = std::get_if<protocol::topup>(&*req))
+    return on_topup(self, *t);
+  auto answer = on_hello(self, std::get<protocol::link_hello>(*req));
+  if (std::holds_alternative<protocol::link_reject>(answer))
     mm.rejects->inc();
-  if (h.token == 0 && st.replies.empty())
-    return encode(h.answer);  // nothing to wait for
-  // Group commit: the write is queued and the next request is taken at once; the answer
-  // leaves after the write's sync and after every earlier answer.
-  pending_reply r;
-  r.rp = self->make_response_promise<link_frame>();
-  r.frame = encode(h.answer);
-  r.token = h.token;
-  r.ready = h.token == 0;
-  r.commit = h.commit;
-  st.replies.push_back(std::move(r));
-  auto rp = st.replies.back().rp;
-  flush(self);
-  return rp;
+  return encode(answer);
 }
 
 /// The mirror's section of the admin status.
 std::string stats_json(endpoint_actor* self) {
-  const auto& m = *self->state.m;
-  return nlohmann::json{
-      {"role", "mirror"},
-      {"id", m.self().id()},
-      {"node",
-       self->state.nodes.empty() ? m.self().id() : self->state.nodes[self->state.self_node]},
-      {"nodes", self->state.nodes.size()},
-      {"wrong_node", self->state.wrong_node},
-      {"conversations", m.convs().size()},
-      {"prekeys", m.keys().prekeys().size()},
-      {"commits", self->state.commits},
-      {"acks", self->state.acks},
-      {"answers_held", self->state.answers_held},
-      {"router_links", self->state.greeted.size()}}
+  const auto& st = self->state;
+  auto& sh = *st.sh;
+  size_t prekeys = 0;
+  {
+    std::lock_guard<std::mutex> g(sh.keys_mu);
+    prekeys = sh.keys->store.prekeys().size();
+  }
+  return nlohmann::json{{"role", "mirror"},
+                        {"id", sh.m->self().id()},
+                        {"node", st.nodes.empty() ? sh.m->self().id() : st.nodes[st.self_node]},
+                        {"nodes", st.nodes.size()},
+                        {"wrong_node", st.wrong_node},
+                        {"conversations", sh.conversations.load(std::memory_order_relaxed)},
+                        {"conversation_actors", st.live},
+                        {"prekeys", prekeys},
+                        {"commits", sh.commits.load(std::memory_order_relaxed)},
+                        {"acks", sh.acks.load(std::memory_order_relaxed)},
+                        {"answers_held", sh.answers_held.load(std::memory_order_relaxed)},
+                        {"router_links", st.greeted.size()}}
       .dump();
 }
 
 caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
-  self->state.m = std::move(deps.mirror);
-  self->state.store = deps.store;
-  self->state.router = std::move(deps.router);
-  self->state.nodes = std::move(deps.nodes);
-  if (auto it = std::find(self->state.nodes.begin(), self->state.nodes.end(), deps.self_node);
-      it != self->state.nodes.end())
-    self->state.self_node = static_cast<size_t>(it - self->state.nodes.begin());
-  self->state.metrics = std::move(deps.metrics);
-  self->state.metrics->conversations->set(static_cast<int64_t>(self->state.m->convs().size()));
-  for (const auto& [conv, mc] : self->state.m->convs())
-    self->state.answers_held += static_cast<int64_t>(mc.answers.size());
-  self->state.metrics->answers_held->set(self->state.answers_held);
+  auto& st = self->state;
+  st.sh = std::make_shared<mirror_shared>();
+  auto& sh = *st.sh;
+  sh.m = std::move(deps.mirror);
+  sh.keys = &sh.m->shared_keys();
+  sh.store = deps.store;
+  sh.metrics = std::move(deps.metrics);
+  sh.idle = deps.idle;
+  sh.clock = deps.clock ? std::move(deps.clock) : mirror_clock(unix_seconds);
+  sh.rng_for =
+      deps.rng_for ? std::move(deps.rng_for) : mirror_rng_factory([](const protocol::conv_id&) {
+        return std::unique_ptr<crypto::rng>(std::make_unique<crypto::system_rng>());
+      });
+  st.router = std::move(deps.router);
+  st.nodes = std::move(deps.nodes);
+  if (auto it = std::find(st.nodes.begin(), st.nodes.end(), deps.self_node); it != st.nodes.end())
+    st.self_node = static_cast<size_t>(it - st.nodes.begin());
+  // The loaded records move to their entries: from now on a conversation's record is touched
+  // by its conversation actor only (or by this actor while none runs).
+  int64_t held = 0;
+  for (auto& [conv, mc] : sh.m->mutable_convs()) {
+    held += static_cast<int64_t>(mc.answers.size());
+    conv_entry e;
+    e.slot->mc = std::move(mc);
+    st.convs.emplace(conv, std::move(e));
+  }
+  sh.m->mutable_convs().clear();
+  sh.conversations = static_cast<int64_t>(st.convs.size());
+  sh.answers_held = held;
+  sh.metrics->conversations->set(static_cast<int64_t>(st.convs.size()));
+  sh.metrics->answers_held->set(held);
   self->set_down_handler([=](caf::down_msg& dm) {
-    auto& st = self->state;
-    if (st.greeted.erase(dm.source) > 0) {
-      auto it = st.greeted_nodes.find(dm.source.node());
-      if (it != st.greeted_nodes.end() && --it->second == 0)
-        st.greeted_nodes.erase(it);
+    auto& s = self->state;
+    if (s.greeted.erase(dm.source) > 0) {
+      auto it = s.greeted_nodes.find(dm.source.node());
+      if (it != s.greeted_nodes.end() && --it->second == 0)
+        s.greeted_nodes.erase(it);
     }
-    st.metrics->links->set(static_cast<int64_t>(st.greeted.size()));
+    s.sh->metrics->links->set(static_cast<int64_t>(s.greeted.size()));
   });
   // A message of a type this node does not know arrives empty: say so loudly.
   self->set_default_handler(
@@ -407,17 +308,21 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
   return {
       [=](link_atom, const link_frame& f) { return on_link(self, f); },
       [=](appended_atom, uint64_t token, const std::string& failure) {
-        on_written(self, token, failure);
+        if (!failure.empty()) {
+          spdlog::critical(
+              "mirror: storage write failed ({}); exiting so that a restart reloads the "
+              "last durable state",
+              failure);
+          std::_Exit(70);
+        }
+        auto& t = self->state.topups;
+        if (auto it = t.find(token); it != t.end()) {
+          it->second.first.deliver(std::move(it->second.second));
+          t.erase(it);
+        }
       },
-      [=](audited_atom, uint64_t token, link_frame& frame) {
-        auto& q = self->state.replies;
-        auto it = std::find_if(q.begin(), q.end(),
-                               [token](const pending_reply& r) { return r.token == token; });
-        if (it == q.end())
-          return;
-        it->frame = std::move(frame);
-        it->ready = true;
-        flush(self);
+      [=](idle_atom, const protocol::conv_id& conv, uint64_t handled) {
+        on_idle(self, conv, handled);
       },
       [=](stats_atom) { return stats_json(self); },
   };
