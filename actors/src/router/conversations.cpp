@@ -50,6 +50,9 @@ struct conv_state {
   /// When each entry of this actor's life finished its synced append (for commit_seconds).
   std::map<uint64_t, std::chrono::steady_clock::time_point> appended_at;
   std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
+  /// SUBMITs taken (the registry compares it with the SUBMITs it handed on before it lets this
+  /// actor stop).
+  uint64_t submits = 0;
   /// The greatest index whose answers are persisted and not yet ACKed to the mirrors. ACK is
   /// cumulative (the mirror drops its answers <= i): the entries answered within `ack_delay`
   /// of the first share one, sent at `mack_atom`.
@@ -288,6 +291,7 @@ caf::behavior conversation(conv_actor* self, protocol::conv_id conv, conversatio
       [=](submit_atom, submit_request& r) -> protocol::response_body {
         auto& s = self->state;
         s.last_activity = std::chrono::steady_clock::now();
+        ++s.submits;
         auto aseq = s.rc->intake(std::move(r.submit), r.user, unix_seconds());
         if (!aseq) {
           s.d.metrics->intake_refused->inc();
@@ -347,12 +351,13 @@ caf::behavior conversation(conv_actor* self, protocol::conv_id conv, conversatio
         auto& s = self->state;
         const bool busy = s.rc->pending() > 0 || !s.appending.empty() || !s.answering.empty()
                           || s.ack_due.has_value();
-        if (!busy && std::chrono::steady_clock::now() - s.last_activity >= s.d.idle) {
-          self->quit();
-          return;
-        }
+        // Idle: the registry stops this actor once no SUBMIT is on its way to it (one handed on
+        // after this message leaves would be lost with the actor).
+        if (!busy && std::chrono::steady_clock::now() - s.last_activity >= s.d.idle)
+          self->send(s.registry, idle_atom_v, s.conv, s.submits);
         self->delayed_anon_send(self, s.d.idle, idle_atom_v);
       },
+      [=](shutdown_atom) { self->quit(); },
       [=](stats_atom) -> std::string {
         const auto& s = self->state;
         const auto* cs = s.rc->state();
@@ -374,7 +379,12 @@ struct parked_submit {
 struct registry_state {
   conversation_deps d;
   caf::actor queues;
-  std::map<protocol::conv_id, caf::actor> live;
+  /// The running conversation actors, with the SUBMITs handed on to each.
+  struct live_conv {
+    caf::actor actor;
+    uint64_t submits = 0;
+  };
+  std::map<protocol::conv_id, live_conv> live;
   /// Conversations whose record is being read on the store's reader thread (`convload_atom`),
   /// with the SUBMITs that wait for them.
   std::map<protocol::conv_id, std::vector<parked_submit>> loading;
@@ -430,7 +440,7 @@ caf::actor spawn_conversation(registry_actor* self, const protocol::conv_id& con
   auto a = self->spawn(conversation, conv, std::move(d), std::move(loaded),
                        caf::actor_cast<caf::actor>(self));
   self->monitor(a);
-  st.live.emplace(conv, a);
+  st.live.emplace(conv, registry_state::live_conv{a, 0});
   st.d.metrics->live->set(static_cast<int64_t>(st.live.size()));
   return a;
 }
@@ -456,8 +466,10 @@ void on_loaded(registry_actor* self, const protocol::conv_id& conv,
   std::vector<parked_submit> parked =
       node.empty() ? std::vector<parked_submit>{} : std::move(node.mapped());
   if (auto it = st.live.find(conv); it != st.live.end()) {
-    for (auto& p : parked)
-      p.rp.delegate(it->second, submit_atom_v, std::move(p.r));
+    for (auto& p : parked) {
+      ++it->second.submits;
+      p.rp.delegate(it->second.actor, submit_atom_v, std::move(p.r));
+    }
     return;
   }
   if (!l || !*l) {
@@ -472,6 +484,7 @@ void on_loaded(registry_actor* self, const protocol::conv_id& conv,
   if (parked.empty() && (!loaded || loaded->in_flight().empty()))
     return;  // resumed at start with nothing in flight: started by its next SUBMIT
   auto a = spawn_conversation(self, conv, std::move(loaded));
+  st.live.at(conv).submits += parked.size();
   for (auto& p : parked)
     p.rp.delegate(a, submit_atom_v, std::move(p.r));
 }
@@ -482,7 +495,7 @@ caf::behavior registry(registry_actor* self, conversation_deps d,
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& live = self->state.live;
     for (auto it = live.begin(); it != live.end(); ++it)
-      if (it->second.address() == dm.source) {
+      if (it->second.actor.address() == dm.source) {
         live.erase(it);
         break;
       }
@@ -492,7 +505,7 @@ caf::behavior registry(registry_actor* self, conversation_deps d,
   // a shutdown ends them explicitly, or the actor system would wait for them forever.
   self->set_exit_handler([=](caf::exit_msg& em) {
     for (const auto& [conv, a] : self->state.live)
-      self->send_exit(a, em.reason);
+      self->send_exit(a.actor, em.reason);
     self->quit(em.reason);
   });
   // Resume conversations with entries in flight (a COMMIT to resend): their records are read
@@ -511,7 +524,8 @@ caf::behavior registry(registry_actor* self, conversation_deps d,
         }
         const protocol::conv_id conv = r.submit.c.conv;
         if (auto it = st.live.find(conv); it != st.live.end()) {
-          rp.delegate(it->second, submit_atom_v, std::move(r));
+          ++it->second.submits;
+          rp.delegate(it->second.actor, submit_atom_v, std::move(r));
           return rp;
         }
         start_load(self, conv);
@@ -521,9 +535,21 @@ caf::behavior registry(registry_actor* self, conversation_deps d,
       [=](convload_atom, const protocol::conv_id& conv, storage::router_store::loaded_conv& l) {
         on_loaded(self, conv, l);
       },
+      [=](idle_atom, const protocol::conv_id& conv, uint64_t submits) {
+        // A conversation actor idle for a while may stop once it has taken every SUBMIT handed
+        // on to it; the next SUBMIT spawns a new one on the stored record.
+        auto& live = self->state.live;
+        auto it = live.find(conv);
+        if (it == live.end() || it->second.actor.address() != self->current_sender()
+            || it->second.submits != submits)
+          return;
+        self->send(it->second.actor, shutdown_atom_v);
+        live.erase(it);
+        self->state.d.metrics->live->set(static_cast<int64_t>(live.size()));
+      },
       [=](linkup_atom, size_t k, size_t node) {
         for (const auto& [conv, a] : self->state.live)
-          self->send(a, linkup_atom_v, k, node);
+          self->send(a.actor, linkup_atom_v, k, node);
       },
       [=](attach_atom, caf::actor queues) { self->state.queues = std::move(queues); },
       [=](poke_atom, const protocol::conv_id& conv, uint64_t i, std::vector<std::string>& members) {
