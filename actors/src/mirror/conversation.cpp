@@ -327,11 +327,10 @@ caf::behavior conversation(conv_actor* self, std::shared_ptr<mirror_shared> shar
   });
   self->delayed_anon_send(self, st.sh->idle, idle_atom_v);
   return {
+      // Requests come from the endpoint only, delegated (the sender is the router's actor): it
+      // checked the sender's HELLO and that this node owns the conversation. A decoded request
+      // is a local-only type, which no other node can send.
       [=](link_atom, const protocol::link_request& req) -> caf::result<link_frame> {
-        // Requests come from the endpoint only, which checked the sender's HELLO and that this
-        // node owns the conversation.
-        if (self->current_sender() != self->state.endpoint.address())
-          return encode(reject("no_hello"));
         return on_request(self, req);
       },
       [=](appended_atom, uint64_t token, const std::string& failure) {

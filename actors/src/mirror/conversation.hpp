@@ -55,9 +55,10 @@ struct mirror_slot {
 };
 
 /// Spawns the conversation actor of `conv` on `slot`, drawing from `rng`. It answers `(link_atom,
-/// link_request)` requests from `endpoint` only (PREPARE, COMMIT, ACK, STATUS, AUDIT of `conv`)
-/// with a `link_frame`, in request order, each after the writes it rests on are synced; it counts
-/// what it handled, and after `shared->idle` without a request it sends the endpoint
+/// link_request)` requests (PREPARE, COMMIT, ACK, STATUS, AUDIT of `conv`) that `endpoint`
+/// delegates to it (a decoded request is a local-only type) with a `link_frame`, in request order,
+/// each after the writes it rests on are synced; it counts what it handled, and after
+/// `shared->idle` without a request it sends the endpoint
 /// `(idle_atom, conv, handled)`; it quits on `(shutdown_atom)` or when the endpoint goes down.
 caf::actor spawn_mirror_conversation(caf::actor_system& sys, std::shared_ptr<mirror_shared> shared,
                                      protocol::conv_id conv, std::shared_ptr<mirror_slot> slot,

@@ -150,8 +150,8 @@ std::optional<protocol::link_response> answer_unheld(const protocol::link_reques
   return std::nullopt;
 }
 
-// Hands a request about `conv` to its conversation actor (spawned if none runs); its answer
-// goes back to the sender through this actor, in the order the conversation actor gives them.
+// Hands a request about `conv` to its conversation actor (spawned if none runs), which answers
+// the sender.
 caf::result<link_frame> forward(endpoint_actor* self, const protocol::conv_id& conv,
                                 protocol::link_request req) {
   auto& st = self->state;
@@ -171,12 +171,10 @@ caf::result<link_frame> forward(endpoint_actor* self, const protocol::conv_id& c
     ++st.live;
   }
   ++it->second.forwarded;
+  // Delegated: the conversation actor answers the sender itself (a dead one makes CAF answer it
+  // with an error, as for a lost link: it asks again).
   auto rp = self->make_response_promise<link_frame>();
-  self->request(it->second.actor, caf::infinite, link_atom_v, std::move(req))
-      .then([rp](link_frame& f) mutable { rp.deliver(std::move(f)); },
-            // The conversation actor is gone (the node is stopping): the sender sees an error,
-            // as for a lost link, and asks again; a REJECT would stop the conversation.
-            [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+  rp.delegate(it->second.actor, link_atom_v, std::move(req));
   return rp;
 }
 
