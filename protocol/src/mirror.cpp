@@ -45,8 +45,25 @@ link_reject reject(std::string why) {
 
 }  // namespace
 
-bool reads_keys(const prepare_msg& p) noexcept {
-  return !std::holds_alternative<chain_block>(p.amb);
+namespace {
+
+/// Whether `ch` still holds the obligation of the first-contact key its peer used.
+bool holds_obligation(const channel& ch) noexcept {
+  return ch.peer_used_prekey.has_value() || ch.peer_used_last_resort.has_value();
+}
+
+}  // namespace
+
+bool reads_keys(const prepare_msg& p, const mirror_conv* mc) noexcept {
+  const block* b = block_of(p.amb);
+  if (b == nullptr)
+    return false;  // a chain block
+  if (b->ref.kind != key_kind::ratchet)
+    return true;
+  if (mc == nullptr)
+    return false;
+  auto ch = mc->channels.find(p.c.author);
+  return ch != mc->channels.end() && holds_obligation(ch->second);
 }
 
 struct mirror::checked {
@@ -305,9 +322,14 @@ commit_outcome mirror::commit(mirror_conv* held, std::optional<mirror_conv>& cre
 
   // Apply amb's announcement first, so our block to the author uses the key
   // it has just announced (§2).
+  // A RATCHET reference changes the key store only when it releases the obligation of the
+  // first-contact key the author's channel still holds.
+  channel& author_ch = mc.channels[c.author];
+  const bool releases = holds_obligation(author_ch);
   if (!lying_)
-    apply_effects(mc.channels[c.author], keys.store, ck->amb_effects);
-  out.keys_changed = !lying_ && ck->amb_effects.names_key;
+    apply_effects(author_ch, keys.store, ck->amb_effects);
+  out.keys_changed = !lying_ && ck->amb_effects.names_key
+                     && (ck->amb_effects.ref.kind != key_kind::ratchet || releases);
   std::map<std::string, published_key> attached;
   for (const auto& a : cm.payload.last_resort)
     attached[a.member] = published_key{a.key_id, a.pub};

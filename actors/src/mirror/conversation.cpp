@@ -106,7 +106,7 @@ uint64_t barrier(conv_actor* self) {
 
 handled on_prepare(conv_actor* self, const protocol::prepare_msg& p, uint64_t now) {
   auto& st = self->state;
-  if (!protocol::reads_keys(p))
+  if (!protocol::reads_keys(p, record(st)))
     return handled{st.sh->m->prepare(record(st), *st.sh->keys, p, now)};
   std::lock_guard<std::mutex> g(st.sh->keys_mu);
   auto answer = st.sh->m->prepare(record(st), *st.sh->keys, p, now);
@@ -117,7 +117,7 @@ handled on_commit(conv_actor* self, const protocol::commit_msg& cm, uint64_t now
   auto& st = self->state;
   auto& sh = *st.sh;
   std::unique_lock<std::mutex> g(sh.keys_mu, std::defer_lock);
-  if (protocol::reads_keys(cm.payload))
+  if (protocol::reads_keys(cm.payload, record(st)))
     g.lock();
   std::optional<protocol::mirror_conv> created;
   auto out = sh.m->commit(record(st), created, *sh.keys, cm, *sh.store, now, *st.rng);

@@ -58,8 +58,9 @@ struct commit_outcome {
   bool persist = false;
   uint64_t index = 0;
   hash32 d{};
-  /// With `persist`: the commit may have changed the key store (amb named one of our keys, so
-  /// a PREKEY or LAST_RESORT obligation may have been released); false for a chain block.
+  /// With `persist`: the commit may have changed the key store (amb named one of our PREKEY or
+  /// LAST_RESORT keys, or released such a key's obligation); false for a chain block and for a
+  /// RATCHET reference on a channel that holds no obligation.
   bool keys_changed = false;
 };
 
@@ -70,10 +71,14 @@ struct mirror_keys {
   std::map<std::pair<key_kind, uint64_t>, uint64_t> prepared_refs;
 };
 
-/// Whether a PREPARE or COMMIT of `p` reads or changes `mirror_keys`: when its amb is not a chain
-/// block (a §4.3 block or a DH step names a key of ours, or releases the key obligations of its
-/// channel). A chain block touches only its conversation's record.
-[[nodiscard]] bool reads_keys(const prepare_msg& p) noexcept;
+struct mirror_conv;
+
+/// Whether a PREPARE or COMMIT of `p` in the conversation whose record is `mc` (null when the
+/// mirror holds none) reads or changes `mirror_keys`: when its amb names one of our PREKEY or
+/// LAST_RESORT keys, or names a RATCHET key on a channel whose author first reached us through
+/// such a key (its first reference of a RATCHET key releases that key's obligation). A chain
+/// block, and a RATCHET reference on any other channel, touch only the conversation's record.
+[[nodiscard]] bool reads_keys(const prepare_msg& p, const mirror_conv* mc) noexcept;
 
 /// One mirror. The calls without a conversation record argument are not thread-safe: one caller
 /// at a time. The calls that take one (`mirror_conv*`) are const and touch only that record,
@@ -108,12 +113,12 @@ public:
   status_answer status(const conv_id& conv) const;
 
   /// `prepare` on the record `mc` of `p`'s conversation (null when the mirror holds none),
-  /// reading and changing `keys` only when `reads_keys(p)`.
+  /// reading and changing `keys` only when `reads_keys(p, mc)`.
   link_response prepare(const mirror_conv* mc, mirror_keys& keys, const prepare_msg& p,
                         uint64_t now) const;
   /// `commit` on the record `mc` of `cm`'s conversation (null when the mirror holds none; a
   /// SETUP's new record is then returned in `created`), reading and changing `keys` only when
-  /// `reads_keys(cm.payload)`.
+  /// `reads_keys(cm.payload, mc)`.
   commit_outcome commit(mirror_conv* mc, std::optional<mirror_conv>& created, mirror_keys& keys,
                         const commit_msg& cm, const mirror_history& h, uint64_t now,
                         crypto::rng& r) const;
