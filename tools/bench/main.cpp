@@ -9,6 +9,7 @@
 
 #if COWPI_BENCH_LOAD
 #include "load.hpp"
+#include "mirror_bench.hpp"
 #endif
 
 namespace {
@@ -21,7 +22,10 @@ void print_usage() {
       "      --benchmark_list_tests and Google Benchmark's own flags)\n"
       "  cowpi-bench load [options]\n"
       "      the end-to-end load generator against a router and two mirrors on loopback\n"
-      "      (`cowpi-bench load --help` for its options)\n",
+      "      (`cowpi-bench load --help` for its options)\n"
+      "  cowpi-bench mirror [options]\n"
+      "      one mirror node in process fed many conversations at once\n"
+      "      (`cowpi-bench mirror --help` for its options)\n",
       stdout);
 }
 
@@ -38,6 +42,15 @@ int main(int argc, char** argv) {
     return cowpi::bench::run_load(argc - 1, argv + 1);
 #else
     (void)std::fputs("cowpi-bench load: this build has no CAF runtime (COWPI_WITH_ACTORS=OFF)\n",
+                     stderr);
+    return 2;
+#endif
+  }
+  if (argc > 1 && std::strcmp(argv[1], "mirror") == 0) {
+#if COWPI_BENCH_LOAD
+    return cowpi::bench::run_mirror(argc - 1, argv + 1);
+#else
+    (void)std::fputs("cowpi-bench mirror: this build has no CAF runtime (COWPI_WITH_ACTORS=OFF)\n",
                      stderr);
     return 2;
 #endif
