@@ -7,7 +7,7 @@
 #include "mirror_bench.hpp"
 
 #include "cowpi/protocol/wire.hpp"
-#include "cowpi/sim/world.hpp"
+#include "cowpi/sim/mirror_replay.hpp"
 #include "cowpi/storage/mirror_store.hpp"
 
 #include "mirror/endpoint.hpp"
@@ -36,53 +36,29 @@ using actors::link_frame;
 
 constexpr uint64_t seed = 23;
 
-struct recorded {
-  protocol::conv_id conv{};
-  std::vector<protocol::log_entry> entries;
-  std::vector<std::vector<protocol::slot_block>> blocks;
-  crypto::deterministic_rng rng{0};
-  uint64_t now = 0;
-};
+using recorded = sim::mirror_recording;
 
-/// The `k`th conversation (see tests/unit/actors/mirror_endpoint_test.cpp): its own simulated
-/// deployment with the common seed, mirror-a's first `k` pre-keys handed out before its SETUP.
+/// The `k`th conversation: `members` members, its creator's SETUP then messages by each member in
+/// turn, `entries` entries in all.
 std::optional<recorded> record(size_t k, size_t members, size_t entries,
                                protocol::block_mode mode) {
-  sim::world_options o;
-  o.seed = seed;
-  sim::world w(o);
-  recorded out;
-  out.rng = w.mirror_at(0).rng;
-  for (size_t j = 0; j < k; ++j) {
-    (void)w.fetch("drain-" + std::to_string(j), {"mirror-a"});
-    std::array<uint8_t, 8> b{};
-    w.rng().fill(b);
-  }
-  std::vector<std::string> users;
-  for (size_t u = 0; u < members; ++u) {
-    users.push_back("user-" + std::to_string(u));
-    w.add_user(users.back());
-  }
-  auto conv = w.create(users[0], std::vector<std::string>(users.begin() + 1, users.end()), mode);
-  if (!conv)
-    return std::nullopt;
-  out.conv = *conv;
-  w.run();
-  for (size_t n = 1; n < entries; ++n) {
-    if (!w.send(users[n % members], out.conv, "message " + std::to_string(n)))
+  return sim::record_for_mirror(seed, k, [=](sim::world& w) -> std::optional<protocol::conv_id> {
+    std::vector<std::string> users;
+    for (size_t u = 0; u < members; ++u) {
+      users.push_back("user-" + std::to_string(u));
+      w.add_user(users.back());
+    }
+    auto conv = w.create(users[0], std::vector<std::string>(users.begin() + 1, users.end()), mode);
+    if (!conv)
       return std::nullopt;
     w.run();
-  }
-  if (!w.alarms().empty())
-    return std::nullopt;
-  out.now = w.now();
-  for (const auto& [i, se] : w.log(out.conv)) {
-    if (!se.answers.at(0))
-      return std::nullopt;
-    out.entries.push_back(se.e);
-    out.blocks.push_back(*se.answers.at(0));
-  }
-  return out;
+    for (size_t n = 1; n < entries; ++n) {
+      if (!w.send(users[n % members], *conv, "message " + std::to_string(n)))
+        return std::nullopt;
+      w.run();
+    }
+    return *conv;
+  });
 }
 
 link_frame frame_of(const protocol::link_request& r) {
@@ -120,10 +96,7 @@ run_result run(const std::vector<recorded>& convs, size_t threads, size_t window
     out.wrong = 1;
     return out;
   }
-  sim::world_options o;
-  o.seed = seed;
-  sim::world w(o);
-  auto m = std::make_unique<protocol::mirror>(w.mirror_at(0).m.clone());
+  auto m = std::make_unique<protocol::mirror>(sim::recorded_mirror(seed));
   (void)(*store)->persist_keys(*m);
   crypto::deterministic_rng rr(7);
   auto router = protocol::identity::generate("router", rr);

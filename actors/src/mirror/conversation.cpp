@@ -7,6 +7,7 @@
 #include "cowpi/protocol/wire.hpp"
 
 #include "../type_ids.hpp"
+#include "answers.hpp"
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -59,23 +60,9 @@ struct conv_state {
 
 using conv_actor = caf::stateful_actor<conv_state>;
 
-link_frame encode(const protocol::link_response& r) {
-  return link_frame{protocol::wire::encode(r)};
-}
-
-protocol::link_response reject(std::string why) {
-  return protocol::link_reject{std::move(why)};
-}
-
-// A failed synced write leaves the in-memory state ahead of the disk: the only safe course
-// is to stop, so that a restart reloads from the store. Nothing was answered.
-[[noreturn]] void die_on_storage_error(const std::string& what) {
-  spdlog::critical(
-      "mirror: storage write failed ({}); exiting so that a restart reloads the "
-      "last durable state",
-      what);
-  std::_Exit(70);
-}
+using mirror_node::die_on_storage_error;
+using mirror_node::encode;
+using mirror_node::reject;
 
 // What handling one request produced: the answer, and the token of the write it waits for.
 struct handled {

@@ -10,6 +10,7 @@
 
 #include "../type_ids.hpp"
 #include "../unix_time.hpp"
+#include "answers.hpp"
 #include "conversation.hpp"
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -61,13 +62,8 @@ struct endpoint_state {
 
 using endpoint_actor = caf::stateful_actor<endpoint_state>;
 
-link_frame encode(const protocol::link_response& r) {
-  return link_frame{protocol::wire::encode(r)};
-}
-
-protocol::link_response reject(std::string why) {
-  return protocol::link_reject{std::move(why)};
-}
+using mirror_node::encode;
+using mirror_node::reject;
 
 // Whether this node owns `conv` (always, for a mirror of one node).
 bool owns(const endpoint_state& st, const protocol::conv_id& conv) {
@@ -306,13 +302,8 @@ caf::behavior endpoint(endpoint_actor* self, mirror_endpoint_deps deps) {
   return {
       [=](link_atom, const link_frame& f) { return on_link(self, f); },
       [=](appended_atom, uint64_t token, const std::string& failure) {
-        if (!failure.empty()) {
-          spdlog::critical(
-              "mirror: storage write failed ({}); exiting so that a restart reloads the "
-              "last durable state",
-              failure);
-          std::_Exit(70);
-        }
+        if (!failure.empty())
+          mirror_node::die_on_storage_error(failure);
         auto& t = self->state.topups;
         if (auto it = t.find(token); it != t.end()) {
           it->second.first.deliver(std::move(it->second.second));

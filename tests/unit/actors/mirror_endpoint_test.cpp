@@ -7,7 +7,7 @@
 // each conversation's answers in request order, with nothing refused; a conversation actor that
 // stops when idle must hand its conversation on intact; the store must reload what was answered.
 #include "cowpi/protocol/wire.hpp"
-#include "cowpi/sim/world.hpp"
+#include "cowpi/sim/mirror_replay.hpp"
 #include "cowpi/storage/mirror_store.hpp"
 
 #include "mirror/endpoint.hpp"
@@ -33,58 +33,38 @@ using namespace std::chrono_literals;
 constexpr uint64_t seed = 11;
 constexpr size_t conversations = 6;
 
-/// One conversation as a simulated deployment ran it, and what its mirror-a answered.
-struct recorded {
-  protocol::conv_id conv{};
-  std::vector<protocol::log_entry> entries;
-  /// mirror-a's blocks for each entry.
-  std::vector<std::vector<protocol::slot_block>> blocks;
-  /// mirror-a's randomness before the conversation (it draws only for this conversation).
-  crypto::deterministic_rng rng{0};
-  uint64_t now = 0;
-};
+using recorded = sim::mirror_recording;
 
-/// The `k`th conversation: a deployment with the same seed (so the same mirror identities and
-/// keys), whose first `k` pre-keys of mirror-a are handed out before, so that its SETUP names a
-/// key no other conversation names, and whose randomness is moved on `k` draws (another id).
+/// The `k`th conversation: created by alice with bob and carol, messages, an UPDATE that adds
+/// dave and removes carol, messages, receipts.
 recorded record_conversation(size_t k, protocol::block_mode mode) {
-  sim::world_options o;
-  o.seed = seed;
-  sim::world w(o);
-  recorded out;
-  out.rng = w.mirror_at(0).rng;
-  for (size_t j = 0; j < k; ++j) {
-    EXPECT_EQ(w.fetch("drain-" + std::to_string(j), {"mirror-a"}).size(), 1u);
-    std::array<uint8_t, 8> b{};
-    w.rng().fill(b);
-  }
-  for (const char* u : {"alice", "bob", "carol", "dave"})
-    w.add_user(u);
-  auto conv = w.create("alice", {"bob", "carol"}, mode);
-  EXPECT_TRUE(conv.has_value());
-  out.conv = conv.value_or(protocol::conv_id{});
-  w.run();
-  for (int n = 0; n < 6; ++n) {
-    EXPECT_TRUE(w.send(n % 2 ? "bob" : "carol", out.conv, "before " + std::to_string(n)));
-    w.run();
-  }
-  EXPECT_TRUE(w.update("bob", out.conv, {"dave"}, {"carol"}));
-  w.run();
-  for (int n = 0; n < 6; ++n) {
-    EXPECT_TRUE(w.send(n % 2 ? "dave" : "alice", out.conv, "after " + std::to_string(n)));
-    w.run();
-  }
-  w.receipts_due();
-  w.run();
-  EXPECT_TRUE(w.alarms().empty());
-  out.now = w.now();
-  for (const auto& [i, se] : w.log(out.conv)) {
-    EXPECT_EQ(i, out.entries.size());
-    out.entries.push_back(se.e);
-    EXPECT_TRUE(se.answers.at(0).has_value());
-    out.blocks.push_back(se.answers.at(0).value_or(std::vector<protocol::slot_block>{}));
-  }
-  return out;
+  auto r =
+      sim::record_for_mirror(seed, k, [mode](sim::world& w) -> std::optional<protocol::conv_id> {
+        for (const char* u : {"alice", "bob", "carol", "dave"})
+          w.add_user(u);
+        auto conv = w.create("alice", {"bob", "carol"}, mode);
+        if (!conv)
+          return std::nullopt;
+        w.run();
+        for (int n = 0; n < 6; ++n) {
+          if (!w.send(n % 2 ? "bob" : "carol", *conv, "before " + std::to_string(n)))
+            return std::nullopt;
+          w.run();
+        }
+        if (!w.update("bob", *conv, {"dave"}, {"carol"}))
+          return std::nullopt;
+        w.run();
+        for (int n = 0; n < 6; ++n) {
+          if (!w.send(n % 2 ? "dave" : "alice", *conv, "after " + std::to_string(n)))
+            return std::nullopt;
+          w.run();
+        }
+        w.receipts_due();
+        w.run();
+        return *conv;
+      });
+  EXPECT_TRUE(r.has_value()) << "conversation " << k;
+  return r ? std::move(*r) : recorded{};
 }
 
 link_frame frame_of(const protocol::link_request& r) {
@@ -153,10 +133,7 @@ protected:
   void SetUp() override {
     for (size_t k = 0; k < conversations; ++k)
       convs_.push_back(record_conversation(k, GetParam()));
-    sim::world_options o;
-    o.seed = seed;
-    sim::world w(o);
-    mirror_ = std::make_unique<protocol::mirror>(w.mirror_at(0).m.clone());
+    mirror_ = std::make_unique<protocol::mirror>(sim::recorded_mirror(seed));
     crypto::deterministic_rng r(99);
     router_ = std::make_unique<protocol::identity>(protocol::identity::generate("router", r));
     store_ = open_store();
@@ -333,11 +310,9 @@ TEST_P(mirror_endpoint, concurrent_conversations_answer_what_one_serial_mirror_a
   // and answers a retried COMMIT with the answer it gave.
   store_.reset();
   store_ = open_store();
-  sim::world_options o;
-  o.seed = seed;
-  sim::world w(o);
-  auto reloaded = store_->load(protocol::identity::from_secret(
-      w.mirror_at(0).m.self().id(), w.mirror_at(0).m.self().export_secret()));
+  const auto original = sim::recorded_mirror(seed);
+  auto reloaded = store_->load(
+      protocol::identity::from_secret(original.self().id(), original.self().export_secret()));
   ASSERT_TRUE(reloaded.has_value()) << reloaded.error().message();
   ASSERT_EQ(reloaded->convs().size(), conversations);
   for (const auto& c : convs_)
