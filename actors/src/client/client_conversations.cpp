@@ -10,6 +10,7 @@
 #include "connection.hpp"
 
 #include <algorithm>
+#include <map>
 #include <utility>
 
 namespace cowpi::actors::client_impl {
@@ -179,6 +180,9 @@ void client_actor::finish_received() {
     return;  // the runtime has failed
   auto batch = std::exchange(received_, {});
   received_persisted_ = 0;
+  // One ACK per conversation for the batch, of its greatest index: the router's cursor takes an
+  // ACK as covering every index below it, and a conversation's entries are accepted in order.
+  std::map<protocol::conv_id, uint64_t> acks;
   for (auto& [conv, res] : batch) {
     // Killed here, the entry is accepted but not acknowledged: the router resends it and the
     // restarted client acknowledges the duplicate without accepting it twice.
@@ -188,8 +192,11 @@ void client_actor::finish_received() {
       emit_accepted(a);
     for (auto& al : res.alarms)
       emit(alarm_event{std::move(al)});
-    for (const auto& a : res.acks)
-      send_ack(a);
+    for (const auto& a : res.acks) {
+      auto [it, fresh] = acks.try_emplace(a.conv, a.index);
+      if (!fresh)
+        it->second = std::max(it->second, a.index);
+    }
     if (res.recreated) {
       emit(recreated_event{res.recreated->first, res.recreated->second});
       // Someone else's SETUP took our id: the waiting create gets the new id once its SETUP
@@ -204,6 +211,8 @@ void client_actor::finish_received() {
     if (phase_ == phase::failed || phase_ == phase::closed)
       return;
   }
+  for (const auto& [conv, index] : acks)
+    send_ack(protocol::ack_msg{conv, index});
 }
 
 void client_actor::emit_accepted(const protocol::accepted_entry& a) {
