@@ -209,8 +209,9 @@ void handle_request(worker* self, protocol::client_frame&& f) {
           ask(self, st.d->registry, id, submit_atom_v,
               submit_request{st.user, id, handle_of(self), std::move(body)});
         } else if constexpr (std::is_same_v<T, protocol::ack_msg>) {
+          // Not answered: a client sends one per conversation per batch it accepted, and one
+          // that is lost only makes the router send the envelopes again (docs/protocol.md).
           self->send(st.d->queues, cack_atom_v, st.user, body.conv, body.index);
-          reply(self, id, protocol::ok_result{});
         } else if constexpr (std::is_same_v<T, protocol::upload_prekeys>) {
           ask(self, st.d->directory, id, upload_atom_v, st.user, std::move(body));
         } else if constexpr (std::is_same_v<T, protocol::fetch_prekeys>) {

@@ -54,8 +54,8 @@ TEST_F(router_delivery, envelopes_stream_in_order_and_acks_advance_the_cursor) {
     EXPECT_EQ(env->mirror_blocks.size(), 2u);
   }
   EXPECT_FALSE(b->next_envelope(200ms).has_value());
-  ASSERT_TRUE(b->call(protocol::ack_msg{sc.conv(), 0}));
-  ASSERT_TRUE(b->call(protocol::ack_msg{sc.conv(), 1}));
+  ASSERT_NE(b->send(protocol::ack_msg{sc.conv(), 0}), 0u);
+  ASSERT_NE(b->send(protocol::ack_msg{sc.conv(), 1}), 0u);
   EXPECT_TRUE(eventually([&] { return cursor_of(*this, "bob", sc.conv()) == 2; }));
   // The author gets its own echo, without a block for itself.
   auto a = logged_in(alice);
@@ -77,7 +77,7 @@ TEST_F(router_delivery, acknowledged_envelopes_do_not_come_again_after_a_reconne
     for (uint64_t i = 0; i < 3; ++i) {
       auto env = b->next_envelope();
       ASSERT_TRUE(env.has_value());
-      ASSERT_TRUE(b->call(protocol::ack_msg{sc.conv(), env->index}));
+      ASSERT_NE(b->send(protocol::ack_msg{sc.conv(), env->index}), 0u);
     }
     ASSERT_TRUE(eventually([&] { return cursor_of(*this, "bob", sc.conv()) == 3; }));
   }
@@ -105,12 +105,12 @@ TEST_F(router_delivery, the_window_bounds_unacknowledged_envelopes) {
     EXPECT_EQ(env->index, i);
   }
   EXPECT_FALSE(b->next_envelope(300ms).has_value()) << "the window is full";
-  ASSERT_TRUE(b->call(protocol::ack_msg{sc.conv(), 0}));
+  ASSERT_NE(b->send(protocol::ack_msg{sc.conv(), 0}), 0u);
   auto next = b->next_envelope();
   ASSERT_TRUE(next.has_value());
   EXPECT_EQ(next->index, 4u);
   EXPECT_FALSE(b->next_envelope(300ms).has_value());
-  ASSERT_TRUE(b->call(protocol::ack_msg{sc.conv(), 4}));  // acknowledges 1..4 too
+  ASSERT_NE(b->send(protocol::ack_msg{sc.conv(), 4}), 0u);  // acknowledges 1..4 too
   for (uint64_t i = 5; i < 9; ++i) {
     auto env = b->next_envelope();
     ASSERT_TRUE(env.has_value());
@@ -129,7 +129,7 @@ TEST_F(router_delivery, an_ack_for_an_envelope_never_delivered_changes_nothing) 
   alice_and_bob(*this, sc, 5);
   auto b = logged_in(bob);
   ASSERT_TRUE(b->next_envelope().has_value());
-  ASSERT_TRUE(b->call(protocol::ack_msg{sc.conv(), 5}));
+  ASSERT_NE(b->send(protocol::ack_msg{sc.conv(), 5}), 0u);
   std::this_thread::sleep_for(200ms);
   EXPECT_EQ(cursor_of(*this, "bob", sc.conv()), 0u);
 }
@@ -210,7 +210,7 @@ TEST_F(router_delivery, subscribe_restarts_the_stream_from_the_cursor) {
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(b->next_envelope().has_value());
   }
-  ASSERT_TRUE(b->call(protocol::ack_msg{sc.conv(), 0}));
+  ASSERT_NE(b->send(protocol::ack_msg{sc.conv(), 0}), 0u);
   ASSERT_TRUE(b->call(protocol::subscribe{}));
   auto again = b->next_envelope();
   ASSERT_TRUE(again.has_value());
