@@ -132,6 +132,7 @@ expected<void> start_mirror(provider_node::impl& n) {
   d.router = cfg.router;
   d.nodes = cfg.cluster.nodes;
   d.self_node = cfg.cluster.self;
+  d.idle = cfg.timeouts.conversation_idle;
   d.metrics = mirror_metrics::make(&n.metrics);
   add_store_collector(n.metrics, "mirror", *n.mirror_db);
   auto ep = spawn_mirror_endpoint(*n.sys, std::move(d));
@@ -203,6 +204,7 @@ expected<void> start_router(provider_node::impl& n) {
   cd.mirrors = routes;
   cd.prepare_timeout = cfg.timeouts.prepare;
   cd.commit_timeout = cfg.timeouts.commit;
+  cd.idle = cfg.timeouts.conversation_idle;
   cd.retention = cfg.retention;
   cd.metrics = conversation_metrics::make(&n.metrics);
   add_store_collector(n.metrics, "router", *n.router_db);

@@ -254,18 +254,19 @@ expected<void> read_limits(const table_reader& lim, provider_config& c) {
 expected<void> read_timeouts(const table_reader& to, provider_config& c) {
   auto& t = c.timeouts;
   if (c.role == role::router) {
-    COWPI_TRY_VOID(
-        to.check_keys({"prepare", "commit", "handshake", "idle", "heartbeat", "connection"}));
+    COWPI_TRY_VOID(to.check_keys({"prepare", "commit", "handshake", "idle", "heartbeat",
+                                  "connection", "conversation_idle"}));
     COWPI_TRY(t.prepare, timeout(to, "prepare", t.prepare));
     COWPI_TRY(t.commit, timeout(to, "commit", t.commit));
     COWPI_TRY(t.handshake, timeout(to, "handshake", t.handshake));
     COWPI_TRY(t.idle, timeout(to, "idle", t.idle));
   } else {
-    COWPI_TRY_VOID(to.check_keys({"heartbeat", "connection"},
+    COWPI_TRY_VOID(to.check_keys({"heartbeat", "connection", "conversation_idle"},
                                  {"prepare", "commit", "handshake", "idle"}, "router", "mirror"));
   }
   COWPI_TRY(t.heartbeat, timeout(to, "heartbeat", t.heartbeat));
   COWPI_TRY(t.connection, timeout(to, "connection", t.connection));
+  COWPI_TRY(t.conversation_idle, timeout(to, "conversation_idle", t.conversation_idle));
   if (t.connection <= t.heartbeat) {
     // CAF would drop a healthy link whose heartbeats cannot arrive within the timeout.
     const std::string reason = "timeouts.connection (" + std::to_string(t.connection.count())
@@ -561,6 +562,7 @@ std::string to_toml(const provider_config& c) {
   }
   put_int(out, "heartbeat", static_cast<uint64_t>(c.timeouts.heartbeat.count()));
   put_int(out, "connection", static_cast<uint64_t>(c.timeouts.connection.count()));
+  put_int(out, "conversation_idle", static_cast<uint64_t>(c.timeouts.conversation_idle.count()));
 
   if (router) {
     out += "\n[retention]\n";

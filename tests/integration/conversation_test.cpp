@@ -8,6 +8,8 @@
 
 #include <csignal>
 #include <future>
+#include <set>
+#include <string>
 
 namespace cowpi::testing {
 namespace {
@@ -149,6 +151,55 @@ TEST(live_conversation, pre_keys_that_expired_unused_leave_the_directory) {
   for (auto u : {"alice", "bob"})
     EXPECT_TRUE(dep.alarms(u).empty()) << u;
   expect_one_conversation(dep, *conv, {"alice", "bob"});
+}
+
+TEST(live_conversation, idle_conversation_actors_stop_and_their_conversation_goes_on) {
+  // With [timeouts] conversation_idle at 300 ms, the router's conversation actor and each
+  // mirror's stop between bursts of messages; each burst starts new ones on the stored records,
+  // and nothing is lost, repeated or reordered.
+  live_deployment dep(
+      "idle-actors", {}, provider_binary(), /*wait_ready=*/true,
+      [](tools::local_deployment& d) { d.conversation_idle = std::chrono::milliseconds(300); });
+  ASSERT_TRUE(dep.ok()) << dep.error();
+  const std::vector<std::string> users{"alice", "bob", "carol"};
+  for (const auto& u : users)
+    dep.add_user(u);
+  auto conv = dep.user("alice").create({"bob", "carol"});
+  ASSERT_TRUE(conv.has_value()) << conv.error().message();
+  const auto mirror_section = [&](const std::string& m) {
+    return status_section(dep.layout().dir / m / "admin.sock", "mirror");
+  };
+  const auto no_actor_runs = [&] {
+    const auto r = router_section(dep, "conversations");
+    if (!r.is_object() || r.value("live_conversations", 1u) != 0)
+      return false;
+    for (const auto& m : dep.layout().mirrors) {
+      const auto s = mirror_section(m);
+      if (!s.is_object() || s.value("conversation_actors", 1u) != 0)
+        return false;
+    }
+    return true;
+  };
+  std::multiset<std::string> sent;
+  for (int burst = 0; burst < 3; ++burst) {
+    for (size_t k = 0; k < users.size(); ++k) {
+      const std::string text = "burst " + std::to_string(burst) + " from " + users[k];
+      ASSERT_TRUE(dep.user(users[k]).send(*conv, text).has_value());
+      sent.insert(text);
+    }
+    ASSERT_TRUE(dep.settle());
+    ASSERT_TRUE(eventually(no_actor_runs))
+        << router_section(dep, "conversations").dump() << mirror_section("mirror-a").dump();
+    for (const auto& m : dep.layout().mirrors)
+      EXPECT_EQ(mirror_section(m).value("conversations", 0u), 1u) << m;
+  }
+  const auto reference = texts(dep.transcript("alice", *conv));
+  EXPECT_EQ(std::multiset<std::string>(reference.begin(), reference.end()), sent);
+  for (const auto& u : users) {
+    EXPECT_EQ(texts(dep.transcript(u, *conv)), reference) << u;
+    EXPECT_TRUE(dep.alarms(u).empty()) << u;
+  }
+  expect_one_conversation(dep, *conv, users);
 }
 
 // The ids of the one-time keys among `n` fetched for `owner` at once (the rest: LAST_RESORT).

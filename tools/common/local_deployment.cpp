@@ -223,6 +223,8 @@ config::provider_config base_config(const local_deployment& d, config::role role
   c.logging.format = d.log_format;
   if (d.metrics)
     c.metrics.listen = config::endpoint{d.host, 0};
+  if (d.conversation_idle)
+    c.timeouts.conversation_idle = *d.conversation_idle;
   c.cluster.nodes = {name};
   c.cluster.self = name;
   return c;

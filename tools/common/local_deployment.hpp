@@ -83,6 +83,8 @@ struct local_deployment {
   std::optional<std::chrono::seconds> collect_interval;
   /// The router's `[limits] max_setups_per_hour`, when not the default.
   std::optional<uint64_t> max_setups_per_hour;
+  /// Every provider's `[timeouts] conversation_idle`, when not the default.
+  std::optional<std::chrono::milliseconds> conversation_idle;
 
   /// The node (process) names of `mirror`.
   std::vector<std::string> nodes_of(const std::string& mirror) const {

@@ -37,7 +37,7 @@ struct mirror_shared {
   storage::mirror_store* store = nullptr;
   std::shared_ptr<const mirror_metrics> metrics;
   /// How long a conversation actor waits without a request before it offers to stop.
-  std::chrono::milliseconds idle{std::chrono::seconds(30)};
+  std::chrono::milliseconds idle{std::chrono::seconds(60)};
   mirror_clock clock;
   /// Called by the endpoint when it spawns a conversation actor.
   mirror_rng_factory rng_for;

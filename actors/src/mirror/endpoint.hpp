@@ -28,7 +28,7 @@ struct mirror_endpoint_deps {
   std::string self_node;
   std::shared_ptr<const mirror_metrics> metrics = mirror_metrics::make(nullptr);
   /// How long a conversation actor stays without a request before it stops.
-  std::chrono::milliseconds idle{std::chrono::seconds(30)};
+  std::chrono::milliseconds idle{std::chrono::seconds(60)};
   /// The clock (Unix seconds) and each conversation actor's randomness; null: the wall clock
   /// and libsodium's. Tests inject deterministic ones.
   mirror_clock clock;

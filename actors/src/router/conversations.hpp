@@ -28,7 +28,8 @@ struct conversation_deps {
   std::vector<std::shared_ptr<const link_metrics>> link_stats;
   std::chrono::milliseconds prepare_timeout{5000};
   std::chrono::milliseconds commit_timeout{5000};
-  std::chrono::seconds idle{60};  // a conversation actor with nothing pending stops
+  /// A conversation actor with nothing pending stops after this long without a SUBMIT.
+  std::chrono::milliseconds idle{std::chrono::seconds(60)};
   std::chrono::seconds retention{30LL * 24 * 3600};
   /// Most SETUPs one user may submit in an hour (the registry's LIMIT(setup_rate)); 0: no limit.
   uint64_t max_setups_per_hour = 600;

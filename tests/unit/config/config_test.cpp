@@ -516,6 +516,11 @@ TEST(provider_config, connection_timeout_must_exceed_the_heartbeat) {
   const auto c = ok(parse(text));
   EXPECT_EQ(c.timeouts.prepare, std::chrono::milliseconds(250));
   EXPECT_EQ(c.timeouts.commit, std::chrono::milliseconds(750));
+  EXPECT_EQ(c.timeouts.conversation_idle, std::chrono::seconds(60));
+  text = mirror_text() + "\n[timeouts]\nconversation_idle = 200\n";
+  EXPECT_EQ(ok(parse(text)).timeouts.conversation_idle, std::chrono::milliseconds(200));
+  text = router_text() + "\n[timeouts]\nconversation_idle = 0\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "0\n"), "is below the minimum 1"));
 }
 
 TEST(provider_config, retention_must_be_positive) {

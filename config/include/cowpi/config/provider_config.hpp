@@ -79,6 +79,9 @@ struct timeouts_config {
   std::chrono::milliseconds heartbeat{1000};
   /// Both roles: CAF middleman `connection-timeout`; must exceed `heartbeat`.
   std::chrono::milliseconds connection{5000};
+  /// Both roles: a conversation actor with nothing pending that has had no request for this long
+  /// stops (its conversation stays on disk; the next request starts a new one).
+  std::chrono::milliseconds conversation_idle{60000};
   friend bool operator==(const timeouts_config&, const timeouts_config&) = default;
 };
 
