@@ -352,6 +352,8 @@ TEST(mirror_cluster, resharding_two_nodes_to_three_moves_conversations_that_go_o
   for (const auto& p : {three[0], three[1], three[2], d.router})
     ASSERT_TRUE(dep.restart(p)) << p;
   ASSERT_TRUE(tools::wait_router_ready(d, std::chrono::seconds(20)));
+  // The users reconnect to the restarted router (a create before that fails UNAVAILABLE).
+  ASSERT_TRUE(dep.settle());
   // Every conversation goes on where it now lives, and a new one can be set up on mirror-a-3.
   std::vector<protocol::conv_id> after_made;
   auto fresh = [&]() -> std::optional<protocol::conv_id> {
