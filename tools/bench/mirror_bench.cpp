@@ -82,6 +82,56 @@ struct run_result {
   uint64_t writes = 0;
 };
 
+/// What the feeders counted.
+struct feed_counts {
+  std::atomic<size_t> commits{0};
+  std::atomic<size_t> wrong{0};
+};
+
+/// Feeds the entries of `rc` to `ep`, keeping `window` in flight, and sets `done` when every one
+/// is answered. (Its state comes as spawn arguments: CAF 0.17 dereferences a null pointer when it
+/// spawns a function with none.)
+void feeder(caf::event_based_actor* self, caf::actor ep, const recorded* rc, size_t window,
+            feed_counts* counts, std::shared_ptr<std::promise<void>> done) {
+  auto next = std::make_shared<size_t>(0);
+  auto answered = std::make_shared<size_t>(0);
+  // Sends entry `*next` (PREPARE, then COMMIT without waiting, as a pipelining router would
+  // once every mirror prepared); the COMMIT's answer sends the next one.
+  auto send_one = std::make_shared<std::function<void()>>();
+  *send_one = [=] {
+    const size_t i = (*next)++;
+    const auto& e = rc->entries[i];
+    self->request(ep, 60s, actors::link_atom_v, frame_of(e.prepare_for(0)))
+        .then([](const link_frame&) {}, [counts](const caf::error&) { ++counts->wrong; });
+    self->request(ep, 60s, actors::link_atom_v,
+                  frame_of(protocol::commit_msg{e.index, e.d, e.prepare_for(0)}))
+        .then(
+            [=](const link_frame& f) {
+              auto r = protocol::wire::decode_link_response(f.bytes);
+              const auto* a = r ? std::get_if<protocol::answer>(&*r) : nullptr;
+              if (a == nullptr || a->index != i || !(a->mirror_blocks == rc->blocks[i]))
+                ++counts->wrong;
+              else
+                ++counts->commits;
+              if (*next < rc->entries.size())
+                (*send_one)();
+              if (++*answered == rc->entries.size()) {
+                *send_one = nullptr;  // breaks the cycle through its own capture
+                done->set_value();
+              }
+            },
+            [=](const caf::error&) {
+              ++counts->wrong;
+              if (++*answered == rc->entries.size()) {
+                *send_one = nullptr;
+                done->set_value();
+              }
+            });
+  };
+  for (size_t k = 0; k < window && *next < rc->entries.size(); ++k)
+    (*send_one)();
+}
+
 /// Feeds every conversation's entries to a fresh node with `threads` scheduler threads: each
 /// conversation keeps `window` entries (a PREPARE and a COMMIT each) in flight.
 run_result run(const std::vector<recorded>& convs, size_t threads, size_t window,
@@ -127,61 +177,21 @@ run_result run(const std::vector<recorded>& convs, size_t threads, size_t window
                 frame_of(protocol::link_hello{router.id(), router.lpk()}))
       .receive([](const link_frame&) {}, [](const caf::error&) {});
   const auto writes_before = (*store)->stats().syncs;
-  std::atomic<size_t> commits{0};
-  std::atomic<size_t> wrong{0};
+  feed_counts counts;
   std::vector<std::future<void>> waits;
   const double cpu0 = cpu_seconds();
   const auto t0 = std::chrono::steady_clock::now();
   for (const auto& c : convs) {
     auto done = std::make_shared<std::promise<void>>();
     waits.push_back(done->get_future());
-    const recorded* rc = &c;
-    sys.spawn([=, &commits, &wrong](caf::event_based_actor* self) {
-      auto next = std::make_shared<size_t>(0);
-      auto answered = std::make_shared<size_t>(0);
-      // Sends entry `*next` (PREPARE, then COMMIT without waiting, as a pipelining router would
-      // once every mirror prepared); the COMMIT's answer sends the next one.
-      auto send_one = std::make_shared<std::function<void()>>();
-      *send_one = [=, &commits, &wrong] {
-        const size_t i = (*next)++;
-        const auto& e = rc->entries[i];
-        self->request(ep, 60s, actors::link_atom_v, frame_of(e.prepare_for(0)))
-            .then([](const link_frame&) {}, [&wrong](const caf::error&) { ++wrong; });
-        self->request(ep, 60s, actors::link_atom_v,
-                      frame_of(protocol::commit_msg{e.index, e.d, e.prepare_for(0)}))
-            .then(
-                [=, &commits, &wrong](const link_frame& f) {
-                  auto r = protocol::wire::decode_link_response(f.bytes);
-                  const auto* a = r ? std::get_if<protocol::answer>(&*r) : nullptr;
-                  if (a == nullptr || a->index != i || !(a->mirror_blocks == rc->blocks[i]))
-                    ++wrong;
-                  else
-                    ++commits;
-                  if (*next < rc->entries.size())
-                    (*send_one)();
-                  if (++*answered == rc->entries.size()) {
-                    *send_one = nullptr;  // breaks the cycle through its own capture
-                    done->set_value();
-                  }
-                },
-                [=, &wrong](const caf::error&) {
-                  ++wrong;
-                  if (++*answered == rc->entries.size()) {
-                    *send_one = nullptr;
-                    done->set_value();
-                  }
-                });
-      };
-      for (size_t k = 0; k < window && *next < rc->entries.size(); ++k)
-        (*send_one)();
-    });
+    sys.spawn(feeder, ep, &c, window, &counts, done);
   }
   for (auto& f : waits)
     f.wait();
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   out.cpu = cpu_seconds() - cpu0;
-  out.commits = commits;
-  out.wrong = wrong;
+  out.commits = counts.commits;
+  out.wrong = counts.wrong;
   out.writes = (*store)->stats().syncs - writes_before;
   caf::anon_send_exit(ep, caf::exit_reason::user_shutdown);
   return out;

@@ -82,32 +82,36 @@ struct driven {
   std::vector<size_t> arrival;
 };
 
-/// Sends every request of `frames` to `ep` at once and records the answers; `done` is set when
-/// all have come back (or failed).
+/// An actor that sends every request of `frames` to `ep` at once and records the answers; `done`
+/// is set when all have come back (or failed). (Its state comes as spawn arguments: CAF 0.17
+/// dereferences a null pointer when it spawns a function with none.)
+void driver(caf::event_based_actor* self, caf::actor ep, std::vector<link_frame> frames,
+            std::shared_ptr<driven> log, std::shared_ptr<std::promise<void>> done) {
+  auto left = std::make_shared<size_t>(frames.size());
+  for (size_t n = 0; n < frames.size(); ++n) {
+    auto finish = [=] {
+      if (--*left == 0)
+        done->set_value();
+    };
+    self->request(ep, 60s, link_atom_v, frames[n])
+        .then(
+            [=](const link_frame& f) {
+              {
+                std::lock_guard<std::mutex> g(log->mu);
+                if (auto r = protocol::wire::decode_link_response(f.bytes))
+                  log->answers[n] = std::move(*r);
+                log->arrival.push_back(n);
+              }
+              finish();
+            },
+            [=](const caf::error&) { finish(); });
+  }
+}
+
 void drive(caf::actor_system& sys, const caf::actor& ep, std::vector<link_frame> frames,
            std::shared_ptr<driven> log, std::shared_ptr<std::promise<void>> done) {
   log->answers.resize(frames.size());
-  sys.spawn([=, frames = std::move(frames)](caf::event_based_actor* self) {
-    auto left = std::make_shared<size_t>(frames.size());
-    for (size_t n = 0; n < frames.size(); ++n) {
-      auto finish = [=] {
-        if (--*left == 0)
-          done->set_value();
-      };
-      self->request(ep, 60s, link_atom_v, frames[n])
-          .then(
-              [=](const link_frame& f) {
-                {
-                  std::lock_guard<std::mutex> g(log->mu);
-                  if (auto r = protocol::wire::decode_link_response(f.bytes))
-                    log->answers[n] = std::move(*r);
-                  log->arrival.push_back(n);
-                }
-                finish();
-              },
-              [=](const caf::error&) { finish(); });
-    }
-  });
+  sys.spawn(driver, ep, std::move(frames), std::move(log), std::move(done));
 }
 
 /// Draws from a conversation's randomness owned by the test (one actor at a time uses it).
