@@ -413,3 +413,21 @@ struct LinkResponse {
     acked @11 :Acked;
   }
 }
+
+# ---------------------------------------------------------------------------------------------
+# Router cluster: between nodes of one routing provider (docs/architecture.md "Router
+# clusters"). Everything else nodes exchange is a client frame or router frame above.
+
+# One id's directory entry, read by another node of the router (the users a SETUP or UPDATE
+# adds live on their home nodes).
+struct DirectoryEntry {
+  id @0 :Data;
+  registered @1 :Bool;
+  lpk @2 :Data;                 # 32 bytes when registered
+  lastResort @3 :PublishedKey;  # absent: none
+}
+
+struct DirectoryEntries {
+  version @0 :UInt8;
+  entries @1 :List(DirectoryEntry);
+}

@@ -6,6 +6,12 @@
 
 namespace cowpi::protocol {
 
+namespace {
+byte_view as_bytes(const std::string& s) noexcept {
+  return byte_view(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+}  // namespace
+
 uint64_t shard_weight(const std::string& node, byte_view key) noexcept {
   static const std::string tag = label("shard");
   bytes m;
@@ -36,6 +42,24 @@ size_t shard_owner(const std::vector<std::string>& nodes, byte_view key) noexcep
 
 size_t conv_owner(const std::vector<std::string>& nodes, const conv_id& conv) noexcept {
   return shard_owner(nodes, byte_view(conv.data(), conv.size()));
+}
+
+crypto::secret<32> cluster_hello_tag(const identity& me, const std::string& node) {
+  static const std::string salt = label("cluster");
+  static const std::string info = label("node hello");
+  static const std::string tag = label("node");
+  crypto::secret<32> key = [&] {
+    auto lsk = me.lsk();
+    return crypto::hkdf32(as_bytes(salt), lsk.expose(), as_bytes(info));
+  }();
+  bytes m(tag.begin(), tag.end());
+  m.push_back(static_cast<uint8_t>(node.size()));
+  m.insert(m.end(), node.begin(), node.end());
+  return crypto::hmac_sha256(key.expose(), m);
+}
+
+size_t user_owner(const std::vector<std::string>& nodes, const std::string& id) noexcept {
+  return shard_owner(nodes, byte_view(reinterpret_cast<const uint8_t*>(id.data()), id.size()));
 }
 
 }  // namespace cowpi::protocol

@@ -712,4 +712,55 @@ expected<prekey_bundle> decode_prekey_bundle(byte_view b) {
   return detail::finish(ctx, std::move(out));
 }
 
+bytes encode_directory_entries(const directory_entries& d) {
+  capnp::MallocMessageBuilder mb;
+  auto root = mb.initRoot<schema::DirectoryEntries>();
+  root.setVersion(wire_version);
+  auto l = root.initEntries(static_cast<unsigned>(d.size()));
+  for (unsigned i = 0; i < l.size(); ++i) {
+    const auto& [id, entry] = d[i];
+    l[i].setId(detail::as_data(std::string_view(id)));
+    l[i].setRegistered(entry.has_value());
+    if (!entry)
+      continue;
+    l[i].setLpk(detail::as_data(entry->lpk));
+    if (entry->last_resort)
+      detail::write_published_key(l[i].initLastResort(), *entry->last_resort);
+  }
+  return detail::to_bytes(mb);
+}
+
+expected<directory_entries> decode_directory_entries(byte_view b) {
+  detail::read_ctx ctx;
+  directory_entries out;
+  detail::read_message<schema::DirectoryEntries>(ctx, b, [&](schema::DirectoryEntries::Reader r) {
+    if (r.getVersion() != wire_version) {
+      ctx.fail(errc::unsupported_version, "directory entries version");
+      return;
+    }
+    auto l = r.getEntries();
+    if (!detail::check_count(ctx, l.size(), max_members, "directory entries"))
+      return;
+    for (auto e : l) {
+      std::pair<std::string, std::optional<directory_entry>> v;
+      if (!detail::read_id(ctx, e.getId(), v.first, "directory entry id"))
+        return;
+      if (e.getRegistered()) {
+        directory_entry de;
+        if (!detail::read_fixed(ctx, e.getLpk(), de.lpk, "directory entry lpk"))
+          return;
+        if (e.hasLastResort()) {
+          published_key k;
+          if (!detail::read_published_key(ctx, e.getLastResort(), k, "directory entry key"))
+            return;
+          de.last_resort = k;
+        }
+        v.second = de;
+      }
+      out.push_back(std::move(v));
+    }
+  });
+  return detail::finish(ctx, std::move(out));
+}
+
 }  // namespace cowpi::protocol::wire

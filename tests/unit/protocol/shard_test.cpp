@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 
 namespace cowpi::protocol {
@@ -27,6 +28,48 @@ TEST(shard, weight_matches_the_independent_computation) {
   EXPECT_EQ(shard_weight("node-2", key), 0x6e84249cc4055f5bULL);
   EXPECT_EQ(shard_weight("node-3", key), 0x48adb72e2fe44b1aULL);
   EXPECT_EQ(conv_owner({"node-1", "node-2", "node-3"}, key), 0u);
+}
+
+// Computed independently (Python hashlib), as above with the id's bytes as the key.
+TEST(shard, user_homes_match_the_independent_computation) {
+  const std::vector<std::string> nodes{"router-1", "router-2", "router-3"};
+  const std::string key = "alice";
+  EXPECT_EQ(
+      shard_weight("router-1", byte_view(reinterpret_cast<const uint8_t*>(key.data()), key.size())),
+      0xc9f59c81b45f4409ULL);
+  const std::map<std::string, std::string> want{{"alice", "router-2"}, {"bob", "router-3"},
+                                                {"carol", "router-3"}, {"dave", "router-3"},
+                                                {"erin", "router-2"},  {"frank", "router-1"}};
+  for (const auto& [user, home] : want)
+    EXPECT_EQ(nodes[user_owner(nodes, user)], home) << user;
+}
+
+// Computed independently (Python hmac/hashlib): HMAC(HKDF(L("cluster"), lsk, L("node hello")),
+// L("node") || u8(#node) || node).
+TEST(shard, cluster_hello_tag_matches_the_independent_computation) {
+  bytes lsk(32);
+  for (size_t i = 0; i < 32; ++i)
+    lsk[i] = static_cast<uint8_t>(i + 1);
+  lsk[0] &= 248;
+  lsk[31] = static_cast<uint8_t>((lsk[31] & 127) | 64);
+  auto me = identity::from_secret("router", crypto::secret<32>::from(lsk));
+  auto hex = [](const crypto::secret<32>& s) {
+    std::string out;
+    for (auto b : s.expose()) {
+      char buf[3];
+      std::snprintf(buf, sizeof buf, "%02x", b);
+      out += buf;
+    }
+    return out;
+  };
+  EXPECT_EQ(hex(cluster_hello_tag(me, "router-1")),
+            "bc071c03102eed71924a84de4d188193056278000aea5995774a4d2994c04963");
+  EXPECT_EQ(hex(cluster_hello_tag(me, "router-2")),
+            "dbfe3bd86d6c860e0be1df6feefe7dbea11639accfac0ce8ad70f47d01c40814");
+  // Another identity (another provider) cannot make it.
+  lsk[5] ^= 1;
+  auto other = identity::from_secret("router", crypto::secret<32>::from(lsk));
+  EXPECT_NE(hex(cluster_hello_tag(other, "router-1")), hex(cluster_hello_tag(me, "router-1")));
 }
 
 TEST(shard, owners_match_the_independent_computation) {

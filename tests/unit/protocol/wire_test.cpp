@@ -29,6 +29,43 @@ void expect_round_trip(const T& value, Decode decode) {
   EXPECT_TRUE(*d == value);
 }
 
+TEST(wire_round_trip, directory_entries_survive_encode_and_decode) {
+  wire::directory_entries d;
+  public_key k{};
+  k.fill(7);
+  d.emplace_back("alice", directory_entry{k, published_key{9, k}});
+  d.emplace_back("bob", directory_entry{k, std::nullopt});
+  d.emplace_back("carol", std::nullopt);
+  auto back = wire::decode_directory_entries(wire::encode_directory_entries(d));
+  ASSERT_TRUE(back.has_value()) << back.error().message();
+  ASSERT_EQ(back->size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ((*back)[i].first, d[i].first);
+    ASSERT_EQ((*back)[i].second.has_value(), d[i].second.has_value()) << i;
+    if (d[i].second) {
+      EXPECT_EQ((*back)[i].second->lpk, d[i].second->lpk);
+      EXPECT_EQ((*back)[i].second->last_resort, d[i].second->last_resort);
+    }
+  }
+}
+
+TEST(wire_malformed, directory_entries_refuse_garbage_and_wrong_sizes) {
+  EXPECT_FALSE(wire::decode_directory_entries(bytes{1, 2, 3}).has_value());
+  // A registered entry whose key is not 32 bytes.
+  wire::directory_entries d;
+  public_key k{};
+  d.emplace_back("alice", directory_entry{k, std::nullopt});
+  auto enc = wire::encode_directory_entries(d);
+  auto truncated = enc;
+  truncated.resize(enc.size() / 2);
+  EXPECT_FALSE(wire::decode_directory_entries(truncated).has_value());
+  // More entries than a conversation has members.
+  wire::directory_entries many;
+  for (size_t i = 0; i <= max_members; ++i)
+    many.emplace_back("u" + std::to_string(i), std::nullopt);
+  EXPECT_FALSE(wire::decode_directory_entries(wire::encode_directory_entries(many)).has_value());
+}
+
 TEST(wire_round_trip, every_clear_frame_survives_encode_and_decode) {
   for (const auto& f : all_clear_frames()) {
     SCOPED_TRACE(f.index());

@@ -3,6 +3,8 @@
 // conversation (docs/design.md §4 "Cluster", docs/architecture.md "Mirror clusters").
 #pragma once
 
+#include "cowpi/crypto/secret.hpp"
+#include "cowpi/protocol/keys.hpp"
 #include "cowpi/protocol/types.hpp"
 
 #include <cstddef>
@@ -25,5 +27,18 @@ namespace cowpi::protocol {
 /// `shard_owner` for a conversation: the key is the conversation id.
 [[nodiscard]] size_t conv_owner(const std::vector<std::string>& nodes,
                                 const conv_id& conv) noexcept;
+
+/// `shard_owner` for a user id (or a mirror node's pool id) in a router cluster: the key is the
+/// id's bytes. The node it names holds the id's directory entry, its pre-key pool and the
+/// fetch budget of its requests.
+[[nodiscard]] size_t user_owner(const std::vector<std::string>& nodes,
+                                const std::string& id) noexcept;
+
+/// Router cluster: the proof a node gives in its HELLO to another node of the same provider.
+/// Every node holds the provider's long-term secret (one identity); nobody else does, so a
+/// peer holding a certificate of the CA the nodes trust (a mirror's, say) cannot pass for a
+/// node. `HMAC-SHA256(HKDF(L("cluster"), lsk, L("node hello")), L("node") || u8(#node) ||
+/// node)`. Compare with `crypto::ct_equal`.
+[[nodiscard]] crypto::secret<32> cluster_hello_tag(const identity& me, const std::string& node);
 
 }  // namespace cowpi::protocol

@@ -6,6 +6,7 @@
 
 #include "cowpi/protocol/expected.hpp"
 #include "cowpi/protocol/messages.hpp"
+#include "cowpi/protocol/router.hpp"
 
 #include <optional>
 
@@ -41,6 +42,10 @@ bytes encode_envelope(const envelope& e);
 /// decoded from the names-free form (`names_free_root` set) is written names-free again.
 bytes encode_submit(const submit_msg& s);
 bytes encode_prekey_bundle(const prekey_bundle& b);
+/// Router cluster: directory entries one node reads for another (nullopt: not registered).
+/// At most `max_members` entries.
+using directory_entries = std::vector<std::pair<std::string, std::optional<directory_entry>>>;
+bytes encode_directory_entries(const directory_entries& d);
 
 // Decoders (untrusted input). Fail with `errc::malformed` (not Cap'n Proto,
 // truncated, bad pointer, unknown union tag, a field of the wrong size),
@@ -61,5 +66,6 @@ bytes encode_prekey_bundle(const prekey_bundle& b);
 [[nodiscard]] expected<envelope> decode_envelope(byte_view b);
 [[nodiscard]] expected<submit_msg> decode_submit(byte_view b);
 [[nodiscard]] expected<prekey_bundle> decode_prekey_bundle(byte_view b);
+[[nodiscard]] expected<directory_entries> decode_directory_entries(byte_view b);
 
 }  // namespace cowpi::protocol::wire
