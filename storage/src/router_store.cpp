@@ -725,6 +725,15 @@ void router_store::cursor_async(const std::string& user, const conv_id& conv,
   });
 }
 
+expected<bool> router_store::has_users() const {
+  bool any = false;
+  COWPI_TRY_VOID(s_->scan(column::users, "", "", [&](std::string_view, byte_view) {
+    any = true;
+    return false;
+  }));
+  return any;
+}
+
 expected<std::vector<conv_id>> router_store::conversations() const {
   std::vector<conv_id> out;
   scan_error se;

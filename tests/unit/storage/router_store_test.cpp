@@ -35,6 +35,26 @@ void log_complete(router_store& rs, synthetic_conv& sc, const log_entry& e, uint
   ASSERT_TRUE(rs.persist_answers(e, sc.answers(e)).has_value());
 }
 
+TEST(router_store, has_users_once_a_user_registers_and_a_node_with_users_keeps_its_shard_map) {
+  temp_dir d("router");
+  auto rs = open_router(d);
+  auto none = rs->has_users();
+  ASSERT_TRUE(none.has_value());
+  EXPECT_FALSE(*none);
+  const std::vector<std::string> nodes{"r-1", "r-2"};
+  ASSERT_TRUE(rs->check_shard_map(nodes, false).has_value());
+  protocol::public_key k{};
+  k.fill(3);
+  ASSERT_TRUE(rs->register_user("alice", k, 1).has_value());
+  auto has = rs->has_users();
+  ASSERT_TRUE(has.has_value());
+  EXPECT_TRUE(*has);
+  // Holding users (and no conversation), it refuses another node list.
+  auto other = rs->check_shard_map({"r-1", "r-2", "r-3"}, *has);
+  ASSERT_FALSE(other.has_value());
+  EXPECT_NE(other.error().message().find("r-1, r-2"), std::string::npos) << other.error().message();
+}
+
 TEST(router_store, an_appended_entry_reads_back_whole_while_pending_and_with_answers_after) {
   temp_dir d("router");
   auto rs = open_router(d);

@@ -69,6 +69,9 @@ public:
   /// The group-commit writer's counters, and whether a write failed (metrics).
   write_stats stats() const noexcept { return s_->stats(); }
   bool failed() const noexcept { return s_->failed(); }
+  /// True when some user is registered here (a router node then holds data for the shard map
+  /// check, even before any conversation).
+  [[nodiscard]] expected<bool> has_users() const;
   /// `storage::check_shard_map` on this store (shard_map.hpp).
   [[nodiscard]] expected<void> check_shard_map(const std::vector<std::string>& nodes,
                                                bool holds_data);
