@@ -292,6 +292,59 @@ expected<void> read_retention(const table_reader& r, provider_config& c) {
   return {};
 }
 
+// One entry `{ id = "...", clients = "host:port", internal = "host:port" }` of a router
+// cluster's `cluster.nodes`, checked against the entries before it and appended to `cl`.
+expected<void> read_router_node(const reporter& rep, const toml::node& n, cluster_config& cl) {
+  const table_reader t(rep, n.as_table(), "cluster.nodes");
+  COWPI_TRY_VOID(t.check_keys({"id", "clients", "internal"}));
+  COWPI_TRY(std::string id, t.id("id"));
+  if (std::find(cl.nodes.begin(), cl.nodes.end(), id) != cl.nodes.end()) {
+    return t.fail_at("id", "cluster.nodes lists " + quote(id) + " twice");
+  }
+  router_node_addresses a;
+  COWPI_TRY(a.clients, t.endpoint_value("clients", true));
+  if (a.clients.port == 0) {
+    return t.fail_at("clients", "cluster.nodes.clients of node " + quote(id)
+                                    + " has port 0; write its real port: the deployment file "
+                                      "and the other nodes must know where to reach it");
+  }
+  COWPI_TRY(a.internal, t.endpoint_value("internal", true));
+  if (a.internal.port == 0) {
+    return t.fail_at("internal", "cluster.nodes.internal of node " + quote(id)
+                                     + " has port 0; write its real port: the other nodes must "
+                                       "know where to reach it");
+  }
+  for (size_t i = 0; i < cl.addresses.size(); ++i) {
+    if (cl.addresses[i].clients == a.clients) {
+      return t.fail_at("clients", "router nodes " + quote(cl.nodes[i]) + " and " + quote(id)
+                                      + " have the same clients address " + to_string(a.clients));
+    }
+    if (cl.addresses[i].internal == a.internal) {
+      return t.fail_at("internal", "router nodes " + quote(cl.nodes[i]) + " and " + quote(id)
+                                       + " have the same internal address "
+                                       + to_string(a.internal));
+    }
+  }
+  cl.nodes.push_back(std::move(id));
+  cl.addresses.push_back(std::move(a));
+  return {};
+}
+
+// One id entry of `cluster.nodes`, checked against the entries before it and appended to `cl`.
+expected<void> read_node_id(const reporter& rep, const toml::node& n, cluster_config& cl) {
+  const std::string& id = n.as_string()->get();
+  if (!protocol::valid_id(id)) {
+    return rep.fail(n, "cluster.nodes entry " + quote(id) + " is not a valid id");
+  }
+  if (std::find(cl.nodes.begin(), cl.nodes.end(), id) != cl.nodes.end()) {
+    return rep.fail(n, "cluster.nodes lists " + quote(id) + " twice");
+  }
+  cl.nodes.push_back(id);
+  return {};
+}
+
+// A mirror lists node ids (the router's [[mirrors]] nodes holds their addresses). A router
+// lists one node id, or every node as a table with its addresses (a router cluster).
 expected<void> read_cluster(const table_reader& cl, provider_config& c) {
   if (!cl.present()) {
     c.cluster.nodes = {c.name};
@@ -307,32 +360,44 @@ expected<void> read_cluster(const table_reader& cl, provider_config& c) {
     return cl.fail_at("nodes", "cluster.nodes is empty; list this node");
   }
   const reporter& rep = cl.rep();
-  // A mirror runs as a cluster (conversations sharded over its nodes). Nothing shards a
-  // router's conversations or users yet: a second node would run as an independent router
-  // with its own log and users, not as part of this provider.
-  if (c.role == role::router && nodes->size() > 1) {
-    return rep.fail(*nodes->get(1),
-                    "router clusters are not supported yet: a router's [cluster] table may list "
-                    "only this node (a mirror's may list several)");
+  if (nodes->size() > max_cluster_nodes) {
+    return rep.fail(*nodes->get(max_cluster_nodes),
+                    "more than " + std::to_string(max_cluster_nodes) + " nodes in one cluster");
   }
-  if (nodes->size() > max_mirror_nodes) {
-    return rep.fail(*nodes->get(max_mirror_nodes),
-                    "more than " + std::to_string(max_mirror_nodes) + " nodes in one cluster");
-  }
+  const bool router = c.role == role::router;
+  // A router's first entry decides the form of the whole list.
+  const bool tables = router && nodes->get(0)->is_table();
   c.cluster.nodes.clear();
+  c.cluster.addresses.clear();
   for (const toml::node& n : *nodes) {
-    if (!n.is_string()) {
+    if (!router && n.is_table()) {
+      return rep.fail(n,
+                      "a mirror's cluster.nodes lists node ids (strings), not tables: mirror "
+                      "nodes are listed by id, and the router's [[mirrors]] nodes holds their "
+                      "addresses");
+    }
+    if (!n.is_string() && !n.is_table()) {
       return rep.fail(
-          n, "cluster.nodes entries must be strings, not " + std::string(detail::describe(n)));
+          n, std::string("cluster.nodes entries must be strings")
+                 + (router ? " or tables ({ id = ..., clients = ..., internal = ... })" : "")
+                 + ", not " + std::string(detail::describe(n)));
     }
-    const std::string& id = n.as_string()->get();
-    if (!protocol::valid_id(id)) {
-      return rep.fail(n, "cluster.nodes entry " + quote(id) + " is not a valid id");
+    if (n.is_table() != tables) {
+      return rep.fail(n,
+                      "cluster.nodes mixes node ids and node tables: a router lists either "
+                      "one node id, or every node as { id = ..., clients = ..., internal = ... }");
     }
-    if (std::find(c.cluster.nodes.begin(), c.cluster.nodes.end(), id) != c.cluster.nodes.end()) {
-      return rep.fail(n, "cluster.nodes lists " + quote(id) + " twice");
+    if (tables) {
+      COWPI_TRY_VOID(read_router_node(rep, n, c.cluster));
+      continue;
     }
-    c.cluster.nodes.push_back(id);
+    if (router && !c.cluster.nodes.empty()) {
+      return rep.fail(n,
+                      "a router cluster lists every node as { id = ..., clients = ..., "
+                      "internal = ... }: the other nodes must know where to reach each one (a "
+                      "router listing node ids may list only this node)");
+    }
+    COWPI_TRY_VOID(read_node_id(rep, n, c.cluster));
   }
   if (cl.find("self") == nullptr) {
     if (c.cluster.nodes.size() > 1) {
@@ -573,11 +638,23 @@ std::string to_toml(const provider_config& c) {
   // An empty node list means "the default": parsing fills in the single node itself.
   if (!c.cluster.nodes.empty()) {
     out += "\n[cluster]\nnodes = [";
-    for (size_t i = 0; i < c.cluster.nodes.size(); ++i) {
-      if (i > 0) {
-        out += ", ";
+    if (c.cluster.addresses.empty()) {
+      for (size_t i = 0; i < c.cluster.nodes.size(); ++i) {
+        if (i > 0) {
+          out += ", ";
+        }
+        out += quote(c.cluster.nodes[i]);
       }
-      out += quote(c.cluster.nodes[i]);
+    } else {
+      // A router cluster: every node with its addresses, one node a line.
+      COWPI_ASSERT(c.cluster.addresses.size() == c.cluster.nodes.size());
+      for (size_t i = 0; i < c.cluster.nodes.size(); ++i) {
+        out += i == 0 ? "\n" : ",\n";
+        out += "  { id = " + quote(c.cluster.nodes[i])
+               + ", clients = " + quote(to_string(c.cluster.addresses[i].clients))
+               + ", internal = " + quote(to_string(c.cluster.addresses[i].internal)) + " }";
+      }
+      out += "\n";
     }
     out += "]\n";
     put(out, "self", c.cluster.self);

@@ -564,5 +564,50 @@ TEST(cowpi_integration_cli_local, mirror_clusters_run_the_demo_and_come_back_as_
   EXPECT_EQ(run_tool({local_binary.string(), "down", "--dir", deploy}).code, 0);
 }
 
+TEST(cowpi_integration_cli_local, router_clusters_come_up_and_back_as_they_were_made) {
+  temp_dir dir("local-routers");
+  const std::string deploy = (dir.path() / "deploy").string();
+  auto up = run_tool({local_binary.string(), "up", "--router-nodes", "3", "--dir", deploy},
+                     std::chrono::seconds(120));
+  EXPECT_EQ(up.code, 0) << show(up);
+  EXPECT_NE(up.out.find("(router (3 nodes) + mirror-a, mirror-b)"), std::string::npos) << up.out;
+  std::vector<std::string> names;
+  for (const auto& [name, pid] : local::read_pids(fs::path(deploy) / "pids"))
+    names.push_back(name);
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"mirror-a", "mirror-b", "router-1", "router-2", "router-3"}));
+  // Clients get every node; every node's config lists every node.
+  auto dep = config::load_deployment_file(fs::path(deploy) / "deployment.toml");
+  ASSERT_TRUE(dep.has_value()) << dep.error().message();
+  ASSERT_EQ(dep->router.nodes.size(), 3u);
+  EXPECT_EQ(dep->router.address, dep->router.nodes.front().address);
+  for (size_t k = 0; k < 3; ++k) {
+    const std::string node = "router-" + std::to_string(k + 1);
+    auto c = config::load_provider_config(fs::path(deploy) / node / "provider.toml");
+    ASSERT_TRUE(c.has_value()) << c.error().message();
+    EXPECT_EQ(c->name, "router");
+    EXPECT_EQ(c->cluster.self, node);
+    EXPECT_EQ(c->cluster.nodes, (std::vector<std::string>{"router-1", "router-2", "router-3"}));
+    ASSERT_EQ(c->cluster.addresses.size(), 3u);
+    EXPECT_EQ(c->clients, dep->router.nodes[k].address);
+  }
+  auto status = run_tool({local_binary.string(), "status", "--dir", deploy});
+  EXPECT_EQ(status.code, 0) << show(status);
+  EXPECT_NE(status.out.find("router links to the mirrors and between its nodes: up"),
+            std::string::npos)
+      << status.out;
+  // The deployment keeps the layout it was made with.
+  auto other = run_tool({local_binary.string(), "up", "--router-nodes", "2", "--dir", deploy});
+  EXPECT_EQ(other.code, 2) << show(other);
+  EXPECT_NE(other.err.find("runs its router as 3 node(s), not 2"), std::string::npos)
+      << show(other);
+  EXPECT_EQ(run_tool({local_binary.string(), "down", "--dir", deploy}).code, 0);
+  auto again = run_tool({local_binary.string(), "up", "--dir", deploy}, std::chrono::seconds(120));
+  EXPECT_EQ(again.code, 0) << show(again);
+  EXPECT_NE(again.out.find("router (3 nodes)"), std::string::npos) << again.out;
+  EXPECT_EQ(local::read_pids(fs::path(deploy) / "pids").size(), 5u);
+  EXPECT_EQ(run_tool({local_binary.string(), "down", "--dir", deploy}).code, 0);
+}
+
 }  // namespace
 }  // namespace cowpi::testing

@@ -4,15 +4,20 @@
 
 #include "cowpi/actors/node_keys.hpp"
 #include "cowpi/crypto/rng.hpp"
+#include "cowpi/protocol/shard.hpp"
 
 #include "admin_socket.hpp"
 #include "certs.hpp"
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -237,6 +242,74 @@ expected<void> write_config(const fs::path& path, const config::provider_config&
   return write_text(path, text);
 }
 
+// Returns `count` distinct TCP ports free on `host` now: each is bound (port 0, the kernel
+// picks) and held until all are known, then released for the providers to listen on.
+expected<std::vector<uint16_t>> free_ports(const std::string& host, size_t count) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (const int rc = ::getaddrinfo(host.c_str(), "0", &hints, &res); rc != 0 || res == nullptr)
+    return fail(errc::unavailable, "cannot resolve " + host + ": " + ::gai_strerror(rc));
+  std::vector<int> fds;
+  std::vector<uint16_t> ports;
+  std::string problem;
+  for (size_t i = 0; i < count && problem.empty(); ++i) {
+    const int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      problem = std::strerror(errno);
+      break;
+    }
+    fds.push_back(fd);
+    sockaddr_storage a{};
+    socklen_t len = sizeof a;
+    if (::bind(fd, res->ai_addr, res->ai_addrlen) != 0
+        || ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      problem = std::strerror(errno);
+      break;
+    }
+    const uint16_t port = a.ss_family == AF_INET6
+                              ? ntohs(reinterpret_cast<const sockaddr_in6*>(&a)->sin6_port)
+                              : ntohs(reinterpret_cast<const sockaddr_in*>(&a)->sin_port);
+    ports.push_back(port);
+  }
+  ::freeaddrinfo(res);
+  for (const int fd : fds)
+    ::close(fd);
+  if (!problem.empty())
+    return fail(errc::unavailable, "cannot pick a free port on " + host + ": " + problem);
+  return ports;
+}
+
+// The addresses of every node of the router cluster of `d`: `router_port` (when fixed) for
+// node 1's clients, free ports for the rest.
+expected<std::vector<config::router_node_addresses>> router_cluster_addresses(
+    const local_deployment& d) {
+  const size_t n = d.router_nodes;
+  // One spare: a free port equal to the fixed one is dropped.
+  COWPI_TRY(auto ports, free_ports(d.host, 2 * n + 1));
+  ports.erase(std::remove(ports.begin(), ports.end(), d.router_port), ports.end());
+  std::vector<config::router_node_addresses> out;
+  for (size_t k = 0; k < n; ++k) {
+    config::router_node_addresses a;
+    a.clients = config::endpoint{d.host, k == 0 && d.router_port != 0 ? d.router_port : ports[k]};
+    a.internal = config::endpoint{d.host, ports[n + k]};
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+// Copies the identity key of the node whose data directory is `first` into `data` (made if
+// missing), unless `data` has one: every node of a cluster holds the provider's key.
+expected<void> copy_identity(const fs::path& first, const fs::path& data) {
+  std::error_code ec;
+  fs::create_directories(data, ec);
+  if (!fs::exists(data / "identity.key", ec)
+      && !fs::copy_file(first / "identity.key", data / "identity.key", ec))
+    return fail(errc::storage, (data / "identity.key").string() + ": " + ec.message());
+  return {};
+}
+
 }  // namespace
 
 expected<running_deployment> start_local_deployment(
@@ -248,7 +321,10 @@ expected<running_deployment> start_local_deployment(
     auto it = env.find(name);
     return it == env.end() ? std::map<std::string, std::string>{} : it->second;
   };
-  COWPI_TRY(auto router_files, prepare_provider(d, d.router, r));
+  // The router's files (identity, TLS) are made once, in node 1's folder; the other nodes of a
+  // router cluster get a copy of its identity key and use its TLS files.
+  const auto router_nodes = d.router_processes();
+  COWPI_TRY(auto router_files, prepare_provider(d, router_nodes.front(), r));
   // A mirror's files (identity, TLS) are made once, in its first node's folder; the other
   // nodes of a mirror cluster get a copy of its identity key and use its TLS files.
   std::vector<provider_files> mirror_files;
@@ -256,12 +332,16 @@ expected<running_deployment> start_local_deployment(
     COWPI_TRY(auto f, prepare_provider(d, d.nodes_of(m).front(), r));
     mirror_files.push_back(std::move(f));
   }
-  // Trust: the router trusts every mirror's CA; each mirror trusts the router's CA only.
-  std::vector<fs::path> mirror_cas;
+  // Trust: the router trusts every mirror's CA, and in a router cluster its own CA too (the
+  // nodes link to one another with the router's certificate); each mirror trusts the router's
+  // CA only.
+  std::vector<fs::path> router_cas;
   for (const auto& f : mirror_files)
-    mirror_cas.push_back(f.tls.ca_cert);
+    router_cas.push_back(f.tls.ca_cert);
+  if (router_nodes.size() > 1)
+    router_cas.push_back(router_files.tls.ca_cert);
   const fs::path router_trust = d.dir / "tls" / (d.router + "-trusts.pem");
-  COWPI_TRY_VOID(write_trust_file(router_trust, mirror_cas));
+  COWPI_TRY_VOID(write_trust_file(router_trust, router_cas));
 
   std::vector<config::mirror_peer> peers;
   size_t port_slot = 0;
@@ -271,13 +351,8 @@ expected<running_deployment> start_local_deployment(
     for (size_t j = 0; j < nodes.size(); ++j) {
       provider_files f = mirror_files[k];
       f.data = d.dir / nodes[j];
-      if (j > 0) {
-        std::error_code ec;
-        fs::create_directories(f.data, ec);
-        if (!fs::exists(f.data / "identity.key", ec)
-            && !fs::copy_file(mirror_files[k].data / "identity.key", f.data / "identity.key", ec))
-          return fail(errc::storage, (f.data / "identity.key").string() + ": " + ec.message());
-      }
+      if (j > 0)
+        COWPI_TRY_VOID(copy_identity(mirror_files[k].data, f.data));
       auto c = base_config(d, config::role::mirror, d.mirrors[k], f);
       if (nodes.size() > 1) {
         c.cluster.nodes = nodes;
@@ -304,23 +379,50 @@ expected<running_deployment> start_local_deployment(
     peers.push_back(std::move(peer));
   }
 
-  auto rc = base_config(d, config::role::router, d.router, router_files);
-  if (d.retention)
-    rc.retention = *d.retention;
-  if (d.collect_interval)
-    rc.collect_interval = *d.collect_interval;
-  if (d.max_setups_per_hour)
-    rc.limits.max_setups_per_hour = *d.max_setups_per_hour;
-  rc.tls.ca = router_trust;
-  rc.clients = config::endpoint{d.host, d.router_port};
-  rc.mirrors = peers;
-  const fs::path router_path = d.config_path(d.router);
-  COWPI_TRY_VOID(write_config(router_path, rc));
-  COWPI_TRY(out.router,
-            provider_process::start(binary, router_path, d.log_path(d.router), env_of(d.router)));
-  rc.clients.port = out.router.port("clients");
-  COWPI_TRY_VOID(write_config(router_path, rc));
-  out.deployment = config::deployment_for(rc, router_files.lpk);
+  // Every node's config lists every node's addresses: in a router cluster they are all picked
+  // before the first node starts.
+  std::vector<config::router_node_addresses> addresses;
+  if (router_nodes.size() > 1) {
+    COWPI_TRY(addresses, router_cluster_addresses(d));
+  }
+  config::provider_config first_rc;
+  for (size_t k = 0; k < router_nodes.size(); ++k) {
+    const std::string& node = router_nodes[k];
+    provider_files f = router_files;
+    f.data = d.dir / node;
+    if (k > 0)
+      COWPI_TRY_VOID(copy_identity(router_files.data, f.data));
+    auto rc = base_config(d, config::role::router, d.router, f);
+    if (d.retention)
+      rc.retention = *d.retention;
+    if (d.collect_interval)
+      rc.collect_interval = *d.collect_interval;
+    if (d.max_setups_per_hour)
+      rc.limits.max_setups_per_hour = *d.max_setups_per_hour;
+    rc.tls.ca = router_trust;
+    rc.clients = config::endpoint{d.host, d.router_port};
+    rc.mirrors = peers;
+    if (router_nodes.size() > 1) {
+      rc.clients = addresses[k].clients;
+      rc.cluster.nodes = router_nodes;
+      rc.cluster.self = node;
+      rc.cluster.addresses = addresses;
+    }
+    const fs::path path = d.config_path(node);
+    COWPI_TRY_VOID(write_config(path, rc));
+    COWPI_TRY(auto p, provider_process::start(binary, path, d.log_path(node), env_of(node)));
+    if (router_nodes.size() == 1) {
+      rc.clients.port = p.port("clients");
+      COWPI_TRY_VOID(write_config(path, rc));  // a restart comes back on the same port
+    }
+    if (k == 0) {
+      out.router = std::move(p);
+      first_rc = std::move(rc);
+    } else {
+      out.router_nodes.push_back(std::move(p));
+    }
+  }
+  out.deployment = config::deployment_for(first_rc, router_files.lpk);
   COWPI_TRY_VOID(write_text(d.deployment_path(), config::to_toml(out.deployment)));
   return out;
 }
@@ -332,14 +434,31 @@ expected<provider_process> restart_provider(const local_deployment& d, const std
 }
 
 bool router_ready(const local_deployment& d) {
-  auto s =
-      admin_call(d.dir / d.router / "admin.sock", {{"get", "status"}}, std::chrono::seconds(2));
-  if (!s || !s->contains("sections"))
-    return false;
-  for (const auto& node : d.mirror_processes()) {
-    const auto& sec = (*s)["sections"]["link:" + node];
-    if (!sec.is_object() || !sec.value("up", false) || !sec.value("keys", false))
+  const auto routers = d.router_processes();
+  const auto mirrors = d.mirror_processes();
+  for (size_t k = 0; k < routers.size(); ++k) {
+    auto s =
+        admin_call(d.dir / routers[k] / "admin.sock", {{"get", "status"}}, std::chrono::seconds(2));
+    if (!s || !s->contains("sections"))
       return false;
+    const auto& sections = (*s)["sections"];
+    for (const auto& node : mirrors) {
+      const auto it = sections.find("link:" + node);
+      if (it == sections.end() || !it->is_object() || !it->value("up", false))
+        return false;
+      // Only the router node that manages the mirror node's pool uploads its keys.
+      if (protocol::user_owner(routers, node) == k && !it->value("keys", false))
+        return false;
+    }
+    if (routers.size() > 1) {
+      const auto it = sections.find("cluster");
+      if (it == sections.end() || !it->is_object())
+        return false;
+      const auto up = it->find("peers_up");
+      if (up == it->end() || !up->is_number_integer()
+          || up->get<int64_t>() != static_cast<int64_t>(routers.size() - 1))
+        return false;
+    }
   }
   return true;
 }

@@ -69,8 +69,14 @@ struct local_deployment {
   /// a mirror cluster of N processes named `<mirror>-1` ... `<mirror>-N` (one identity key,
   /// conversations sharded over the nodes).
   size_t mirror_nodes = 1;
+  /// Nodes of the router: 1 runs it as one process named after it; N > 1 runs it as a router
+  /// cluster of N processes named `<router>-1` ... `<router>-N` (one identity key and one set
+  /// of TLS files; each node's config lists every node's clients and internal address).
+  size_t router_nodes = 1;
   std::string host = "127.0.0.1";
-  /// Fixed ports (0: the OS picks). Router clients, then one per mirror.
+  /// Fixed ports (0: the OS picks). Router clients (of node 1 in a router cluster; the other
+  /// nodes' ports, and every internal port, are picked free before any node starts), then one
+  /// per mirror node.
   uint16_t router_port = 0;
   std::vector<uint16_t> mirror_ports;
   config::log_level log_level = config::log_level::info;
@@ -95,6 +101,15 @@ struct local_deployment {
       out.push_back(mirror + "-" + std::to_string(j));
     return out;
   }
+  /// The router's node (process) names, node 1 first.
+  std::vector<std::string> router_processes() const {
+    if (router_nodes <= 1)
+      return {router};
+    std::vector<std::string> out;
+    for (size_t k = 1; k <= router_nodes; ++k)
+      out.push_back(router + "-" + std::to_string(k));
+    return out;
+  }
   /// Every mirror process, mirror by mirror, each mirror's nodes in order.
   std::vector<std::string> mirror_processes() const {
     std::vector<std::string> out;
@@ -114,22 +129,28 @@ struct local_deployment {
 
 /// Running providers of a local deployment.
 struct running_deployment {
+  /// The router, or node 1 of a router cluster.
   provider_process router;
+  /// Nodes 2 ... N of a router cluster, in order; empty for a router of one node.
+  std::vector<provider_process> router_nodes;
   std::vector<provider_process> mirrors;  // in the order of local_deployment::mirror_processes
   config::deployment_file deployment;     // what clients get (also written to disk)
 };
 
 /// Writes every file of `d` (keys, TLS material, mirror configs), starts the mirrors, writes
-/// the router config with their bound ports, starts the router and writes the client
-/// deployment file. Ports picked by the OS are written back into each config, so a provider
-/// restarted later comes back on the same address. `binary` is cowpi-provider; `env` adds
-/// environment variables per provider name (e.g. COWPI_FAULT).
+/// the router config (each node's, in a router cluster) with their bound ports, starts the
+/// router (node 1 first, then the others) and writes the client deployment file. Ports picked
+/// by the OS are written back into each config, so a provider restarted later comes back on
+/// the same address. `binary` is cowpi-provider; `env` adds environment variables per process
+/// name (e.g. COWPI_FAULT).
 [[nodiscard]] expected<running_deployment> start_local_deployment(
     const local_deployment& d, const std::filesystem::path& binary,
     const std::map<std::string, std::map<std::string, std::string>>& env = {});
 
-/// True once the router of `d` answers on its admin socket with every mirror link up and every
-/// mirror's keys in its directory: from then on clients can set conversations up.
+/// True once every router process of `d` answers on its admin socket with every mirror link
+/// up, each mirror node's keys in the directory of the router node that manages that node's
+/// pool (`protocol::user_owner` over the router's node ids), and, in a router cluster, its
+/// links to the N - 1 other nodes up: from then on clients can set conversations up.
 bool router_ready(const local_deployment& d);
 
 /// Waits up to `timeout` for `router_ready(d)`.

@@ -57,22 +57,46 @@ cowpi::tools::local_deployment layout(const fs::path& dir) {
   return d;
 }
 
-// The node count of an existing deployment's mirrors (from its router config), or nothing.
-std::optional<size_t> existing_mirror_nodes(const cowpi::tools::local_deployment& d) {
+// The node count of an existing deployment's router (from the router config in `<router>/`,
+// or in `<router>-1/` for a router cluster), or nothing.
+std::optional<size_t> existing_router_nodes(const cowpi::tools::local_deployment& d) {
   std::error_code ec;
-  if (!fs::exists(d.config_path(d.router), ec))
+  if (fs::exists(d.config_path(d.router), ec))
+    return 1;
+  const std::string first = d.router + "-1";
+  if (!fs::exists(d.config_path(first), ec))
     return std::nullopt;
-  auto c = cowpi::config::load_provider_config(d.config_path(d.router));
+  auto c = cowpi::config::load_provider_config(d.config_path(first));
+  if (!c)
+    return std::nullopt;
+  return std::max<size_t>(c->cluster.nodes.size(), 1);
+}
+
+// The node count of an existing deployment's mirrors (from its router config), or nothing.
+// REQUIRES: `d.router_nodes` is the existing deployment's.
+std::optional<size_t> existing_mirror_nodes(const cowpi::tools::local_deployment& d) {
+  const fs::path config = d.config_path(d.router_processes().front());
+  std::error_code ec;
+  if (!fs::exists(config, ec))
+    return std::nullopt;
+  auto c = cowpi::config::load_provider_config(config);
   if (!c || c->mirrors.empty())
     return std::nullopt;
   return std::max<size_t>(c->mirrors.front().nodes.size(), 1);
 }
 
-// Every process, mirrors (node by node) first, the router last.
+// Every process, mirrors (node by node) first, the router's nodes last (node 1 first).
 std::vector<std::string> providers(const cowpi::tools::local_deployment& d) {
   std::vector<std::string> all = d.mirror_processes();
-  all.push_back(d.router);
+  for (auto& r : d.router_processes())
+    all.push_back(std::move(r));
   return all;
+}
+
+// "router", or "router (3 nodes)" for a router cluster.
+std::string router_label(const cowpi::tools::local_deployment& d) {
+  return d.router_nodes > 1 ? d.router + " (" + std::to_string(d.router_nodes) + " nodes)"
+                            : d.router;
 }
 
 fs::path pid_file(const cowpi::tools::local_deployment& d) {
@@ -127,8 +151,9 @@ int up(const cowpi::tools::local_deployment& d, bool quiet) {
   }
   fs::create_directories(d.dir, ec);
   std::vector<std::pair<std::string, pid_t>> pids;
-  if (fs::exists(d.config_path(d.router), ec) && fs::exists(d.deployment_path(), ec)) {
-    // Existing files: the same keys, ports and data. Mirrors first, then the router.
+  if (fs::exists(d.config_path(d.router_processes().front()), ec)
+      && fs::exists(d.deployment_path(), ec)) {
+    // Existing files: the same keys, ports and data. Mirrors first, then the router's nodes.
     for (const auto& p : providers(d)) {
       auto proc = cowpi::tools::restart_provider(d, p, bin);
       if (!proc) {
@@ -152,8 +177,13 @@ int up(const cowpi::tools::local_deployment& d, bool quiet) {
       pids.emplace_back(names[k], run_dep->mirrors[k].pid());
       run_dep->mirrors[k].release();
     }
-    pids.emplace_back(d.router, run_dep->router.pid());
+    const auto routers = d.router_processes();
+    pids.emplace_back(routers.front(), run_dep->router.pid());
     run_dep->router.release();
+    for (size_t k = 0; k < run_dep->router_nodes.size(); ++k) {
+      pids.emplace_back(routers[k + 1], run_dep->router_nodes[k].pid());
+      run_dep->router_nodes[k].release();
+    }
   }
   if (!cowpi::local::write_pids(pid_file(d), pids)) {
     std::cerr << "cowpi-local: cannot write " << pid_file(d).string() << "\n";
@@ -161,12 +191,17 @@ int up(const cowpi::tools::local_deployment& d, bool quiet) {
   }
   const bool linked = wait_links(d, std::chrono::seconds(20));
   if (!quiet) {
-    std::cout << "deployment running in " << d.dir.string() << " (" << d.router << " + ";
+    std::cout << "deployment running in " << d.dir.string() << " (" << router_label(d) << " + ";
     for (size_t k = 0; k < d.mirrors.size(); ++k)
       std::cout << (k == 0 ? "" : ", ") << d.mirrors[k];
     if (d.mirror_nodes > 1)
       std::cout << ", " << d.mirror_nodes << " nodes each";
-    std::cout << ")" << (linked ? "" : " -- WARNING: the router's mirror links are not up yet")
+    std::cout << ")"
+              << (linked ? ""
+                  : d.router_nodes > 1
+                      ? " -- WARNING: the router nodes' mirror and cluster links are not "
+                        "up yet"
+                      : " -- WARNING: the router's mirror links are not up yet")
               << "\n";
     for (const auto& [name, pid] : pids)
       std::cout << "  " << name << " pid " << pid << "\n";
@@ -182,7 +217,8 @@ int down(const cowpi::tools::local_deployment& d) {
     std::cout << "nothing to stop in " << d.dir.string() << " (no pid file)\n";
     return 0;
   }
-  // The router first: it stops talking to clients and mirrors before they go.
+  // The router (its nodes, last one first) first: it stops talking to clients and mirrors
+  // before they go.
   for (auto it = pids.rbegin(); it != pids.rend(); ++it)
     std::cout << it->first << " (pid " << it->second
               << "): " << cowpi::local::stop(it->second, std::chrono::seconds(10)) << "\n";
@@ -204,7 +240,9 @@ int status(const cowpi::tools::local_deployment& d) {
     std::cout << name << " (pid " << pid << "): " << (alive ? "running" : "NOT running") << "\n";
   }
   if (all)
-    std::cout << "router links to the mirrors: " << (links_up(d) ? "up" : "NOT up") << "\n";
+    std::cout << (d.router_nodes > 1 ? "router links to the mirrors and between its nodes: "
+                                     : "router links to the mirrors: ")
+              << (links_up(d) ? "up" : "NOT up") << "\n";
   print_layout(d);
   return all ? 0 : 1;
 }
@@ -230,14 +268,18 @@ public:
         (void)down_quiet();
       fs::remove_all(d_.dir, ec);
     }
-    step(d_.mirror_nodes > 1
-             ? "starting a router and two mirrors of " + std::to_string(d_.mirror_nodes)
-                   + " nodes each (cowpi-provider processes)"
-             : std::string("starting a router and two mirrors (cowpi-provider "
-                           "processes)"));
+    const std::string router = d_.router_nodes > 1
+                                   ? "a router of " + std::to_string(d_.router_nodes) + " nodes"
+                                   : std::string("a router");
+    const std::string mirrors =
+        d_.mirror_nodes > 1 ? "two mirrors of " + std::to_string(d_.mirror_nodes) + " nodes each"
+                            : std::string("two mirrors");
+    step("starting " + router + " and " + mirrors + " (cowpi-provider processes)");
     if (up(d_, true) != 0)
       return fail("the deployment did not come up; see the logs under " + d_.dir.string());
-    ok("router at " + router_address() + ", mirrors linked");
+    ok(d_.router_nodes > 1 ? "router nodes at " + router_address() + ", linked to each other "
+                                 "and to the mirrors"
+                           : "router at " + router_address() + ", mirrors linked");
 
     step("creating users alice, bob and carol: cowpi init + cowpi register");
     for (const std::string u : {"alice", "bob", "carol"}) {
@@ -331,9 +373,15 @@ public:
 private:
   fs::path home(const std::string& u) const { return d_.dir / "users" / u; }
 
+  // The router's client address, or every node's for a router cluster.
   std::string router_address() const {
-    auto c = cowpi::config::load_provider_config(d_.config_path(d_.router));
-    return c ? cowpi::config::to_string(c->clients) : std::string("?");
+    std::string out;
+    for (const auto& node : d_.router_processes()) {
+      auto c = cowpi::config::load_provider_config(d_.config_path(node));
+      out +=
+          (out.empty() ? "" : ", ") + (c ? cowpi::config::to_string(c->clients) : std::string("?"));
+    }
+    return out;
   }
 
   void step(const std::string& what) {
@@ -500,7 +548,7 @@ private:
     std::error_code ec;
     fs::path admin = cowpi::local::self_dir() / ".." / "admin" / "cowpi-admin";
     admin = fs::exists(admin, ec) ? fs::weakly_canonical(admin, ec) : fs::path("cowpi-admin");
-    const std::string router_cfg = d_.config_path(d_.router).string();
+    const std::string router_cfg = d_.config_path(d_.router_processes().front()).string();
     std::cout << "  " << admin.string() << " --config " << router_cfg << " status\n"
               << "  " << admin.string() << " --config " << router_cfg << " conversation " << conv_
               << "\n";
@@ -525,18 +573,25 @@ private:
 int main(int argc, char** argv) {
   CLI::App app{
       "cowpi-local: a Mobile CoWPI deployment on this machine: a router and two mirrors as\n"
-      "real cowpi-provider processes under one folder, left running in the background.\n"
-      "See docs/cli.md (installed: /usr/share/doc/cowpi-provider/cli.md)."};
+      "real cowpi-provider processes under one folder (each provider one process, or a\n"
+      "cluster of several with --router-nodes / --mirror-nodes), left running in the\n"
+      "background. See docs/cli.md (installed: /usr/share/doc/cowpi-provider/cli.md)."};
   app.name("cowpi-local");
   app.require_subcommand(1);
   std::string dir;
   bool fresh = false;
   size_t mirror_nodes = 0;
+  size_t router_nodes = 0;
   auto add_dir = [&dir](CLI::App* sub) {
     sub->add_option("--dir", dir, "the deployment's folder (configs, keys, data, logs, pids)")
         ->required();
   };
-  auto add_nodes = [&mirror_nodes](CLI::App* sub) {
+  auto add_nodes = [&mirror_nodes, &router_nodes](CLI::App* sub) {
+    sub->add_option("--router-nodes", router_nodes,
+                    "run the router as a cluster of this many nodes (processes <router>-1 ... "
+                    "<router>-N sharing its identity, conversations and users sharded over "
+                    "them); default 1, or what the existing deployment in --dir uses")
+        ->check(CLI::Range(1, 16));
     sub->add_option("--mirror-nodes", mirror_nodes,
                     "run each mirror as a cluster of this many nodes (processes <mirror>-1 ... "
                     "<mirror>-N sharing its identity, conversations sharded over them); "
@@ -573,8 +628,20 @@ int main(int argc, char** argv) {
   }
   auto d = layout(dir);
   const std::string command = app.get_subcommands().front()->get_name();
-  // The layout of an existing deployment is its own; --mirror-nodes only shapes a new one.
+  // The layout of an existing deployment is its own; --router-nodes and --mirror-nodes only
+  // shape a new one.
   const bool replaced = command == "demo" && fresh;
+  if (auto have = existing_router_nodes(d); have && !replaced) {
+    if (router_nodes != 0 && router_nodes != *have) {
+      std::cerr << "cowpi-local: the deployment in " << d.dir.string() << " runs its router as "
+                << *have << " node(s), not " << router_nodes
+                << "\n  hint: leave --router-nodes out, or use another --dir\n";
+      return 2;
+    }
+    d.router_nodes = *have;
+  } else if (router_nodes != 0) {
+    d.router_nodes = router_nodes;
+  }
   if (auto have = existing_mirror_nodes(d); have && !replaced) {
     if (mirror_nodes != 0 && mirror_nodes != *have) {
       std::cerr << "cowpi-local: the deployment in " << d.dir.string() << " runs " << *have

@@ -70,6 +70,7 @@ caf::behavior client_actor::make_behavior(client_setup&& setup) {
   opts_ = std::move(setup.options);
   events_ = std::move(setup.events);
   shared_state_ = std::move(setup.state);
+  nodes_ = connect_order(opts_.deployment.router, client().self().id());
   self_->set_down_handler([this](const caf::down_msg& dm) {
     // The broker died without saying why (it reports a normal end with conndown first).
     if (broker_ && dm.source == broker_.address()) {
@@ -138,8 +139,9 @@ caf::behavior event_sink_fn(caf::event_based_actor* self,
 // Connection.
 
 std::string client_actor::router_what() const {
-  const auto& r = opts_.deployment.router;
-  std::string s = "router at " + config::to_string(r.address);
+  std::string s = opts_.deployment.router.nodes.empty() ? std::string("router")
+                                                        : "router node " + nodes_[node_].id;
+  s += " at " + config::to_string(router_address());
   if (opts_.proxy)
     s += " via SOCKS5 proxy at "
          + config::to_string(config::endpoint{opts_.proxy->host, opts_.proxy->port});
@@ -156,6 +158,7 @@ void client_actor::op_connect(protocol::hello_mode mode, done_fn<void> done) {
     return;  // joins it
   mode_ = mode;
   register_fallback_ = false;
+  round_failures_ = 0;
   ++reconnect_gen_;  // a pending reconnect timer is superseded by this attempt
   start_attempt();
 }
@@ -175,8 +178,8 @@ void client_actor::start_attempt() {
     job.port = opts_.proxy->port;
     job.what = "SOCKS5 proxy at " + config::to_string(config::endpoint{job.host, job.port});
   } else {
-    job.host = opts_.deployment.router.address.host;
-    job.port = opts_.deployment.router.address.port;
+    job.host = router_address().host;
+    job.port = router_address().port;
     job.what = router_what();
   }
   job.timeout = opts_.connect_timeout;
@@ -197,7 +200,7 @@ void client_actor::on_socket(socket_result& r) {
   p.max_frame = opts_.max_frame;
   p.owner = caf::actor_cast<caf::actor>(self_);
   if (opts_.proxy) {
-    const auto& a = opts_.deployment.router.address;
+    const auto& a = router_address();
     auto h = socks5_handshake::make(a.host, a.port);
     if (!h)
       return attempt_failed(std::move(h).error(), true);
@@ -310,6 +313,7 @@ void client_actor::on_registered() {
 
 void client_actor::on_logged_in() {
   reconnect_failures_ = 0;
+  round_failures_ = 0;
   want_online_ = true;
   mode_ = protocol::hello_mode::login;  // reconnects log in
   set_phase(phase::online);
@@ -348,6 +352,18 @@ void client_actor::attempt_failed(error why, bool fatal) {
     why = error{errc::already_exists, "the id is registered to someone else (ID_TAKEN)"};
     fatal = true;
   }
+  if (!fatal && nodes_.size() > 1) {
+    // A router cluster: a dead node must not strand the user, so the next node is tried at
+    // once; the backoff (or the failure) below comes once every node failed in turn.
+    next_node();
+    if (++round_failures_ < nodes_.size()) {
+      start_attempt();
+      return;
+    }
+    round_failures_ = 0;
+    why.context = "none of the router's " + std::to_string(nodes_.size())
+                  + " nodes could be reached; the last: " + why.context;
+  }
   auto waiters = std::exchange(connect_waiters_, {});
   if (want_online_ && !fatal && opts_.reconnect) {
     schedule_reconnect(why.message());
@@ -367,11 +383,17 @@ void client_actor::connection_lost(error why) {
     return;
   phase_ = phase::offline;
   drop_connection(why);
+  // The node may be gone: the reconnect goes to the next one.
+  next_node();
   if (want_online_ && opts_.reconnect) {
     schedule_reconnect(why.message());
   } else {
     set_phase(phase::offline, why.message());
   }
+}
+
+void client_actor::next_node() {
+  node_ = (node_ + 1) % nodes_.size();
 }
 
 void client_actor::schedule_reconnect(const std::string& why) {

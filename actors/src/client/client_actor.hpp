@@ -121,6 +121,10 @@ private:
   error map_router_error(const protocol::error_frame& f) const;
   bool fatal_router_error(const protocol::error_frame& f) const;
   std::string router_what() const;
+  /// Where the current attempt connects (or the live connection goes): `nodes_[node_]`.
+  const config::endpoint& router_address() const { return nodes_[node_].address; }
+  /// After a failed attempt or a lost connection: the next node in `nodes_`, wrapping.
+  void next_node();
 
   // -- Requests ------------------------------------------------------------------------------
   void write(const bytes& frame);
@@ -212,6 +216,14 @@ private:
   std::optional<protocol::client_session> session_;
   std::optional<protocol::error_frame> router_error_;
   std::vector<done_fn<void>> connect_waiters_;
+  /// The router's nodes in the order this user tries them (`connect_order`): one entry
+  /// unless the router is a cluster.
+  std::vector<config::deployment_router_node> nodes_;
+  /// The node of the current attempt or connection.
+  size_t node_ = 0;
+  /// Attempts that failed one after the other since the last login, a new `connect` or the
+  /// last backoff: once every node failed, the usual reconnect backoff (or failure) follows.
+  size_t round_failures_ = 0;
   /// Set once a connect succeeded: from then on, a lost connection is re-established.
   bool want_online_ = false;
   unsigned reconnect_failures_ = 0;

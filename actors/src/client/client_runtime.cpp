@@ -6,6 +6,7 @@
 
 #include "cowpi/config/common.hpp"
 #include "cowpi/protocol/keys.hpp"
+#include "cowpi/protocol/shard.hpp"
 
 #include "../type_ids.hpp"
 #include "client_actor.hpp"
@@ -66,6 +67,22 @@ std::optional<protocol::conv_id> conv_from_hex(std::string_view hex) {
   return c;
 }
 
+std::vector<config::deployment_router_node> connect_order(const config::deployment_router& router,
+                                                          const std::string& user) {
+  if (router.nodes.empty())
+    return {config::deployment_router_node{router.name, router.address}};
+  std::vector<std::string> ids;
+  ids.reserve(router.nodes.size());
+  for (const auto& n : router.nodes)
+    ids.push_back(n.id);
+  const size_t home = protocol::user_owner(ids, user);
+  std::vector<config::deployment_router_node> order;
+  order.reserve(router.nodes.size());
+  for (size_t i = 0; i < router.nodes.size(); ++i)
+    order.push_back(router.nodes[(home + i) % router.nodes.size()]);
+  return order;
+}
+
 // ---------------------------------------------------------------------------------------------
 // client_system
 
@@ -94,7 +111,8 @@ struct client_runtime::impl {
   /// The actor that calls `on_event` (none without one).
   caf::actor events;
   std::shared_ptr<std::atomic<uint8_t>> state;
-  std::chrono::milliseconds connect_timeout{0};
+  /// The bound of `connect`: `connect_timeout` for each router node it may try.
+  std::chrono::milliseconds connect_bound{0};
   std::chrono::milliseconds request_timeout{0};
   std::mutex mu;
   bool closed = false;
@@ -161,6 +179,10 @@ expected<void> check_options(const client_runtime_options& o) {
     return fail(errc::config, "the deployment file names no mirror");
   if (o.deployment.router.address.port == 0)
     return fail(errc::config, "the deployment file gives no router port");
+  for (const auto& n : o.deployment.router.nodes) {
+    if (n.address.port == 0)
+      return fail(errc::config, "the deployment file gives no port for router node " + n.id);
+  }
   if (o.connect_timeout.count() <= 0 || o.request_timeout.count() <= 0)
     return fail(errc::invalid_argument, "timeouts must be positive");
   if (o.proxy && (o.proxy->host.empty() || o.proxy->port == 0))
@@ -190,7 +212,8 @@ expected<std::unique_ptr<client_runtime::impl>> spawn_runtime(client_system& sys
   p->sys = &cs;
   p->state = std::make_shared<std::atomic<uint8_t>>(
       static_cast<uint8_t>(client_connection_state::offline));
-  p->connect_timeout = options.connect_timeout;
+  const size_t nodes = std::max<size_t>(options.deployment.router.nodes.size(), 1);
+  p->connect_bound = options.connect_timeout * static_cast<int64_t>(nodes);
   p->request_timeout = options.request_timeout;
   auto setup = std::make_shared<client_impl::client_setup>();
   setup->core = std::move(core);
@@ -258,13 +281,13 @@ client_connection_state client_runtime::state() const {
 }
 
 expected<void> client_runtime::register_user() {
-  return call<void>(*impl_, impl_->connect_timeout * 2, [](client_actor& a, done_fn<void> d) {
+  return call<void>(*impl_, impl_->connect_bound * 2, [](client_actor& a, done_fn<void> d) {
     a.op_connect(protocol::hello_mode::register_user, std::move(d));
   });
 }
 
 expected<void> client_runtime::connect() {
-  return call<void>(*impl_, impl_->connect_timeout, [](client_actor& a, done_fn<void> d) {
+  return call<void>(*impl_, impl_->connect_bound, [](client_actor& a, done_fn<void> d) {
     a.op_connect(protocol::hello_mode::login, std::move(d));
   });
 }

@@ -4,15 +4,19 @@
 // remove, leave, reconnect, restart, SOCKS5) against the fake router of tests/support.
 #include "cowpi/actors/client_runtime.hpp"
 
+#include "cowpi/protocol/shard.hpp"
+
 #include "fake_router.hpp"
 #include "socks5_server.hpp"
 #include "temp_dir.hpp"
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -890,6 +894,144 @@ TEST(client_runtime, an_unreachable_proxy_is_unavailable_naming_the_proxy) {
   EXPECT_NE(r.error().context.find("SOCKS5 proxy at 127.0.0.1:" + std::to_string(port)),
             std::string::npos)
       << r.error().context;
+}
+
+// -- Router clusters --------------------------------------------------------------------------
+
+// A listening socket on 127.0.0.1 that never accepts: TCP connects, the HELLO goes unanswered.
+class silent_listener {
+public:
+  silent_listener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(fd_, 4), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  ~silent_listener() { ::close(fd_); }
+  silent_listener(const silent_listener&) = delete;
+  silent_listener& operator=(const silent_listener&) = delete;
+  uint16_t port() const noexcept { return port_; }
+  /// Whether a client connected (each call takes one connection off the backlog).
+  bool connected() const {
+    const int c = ::accept(fd_, nullptr, nullptr);
+    if (c < 0)
+      return false;
+    ::close(c);
+    return true;
+  }
+
+private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
+// `dep` turned into a router cluster of `ports.size()` nodes "r-1", "r-2", ... on 127.0.0.1,
+// placed so that the user `user`'s connect order meets them as `ports` lists them.
+config::deployment_file cluster_deployment(config::deployment_file dep, const std::string& user,
+                                           const std::vector<uint16_t>& ports) {
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < ports.size(); ++i)
+    ids.push_back("r-" + std::to_string(i + 1));
+  const size_t home = protocol::user_owner(ids, user);
+  dep.router.nodes.resize(ports.size());
+  for (size_t k = 0; k < ports.size(); ++k) {
+    const size_t i = (home + k) % ports.size();
+    dep.router.nodes[i] = {ids[i], config::endpoint{"127.0.0.1", ports[k]}};
+  }
+  dep.router.address = dep.router.nodes.front().address;
+  return dep;
+}
+
+TEST(client_runtime, the_connect_order_starts_at_the_home_node_and_wraps_through_every_node) {
+  config::deployment_router one;
+  one.name = "router";
+  one.address = {"127.0.0.1", 7400};
+  EXPECT_EQ(connect_order(one, "alice"),
+            (std::vector<config::deployment_router_node>{{"router", {"127.0.0.1", 7400}}}));
+
+  config::deployment_router cluster = one;
+  std::vector<std::string> ids;
+  for (uint16_t i = 0; i < 5; ++i) {
+    ids.push_back("router-" + std::to_string(i + 1));
+    cluster.nodes.push_back({ids.back(), {"127.0.0.1", static_cast<uint16_t>(7401 + i)}});
+  }
+  for (const std::string user : {"alice", "bob", "carol", "dave", "erin", "frank", "grace"}) {
+    const auto order = connect_order(cluster, user);
+    const size_t home = protocol::user_owner(ids, user);
+    ASSERT_EQ(order.size(), ids.size()) << user;
+    for (size_t k = 0; k < order.size(); ++k)
+      EXPECT_EQ(order[k], cluster.nodes[(home + k) % ids.size()]) << user << " " << k;
+  }
+  // The order depends on the ids, not on where the list starts.
+  auto rotated = cluster;
+  std::rotate(rotated.nodes.begin(), rotated.nodes.begin() + 2, rotated.nodes.end());
+  EXPECT_EQ(connect_order(rotated, "alice").front(), connect_order(cluster, "alice").front());
+}
+
+TEST(client_runtime, a_dead_home_node_is_skipped_for_the_next_node_of_the_cluster) {
+  fake_router router;
+  temp_dir dir("cruntime");
+  client_system sys;
+  const uint16_t dead = closed_port();
+  auto dep = cluster_deployment(router.deployment(), "alice", {dead, router.port(), closed_port()});
+  ASSERT_EQ(connect_order(dep.router, "alice").front().address.port, dead);
+  auto rt = must(client_runtime::init(sys, "alice", options_for(dir, "alice", dep)));
+  auto r = rt->register_user();
+  ASSERT_TRUE(r.has_value()) << r.error().message();
+  EXPECT_TRUE(router.account("alice").has_value());
+  EXPECT_EQ(router.hellos(), 1u);
+  EXPECT_EQ(rt->state(), client_connection_state::online);
+}
+
+TEST(client_runtime, a_cluster_with_no_reachable_node_is_unavailable_after_trying_each) {
+  silent_listener silent;
+  temp_dir dir("cruntime");
+  client_system sys;
+  auto dep = cluster_deployment(offline_deployment(9), "alice",
+                                {closed_port(), silent.port(), closed_port()});
+  auto o = options_for(dir, "alice", dep);
+  o.connect_timeout = 500ms;
+  auto rt = must(client_runtime::init(sys, "alice", o));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = rt->connect();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, errc::unavailable);
+  EXPECT_NE(r.error().context.find("none of the router's 3 nodes could be reached"),
+            std::string::npos)
+      << r.error().context;
+  EXPECT_TRUE(silent.connected());
+  // The silent node cost its connect_timeout; the refusing ones nothing.
+  EXPECT_GE(took, 450ms);
+  EXPECT_LT(took, 1500ms);
+  EXPECT_EQ(rt->state(), client_connection_state::offline);
+}
+
+TEST(client_runtime, a_lost_connection_is_re_established_at_the_next_node_then_wraps) {
+  fake_router router;
+  silent_listener silent;
+  temp_dir dir("cruntime");
+  client_system sys;
+  event_log ev;
+  auto dep = cluster_deployment(router.deployment(), "alice", {router.port(), silent.port()});
+  auto o = options_for(dir, "alice", dep);
+  o.connect_timeout = 500ms;
+  o.on_event = ev.sink();
+  auto rt = must(client_runtime::init(sys, "alice", o));
+  ASSERT_TRUE(rt->register_user().has_value());
+  EXPECT_FALSE(silent.connected());
+
+  // The reconnect goes to the other node first, which never answers; then back home.
+  router.drop_connections();
+  ASSERT_TRUE(ev.wait_state(client_connection_state::waiting));
+  ASSERT_TRUE(ev.wait_state(client_connection_state::online, 2));
+  EXPECT_TRUE(silent.connected());
+  EXPECT_EQ(router.hellos(), 2u);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -170,14 +171,21 @@ T ok(expected<T> r) {
 // ---------------------------------------------------------------------------------------------
 // The examples.
 
+constexpr std::array example_configs = {
+    "router.toml",        "mirror-a.toml",      "mirror-b.toml",
+    "mirror-c-1.toml",    "mirror-c-2.toml",    "router-with-cluster.toml",
+    "router-node-1.toml", "router-node-2.toml", "router-node-3.toml"};
+constexpr std::array example_deployments = {"deployment.toml", "deployment-router-cluster.toml"};
+
 TEST(config_examples, every_example_parses) {
-  for (const char* name : {"router.toml", "mirror-a.toml", "mirror-b.toml", "mirror-c-1.toml",
-                           "mirror-c-2.toml", "router-with-cluster.toml"}) {
+  for (const char* name : example_configs) {
     auto c = load_provider_config(example(name));
     EXPECT_TRUE(c.has_value()) << name << ": " << c.error().message();
   }
-  auto d = load_deployment_file(example("deployment.toml"));
-  EXPECT_TRUE(d.has_value()) << d.error().message();
+  for (const char* name : example_deployments) {
+    auto d = load_deployment_file(example(name));
+    EXPECT_TRUE(d.has_value()) << name << ": " << d.error().message();
+  }
 }
 
 TEST(config_examples, router_example_holds_the_values_written) {
@@ -256,17 +264,38 @@ TEST(config_examples, the_mirror_cluster_examples_agree_with_the_router_listing_
   }
 }
 
+TEST(config_examples, the_router_cluster_examples_agree_with_one_another_and_the_deployment) {
+  const auto router = ok(load_provider_config(example("router.toml")));
+  const auto key = testing::hex_array<32>(router_key_hex);
+  const auto d = ok(load_deployment_file(example("deployment-router-cluster.toml")));
+  const std::vector<std::string> ids = {"router-1", "router-2", "router-3"};
+  for (size_t k = 0; k < ids.size(); ++k) {
+    const auto node =
+        ok(load_provider_config(example("router-node-" + std::to_string(k + 1) + ".toml")));
+    EXPECT_EQ(node.name, router.name);
+    EXPECT_EQ(node.mirrors, router.mirrors);
+    EXPECT_EQ(node.tls.certificate.filename(), router.tls.certificate.filename());
+    EXPECT_EQ(node.cluster.nodes, ids);
+    EXPECT_EQ(node.cluster.self, ids[k]);
+    ASSERT_EQ(node.cluster.addresses.size(), ids.size());
+    EXPECT_EQ(node.clients, node.cluster.addresses[k].clients);
+    // Every node gives clients the same deployment file.
+    EXPECT_EQ(deployment_for(node, key), d) << ids[k];
+  }
+}
+
 TEST(config_examples, every_example_survives_render_and_parse) {
-  for (const char* name : {"router.toml", "mirror-a.toml", "mirror-b.toml", "mirror-c-1.toml",
-                           "mirror-c-2.toml", "router-with-cluster.toml"}) {
+  for (const char* name : example_configs) {
     const auto c = ok(load_provider_config(example(name)));
     const std::string text = to_toml(c);
     const auto again = ok(parse_provider_config(text, "rendered.toml"));
     EXPECT_TRUE(again == c) << name << " rendered as:\n" << text;
     EXPECT_EQ(to_toml(again), text) << name;
   }
-  const auto d = ok(load_deployment_file(example("deployment.toml")));
-  EXPECT_EQ(ok(parse_deployment_file(to_toml(d), "rendered.toml")), d);
+  for (const char* name : example_deployments) {
+    const auto d = ok(load_deployment_file(example(name)));
+    EXPECT_EQ(ok(parse_deployment_file(to_toml(d), "rendered.toml")), d) << name;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -820,14 +849,153 @@ TEST(provider_config, cluster_self_may_be_left_out_and_then_names_the_one_node) 
   EXPECT_EQ(c.cluster.self, "node-1");
 }
 
-TEST(provider_config, a_router_cluster_of_more_than_one_node_is_refused_at_the_second_node) {
-  // Nothing shards a router across nodes yet: each listed node would run as an independent
-  // router, so the list is refused instead of being silently ignored.
+// `[cluster]` of a router cluster node: `entries` are the lines of `nodes = [...]`.
+std::string router_cluster_text(const std::vector<std::string>& entries,
+                                std::string_view self = "router-2") {
+  std::string text = router_text() + "\n[cluster]\nnodes = [\n";
+  for (size_t i = 0; i < entries.size(); ++i) {
+    text += "  " + entries[i] + (i + 1 < entries.size() ? ",\n" : "\n");
+  }
+  text += "]\n";
+  if (!self.empty()) {
+    text += "self = \"" + std::string(self) + "\"\n";
+  }
+  return text;
+}
+
+std::string router_node(std::string_view id, std::string_view clients, std::string_view internal) {
+  return "{ id = \"" + std::string(id) + "\", clients = \"" + std::string(clients)
+         + "\", internal = \"" + std::string(internal) + "\" }";
+}
+
+std::vector<std::string> three_router_nodes() {
+  return {router_node("router-1", "127.0.0.1:7401", "127.0.0.1:7431"),
+          router_node("router-2", "127.0.0.1:7402", "127.0.0.1:7432"),
+          router_node("router-3", "10.0.0.3:7400", "[fd00::3]:7430")};
+}
+
+TEST(provider_config, a_router_cluster_lists_every_node_with_its_addresses) {
+  const std::string text = router_cluster_text(three_router_nodes());
+  const auto c = ok(parse(text));
+  EXPECT_EQ(c.cluster.nodes, (std::vector<std::string>{"router-1", "router-2", "router-3"}));
+  EXPECT_EQ(c.cluster.self, "router-2");
+  ASSERT_EQ(c.cluster.addresses.size(), 3u);
+  EXPECT_EQ(c.cluster.addresses[0],
+            (router_node_addresses{{"127.0.0.1", 7401}, {"127.0.0.1", 7431}}));
+  EXPECT_EQ(c.cluster.addresses[2], (router_node_addresses{{"10.0.0.3", 7400}, {"fd00::3", 7430}}));
+  // Rendered in the table form, the config reads back equal.
+  const std::string rendered = to_toml(c);
+  EXPECT_NE(rendered.find("{ id = \"router-3\", clients = \"10.0.0.3:7400\", internal = "
+                          "\"[fd00::3]:7430\" }"),
+            std::string::npos)
+      << rendered;
+  const auto again = ok(parse_provider_config(rendered, "again.toml"));
+  EXPECT_EQ(again, c);
+  EXPECT_EQ(to_toml(again), rendered);
+}
+
+TEST(provider_config, a_router_listing_its_one_node_by_id_or_as_a_table_has_addresses_only_then) {
+  const auto by_id = ok(parse(router_text() + "\n[cluster]\nnodes = [\"node-1\"]\n"));
+  EXPECT_TRUE(by_id.cluster.addresses.empty());
+  EXPECT_EQ(to_toml(by_id).find("{ id = "), std::string::npos);
+  const auto table = ok(
+      parse(router_cluster_text({router_node("node-1", "127.0.0.1:7401", "127.0.0.1:7431")}, "")));
+  EXPECT_EQ(table.cluster.nodes, std::vector<std::string>{"node-1"});
+  EXPECT_EQ(table.cluster.self, "node-1");
+  ASSERT_EQ(table.cluster.addresses.size(), 1u);
+  EXPECT_EQ(ok(parse_provider_config(to_toml(table), "again.toml")), table);
+}
+
+TEST(provider_config, a_router_listing_several_node_ids_is_refused_at_the_second_node) {
+  // Without their addresses the nodes could not reach one another.
   std::string text =
       router_text() + "\n[cluster]\nnodes = [\"node-1\", \"node-2\"]\nself = \"node-2\"\n";
   EXPECT_TRUE(fails_with(parse(text), at(text, "\"node-2\"]"),
-                         "router clusters are not supported yet: a router's [cluster] table may "
-                         "list only this node"));
+                         "a router cluster lists every node as { id = ..., clients = ..., "
+                         "internal = ... }: the other nodes must know where to reach each one"));
+}
+
+TEST(provider_config, a_router_cluster_mixing_ids_and_tables_is_refused_at_the_odd_entry) {
+  std::string text = router_cluster_text(
+      {router_node("router-1", "127.0.0.1:7401", "127.0.0.1:7431"), "\"router-2\""});
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"router-2\"\n]"),
+                         "cluster.nodes mixes node ids and node tables"));
+  text = router_cluster_text(
+      {"\"router-2\"", router_node("router-1", "127.0.0.1:7401", "127.0.0.1:7431")});
+  EXPECT_TRUE(
+      fails_with(parse(text), at(text, "{ id"), "cluster.nodes mixes node ids and node tables"));
+}
+
+TEST(provider_config, a_mirror_listing_node_tables_is_refused) {
+  const std::string text = mirror_text()
+                           + "\n[cluster]\nnodes = [\"m-1\", { id = \"m-2\", clients = "
+                             "\"127.0.0.1:1\", internal = \"127.0.0.1:2\" }]\nself = \"m-1\"\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "{ id"), "mirror nodes are listed by id"));
+}
+
+TEST(provider_config, bad_router_node_tables_are_refused_at_their_value) {
+  const std::string one = router_node("router-1", "127.0.0.1:7401", "127.0.0.1:7431");
+  auto with_second = [&](const std::string& second) { return router_cluster_text({one, second}); };
+  // The id: valid and unique.
+  std::string text = with_second(router_node("", "127.0.0.1:7402", "127.0.0.1:7432"));
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"\""), "cluster.nodes.id is empty"));
+  text = with_second(router_node("router-1", "127.0.0.1:7402", "127.0.0.1:7432"));
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"router-1\", clients = \"127.0.0.1:7402\""),
+                         "cluster.nodes lists \"router-1\" twice"));
+  // The endpoints: host:port, never port 0, never another node's.
+  text = with_second(router_node("router-2", "127.0.0.1", "127.0.0.1:7432"));
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"127.0.0.1\""),
+                         "cluster.nodes.clients = \"127.0.0.1\" is not host:port"));
+  text = with_second(router_node("router-2", "127.0.0.2:0", "127.0.0.1:7432"));
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"127.0.0.2:0\""),
+                         "cluster.nodes.clients of node \"router-2\" has port 0; write its real "
+                         "port: the deployment file and the other nodes must know where to "
+                         "reach it"));
+  text = with_second(router_node("router-2", "127.0.0.1:7402", "127.0.0.2:0"));
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"127.0.0.2:0\""),
+                         "cluster.nodes.internal of node \"router-2\" has port 0; write its real "
+                         "port: the other nodes must know where to reach it"));
+  text = with_second(router_node("router-2", "127.0.0.1:7401", "127.0.0.1:7432"));
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"127.0.0.1:7401\", internal = \"127.0.0.1:7432\""),
+                         "router nodes \"router-1\" and \"router-2\" have the same clients "
+                         "address 127.0.0.1:7401"));
+  text = with_second(router_node("router-2", "127.0.0.1:7402", "127.0.0.1:7431"));
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"127.0.0.1:7431\" }\n]"),
+                         "router nodes \"router-1\" and \"router-2\" have the same internal "
+                         "address 127.0.0.1:7431"));
+  // The keys: exactly id, clients and internal.
+  text = with_second(
+      "{ id = \"router-2\", clients = \"127.0.0.1:7402\", internal = \"127.0.0.1:7432\", "
+      "admin = \"x\" }");
+  EXPECT_TRUE(
+      fails_with(parse(text), at(text, "admin"), "unknown key \"admin\" in [cluster.nodes]"));
+  text = with_second("{ id = \"router-2\", clients = \"127.0.0.1:7402\" }");
+  EXPECT_TRUE(fails_with(parse(text), at(text, "{ id = \"router-2\""),
+                         "[cluster.nodes] is missing the required key \"internal\""));
+  // self: one of the ids, required with more than one node.
+  text = router_cluster_text(three_router_nodes(), "router-4");
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"router-4\""),
+                         "cluster.self \"router-4\" is not in cluster.nodes"));
+  text = router_cluster_text(three_router_nodes(), "");
+  EXPECT_TRUE(fails_with(parse(text), at(text, "[cluster]"), "missing the required key \"self\""));
+}
+
+TEST(provider_config, a_cluster_of_either_role_lists_at_most_max_cluster_nodes) {
+  std::vector<std::string> tables;
+  std::string ids;
+  for (size_t i = 1; i <= max_cluster_nodes + 1; ++i) {
+    const std::string n = std::to_string(i);
+    tables.push_back(router_node("r-" + n, "127.0.0.1:" + std::to_string(10000 + i),
+                                 "127.0.0.1:" + std::to_string(20000 + i)));
+    ids += (i == 1 ? "\"m-" : ", \"m-") + n + "\"";
+  }
+  std::string text = router_cluster_text(tables, "r-1");
+  const std::string where = at(text, "{ id = \"r-65\"");
+  EXPECT_TRUE(fails_with(parse(text), where, "more than 64 nodes in one cluster"));
+  tables.pop_back();
+  EXPECT_EQ(ok(parse(router_cluster_text(tables, "r-64"))).cluster.nodes.size(), max_cluster_nodes);
+  text = mirror_text() + "\n[cluster]\nnodes = [" + ids + "]\nself = \"m-1\"\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "\"m-65\""), "more than 64 nodes in one cluster"));
 }
 
 TEST(provider_config, a_mirror_cluster_lists_its_nodes_and_names_itself) {
@@ -909,6 +1077,10 @@ TEST(provider_config, bad_cluster_is_refused) {
   text = router_text() + "\n[cluster]\nnodes = [\"n1\"]\nself = \"\"\n";
   EXPECT_TRUE(fails_with(parse(text), at(text, "\"\"\n"), "cluster.self is empty"));
   text = router_text() + "\n[cluster]\nnodes = [2]\nself = \"n1\"\n";
+  EXPECT_TRUE(fails_with(parse(text), at(text, "2]"),
+                         "must be strings or tables ({ id = ..., clients = ..., internal = ... }), "
+                         "not an integer"));
+  text = mirror_text() + "\n[cluster]\nnodes = [2]\nself = \"n1\"\n";
   EXPECT_TRUE(fails_with(parse(text), at(text, "2]"), "must be strings, not an integer"));
   text = router_text() + "\n[cluster]\nnodes = []\nself = \"n1\"\n";
   EXPECT_TRUE(fails_with(parse(text), at(text, "[]"), "cluster.nodes is empty"));
@@ -1038,6 +1210,82 @@ TEST(deployment_file, bad_files_are_refused_with_their_position) {
                  "[[mirrors]]\naddress = \"127.0.0.1:1\"\nname = \"mirror-a\"");
   EXPECT_TRUE(fails_with(parse_deployment(text), at(text, "address = \"127.0.0.1:1\""),
                          "unknown key \"address\" in [mirrors]"));
+}
+
+// The deployment file of a router cluster: `lines` are the entries of `[router] nodes`.
+std::string deployment_with_nodes(const std::vector<std::string>& lines) {
+  std::string nodes = "nodes = [\n";
+  for (size_t i = 0; i < lines.size(); ++i) {
+    nodes += "  " + lines[i] + (i + 1 < lines.size() ? ",\n" : "\n");
+  }
+  nodes += "]\n";
+  return replace(deployment_text(), "retention_s = 86400\n", "retention_s = 86400\n" + nodes);
+}
+
+TEST(deployment_file, a_router_cluster_lists_its_nodes_in_order) {
+  const std::string text =
+      deployment_with_nodes({"{ id = \"router-2\", address = \"127.0.0.1:7402\" }",
+                             "{ id = \"router-1\", address = \"[::1]:7401\" }"});
+  const auto d = ok(parse_deployment(text));
+  EXPECT_EQ(d.router.address, (endpoint{"127.0.0.1", 7400}));
+  EXPECT_EQ(d.router.nodes, (std::vector<deployment_router_node>{{"router-2", {"127.0.0.1", 7402}},
+                                                                 {"router-1", {"::1", 7401}}}));
+  EXPECT_EQ(ok(parse_deployment_file(to_toml(d), "rendered.toml")), d);
+  // Without nodes (a router of one node) the file renders no nodes key.
+  const auto one = ok(parse_deployment(deployment_text()));
+  EXPECT_TRUE(one.router.nodes.empty());
+  EXPECT_EQ(to_toml(one).find("nodes"), std::string::npos);
+}
+
+TEST(deployment_file, bad_router_node_lists_are_refused_with_their_position) {
+  const std::string first = "{ id = \"router-1\", address = \"127.0.0.1:7401\" }";
+  std::string text =
+      replace(deployment_text(), "retention_s = 86400\n", "retention_s = 86400\nnodes = []\n");
+  EXPECT_TRUE(fails_with(parse_deployment(text), at(text, "[]"), "router.nodes is empty"));
+  text = deployment_with_nodes({first, "\"router-2\""});
+  EXPECT_TRUE(fails_with(parse_deployment(text), at(text, "\"router-2\""),
+                         "each router.nodes entry must be a table ({ id = ..., address = ... }), "
+                         "not a string"));
+  text = deployment_with_nodes({first, "{ id = \"router-2\", addr = \"127.0.0.1:7402\" }"});
+  EXPECT_TRUE(fails_with(parse_deployment(text), at(text, "addr "),
+                         "unknown key \"addr\" in [router.nodes]"));
+  text = deployment_with_nodes({first, "{ id = \"router-2\" }"});
+  EXPECT_TRUE(fails_with(parse_deployment(text), at(text, "{ id = \"router-2\""),
+                         "[router.nodes] is missing the required key \"address\""));
+  text = deployment_with_nodes({first, "{ id = \"\", address = \"127.0.0.1:7402\" }"});
+  EXPECT_TRUE(fails_with(parse_deployment(text), at(text, "\"\""), "router.nodes.id is empty"));
+  text = deployment_with_nodes({first, "{ id = \"router-1\", address = \"127.0.0.1:7402\" }"});
+  EXPECT_TRUE(fails_with(parse_deployment(text),
+                         at(text, "\"router-1\", address = \"127.0.0.1:7402"),
+                         "router node \"router-1\" appears twice"));
+  text = deployment_with_nodes({first, "{ id = \"router-2\", address = \"127.0.0.2:0\" }"});
+  EXPECT_TRUE(fails_with(parse_deployment(text), at(text, "\"127.0.0.2:0\""),
+                         "router.nodes.address has port 0"));
+  text = deployment_with_nodes({first, "{ id = \"router-2\", address = \"127.0.0.1:7401\" }"});
+  EXPECT_TRUE(fails_with(parse_deployment(text), at(text, "\"127.0.0.1:7401\" }\n]"),
+                         "router nodes \"router-1\" and \"router-2\" have the same address"));
+  std::vector<std::string> many;
+  for (size_t i = 1; i <= max_cluster_nodes + 1; ++i) {
+    many.push_back("{ id = \"r-" + std::to_string(i)
+                   + "\", address = \"127.0.0.1:" + std::to_string(10000 + i) + "\" }");
+  }
+  text = deployment_with_nodes(many);
+  EXPECT_TRUE(fails_with(parse_deployment(text), at(text, "{ id = \"r-65\""),
+                         "more than 64 nodes in one router cluster"));
+}
+
+TEST(deployment_file, deployment_for_a_router_cluster_lists_every_node_and_its_clients_address) {
+  const auto r = ok(parse(router_cluster_text(three_router_nodes())));
+  const auto key = testing::hex_array<32>(router_key_hex);
+  const auto d = deployment_for(r, key);
+  EXPECT_EQ(d.router.name, "router");
+  EXPECT_EQ(d.router.nodes,
+            (std::vector<deployment_router_node>{{"router-1", {"127.0.0.1", 7401}},
+                                                 {"router-2", {"127.0.0.1", 7402}},
+                                                 {"router-3", {"10.0.0.3", 7400}}}));
+  // The first node's address, not this node's [listen] clients.
+  EXPECT_EQ(d.router.address, (endpoint{"127.0.0.1", 7401}));
+  EXPECT_EQ(ok(parse_deployment_file(to_toml(d), "rendered.toml")), d);
 }
 
 TEST(deployment_file, deployment_for_a_router_config_names_its_mirror_set) {

@@ -169,7 +169,10 @@ struct client_runtime_options {
   std::filesystem::path store_path;
   storage::key_source key = storage::key_file{};
   /// Bound on reaching the router: TCP (and SOCKS5) plus the transport handshake and LOGIN or
-  /// REGISTER. An unreachable router is `errc::unavailable` after at most this long.
+  /// REGISTER. An unreachable router is `errc::unavailable` after at most this long. With a
+  /// router cluster (`deployment.router.nodes`) it bounds the attempt at each node: a connect
+  /// tries the nodes in `connect_order` until one answers, so it fails after at most this long
+  /// per node.
   std::chrono::milliseconds connect_timeout{5000};
   /// Bound on every operation that waits for the router (lookups, pre-key fetches, a SUBMIT's
   /// "queued" answer), for the whole operation.
@@ -178,7 +181,8 @@ struct client_runtime_options {
   /// resolves the router's host name.
   std::optional<socks5_proxy> proxy;
   /// After a successful `connect`, reconnect with backoff whenever the connection drops,
-  /// until `close` (chat mode, load generator).
+  /// until `close` (chat mode, load generator). With a router cluster the reconnect goes to
+  /// the next node in `connect_order`, and the backoff applies once every node failed in turn.
   bool reconnect = true;
   /// The reconnect backoff: the first wait, doubled per failed attempt up to the maximum,
   /// with up to 25% random jitter. Resubmitting a message the router answered UNAVAILABLE
@@ -211,6 +215,13 @@ struct client_runtime_options {
   /// Largest transport frame accepted from the router.
   size_t max_frame = protocol::max_frame_protocol;
 };
+
+/// The nodes the client of user `user` tries, in this order, to reach `router`. For a router
+/// cluster (`router.nodes` not empty): the user's home node (`protocol::user_owner` over the
+/// node ids) first, then the nodes after it in `router.nodes`, wrapping round to the start, so
+/// every node appears once. For a router of one node: `{router.name, router.address}`.
+[[nodiscard]] std::vector<config::deployment_router_node> connect_order(
+    const config::deployment_router& router, const std::string& user);
 
 /// The result of a message handed to the router.
 struct sent_message {
@@ -291,7 +302,8 @@ struct transcript_line {
 // The runtime.
 
 /// One user's client. Every blocking method returns within its bound (`connect_timeout` for
-/// connecting, `request_timeout` for the others, `sync`'s argument for `sync`) with a value or
+/// connecting, per node of a router cluster; `request_timeout` for the others; `sync`'s
+/// argument for `sync`) with a value or
 /// an error; they are thread-safe. Errors: `errc::unavailable` when the router cannot be
 /// reached or the runtime is not connected (context: the router address and why);
 /// `errc::timeout` when the router took too long; `errc::closed` after `close`;

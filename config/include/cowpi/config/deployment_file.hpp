@@ -15,12 +15,25 @@
 
 namespace cowpi::config {
 
+/// One node of a router cluster as clients see it.
+struct deployment_router_node {
+  std::string id;
+  endpoint address;
+  friend bool operator==(const deployment_router_node&, const deployment_router_node&) = default;
+};
+
 /// `[router]` of a deployment file.
 struct deployment_router {
   /// The router's id.
   std::string name;
-  /// Where clients connect; the port is never 0.
+  /// Where clients connect; the port is never 0. For a router cluster, the first node's
+  /// address (clients use `nodes`).
   endpoint address;
+  /// A router cluster's nodes, in its config order: each node's id and client address (ids
+  /// valid and unique, addresses unique, ports never 0; at most `max_cluster_nodes`). Empty
+  /// for a router of one node. A client connects to its home node (`protocol::user_owner` over
+  /// the ids) and, when that fails, to the others in turn.
+  std::vector<deployment_router_node> nodes;
   /// The router's long-term X25519 public key (lpk).
   crypto::public_key public_key{};
   /// The router's retention cap (`retention_s`): entries older than this may be gone.
@@ -52,8 +65,10 @@ struct deployment_file {
 
 /// Returns the deployment file of the router configured by `router_config`, whose long-term
 /// public key is `router_key`: its name, its client endpoint, its retention cap and its mirror
-/// set without addresses. The caller replaces a wildcard host or port 0 with the address clients
-/// really reach. REQUIRES: `router_config.role == role::router`.
+/// set without addresses. For a router cluster (`cluster.addresses` not empty) `nodes` lists
+/// every node with its `clients` address and `address` is the first node's; otherwise
+/// `address` is `router_config.clients`. The caller replaces a wildcard host or port 0 with the
+/// address clients really reach. REQUIRES: `router_config.role == role::router`.
 [[nodiscard]] deployment_file deployment_for(const provider_config& router_config,
                                              const crypto::public_key& router_key);
 

@@ -94,16 +94,37 @@ struct tls_config {
   friend bool operator==(const tls_config&, const tls_config&) = default;
 };
 
-/// `[cluster]`: the provider's node list. A mirror may list several nodes (a mirror cluster:
-/// its conversations are sharded over them by rendezvous hashing, `protocol::conv_owner`); a
-/// router lists exactly one, as router clusters are not supported yet. Parsing fills the
-/// default, one node named after the provider. The list is persisted at first start and a
-/// node holding data refuses to start with a different one (`provider_node::start`).
+/// The addresses of one node of a router cluster.
+struct router_node_addresses {
+  /// Where this node's clients connect (what the deployment file lists); the port is never 0.
+  endpoint clients;
+  /// Where the other nodes of the cluster reach this node (CAF BASP over mutual TLS, the
+  /// `[tls]` files); this node listens there. The port is never 0.
+  endpoint internal;
+  friend bool operator==(const router_node_addresses&, const router_node_addresses&) = default;
+};
+
+/// The most nodes one cluster (router or mirror) may list.
+inline constexpr size_t max_cluster_nodes = 64;
+
+/// `[cluster]`: the provider's node list, 1 to `max_cluster_nodes` nodes. Conversations are
+/// sharded over the nodes by rendezvous hashing (`protocol::conv_owner`), and, in a router
+/// cluster, users by the same hashing of their ids (`protocol::user_owner`). In TOML, a mirror
+/// lists node ids (strings; a table is refused); a router lists either one node id, or every
+/// node as a table `{ id = ..., clients = ..., internal = ... }` (never both forms). Parsing
+/// fills the default, one node named after the provider. The list is persisted at first start
+/// and a node holding data refuses to start with a different one (`provider_node::start`).
 struct cluster_config {
   /// Node names (ids), unique, in config order (the owner of a key does not depend on it).
   std::vector<std::string> nodes;
-  /// This process's node: one entry of `nodes`.
+  /// This process's node: one entry of `nodes`; may be left out of the TOML only when `nodes`
+  /// has one entry.
   std::string self;
+  /// A router's nodes written as tables: each node's addresses, in the order of `nodes` (the
+  /// same size). No two nodes share a `clients` or an `internal` endpoint. Empty for a mirror
+  /// and for a router that lists its one node by id; `to_toml` writes the table form exactly
+  /// when this is not empty.
+  std::vector<router_node_addresses> addresses;
   friend bool operator==(const cluster_config&, const cluster_config&) = default;
 };
 
@@ -212,8 +233,10 @@ struct provider_overrides {
 /// `base_dir` is empty). `overrides` replace the file's values (see `provider_overrides`).
 /// Fails with `errc::config` and the context `SOURCE:LINE:COL: reason` for a TOML syntax error,
 /// an unknown table or key, a removed key (`limits.queue_depth`), a key of the other role, a
-/// wrong type, a value out of range, a `[cluster]` listing more than one node, or a missing
-/// required key (the position is then the table's). Never throws.
+/// wrong type, a value out of range, a `[cluster]` that breaks its rules (`cluster_config`:
+/// a router listing several node ids, mixed or mirror node tables, a duplicate id or
+/// endpoint, port 0 in a node table, `self` not listed), or a missing required key (the
+/// position is then the table's). Never throws.
 [[nodiscard]] expected<provider_config> parse_provider_config(
     std::string_view text, std::string_view source_name, const std::filesystem::path& base_dir = {},
     const provider_overrides& overrides = {});
