@@ -13,6 +13,7 @@
 #include "node_metrics.hpp"
 #include "router/auditor.hpp"
 #include "router/client_side.hpp"
+#include "router/cluster.hpp"
 #include "router/collector.hpp"
 #include "router/conversations.hpp"
 #include "router/mirror_link.hpp"
@@ -40,7 +41,7 @@ struct provider_node::impl {
   std::unique_ptr<storage::router_store> router_db;
   std::unique_ptr<storage::mirror_store> mirror_db;
   std::vector<caf::actor> actors;  // every top-level actor, stopped on stop()
-  caf::actor published;            // the mirror endpoint published on the link port
+  caf::actor published;  // the mirror endpoint (link port) or the cluster actor (internal port)
   std::optional<client_side> side;
   std::unique_ptr<admin_endpoint> admin;
   provider_ports ports;
@@ -63,7 +64,8 @@ struct provider_node::impl {
         // (caf::openssl::unpublish in 0.17.6 sends the wrong message; ask the manager.)
         caf::scoped_actor self{*sys};
         self->request(sys->openssl_manager().actor_handle(), std::chrono::seconds(5),
-                      caf::unpublish_atom_v, published.address(), ports.links)
+                      caf::unpublish_atom_v, published.address(),
+                      ports.links != 0 ? ports.links : ports.internal)
             .receive([] {}, [](caf::error&) {});
       }
       published = nullptr;
@@ -156,10 +158,31 @@ expected<void> start_router(provider_node::impl& n) {
   n.public_key_hex = to_hex(self.lpk());
   COWPI_TRY(n.router_db, storage::router_store::open(cfg.data_dir / "router.db"));
   COWPI_TRY(auto convs, n.router_db->conversations());
-  COWPI_TRY_VOID(n.router_db->check_shard_map(cfg.cluster.nodes, !convs.empty()));
+  // A node of a router cluster holds users as well as conversations.
+  COWPI_TRY(const bool users, n.router_db->has_users());
+  COWPI_TRY_VOID(n.router_db->check_shard_map(cfg.cluster.nodes, !convs.empty() || users));
   const protocol::member_list ms = config::to_member_list(cfg.mirrors);
   for (const auto& m : ms)
     COWPI_TRY_VOID(n.router_db->register_provider(m.id, m.lpk));
+
+  // The router cluster: who holds what, and (with more than one node) the cluster actor.
+  std::map<std::string, std::vector<std::string>> mirror_nodes;
+  for (const auto& m : cfg.mirrors)
+    mirror_nodes[m.name] = config::node_ids_of(m);
+  auto view = std::make_shared<cluster_view>(cfg.cluster.nodes, cfg.cluster.self, mirror_nodes);
+  caf::actor cluster_actor;
+  if (view->clustered()) {
+    cluster_deps cl;
+    cl.view = view;
+    cl.identity = std::make_shared<const protocol::identity>(
+        protocol::identity::from_secret(self.id(), self.export_secret()));
+    cl.addresses = cfg.cluster.addresses;
+    cl.store = n.router_db.get();
+    cl.request_timeout = cfg.timeouts.commit;
+    cl.connect_timeout = cfg.timeouts.connection;
+    cluster_actor = spawn_cluster(*n.sys, std::move(cl));
+    n.actors.push_back(cluster_actor);
+  }
 
   // Links first (unwired), then the registry, then the client side; then wire the cycle. A
   // mirror cluster gets one link per node.
@@ -179,6 +202,7 @@ expected<void> start_router(provider_node::impl& n) {
       d.peer.address = nodes[j].address;
       d.node = nodes[j].id;
       d.node_index = j;
+      d.manage_keys = view->home_of(nodes[j].id) == view->self();
       d.own_hello = protocol::link_hello{self.id(), self.lpk(), protocol::transport_version};
       d.request_timeout = cfg.timeouts.commit;
       d.connect_timeout = cfg.timeouts.connection;
@@ -207,6 +231,8 @@ expected<void> start_router(provider_node::impl& n) {
   cd.idle = cfg.timeouts.conversation_idle;
   cd.retention = cfg.retention;
   cd.metrics = conversation_metrics::make(&n.metrics);
+  if (view->clustered())
+    cd.cluster = view;
   add_store_collector(n.metrics, "router", *n.router_db);
   auto registry = spawn_conversation_registry(*n.sys, cd, convs);
   n.actors.insert(n.actors.end(), links.begin(), links.end());
@@ -214,14 +240,28 @@ expected<void> start_router(provider_node::impl& n) {
   client_side_options options;
   options.metrics = client_metrics::make(&n.metrics);
   options.deliver = n.hooks.deliver;
+  options.cluster = view;
+  options.cluster_actor = cluster_actor;
   COWPI_TRY(auto side,
             spawn_client_side(*n.sys, cfg, *n.router_db, registry, std::move(self), options));
   for (auto& l : links)
     caf::anon_send(l, attach_atom_v, registry, side.directory);
   n.ports.clients = side.port;
+  if (cluster_actor) {
+    // The other nodes reach this one here (BASP over mutual TLS, the `[tls]` files).
+    const auto& at = cfg.cluster.addresses[view->self()].internal;
+    auto port = caf::openssl::publish(cluster_actor, at.port, at.host.c_str(), true);
+    if (!port)
+      return fail(errc::unavailable, "cannot listen on " + config::to_string(at)
+                                         + " for the other nodes: " + n.sys->render(port.error()));
+    n.ports.internal = *port;
+    n.published = cluster_actor;
+  }
   COWPI_TRY(n.admin, admin_endpoint::start(*n.sys, cfg.admin_socket));
   n.admin->set_metrics(&n.metrics);
   n.admin->add_section("conversations", registry);
+  if (cluster_actor)
+    n.admin->add_section("cluster", cluster_actor);
   for (const auto& r : routes)
     for (size_t j = 0; j < r.links.size(); ++j)
       n.admin->add_section("link:" + r.nodes[j], r.links[j]);
@@ -272,8 +312,12 @@ void provider_node::stop() {
     impl_->shutdown();
 }
 
+bool openssl_error_queue_guard() noexcept;  // openssl_errors.cpp
+
 expected<std::unique_ptr<provider_node>> provider_node::start(const config::provider_config& cfg,
                                                               provider_hooks hooks) {
+  if (!openssl_error_queue_guard())
+    return fail(errc::internal, "OpenSSL error queue guard missing");
   auto n = std::make_unique<impl>();
   n->cfg = cfg;
   n->hooks = std::move(hooks);

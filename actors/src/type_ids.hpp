@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The CAF 0.17 vocabulary of the runtime: atoms, the one type that crosses process
-// boundaries (link_frame: versioned Cap'n Proto bytes), and the protocol structs that travel
-// between actors of one process (allowed as local-only message types).
+// boundaries (link_frame: versioned Cap'n Proto bytes; node_msg between nodes of a router), and the
+// protocol structs that travel between actors of one process (allowed as local-only message types).
 #pragma once
 
 #include "cowpi/protocol/client.hpp"
@@ -28,6 +28,43 @@ struct link_frame {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, link_frame& x) {
   return f(caf::meta::type_name("cowpi::link_frame"), x.bytes);
+}
+
+/// What a `node_msg` carries (router cluster, docs/architecture.md "Router clusters").
+enum class node_kind : uint8_t {
+  hello = 1,  // id: the sender's node id, bytes: its `cluster_hello_tag`, actor: its cluster actor
+  lookup,     // id, bytes: lpk, number: hello_mode -> answer{number: lookup_result}
+  reg,        // id, bytes: lpk -> answer{number: 1 registered, 0 taken}
+  client,     // id: the user, bytes: an encoded client_frame, actor: the user's session
+              //   -> answer{bytes: an encoded router_frame (its response)}
+  cack,       // id: the user, bytes: conv id, number: index (sent, not answered)
+  attach,     // id: the user, actor: the session (sent)
+  detach,     // id: the user, actor: the session (sent)
+  drain,      // id: the user, number: request id, actor: the session (sent; the queue answers
+              //   the session `(drain_atom, number)`)
+  dirent,     // items: the ids -> answer{bytes: encoded directory entries}
+  answer,     // an answer (above)
+  deliver,    // to a session: items: encoded envelopes
+  rejected,   // to a session: bytes: an encoded router_frame (a late rejection or a notice)
+};
+
+/// A message between nodes of one router cluster. Every protocol value in it travels in its
+/// Cap'n Proto encoding (`protocol::wire`); the struct itself is CAF's to serialise. (No
+/// `std::vector<std::string>` field: that type is allowed below as a local-only message type,
+/// which makes CAF 0.17's serialiser skip it silently.)
+struct node_msg {
+  node_kind kind = node_kind::answer;
+  std::string id;
+  uint64_t number = 0;
+  std::vector<uint8_t> bytes;
+  std::vector<std::vector<uint8_t>> items;
+  caf::actor actor;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_msg& x) {
+  return f(caf::meta::type_name("cowpi::node_msg"), x.kind, x.id, x.number, x.bytes, x.items,
+           x.actor);
 }
 
 /// The answer of the router's directory to a LOGIN/REGISTER lookup.
@@ -153,4 +190,10 @@ CAF_BEGIN_TYPE_ID_BLOCK(cowpi, caf::first_custom_type_id)
   CAF_ADD_ATOM(cowpi, cowpi::actors, convload_atom, "convload")
   CAF_ADD_ATOM(cowpi, cowpi::actors, collect_atom, "collect")
   CAF_ADD_ATOM(cowpi, cowpi::actors, retire_atom, "retire")
+  // Router cluster (node <-> node). Appended: the ids before them are the link's, which a
+  // router and a mirror of different versions must agree on.
+  CAF_ADD_TYPE_ID(cowpi, (cowpi::actors::node_msg))
+  CAF_ADD_ATOM(cowpi, cowpi::actors, node_atom, "node")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, nsend_atom, "nsend")
+  CAF_ADD_ATOM(cowpi, cowpi::actors, dirent_atom, "dirent")
 CAF_END_TYPE_ID_BLOCK(cowpi)

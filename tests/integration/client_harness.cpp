@@ -55,12 +55,17 @@ actors::client_runtime_options live_deployment::options_for(const std::string& i
       expired_[id].push_back(h->detail);
     }
   };
+  if (auto it = tweaks_.find(id); it != tweaks_.end())
+    it->second(o);
   return o;
 }
 
-actors::client_runtime& live_deployment::add_user(const std::string& id) {
+actors::client_runtime& live_deployment::add_user(
+    const std::string& id, const std::function<void(actors::client_runtime_options&)>& tweak) {
   std::error_code ec;
   std::filesystem::create_directories(d_.dir / "clients", ec);
+  if (tweak)
+    tweaks_[id] = tweak;
   auto rt = actors::client_runtime::init(*sys_, id, options_for(id));
   EXPECT_TRUE(rt.has_value()) << id << ": " << rt.error().message();
   auto& r = *users_.emplace(id, std::move(*rt)).first->second;
@@ -129,8 +134,12 @@ std::vector<std::string> live_deployment::history_expired(const std::string& id)
 }
 
 tools::provider_process& live_deployment::process(const std::string& provider) {
-  if (provider == d_.router)
+  const auto routers = d_.router_processes();
+  if (provider == routers.front())
     return run_->router;
+  for (size_t k = 1; k < routers.size(); ++k)
+    if (routers[k] == provider)
+      return run_->router_nodes[k - 1];
   const auto names = d_.mirror_processes();
   for (size_t k = 0; k < names.size(); ++k)
     if (names[k] == provider)
@@ -147,6 +156,17 @@ bool live_deployment::restart(const std::string& provider,
     return false;
   process(provider) = std::move(*p);
   return true;
+}
+
+bool live_deployment::restart_after_stop(const std::string& provider,
+                                         const std::map<std::string, std::string>& env) {
+  auto& p = process(provider);
+  p.signal(SIGTERM);
+  if (!p.wait(std::chrono::seconds(30))) {
+    ADD_FAILURE() << provider << " did not stop within 30 s of SIGTERM";
+    return false;
+  }
+  return restart(provider, env);
 }
 
 void expect_one_conversation(live_deployment& dep, const protocol::conv_id& conv,
@@ -174,7 +194,7 @@ void expect_one_conversation(live_deployment& dep, const protocol::conv_id& conv
 
 std::map<std::string, double> blocking_store_calls(const live_deployment& dep) {
   const auto& d = dep.layout();
-  std::vector<std::string> names{d.router};
+  std::vector<std::string> names = d.router_processes();
   for (const auto& m : d.mirror_processes())
     names.push_back(m);
   std::map<std::string, double> out;

@@ -37,8 +37,11 @@ public:
   tools::running_deployment& run() { return *run_; }
   const tools::local_deployment& layout() const { return d_; }
 
-  /// Creates, registers and connects `id`.
-  actors::client_runtime& add_user(const std::string& id);
+  /// Creates, registers and connects `id`; `tweak` may change its options first (e.g. the
+  /// router nodes its deployment file lists).
+  actors::client_runtime& add_user(
+      const std::string& id,
+      const std::function<void(actors::client_runtime_options&)>& tweak = {});
   /// The user's runtime (it must exist).
   actors::client_runtime& user(const std::string& id) { return *users_.at(id); }
   /// Closes the user's runtime (it goes offline; its store stays).
@@ -61,12 +64,16 @@ public:
 
   /// Restarts a provider process after it died (same config, same port).
   bool restart(const std::string& provider, const std::map<std::string, std::string>& env = {});
+  /// Stops a running provider (SIGTERM, waits for it), then restarts it with `env`.
+  bool restart_after_stop(const std::string& provider,
+                          const std::map<std::string, std::string>& env = {});
   tools::provider_process& process(const std::string& provider);
 
 private:
   actors::client_runtime_options options_for(const std::string& id);
 
   std::filesystem::path binary_;
+  std::map<std::string, std::function<void(actors::client_runtime_options&)>> tweaks_;
   temp_dir dir_;
   tools::local_deployment d_;
   expected<tools::running_deployment> run_;

@@ -609,20 +609,62 @@ int cmd_cluster(node& n, const options& o) {
                {"address", config::to_string(config::nodes_of(m)[j].address)},
                {"up", known ? l.value("up", json(false)) : json(nullptr)},
                {"keys", known ? l.value("keys", json(false)) : json(nullptr)},
+               {"keys_here", known ? l.value("keys_here", json(true)) : json(nullptr)},
                {"pool", pool},
                {"conversations", owned[j]},
                {"failures", known ? l.value("failures", json(0)) : json(nullptr)},
                {"last_error", known ? l.value("last_error", json("")) : json(down)}};
       out.push_back(row);
       t.add({m.name, ids[j], !known ? "?" : (row["up"].get<bool>() ? "yes" : "NO"),
-             !known ? "?" : (row["keys"].get<bool>() ? "yes" : "NO"), std::to_string(pool),
-             std::to_string(owned[j]), scalar(row["failures"]), scalar(row["last_error"])});
+             !known                        ? "?"
+             : !l.value("keys_here", true) ? "-"
+             : row["keys"].get<bool>()     ? "yes"
+                                           : "NO",
+             std::to_string(pool), std::to_string(owned[j]), scalar(row["failures"]),
+             scalar(row["last_error"])});
     }
   }
+  // A router cluster: every node as this one sees it (its link to each from the live state).
+  const bool clustered = cfg.cluster.nodes.size() > 1;
+  const json cl =
+      sections.is_object() && sections.contains("cluster") ? sections["cluster"] : json();
+  json routers = json::array();
+  table rt({"NODE", "INTERNAL", "UP", "LAST_ERROR"});
+  for (size_t k = 0; clustered && k < cfg.cluster.nodes.size(); ++k) {
+    const auto& id = cfg.cluster.nodes[k];
+    const std::string address = k < cfg.cluster.addresses.size()
+                                    ? config::to_string(cfg.cluster.addresses[k].internal)
+                                    : std::string();
+    const bool self = id == cfg.cluster.self;
+    const json p = cl.is_object() && cl["peers"].contains(id) ? cl["peers"][id] : json();
+    json row{{"node", id},
+             {"internal", address},
+             {"self", self},
+             {"up", self ? json(cl.is_object()) : (p.is_object() ? p["up"] : json(nullptr))},
+             {"last_error", p.is_object() ? p["last_error"] : json(self ? "" : down)}};
+    rt.add({id + (self ? " (this node)" : ""), address,
+            row["up"].is_null() ? "?" : (row["up"].get<bool>() ? "yes" : "NO"),
+            scalar(row["last_error"])});
+    routers.push_back(std::move(row));
+  }
   if (o.json_out) {
-    std::cout
-        << json{{"node", cfg.name}, {"conversations", convs.size()}, {"mirror_nodes", out}}.dump(2)
-        << '\n';
+    json j{{"node", cfg.cluster.self},
+           {"provider", cfg.name},
+           {"conversations", convs.size()},
+           {"mirror_nodes", out}};
+    if (clustered) {
+      j["router_nodes"] = routers;
+      j["remote_sessions"] = cl.is_object() ? cl["remote_sessions"] : json(nullptr);
+      j["requests_served"] = cl.is_object() ? cl["requests_served"] : json(nullptr);
+      j["refused"] = cl.is_object() ? cl["refused"] : json(nullptr);
+    }
+    std::cout << j.dump(2) << '\n';
+  } else if (clustered) {
+    std::cout << cfg.name << ": node " << cfg.cluster.self << " of " << cfg.cluster.nodes.size()
+              << ", " << convs.size() << " conversations held here; router nodes:\n";
+    rt.print(std::cout);
+    std::cout << "mirror nodes (as this node's links see them):\n";
+    t.print(std::cout);
   } else {
     std::cout << cfg.name << " (router, one node), " << convs.size()
               << " conversations; mirror nodes:\n";

@@ -162,6 +162,8 @@ int run_provider(int argc, char** argv, actors::provider_hooks hooks) {
     std::printf(" clients=%s:%u", cfg->clients.host.c_str(), p.clients);
   if (p.links != 0)
     std::printf(" links=%s:%u", cfg->links.host.c_str(), p.links);
+  if (p.internal != 0)
+    std::printf(" node=%s internal=%u", cfg->cluster.self.c_str(), p.internal);
   if (metrics)
     std::printf(" metrics=%s:%u", cfg->metrics.listen->host.c_str(), metrics->port());
   std::printf(" admin=%s lpk=%s\n", p.admin_socket.c_str(), (*node)->public_key_hex().c_str());

@@ -12,6 +12,7 @@
 
 #include "../node_metrics.hpp"
 #include "../unix_time.hpp"
+#include "cluster.hpp"
 #include <caf/all.hpp>
 
 #include <chrono>
@@ -31,6 +32,10 @@ struct connection_deps {
   caf::actor directory;
   caf::actor registry;
   caf::actor queues;
+  /// Which node of the router holds what (a view of one node when the router is not a
+  /// cluster), and this node's cluster actor (null then).
+  std::shared_ptr<cluster_view> cluster;
+  caf::actor cluster_actor;
   std::string host;
   uint16_t port = 0;
   size_t max_frame = 0;

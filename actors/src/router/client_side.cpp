@@ -62,6 +62,17 @@ expected<client_side> spawn_client_side(caf::actor_system& sys, const config::pr
   d->directory = side.directory;
   d->registry = std::move(registry);
   d->queues = side.queues;
+  d->cluster = options.cluster;
+  if (!d->cluster) {
+    std::map<std::string, std::vector<std::string>> mirror_nodes;
+    for (const auto& m : cfg.mirrors)
+      mirror_nodes[m.name] = config::node_ids_of(m);
+    d->cluster = std::make_shared<cluster_view>(cfg.cluster.nodes, cfg.cluster.self,
+                                                std::move(mirror_nodes));
+  }
+  d->cluster_actor = options.cluster_actor;
+  if (d->cluster_actor)
+    caf::anon_send(d->cluster_actor, attach_atom_v, side.directory, d->registry, side.queues);
   d->host = cfg.clients.host;
   d->port = cfg.clients.port;
   d->max_frame = cfg.limits.max_frame;

@@ -17,11 +17,14 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace cowpi::actors {
+
+class cluster_view;
 
 /// Knobs of the client-facing side that the provider config does not carry. The defaults are
 /// the production values (docs/architecture.md, "Client-facing side"); tests shrink them.
@@ -48,6 +51,10 @@ struct client_side_options {
   std::shared_ptr<const client_metrics> metrics = client_metrics::make(nullptr);
   /// The queues' last step before sending (provider_hooks::deliver); empty: none.
   delivery_filter deliver;
+  /// The router cluster (null: this node alone) and this node's cluster actor (null then),
+  /// wired to the directory, registry and queues here.
+  std::shared_ptr<cluster_view> cluster;
+  caf::actor cluster_actor;
 };
 
 /// The handles of the client-facing side. Every actor answers `(stats_atom)` with a JSON

@@ -60,7 +60,8 @@ struct conv_state {
   /// Directory entries of the users the queued SETUPs and UPDATEs add, read on the store's
   /// reader thread (`dirread_atom`) for the next `ready`, which takes them.
   storage::router_store::directory_entries dir;
-  bool dir_reading = false;
+  /// Directory reads not yet answered (one per node holding some of the users).
+  size_t dir_reads = 0;
   static inline const char* name = "conversation";
 };
 
@@ -220,32 +221,73 @@ void on_decision(conv_actor* self, const protocol::prepare_decision& d) {
     start_append(self, *d.ordered);
 }
 
+/// Reads the directory entries of `ids` (users a queued SETUP or UPDATE adds): this node's on
+/// the store's reader thread, the others' from their home nodes. Each answer arrives as
+/// `dirread_atom`; a failed read counts its users as not registered (the author may retry).
+void read_directory(conv_actor* self, std::vector<std::string> ids) {
+  auto& st = self->state;
+  std::map<size_t, std::vector<std::string>> by_node;
+  const size_t here = st.d.cluster ? st.d.cluster->self() : 0;
+  for (auto& id : ids)
+    by_node[st.d.cluster ? st.d.cluster->home_of(id) : here].push_back(std::move(id));
+  st.dir_reads = by_node.size();
+  auto me = caf::actor_cast<caf::actor>(self);
+  for (auto& [node, part] : by_node) {
+    auto unread = [part](std::string_view why) {
+      spdlog::warn("router: cannot read directory entries: {}", why);
+      dir_entries got;
+      for (const auto& id : part)
+        got.entries[id] = std::nullopt;
+      return got;
+    };
+    if (node == here) {
+      st.d.store->directory_entries_async(
+          part, [me, unread](expected<storage::router_store::directory_entries> r) {
+            dir_entries got = r ? dir_entries{std::move(*r)} : unread(r.error().message());
+            caf::anon_send(me, dirread_atom_v, std::move(got));
+          });
+      continue;
+    }
+    node_msg m;
+    m.kind = node_kind::dirent;
+    for (const auto& id : part)
+      m.items.emplace_back(id.begin(), id.end());
+    ask_node(self, *st.d.cluster, node, st.d.prepare_timeout, std::move(m),
+             [self, unread, part](std::optional<node_msg> a) {
+               std::optional<protocol::wire::directory_entries> d;
+               if (a)
+                 if (auto r = protocol::wire::decode_directory_entries(
+                         byte_view(a->bytes.data(), a->bytes.size())))
+                   d = std::move(r).value();
+               if (!d) {
+                 self->send(self, dirread_atom_v, unread("the users' home node did not answer"));
+                 return;
+               }
+               // Only the ids asked for, each with an answer (not registered when the node
+               // said nothing of it): `ready` must find every one, or pump would ask again.
+               dir_entries got;
+               for (const auto& id : part)
+                 got.entries[id] = std::nullopt;
+               for (auto& [id, e] : *d)
+                 if (auto it = got.entries.find(id); it != got.entries.end())
+                   it->second = std::move(e);
+               self->send(self, dirread_atom_v, std::move(got));
+             });
+  }
+}
+
 void pump(conv_actor* self) {
   auto& st = self->state;
   st.last_activity = std::chrono::steady_clock::now();
-  if (st.dir_reading)
-    return;  // its answer pumps
+  if (st.dir_reads > 0)
+    return;  // the last answer pumps
   // The users a queued SETUP or UPDATE adds are read on the store's reader thread first.
   std::vector<std::string> missing;
   for (auto& id : st.rc->directory_needs())
     if (!st.dir.contains(id))
       missing.push_back(std::move(id));
   if (!missing.empty()) {
-    st.dir_reading = true;
-    auto me = caf::actor_cast<caf::actor>(self);
-    st.d.store->directory_entries_async(
-        missing, [me, missing](expected<storage::router_store::directory_entries> r) {
-          dir_entries got;
-          if (r) {
-            got.entries = std::move(*r);
-          } else {
-            // Read as not registered (UNKNOWN_USER for now; the author may retry).
-            spdlog::warn("router: cannot read directory entries: {}", r.error().message());
-            for (const auto& id : missing)
-              got.entries[id] = std::nullopt;
-          }
-          caf::anon_send(me, dirread_atom_v, std::move(got));
-        });
+    read_directory(self, std::move(missing));
     return;
   }
   std::vector<protocol::prepare_decision::rejected> rejs;
@@ -335,8 +377,9 @@ caf::behavior conversation(conv_actor* self, protocol::conv_id conv, conversatio
       [=](retry_atom, uint64_t i, size_t k) { send_commit(self, i, k); },
       [=](dirread_atom, dir_entries& got) {
         auto& s = self->state;
-        s.dir_reading = false;
         s.dir.merge(got.entries);
+        if (s.dir_reads > 0 && --s.dir_reads > 0)
+          return;
         pump(self);
       },
       [=](linkup_atom, size_t k, size_t node) {

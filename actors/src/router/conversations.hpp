@@ -7,6 +7,7 @@
 #include "cowpi/storage/router_store.hpp"
 
 #include "../node_metrics.hpp"
+#include "cluster.hpp"
 #include "mirror_route.hpp"
 #include <caf/all.hpp>
 
@@ -34,6 +35,9 @@ struct conversation_deps {
   /// Most SETUPs one user may submit in an hour (the registry's LIMIT(setup_rate)); 0: no limit.
   uint64_t max_setups_per_hour = 600;
   std::shared_ptr<const conversation_metrics> metrics = conversation_metrics::make(nullptr);
+  /// The router cluster: the directory entries of users homed on other nodes are read there.
+  /// Null: every user is this node's.
+  std::shared_ptr<const cluster_view> cluster;
 };
 
 /// Spawns the registry. It answers `(submit_atom, submit_request)` by delegating to the

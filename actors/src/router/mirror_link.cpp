@@ -235,7 +235,7 @@ void send_topup(link_actor* self, uint32_t count, bool replace) {
 //   keys they never use can make them pile up there.
 void top_up(link_actor* self, bool after_hello) {
   auto& st = self->state;
-  if (st.topping_up || !st.up || !st.directory)
+  if (st.topping_up || !st.up || !st.directory || !st.d.manage_keys)
     return;
   st.topping_up = true;
   const auto now = std::chrono::steady_clock::now();
@@ -338,7 +338,7 @@ caf::behavior mirror_link(link_actor* self, mirror_link_deps deps) {
     auto& st = self->state;
     if (dm.source != st.remote.address())
       return;
-    spdlog::warn("link {}: down", label(st));
+    spdlog::warn("link {}: down ({})", label(st), self->system().render(dm.reason));
     st.remote = nullptr;
     schedule_reconnect(self);
   });
@@ -383,6 +383,7 @@ caf::behavior mirror_link(link_actor* self, mirror_link_deps deps) {
                               {"node", s.d.node},
                               {"up", s.up},
                               {"keys", s.keys},
+                              {"keys_here", s.d.manage_keys},
                               {"topups", s.topups},
                               {"key_checks", s.key_checks},
                               {"requests", s.requests},

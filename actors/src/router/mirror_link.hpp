@@ -26,6 +26,9 @@ struct mirror_link_deps {
   /// Bound of that handshake (it runs on its own thread after a refused TLS handshake).
   std::chrono::milliseconds probe_timeout{2000};
   uint32_t prekey_target = 512;  // one-time pre-keys kept in the directory for this mirror
+  /// Whether this link keeps the node's pool (TOPUP, upload, retire). In a router cluster only
+  /// the link on the router node holding the pool (the pool id's home node) does.
+  bool manage_keys = true;
   std::shared_ptr<const link_metrics> metrics = link_metrics::make(nullptr, "unnamed");
 };
 

@@ -3,13 +3,18 @@
 // frame AEAD, decoding) off the I/O thread and turns requests into messages to the directory,
 // the conversation registry and the delivery queues.
 #include "cowpi/crypto/rng.hpp"
+#include "cowpi/protocol/limits.hpp"
 #include "cowpi/protocol/session.hpp"
+#include "cowpi/protocol/wire.hpp"
 
 #include "../type_ids.hpp"
 #include "client_actors.hpp"
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <deque>
+#include <map>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <variant>
@@ -34,6 +39,8 @@ struct worker_state {
   size_t inflight = 0;
   bool paused = false;
   bool done = false;
+  /// DRAINs waiting for the queues of several nodes: how many have not answered.
+  std::map<uint64_t, size_t> drains;
   static inline const char* name = "cowpi.session";
 };
 
@@ -67,6 +74,8 @@ void finish(worker* self, bool tell_broker) {
   st.done = true;
   if (st.attached) {
     self->send(st.d->queues, detach_atom_v, st.user, handle_of(self));
+    if (st.d->cluster_actor)
+      self->send(st.d->cluster_actor, detach_atom_v, st.user, handle_of(self));
   }
   if (tell_broker) {
     self->send(st.broker, caf::close_atom_v);
@@ -166,72 +175,213 @@ protocol::rejection unavailable() {
   return protocol::rejection{protocol::rejection_kind::unavailable, 0, {}};
 }
 
-/// Sends a request to `dest` with the configured timeout; its answer (a response_body) or
-/// rejection{unavailable} on a timeout or error goes back to the client under `request_id`.
-template <class... Ts>
-void ask(worker* self, const caf::actor& dest, uint64_t request_id, Ts&&... xs) {
+/// Has node `node` answer `body` (this node's actors, or another node's through the
+/// cluster) and hands `k` the answer, or rejection{unavailable} when nobody answered in time.
+void forward(worker* self, size_t node, uint64_t request_id, protocol::client_request body,
+             std::function<void(protocol::response_body)> k) {
   auto& st = self->state;
-  if (!dest) {
-    reply(self, request_id, unavailable());  // not wired (a node still starting)
-    return;
-  }
   ++st.inflight;
   update_flow(self);
-  self->request(dest, st.d->request_timeout, std::forward<Ts>(xs)...)
-      .then(
-          [self, request_id](protocol::response_body& body) {
-            --self->state.inflight;
-            reply(self, request_id, std::move(body));
-            update_flow(self);
-          },
-          [self, request_id](caf::error& err) {
-            --self->state.inflight;
-            spdlog::debug("session: request failed: {}", self->system().render(err));
-            reply(self, request_id, unavailable());
-            update_flow(self);
-          });
+  auto done = [self, k = std::move(k)](protocol::response_body b) {
+    --self->state.inflight;
+    k(std::move(b));
+    update_flow(self);
+  };
+  const auto& view = *st.d->cluster;
+  if (node == view.self()) {
+    answer_locally(self, st.d->directory, st.d->registry, st.d->request_timeout, st.user,
+                   request_id, handle_of(self), std::move(body), std::move(done));
+    return;
+  }
+  node_msg m;
+  m.kind = node_kind::client;
+  m.id = st.user;
+  auto enc = protocol::wire::encode(protocol::client_frame{request_id, std::move(body)});
+  m.bytes.assign(enc.begin(), enc.end());
+  m.actor = handle_of(self);
+  ask_node(self, view, node, st.d->request_timeout, std::move(m),
+           [done = std::move(done)](std::optional<node_msg> a) {
+             if (!a)
+               return done(unavailable());
+             auto f =
+                 protocol::wire::decode_router_frame(byte_view(a->bytes.data(), a->bytes.size()));
+             auto* r = f ? std::get_if<protocol::response>(&*f) : nullptr;
+             if (r == nullptr)
+               return done(unavailable());
+             done(std::move(r->body));
+           });
+}
+
+/// `forward` with the answer sent to the client.
+void forward_reply(worker* self, size_t node, uint64_t request_id, protocol::client_request body) {
+  forward(self, node, request_id, std::move(body),
+          [self, request_id](protocol::response_body b) { reply(self, request_id, std::move(b)); });
+}
+
+/// Answers the parts of one request held by different nodes, then `merge`s their answers
+/// (in the order of `parts`); the first rejection among them is the answer.
+void fan_out(worker* self, uint64_t request_id,
+             std::vector<std::pair<size_t, protocol::client_request>> parts,
+             std::function<protocol::response_body(std::vector<protocol::response_body>&)> merge) {
+  struct gather {
+    std::vector<protocol::response_body> answers;
+    size_t pending = 0;
+  };
+  auto g = std::make_shared<gather>();
+  g->answers.resize(parts.size());
+  g->pending = parts.size();
+  for (size_t i = 0; i < parts.size(); ++i) {
+    forward(self, parts[i].first, request_id, std::move(parts[i].second),
+            [self, request_id, g, i, merge](protocol::response_body b) {
+              g->answers[i] = std::move(b);
+              if (--g->pending > 0)
+                return;
+              for (auto& a : g->answers)
+                if (std::holds_alternative<protocol::rejection>(a))
+                  return reply(self, request_id, std::move(a));
+              reply(self, request_id, merge(g->answers));
+            });
+  }
+}
+
+/// FETCH_PREKEYS: each owner's keys come from the node holding its pool.
+void fetch(worker* self, uint64_t id, protocol::fetch_prekeys f) {
+  const auto& view = *self->state.d->cluster;
+  std::map<size_t, protocol::fetch_prekeys> by_node;
+  if (f.owners.size() <= protocol::max_fetch_owners)
+    for (const auto& o : f.owners) {
+      auto& part = by_node[view.pool_home(o, f.conv)];
+      part.owners.push_back(o);
+      part.conv = f.conv;
+    }
+  if (by_node.size() <= 1) {
+    const size_t node = by_node.empty() ? view.self() : by_node.begin()->first;
+    return forward_reply(self, node, id, std::move(f));
+  }
+  std::vector<std::pair<size_t, protocol::client_request>> parts;
+  for (auto& [node, part] : by_node)
+    parts.emplace_back(node, std::move(part));
+  fan_out(self, id, std::move(parts), [owners = f.owners](auto& answers) {
+    protocol::prekeys_result out;
+    for (auto& a : answers)
+      for (auto& b : std::get<protocol::prekeys_result>(a).bundles)
+        out.bundles.push_back(std::move(b));
+    // In the order the client named the owners, as one node would answer.
+    auto pos = [&owners](const std::string& o) {
+      return std::find(owners.begin(), owners.end(), o) - owners.begin();
+    };
+    std::stable_sort(out.bundles.begin(), out.bundles.end(),
+                     [&](const auto& a, const auto& b) { return pos(a.owner) < pos(b.owner); });
+    return protocol::response_body{std::move(out)};
+  });
+}
+
+/// LOOKUP_USERS: each id is looked up on its home node.
+void users(worker* self, uint64_t id, protocol::lookup_users q) {
+  const auto& view = *self->state.d->cluster;
+  std::map<size_t, protocol::lookup_users> by_node;
+  if (q.ids.size() <= protocol::max_members)
+    for (const auto& u : q.ids)
+      by_node[view.home_of(u)].ids.push_back(u);
+  if (by_node.size() <= 1) {
+    const size_t node = by_node.empty() ? view.self() : by_node.begin()->first;
+    return forward_reply(self, node, id, std::move(q));
+  }
+  std::vector<std::pair<size_t, protocol::client_request>> parts;
+  for (auto& [node, part] : by_node)
+    parts.emplace_back(node, std::move(part));
+  fan_out(self, id, std::move(parts), [](auto& answers) {
+    protocol::users_result out;
+    for (auto& a : answers) {
+      auto& r = std::get<protocol::users_result>(a);
+      std::move(r.users.begin(), r.users.end(), std::back_inserter(out.users));
+      std::move(r.unknown.begin(), r.unknown.end(), std::back_inserter(out.unknown));
+    }
+    std::sort(out.users.begin(), out.users.end(),
+              [](const auto& a, const auto& b) { return a.id < b.id; });
+    std::sort(out.unknown.begin(), out.unknown.end());
+    return protocol::response_body{std::move(out)};
+  });
+}
+
+/// Sends `m` (not a request) to node `node`'s cluster actor; dropped when no link is up.
+void tell_node(worker* self, size_t node, node_msg m) {
+  if (auto peer = self->state.d->cluster->peer(node))
+    self->send(peer, nsend_atom_v, std::move(m));
 }
 
 void attach(worker* self) {
   auto& st = self->state;
   st.attached = true;
   self->send(st.d->queues, attach_atom_v, st.user, handle_of(self));
+  // Every other node's queue streams this user's conversations held there.
+  if (st.d->cluster_actor)
+    self->send(st.d->cluster_actor, attach_atom_v, st.user, handle_of(self));
+}
+
+/// DRAIN: answered once the queue of every node whose link is up has sent what it had.
+void drain_request(worker* self, uint64_t id) {
+  auto& st = self->state;
+  if (!st.attached)
+    return reply(self, id, protocol::ok_result{});
+  const auto& view = *st.d->cluster;
+  size_t asked = 1;
+  self->send(st.d->queues, drain_atom_v, st.user, handle_of(self), id);
+  for (size_t i = 0; i < view.size(); ++i) {
+    if (i == view.self() || !view.peer(i))
+      continue;
+    node_msg m;
+    m.kind = node_kind::drain;
+    m.id = st.user;
+    m.number = id;
+    m.actor = handle_of(self);
+    tell_node(self, i, std::move(m));
+    ++asked;
+  }
+  st.drains[id] += asked;
+  if (asked > 1)
+    self->delayed_send(self, st.d->request_timeout, deadline_atom_v, id);
 }
 
 void handle_request(worker* self, protocol::client_frame&& f) {
   auto& st = self->state;
   const uint64_t id = f.request_id;
+  const auto& view = *st.d->cluster;
   // The session's user is authoritative: every request acts for it, whatever it names.
   std::visit(
       [&](auto&& body) {
         using T = std::decay_t<decltype(body)>;
         if constexpr (std::is_same_v<T, protocol::submit_msg>) {
-          ask(self, st.d->registry, id, submit_atom_v,
-              submit_request{st.user, id, handle_of(self), std::move(body)});
+          forward_reply(self, view.owner_of(body.c.conv), id, std::move(body));
         } else if constexpr (std::is_same_v<T, protocol::ack_msg>) {
           // Not answered: a client sends one per conversation per batch it accepted, and one
           // that is lost only makes the router send the envelopes again (docs/protocol.md).
-          self->send(st.d->queues, cack_atom_v, st.user, body.conv, body.index);
-        } else if constexpr (std::is_same_v<T, protocol::upload_prekeys>) {
-          ask(self, st.d->directory, id, upload_atom_v, st.user, std::move(body));
+          const size_t node = view.owner_of(body.conv);
+          if (node == view.self()) {
+            self->send(st.d->queues, cack_atom_v, st.user, body.conv, body.index);
+          } else {
+            node_msg m;
+            m.kind = node_kind::cack;
+            m.id = st.user;
+            m.bytes.assign(body.conv.begin(), body.conv.end());
+            m.number = body.index;
+            tell_node(self, node, std::move(m));
+          }
+        } else if constexpr (
+            std::is_same_v<
+                T,
+                protocol::
+                    upload_prekeys> || std::is_same_v<T, protocol::retire_prekeys> || std::is_same_v<T, protocol::account_status>) {
+          forward_reply(self, view.home_of(st.user), id, std::move(body));
         } else if constexpr (std::is_same_v<T, protocol::fetch_prekeys>) {
-          ask(self, st.d->directory, id, fetch_atom_v, st.user, std::move(body));
+          fetch(self, id, std::move(body));
         } else if constexpr (std::is_same_v<T, protocol::lookup_users>) {
-          ask(self, st.d->directory, id, users_atom_v, std::move(body.ids));
-        } else if constexpr (std::is_same_v<T, protocol::retire_prekeys>) {
-          ask(self, st.d->directory, id, retire_atom_v, st.user, body.below);
-        } else if constexpr (std::is_same_v<T, protocol::account_status>) {
-          ask(self, st.d->directory, id, status_atom_v, st.user);
+          users(self, id, std::move(body));
         } else if constexpr (std::is_same_v<T, protocol::subscribe>) {
           attach(self);  // the queue restarts from the cursors: unacknowledged ones come again
           reply(self, id, protocol::ok_result{});
         } else if constexpr (std::is_same_v<T, protocol::drain>) {
-          if (st.attached) {
-            // The user's queue answers `(drain_atom, id)` after the envelopes it has to send.
-            self->send(st.d->queues, drain_atom_v, st.user, handle_of(self), id);
-          } else {
-            reply(self, id, protocol::ok_result{});
-          }
+          drain_request(self, id);
         } else {
           static_assert(std::is_same_v<T, protocol::ping>);
           reply(self, id, protocol::ok_result{});
@@ -252,27 +402,54 @@ protocol::lookup_result to_protocol(lookup_result r) {
   return protocol::lookup_result::unknown_user;
 }
 
+void resolve_lookup(worker* self, lookup_result r);
+
 void on_lookup(worker* self, const protocol::need_lookup& q) {
   auto& st = self->state;
   st.blocked = true;
+  const auto& view = *st.d->cluster;
+  if (const size_t home = view.home_of(q.id); home != view.self()) {
+    node_msg m;
+    m.kind = node_kind::lookup;
+    m.id = q.id;
+    m.bytes.assign(q.lpk.begin(), q.lpk.end());
+    m.number = static_cast<uint64_t>(q.mode);
+    ask_node(self, view, home, st.d->request_timeout, std::move(m),
+             [self](std::optional<node_msg> a) {
+               if (!a || a->number < 1 || a->number > 3) {
+                 spdlog::info("session: the user's home node did not answer its lookup");
+                 shut_down(self, protocol::frame_error_code::busy, "busy: directory unavailable");
+                 return;
+               }
+               resolve_lookup(self, static_cast<lookup_result>(a->number));
+             });
+    return;
+  }
   self->request(st.d->directory, st.d->request_timeout, lookup_atom_v, q.id, q.lpk, q.mode)
-      .then(
-          [self](lookup_result r) {
-            auto& s = self->state;
-            s.blocked = false;
-            auto events = s.session->resolve_lookup(to_protocol(r), s.rng);
-            if (!events) {
-              spdlog::warn("session: lookup answer refused: {}", events.error().message());
-              shut_down(self, protocol::frame_error_code::internal, "internal: lookup");
-              return;
-            }
-            handle_events(self, std::move(events).value());
-          },
-          [self](caf::error& err) {
-            spdlog::info("session: directory lookup failed: {}", self->system().render(err));
-            shut_down(self, protocol::frame_error_code::busy, "busy: directory unavailable");
-          });
+      .then([self](lookup_result r) { resolve_lookup(self, r); },
+            [self](caf::error& err) {
+              spdlog::info("session: directory lookup failed: {}", self->system().render(err));
+              shut_down(self, protocol::frame_error_code::busy, "busy: directory unavailable");
+            });
 }
+
+void resolve_lookup(worker* self, lookup_result r) {
+  {
+    {
+      auto& s = self->state;
+      s.blocked = false;
+      auto events = s.session->resolve_lookup(to_protocol(r), s.rng);
+      if (!events) {
+        spdlog::warn("session: lookup answer refused: {}", events.error().message());
+        shut_down(self, protocol::frame_error_code::internal, "internal: lookup");
+        return;
+      }
+      handle_events(self, std::move(events).value());
+    }
+  }
+}
+
+void registered(worker* self, bool registered);
 
 void on_authenticated(worker* self, const protocol::authenticated& a) {
   auto& st = self->state;
@@ -285,23 +462,45 @@ void on_authenticated(worker* self, const protocol::authenticated& a) {
   // docs/design.md §2: a REGISTER counts only now that the first encrypted frame proved
   // possession of lsk_U; the directory commits it (and may have lost a race meanwhile).
   st.blocked = true;
+  const auto& view = *st.d->cluster;
+  if (const size_t home = view.home_of(a.id); home != view.self()) {
+    node_msg m;
+    m.kind = node_kind::reg;
+    m.id = a.id;
+    m.bytes.assign(a.lpk.begin(), a.lpk.end());
+    ask_node(self, view, home, st.d->request_timeout, std::move(m),
+             [self](std::optional<node_msg> ans) {
+               if (!ans) {
+                 spdlog::info("session: the user's home node did not answer its registration");
+                 shut_down(self, protocol::frame_error_code::busy, "busy: directory unavailable");
+                 return;
+               }
+               registered(self, ans->number == 1);
+             });
+    return;
+  }
   self->request(st.d->directory, st.d->request_timeout, register_atom_v, a.id, a.lpk)
-      .then(
-          [self](bool registered) {
-            auto& s = self->state;
-            if (!registered) {
-              shut_down(self, protocol::frame_error_code::id_taken, "id_taken: id taken");
-              return;
-            }
-            s.blocked = false;
-            self->send(s.broker, authed_atom_v);
-            attach(self);
-            drain(self);
-          },
-          [self](caf::error& err) {
-            spdlog::info("session: registration failed: {}", self->system().render(err));
-            shut_down(self, protocol::frame_error_code::busy, "busy: directory unavailable");
-          });
+      .then([self](bool ok) { registered(self, ok); },
+            [self](caf::error& err) {
+              spdlog::info("session: registration failed: {}", self->system().render(err));
+              shut_down(self, protocol::frame_error_code::busy, "busy: directory unavailable");
+            });
+}
+
+void registered(worker* self, bool registered) {
+  {
+    {
+      auto& s = self->state;
+      if (!registered) {
+        shut_down(self, protocol::frame_error_code::id_taken, "id_taken: id taken");
+        return;
+      }
+      s.blocked = false;
+      self->send(s.broker, authed_atom_v);
+      attach(self);
+      drain(self);
+    }
+  }
 }
 
 void drain(worker* self) {
@@ -361,7 +560,41 @@ caf::behavior session_worker(worker* self, caf::actor broker, connection_deps_pt
         seal_and_write_all(self, envs);
       },
       [self](reject_atom, late_rejection& r) { reply(self, r.request_id, std::move(r.why)); },
-      [self](drain_atom, uint64_t request_id) { reply(self, request_id, protocol::ok_result{}); },
+      [self](drain_atom, uint64_t request_id) {
+        auto& s = self->state;
+        auto it = s.drains.find(request_id);
+        if (it == s.drains.end())
+          return;  // answered already (a node's queue was too late)
+        if (--it->second > 0)
+          return;
+        s.drains.erase(it);
+        reply(self, request_id, protocol::ok_result{});
+      },
+      [self](deadline_atom, uint64_t request_id) {
+        // A node whose link went down meanwhile never answers: the DRAIN is retryable.
+        if (self->state.drains.erase(request_id) > 0)
+          reply(self, request_id, unavailable());
+      },
+      [self](nsend_atom, node_msg& m) {
+        // Another node's queue or conversation, through its stub for this session.
+        if (m.kind == node_kind::deliver) {
+          std::vector<protocol::envelope> envs;
+          envs.reserve(m.items.size());
+          for (const auto& item : m.items) {
+            auto e = protocol::wire::decode_envelope(byte_view(item.data(), item.size()));
+            if (!e) {
+              spdlog::warn("session: a node sent an unreadable envelope: {}", e.error().message());
+              return;
+            }
+            envs.push_back(std::move(e).value());
+          }
+          seal_and_write_all(self, envs);
+        } else if (m.kind == node_kind::rejected) {
+          auto f = protocol::wire::decode_router_frame(byte_view(m.bytes.data(), m.bytes.size()));
+          if (auto* r = f ? std::get_if<protocol::response>(&*f) : nullptr)
+            reply(self, r->request_id, std::move(r->body));
+        }
+      },
   };
 }
 

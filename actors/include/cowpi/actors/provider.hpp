@@ -21,6 +21,8 @@ struct provider_ports {
   uint16_t clients = 0;
   /// Mirror: the TLS link port actually bound (0 for a router).
   uint16_t links = 0;
+  /// Router cluster: the port the other nodes reach this one on (0 otherwise).
+  uint16_t internal = 0;
   /// The admin Unix socket.
   std::string admin_socket;
 };
