@@ -178,6 +178,12 @@ int run_load(int argc, char** argv) {
                  "then lists every node; one conversation lives on one node of each)")
       ->check(CLI::Range(size_t{1}, size_t{16}))
       ->capture_default_str();
+  app.add_option("--router-nodes", o.router_nodes,
+                 "nodes of the spawned router: > 1 runs it as a cluster (the CPU line then "
+                 "lists every node; the latency phase splits members homed on the "
+                 "conversation's node from the others)")
+      ->check(CLI::Range(size_t{1}, size_t{16}))
+      ->capture_default_str();
   app.add_option("--phases", o.phases, "latency, throughput or both")
       ->check(CLI::IsMember({"latency", "throughput", "both"}))
       ->capture_default_str();

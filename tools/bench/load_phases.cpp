@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // `cowpi-bench load`: the providers, the users' set-up, the latency and throughput phases.
+#include "cowpi/protocol/shard.hpp"
+
 #include "load_run.hpp"
 #include <signal.h>
 #include <unistd.h>
@@ -45,14 +47,15 @@ expected<void> start_providers(run_context& c) {
   c.layout.dir = c.root;
   c.layout.log_level = config::log_level::warn;
   c.layout.mirror_nodes = c.o.mirror_nodes;
+  c.layout.router_nodes = c.o.router_nodes;
   COWPI_TRY(auto run, tools::start_local_deployment(c.layout, binary));
   c.spawned.emplace(std::move(run));
   c.deployment = c.spawned->deployment;
-  c.router_admin = c.root / c.layout.router / "admin.sock";
+  c.router_admin = c.root / c.layout.router_processes().front() / "admin.sock";
   for (const auto& m : c.layout.mirror_processes())
     c.mirror_admins.push_back(c.root / m / "admin.sock");
   const auto deadline = steady::now() + 30s;
-  while (!links_up(c.router_admin, c.layout.mirror_processes())) {
+  while (!tools::router_ready(c.layout)) {
     if (steady::now() > deadline || g_interrupted.load())
       return fail(errc::unavailable, "the router's mirror links did not come up within 30 s");
     std::this_thread::sleep_for(20ms);
@@ -64,10 +67,15 @@ void stop_providers(run_context& c) {
   if (!c.spawned)
     return;
   c.spawned->router.signal(SIGTERM);
+  for (auto& r : c.spawned->router_nodes)
+    r.signal(SIGTERM);
   for (auto& m : c.spawned->mirrors)
     m.signal(SIGTERM);
   if (!c.spawned->router.wait(20s))
     c.tr->note("the router did not stop within 20 s of SIGTERM");
+  for (auto& r : c.spawned->router_nodes)
+    if (!r.wait(20s))
+      c.tr->note("a router node did not stop within 20 s of SIGTERM");
   for (auto& m : c.spawned->mirrors)
     if (!m.wait(20s))
       c.tr->note("a mirror did not stop within 20 s of SIGTERM");
@@ -219,6 +227,29 @@ void latency_phase(run_context& c) {
     std::printf("    %zu messages never reached every member\n", incomplete);
     c.problem = true;
   }
+  json by_node;
+  if (c.layout.router_nodes > 1 && c.spawned) {
+    // Each recipient's own acceptance, split by whether its home node (where it is
+    // connected) holds the conversation or reaches it through another node.
+    const auto nodes = c.layout.router_processes();
+    const size_t owner = protocol::conv_owner(nodes, c.conv);
+    std::vector<double> same, cross;
+    for (uint64_t id : ids) {
+      const auto& m = msgs[id];
+      if (m.count < c.n)
+        continue;
+      for (size_t k = 0; k < c.n; ++k)
+        if (k != m.author)
+          (protocol::user_owner(nodes, c.users[k]->id()) == owner ? same : cross)
+              .push_back(ms_between(m.t_call, m.accepted[k]));
+    }
+    const auto dsame = summarize(same), dcross = summarize(cross);
+    std::printf("    a member accepted, homed on the conversation's node (%s): %s\n",
+                nodes[owner].c_str(), fmt_dist(dsame).c_str());
+    std::printf("    a member accepted, homed on another node:              %s\n",
+                fmt_dist(dcross).c_str());
+    by_node = {{"same_node", to_json(dsame)}, {"cross_node", to_json(dcross)}};
+  }
   c.out["latency"] = {{"mode", c.o.rate <= 0 ? "closed" : "paced"},
                       {"rate", c.o.rate},
                       {"messages", ids.size()},
@@ -230,6 +261,8 @@ void latency_phase(run_context& c) {
                       {"author_echo", to_json(de)},
                       {"first_other", to_json(df)},
                       {"spread", to_json(ds)}};
+  if (!by_node.is_null())
+    c.out["latency"]["by_home_node"] = by_node;
 }
 
 // Throughput: `senders` members each keep `window` messages in flight for warmup + duration;
@@ -358,8 +391,14 @@ void throughput_phase(run_context& c) {
   if (sa.router >= 0) {
     const double router_s = sb.router - sa.router;
     ours += router_s;
-    line += ", router " + fmt_ms(router_s * per);
+    line += (c.layout.router_nodes > 1 ? ", router-1 " : ", router ") + fmt_ms(router_s * per);
     cpu["router_ms_per_msg"] = router_s * per;
+    for (size_t k = 0; k < sa.router_nodes.size() && k < sb.router_nodes.size(); ++k) {
+      const double r_s = sb.router_nodes[k] - sa.router_nodes[k];
+      ours += r_s;
+      line += ", router-" + std::to_string(k + 2) + " " + fmt_ms(r_s * per);
+      cpu["router_nodes_ms_per_msg"].push_back(r_s * per);
+    }
     for (size_t k = 0; k < sa.mirrors.size(); ++k) {
       const double m_s = sb.mirrors[k] - sa.mirrors[k];
       ours += m_s;

@@ -54,6 +54,8 @@ struct load_options {
   size_t threads = 8;
   /// Nodes per spawned mirror (a mirror cluster when > 1).
   size_t mirror_nodes = 1;
+  /// Nodes of the spawned router (a router cluster when > 1).
+  size_t router_nodes = 1;
   std::string phases = "both";
   bool spawn = false;
   std::string deployment;
@@ -298,6 +300,8 @@ private:
 struct cpu_sample {
   steady::time_point t{};
   double router = -1;
+  /// Router cluster: nodes 2 ... N (node 1 is `router`).
+  std::vector<double> router_nodes;
   std::vector<double> mirrors;
   double self = 0;
   double machine_busy = 0;

@@ -115,6 +115,8 @@ cpu_sample sample(const run_context& c) {
   s.t = steady::now();
   if (c.spawned) {
     s.router = process_cpu_s(c.spawned->router.pid());
+    for (const auto& r : c.spawned->router_nodes)
+      s.router_nodes.push_back(process_cpu_s(r.pid()));
     for (const auto& m : c.spawned->mirrors)
       s.mirrors.push_back(process_cpu_s(m.pid()));
   }
