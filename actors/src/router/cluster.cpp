@@ -252,7 +252,8 @@ bool tag_ok(cluster_actor* self, const std::string& node, const std::vector<uint
 caf::error refuse(cluster_actor* self, const std::string& who, const std::string& why) {
   auto& st = self->state;
   ++st.refused;
-  if (st.refusals_logged.insert(who + ": " + why).second)
+  // Logged once per sender and reason (at most 1024 of them are remembered).
+  if (st.refusals_logged.size() < 1024 && st.refusals_logged.insert(who + ": " + why).second)
     spdlog::warn("cluster: refused a message from {}: {}", who, why);
   return caf::make_error(caf::sec::unexpected_message, why);
 }
@@ -285,8 +286,12 @@ void link_failed(cluster_actor* self, size_t i, const std::string& why) {
 void peer_up(cluster_actor* self, size_t i, caf::actor remote) {
   auto& st = self->state;
   auto& p = st.peers[i];
-  if (p.remote && p.remote != remote)
+  if (p.remote && p.remote != remote) {
+    // The node restarted (a new process greets) before its old link was seen to end.
     self->demonitor(p.remote);
+    if (auto it = st.greeted.find(p.remote.node()); it != st.greeted.end() && it->second == i)
+      st.greeted.erase(it);
+  }
   p.remote = std::move(remote);
   p.up = true;
   p.connecting = false;
