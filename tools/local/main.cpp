@@ -3,6 +3,8 @@
 // processes) on this machine, and the demo that drives the real `cowpi` client against it
 // (docs/cli.md).
 #include "cowpi/config/provider_config.hpp"
+#include "cowpi/crypto/bytes.hpp"
+#include "cowpi/protocol/shard.hpp"
 
 #include "admin_socket.hpp"
 #include "local_deployment.hpp"
@@ -548,7 +550,16 @@ private:
     std::error_code ec;
     fs::path admin = cowpi::local::self_dir() / ".." / "admin" / "cowpi-admin";
     admin = fs::exists(admin, ec) ? fs::weakly_canonical(admin, ec) : fs::path("cowpi-admin");
-    const std::string router_cfg = d_.config_path(d_.router_processes().front()).string();
+    // A router cluster: the node holding the conversation (the others know nothing of it).
+    const auto routers = d_.router_processes();
+    size_t holder = 0;
+    if (auto raw = cowpi::from_hex(conv_);
+        raw && raw->size() == cowpi::protocol::conv_id{}.size()) {
+      cowpi::protocol::conv_id c{};
+      std::copy(raw->begin(), raw->end(), c.begin());
+      holder = cowpi::protocol::conv_owner(routers, c);
+    }
+    const std::string router_cfg = d_.config_path(routers[holder]).string();
     std::cout << "  " << admin.string() << " --config " << router_cfg << " status\n"
               << "  " << admin.string() << " --config " << router_cfg << " conversation " << conv_
               << "\n";
