@@ -135,6 +135,11 @@ expected<void> set_up_users(run_context& c) {
   for (size_t k = 1; k < c.n; ++k)
     others.push_back(c.users[k]->id());
   COWPI_TRY(c.conv, c.users[0]->create(others, c.mode));
+  if (c.spawned && c.layout.router_nodes > 1) {
+    // The router's counters are the conversation's node's.
+    const auto nodes = c.layout.router_processes();
+    c.router_admin = c.root / nodes[protocol::conv_owner(nodes, c.conv)] / "admin.sock";
+  }
   if (!c.tr->wait_setups(c.n, steady::now() + 60s))
     return fail(errc::timeout, "not every member accepted the SETUP within 60 s");
   for (int round = 0; round < 2; ++round) {
