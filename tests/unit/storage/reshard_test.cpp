@@ -9,6 +9,7 @@
 #include "cowpi/storage/shard_map.hpp"
 
 #include "durable_world.hpp"
+#include "synthetic_log.hpp"
 #include "state_compare.hpp"
 #include "temp_dir.hpp"
 #include <gtest/gtest.h>
@@ -405,6 +406,133 @@ TEST(reshard_router, an_entry_in_flight_to_a_key_of_the_channel_moves_and_commit
                       *w.stores[protocol::conv_owner(new_nodes, *moving)], 1'100'000, w.rng);
   EXPECT_TRUE(out.persist);
   EXPECT_TRUE(std::holds_alternative<protocol::answer>(out.response));
+}
+
+}  // namespace
+}  // namespace cowpi::storage
+
+// -- Router clusters ----------------------------------------------------------------------------
+
+namespace cowpi::storage {
+namespace {
+
+using testing::synthetic_conv;
+using testing::temp_dir;
+
+std::unique_ptr<router_store> open_router_at(const std::filesystem::path& p) {
+  auto s = router_store::open(p);
+  EXPECT_TRUE(s.has_value()) << (s ? "" : s.error().message());
+  return s ? std::move(*s) : nullptr;
+}
+
+// A router cluster of two nodes grows to three: every conversation (record, log, answers,
+// cursors) and every user (registration, pool) is readable on its owner under the new list,
+// and nowhere else; a second run moves nothing.
+TEST(reshard_router_cluster, two_nodes_become_three_and_every_conversation_and_user_is_on_its_owner) {
+  temp_dir d("rreshard");
+  const std::vector<std::string> two{"r-1", "r-2"};
+  const std::vector<std::string> three{"r-1", "r-2", "r-3"};
+  std::vector<std::unique_ptr<router_store>> st;
+  for (const auto& n : three)
+    st.push_back(open_router_at(d.path() / n));
+  for (size_t k = 0; k < 2; ++k)
+    ASSERT_TRUE(st[k]->check_shard_map(two, false).has_value());
+  // Conversations on their owners under two nodes: a SETUP and two messages each, bob's
+  // cursor past the first message.
+  std::vector<protocol::conv_id> convs;
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
+    synthetic_conv sc(seed, {"alice", "bob", "carol"});
+    auto& rs = *st[protocol::conv_owner(two, sc.conv())];
+    auto log = [&](const protocol::log_entry& e) {
+      ASSERT_TRUE(rs.append(sc.rc(), e, 1000).has_value());
+      ASSERT_TRUE(rs.persist_answers(e, sc.answers(e)).has_value());
+    };
+    log(sc.setup());
+    log(sc.message("alice"));
+    log(sc.message("carol"));
+    ASSERT_TRUE(rs.ack("bob", sc.conv(), 1).has_value());
+    convs.push_back(sc.conv());
+  }
+  // Users on their homes, each with a pool of (its number + 1) one-time keys.
+  std::vector<std::string> users;
+  for (int u = 0; u < 16; ++u) {
+    users.push_back("user-" + std::to_string(u));
+    auto& rs = *st[protocol::user_owner(two, users.back())];
+    protocol::public_key k{};
+    k.fill(static_cast<uint8_t>(u + 1));
+    ASSERT_TRUE(rs.register_user(users.back(), k, 1).has_value());
+    protocol::upload_prekeys up;
+    for (uint64_t i = 1; i <= static_cast<uint64_t>(u) + 1; ++i)
+      up.one_time.push_back(protocol::published_key{i, k});
+    up.last_resort = protocol::published_key{100, k};
+    ASSERT_TRUE(rs.upload_prekeys(users.back(), up).has_value());
+  }
+
+  std::vector<router_reshard_node> nodes;
+  for (size_t k = 0; k < 3; ++k)
+    nodes.push_back(router_reshard_node{three[k], st[k].get()});
+  auto dry = reshard_router_cluster(nodes, true);
+  ASSERT_TRUE(dry.has_value()) << dry.error().message();
+  EXPECT_EQ(dry->old_nodes, two);
+  auto rep = reshard_router_cluster(nodes, false);
+  ASSERT_TRUE(rep.has_value()) << rep.error().message();
+  EXPECT_EQ(rep->moves.size(), dry->moves.size());
+  EXPECT_EQ(rep->users.size(), dry->users.size());
+  // Rendezvous hashing: a node added takes only what it wins.
+  for (const auto& mv : rep->moves)
+    EXPECT_EQ(mv.to, "r-3");
+  EXPECT_FALSE(rep->moves.empty());
+  EXPECT_FALSE(rep->users.empty());
+
+  for (const auto& conv : convs) {
+    const size_t owner = protocol::conv_owner(three, conv);
+    for (size_t k = 0; k < 3; ++k) {
+      auto held = st[k]->conversations();
+      ASSERT_TRUE(held.has_value());
+      const bool here = std::find(held->begin(), held->end(), conv) != held->end();
+      EXPECT_EQ(here, k == owner) << three[k];
+      auto c = st[k]->cursor("bob", conv);
+      ASSERT_TRUE(c.has_value());
+      EXPECT_EQ(c->has_value(), k == owner) << three[k];
+      if (k != owner)
+        continue;
+      EXPECT_EQ((*c)->next, 2u);
+      for (uint64_t i = 0; i < 3; ++i) {
+        auto e = st[k]->read_entry(conv, i);
+        ASSERT_TRUE(e.has_value() && e->has_value()) << i;
+        EXPECT_TRUE((*e)->complete);
+      }
+      auto env = st[k]->envelope_for(conv, 2, "bob");
+      EXPECT_TRUE(env.has_value() && env->has_value());
+    }
+  }
+  for (size_t u = 0; u < users.size(); ++u) {
+    const size_t home = protocol::user_owner(three, users[u]);
+    for (size_t k = 0; k < 3; ++k) {
+      auto found = st[k]->find_user(users[u]);
+      ASSERT_TRUE(found.has_value());
+      EXPECT_EQ(found->has_value(), k == home) << users[u] << " on " << three[k];
+      auto s = st[k]->directory_status(users[u]);
+      EXPECT_EQ(s.has_value(), k == home);
+      if (s) {
+        EXPECT_EQ(s->one_time_remaining, u + 1);
+      }
+    }
+  }
+  for (const auto& s : st) {
+    auto map = read_shard_map(s->raw());
+    ASSERT_TRUE(map.has_value() && map->has_value());
+    EXPECT_EQ(**map, three);
+  }
+  auto again = reshard_router_cluster(nodes, false);
+  ASSERT_TRUE(again.has_value()) << again.error().message();
+  EXPECT_TRUE(again->moves.empty());
+  EXPECT_TRUE(again->users.empty());
+  // Removing a node is refused.
+  std::vector<router_reshard_node> fewer(nodes.begin(), nodes.begin() + 2);
+  auto refused = reshard_router_cluster(fewer, true);
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_NE(refused.error().message().find("removing a node is not supported"), std::string::npos);
 }
 
 }  // namespace

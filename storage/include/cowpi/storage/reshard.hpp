@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace cowpi::storage {
@@ -73,5 +74,41 @@ struct reshard_report {
 /// conversation is dropped from its old node only after its copy is synced on the new one.
 [[nodiscard]] expected<reshard_report> reshard_mirror(const std::vector<reshard_node>& nodes,
                                                       const reshard_router* router, bool dry_run);
+
+/// One node of a router cluster as it will run: its id and its store (no daemon on it).
+struct router_reshard_node {
+  std::string id;
+  router_store* store = nullptr;
+};
+
+struct router_reshard_report {
+  /// The node list the nodes persisted before (empty when none had one).
+  std::vector<std::string> old_nodes;
+  std::vector<std::string> new_nodes;
+  /// Conversations that change node (`next` unused).
+  std::vector<reshard_move> moves;
+  /// Users (directory entry and pre-key pool) that change node: (id, from, to).
+  std::vector<std::tuple<std::string, std::string, std::string>> users;
+  /// Conversations and users per node afterwards (in `new_nodes` order).
+  std::vector<uint64_t> held;
+  std::vector<uint64_t> homed;
+  uint64_t rows_copied = 0;
+  bool dry_run = false;
+};
+
+/// Moves every conversation of the router cluster `nodes` (the new node list, every node of it)
+/// to its owner under that list (`protocol::conv_owner`: its record, log, blocks, pending rows
+/// and its members' cursors) and every user to its home node (`protocol::user_owner`: its
+/// registration, directory entry and one-time pre-key pool), then persists the list on every
+/// node. Providers' rows stay where they are (every node registers them at start); a mirror
+/// node's pool stays with the node that kept it, and the pool id's new home node makes a new
+/// one when its link comes up. With `dry_run`, plans and checks only.
+///
+/// Refused (`errc::config`, nothing written) when `nodes` is empty or names a node twice, the
+/// stores persisted different lists (other than the new one: a resumed run), or a node of the
+/// old list is missing from the new one. A run that stops part way can be run again: rows are
+/// dropped from their old node only after their copy is synced on the new one.
+[[nodiscard]] expected<router_reshard_report> reshard_router_cluster(
+    const std::vector<router_reshard_node>& nodes, bool dry_run);
 
 }  // namespace cowpi::storage
