@@ -281,6 +281,155 @@ TEST(router_cluster, a_node_holding_data_refuses_another_node_list_and_says_both
   ASSERT_TRUE(dep.settle());
 }
 
+// A free loopback port (bound and released: the node binds it next).
+uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  uint16_t port = 0;
+  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0
+      && ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0)
+    port = ntohs(sa.sin_port);
+  if (fd >= 0)
+    ::close(fd);
+  return port;
+}
+
+// A router of two nodes grows to three offline: stop the nodes, list the third in every
+// node's config, `cowpi-admin reshard`, start the three. Every conversation and every queue
+// (undelivered messages, cursors) is there afterwards, and the conversation goes on.
+TEST(router_cluster, two_nodes_resharded_to_three_keep_every_conversation_and_queue) {
+  live_deployment dep("rcluster-grow", {}, provider_binary(), true, [](tools::local_deployment& d) {
+    d.router_nodes = 2;
+    d.mirror_nodes = 1;
+  });
+  ASSERT_TRUE(dep.ok()) << dep.error();
+  const std::vector<std::string> two{"router-1", "router-2"};
+  for (const auto& p : people)
+    dep.add_user(p);
+  std::vector<protocol::conv_id> convs;
+  for (size_t k = 0; k < 6; ++k) {
+    const auto& creator = people[k % people.size()];
+    std::vector<std::string> others;
+    for (const auto& p : people)
+      if (p != creator)
+        others.push_back(p);
+    auto c = dep.user(creator).create(others);
+    ASSERT_TRUE(c.has_value()) << c.error().message();
+    convs.push_back(*c);
+  }
+  ASSERT_TRUE(dep.settle());
+  std::vector<std::map<std::string, std::vector<std::string>>> sent(convs.size());
+  auto send_round = [&](const std::string& tag) {
+    for (size_t c = 0; c < convs.size(); ++c)
+      for (const auto& who : people) {
+        const std::string text = tag + " c" + std::to_string(c) + " " + who;
+        ASSERT_TRUE(dep.user(who).send(convs[c], text).has_value());
+        sent[c][who].push_back(text);
+      }
+  };
+  send_round("before");
+  ASSERT_TRUE(dep.settle());
+  // bob goes offline with messages waiting for him: they must reach him after the move.
+  dep.close_user("bob");
+  for (size_t c = 0; c < convs.size(); ++c) {
+    const std::string text = "for bob c" + std::to_string(c);
+    ASSERT_TRUE(dep.user("frank").send(convs[c], text).has_value());
+    sent[c]["frank"].push_back(text);
+  }
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& conv : convs)
+      if (texts(dep.transcript("alice", conv)).size() != 4)
+        return false;
+    return true;
+  }));
+
+  for (const auto& n : two) {
+    dep.process(n).signal(SIGTERM);
+    ASSERT_TRUE(dep.process(n).wait(30s).has_value()) << n;
+  }
+  // The third node: router-1's config with its own folder, addresses and node id; the
+  // router's identity key (every node has the one identity).
+  const auto& layout = dep.layout();
+  auto base = config::load_provider_config(layout.config_path("router-1"));
+  ASSERT_TRUE(base.has_value()) << base.error().message();
+  const auto dir3 = layout.dir / "router-3";
+  std::filesystem::create_directories(dir3);
+  std::filesystem::copy_file(base->identity_key_file, dir3 / "identity.key");
+  config::router_node_addresses a3;
+  a3.clients = config::endpoint{"127.0.0.1", free_port()};
+  a3.internal = config::endpoint{"127.0.0.1", free_port()};
+  ASSERT_NE(a3.clients.port, 0);
+  ASSERT_NE(a3.internal.port, 0);
+  auto write = [](const std::filesystem::path& path, const config::provider_config& c) {
+    std::ofstream out(path, std::ios::trunc);
+    out << config::to_toml(c);
+    return out.good();
+  };
+  for (const auto& n : two) {
+    auto c = config::load_provider_config(layout.config_path(n));
+    ASSERT_TRUE(c.has_value());
+    c->cluster.nodes.push_back("router-3");
+    c->cluster.addresses.push_back(a3);
+    ASSERT_TRUE(write(layout.config_path(n), *c));
+  }
+  auto c3 = *base;
+  c3.data_dir = dir3;
+  c3.identity_key_file = dir3 / "identity.key";
+  c3.admin_socket = dir3 / "admin.sock";
+  c3.clients = a3.clients;
+  c3.cluster.nodes.push_back("router-3");
+  c3.cluster.addresses.push_back(a3);
+  c3.cluster.self = "router-3";
+  ASSERT_TRUE(write(layout.config_path("router-3"), c3));
+
+  // A node that is not stopped is refused (RocksDB's lock): here all are, so it runs.
+  auto plan = admin(layout.config_path("router-1"),
+                    "--json reshard --dry-run " + layout.config_path("router-2").string() + " "
+                        + layout.config_path("router-3").string());
+  ASSERT_EQ(plan.exit, 0) << plan.err;
+  auto done = admin(layout.config_path("router-1"),
+                    "--json reshard " + layout.config_path("router-2").string() + " "
+                        + layout.config_path("router-3").string());
+  ASSERT_EQ(done.exit, 0) << done.err;
+  const auto report = done.j();
+  ASSERT_TRUE(report.is_object()) << done.out;
+  EXPECT_EQ(report["moves"], plan.j()["moves"]);
+  // Something moved to the new node (bob is homed there under three nodes).
+  EXPECT_EQ(protocol::user_owner(routers, "bob"), 2u);
+  bool bob_moved = false;
+  for (const auto& u : report["users"])
+    bob_moved = bob_moved || (u["user"] == "bob" && u["to"] == "router-3");
+  EXPECT_TRUE(bob_moved) << done.out;
+
+  auto third = tools::provider_process::start(provider_binary(), layout.config_path("router-3"),
+                                              layout.log_path("router-3"));
+  ASSERT_TRUE(third.has_value()) << third.error().message();
+  for (const auto& n : two)
+    ASSERT_TRUE(dep.restart(n));
+  ASSERT_TRUE(eventually([&] {
+    for (const auto& n : routers) {
+      auto cl = admin_request(layout.dir / n / "admin.sock", {{"get", "status"}});
+      if (!cl.contains("sections") || cl["sections"]["cluster"].value("peers_up", 0) != 2)
+        return false;
+    }
+    return true;
+  }));
+  // bob (his deployment file still lists two nodes: the others forward) gets what waited.
+  dep.reopen_user("bob");
+  ASSERT_TRUE(dep.settle());
+  send_round("after");
+  ASSERT_TRUE(dep.settle());
+  for (size_t c = 0; c < convs.size(); ++c)
+    expect_all_delivered(dep, convs[c], sent[c]);
+  for (const auto& p : people)
+    EXPECT_TRUE(dep.alarms(p).empty()) << p;
+  third->signal(SIGTERM);
+  EXPECT_TRUE(third->wait(30s).has_value());
+}
+
 // Garbage on a node's internal port, and a CAF node holding the router's TLS files (what any
 // holder of a certificate the nodes trust holds) that cannot prove the router's identity: both
 // are refused, the refusal is logged and counted, and the cluster goes on.

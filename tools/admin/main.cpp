@@ -776,7 +776,7 @@ int cmd_collect(node& n, const options& o) {
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "cowpi-admin: inspect a cowpi provider node; reshard a stopped mirror cluster.\n"
+      "cowpi-admin: inspect a cowpi provider node; reshard a stopped cluster.\n"
       "Stored data (conversations, conversation, users, prekeys, queues) is read from the node's\n"
       "RocksDB through a secondary instance, whether or not the daemon runs; live state\n"
       "(status, links, metrics) and the audit come from the daemon's admin socket; reshard\n"
@@ -834,15 +834,14 @@ int main(int argc, char** argv) {
   tools::reshard_args ra;
   auto* reshard = app.add_subcommand(
       "reshard",
-      "offline: move a mirror cluster's conversations to their owners under a new node list "
-      "(the router and every node stopped; --config is one node, CONFIGS every other, new "
-      "nodes too, each listing the new nodes in [cluster] nodes)");
+      "offline: move a cluster's conversations (and, for a router cluster, users) to their "
+      "owners under a new node list (every node stopped, and for a mirror cluster the router "
+      "too; --config is one node, CONFIGS every other, new nodes too, each listing the new "
+      "nodes in [cluster] nodes)");
   reshard->add_option("CONFIGS", ra.others, "the other nodes' provider.toml files")->required();
-  reshard
-      ->add_option("--router", ra.router,
-                   "the router's provider.toml (stopped: its store is checked for entries "
-                   "in flight that cannot move)")
-      ->required();
+  reshard->add_option("--router", ra.router,
+                      "a mirror cluster: the router's provider.toml (stopped: its store is "
+                      "checked for entries in flight that cannot move); not for a router cluster");
   reshard->add_flag("--dry-run", ra.dry_run, "print the moves and change nothing");
 
   try {
