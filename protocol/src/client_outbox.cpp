@@ -91,9 +91,12 @@ std::vector<outgoing> client::flush_rebuilds(const conv_id& conv, uint64_t now, 
   if (it == convs_.end())
     return {};
   client_conv& cc = it->second;
+  // Due: a STALE(u) rebuild once the UPDATE at u is processed, or a rebuild that waited for
+  // keys (`stale_after` = last_update when it failed, 0 in a conversation with no UPDATE yet:
+  // that one is due at once, or a message whose rebuild once lacked a key would never go).
   for (size_t k = 0; k < cc.outbox.size(); ++k) {
     const auto& e = cc.outbox[k];
-    if (e.stale_after && *e.stale_after <= cc.st.last_update && cc.st.last_update > 0)
+    if (e.stale_after && *e.stale_after <= cc.st.last_update)
       return rebuild_from(cc, k, now, r);
   }
   return {};

@@ -10,6 +10,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <variant>
@@ -687,6 +690,27 @@ TEST(simulation, a_void_flood_past_max_voids_then_an_update_still_lets_the_victi
   EXPECT_EQ(d.stats().voids, max_voids + 1);
   const auto secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("the MAX_VOIDS flood took %.1f s\n", secs);
+}
+
+// Every input of the fuzzer's simulation corpus (tests/fuzz/corpus/simulation: its seeds and
+// the crashes it found, `regress-*`) runs as the fuzz target runs it and breaks no invariant.
+TEST(simulation_corpus, every_corpus_input_keeps_every_invariant) {
+  const std::filesystem::path dir =
+      std::filesystem::path(COWPI_SOURCE_DIR) / "tests" / "fuzz" / "corpus" / "simulation";
+  size_t ran = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(f.path(), std::ios::binary);
+    const std::vector<uint8_t> data((std::istreambuf_iterator<char>(in)),
+                                    std::istreambuf_iterator<char>());
+    byte_source src({data.data(), data.size()});
+    sim_config cfg = config_from(src);
+    cfg.max_actions = 160;  // as tests/fuzz/simulation_fuzz.cpp
+    auto v = run_simulation(cfg, src);
+    EXPECT_FALSE(v.has_value()) << f.path().filename().string() << ": "
+                                << (v ? v->to_string() : std::string());
+    ++ran;
+  }
+  EXPECT_GE(ran, 10u);
 }
 
 }  // namespace
