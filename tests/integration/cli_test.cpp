@@ -226,7 +226,7 @@ TEST_F(cowpi_integration_cli, a_scripted_conversation_through_the_subcommands) {
   auto added = cowpi(home("alice"), {"add", conv.substr(0, 10), "carol"});  // a prefix works
   ASSERT_EQ(added.code, 0) << show(added);
   EXPECT_EQ(added.j["command"], "add");
-  EXPECT_EQ(added.j["ordered"], true);
+  EXPECT_EQ(added.j["ordered"], true) << show(added);  // the whole answer, events included
   EXPECT_EQ(added.j["members"], json({"alice", "bob", "carol"}));
   auto carol_sync = cowpi(home("carol"), {"sync"});
   ASSERT_EQ(carol_sync.code, 0) << show(carol_sync);
