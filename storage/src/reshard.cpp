@@ -7,6 +7,7 @@
 #include "cowpi/storage/router_store.hpp"
 #include "cowpi/storage/shard_map.hpp"
 
+#include "detail/reshard_lists.hpp"
 #include "detail/scan_error.hpp"
 
 #include <algorithm>
@@ -205,35 +206,21 @@ expected<reshard_report> reshard_mirror(const std::vector<reshard_node>& nodes,
                                         const reshard_router* router, bool dry_run) {
   reshard_report rep;
   rep.dry_run = dry_run;
-  if (nodes.empty())
-    return fail(errc::config, "no nodes to reshard");
-  for (const auto& n : nodes) {
-    if (n.store == nullptr)
-      return fail(errc::invalid_argument, "node " + n.id + " has no store");
-    if (std::count_if(nodes.begin(), nodes.end(),
-                      [&](const reshard_node& m) { return m.id == n.id; })
-        > 1)
-      return fail(errc::config, "node " + n.id + " is listed twice");
-    rep.new_nodes.push_back(n.id);
-  }
+  COWPI_TRY(rep.new_nodes, detail::new_node_list(nodes));
 
   // What every node holds, and the list and identity it persisted.
   std::vector<node_state> st(nodes.size());
+  std::vector<std::optional<std::vector<std::string>>> maps;
   for (size_t k = 0; k < nodes.size(); ++k) {
     COWPI_TRY(st[k].map, read_shard_map(nodes[k].store->raw()));
     COWPI_TRY(st[k].identity, nodes[k].store->bound_identity());
     COWPI_TRY(st[k].held, nodes[k].store->held_conversations());
+    maps.push_back(st[k].map);
   }
+  COWPI_TRY(rep.old_nodes, detail::old_node_list(rep.new_nodes, maps, rep.new_nodes));
   std::optional<identity_binding> identity;
   for (size_t k = 0; k < nodes.size(); ++k) {
     const auto& s = st[k];
-    if (s.map && *s.map != rep.new_nodes) {
-      if (!rep.old_nodes.empty() && rep.old_nodes != *s.map)
-        COWPI_TRY_VOID(refuse("the nodes persisted different node lists ("
-                              + describe_nodes(rep.old_nodes) + " and " + describe_nodes(*s.map)
-                              + ", node " + nodes[k].id + ")"));
-      rep.old_nodes = *s.map;
-    }
     if (s.identity) {
       if (identity && !(*identity == *s.identity))
         COWPI_TRY_VOID(refuse("node " + nodes[k].id + " belongs to another mirror identity ("
@@ -241,11 +228,6 @@ expected<reshard_report> reshard_mirror(const std::vector<reshard_node>& nodes,
       identity = s.identity;
     }
   }
-  for (const auto& old : rep.old_nodes)
-    if (std::find(rep.new_nodes.begin(), rep.new_nodes.end(), old) == rep.new_nodes.end())
-      COWPI_TRY_VOID(refuse("node " + old + " of the persisted list ("
-                            + describe_nodes(rep.old_nodes)
-                            + ") is not in the new one: removing a node is not supported"));
 
   // The plan: every conversation held by a node that does not own it under the new list. A
   // conversation held twice is one an earlier run copied to its owner and did not drop yet.

@@ -6,6 +6,7 @@
 #include "cowpi/storage/router_store.hpp"
 #include "cowpi/storage/shard_map.hpp"
 
+#include "detail/reshard_lists.hpp"
 #include "detail/scan_error.hpp"
 
 #include <algorithm>
@@ -25,10 +26,6 @@ constexpr column conv_columns[] = {column::conv, column::log, column::blocks, co
                                    column::pending};
 // Rows per synced batch while copying.
 constexpr size_t copy_batch_rows = 4096;
-
-expected<void> refuse(std::string why) {
-  return fail(errc::config, std::move(why) + "; nothing was changed");
-}
 
 // What one node holds.
 struct holdings {
@@ -134,37 +131,15 @@ expected<router_reshard_report> reshard_router_cluster(
     const std::vector<router_reshard_node>& nodes, bool dry_run) {
   router_reshard_report rep;
   rep.dry_run = dry_run;
-  if (nodes.empty())
-    return fail(errc::config, "no nodes to reshard");
-  for (const auto& n : nodes) {
-    if (n.store == nullptr)
-      return fail(errc::invalid_argument, "node " + n.id + " has no store");
-    if (std::count_if(nodes.begin(), nodes.end(),
-                      [&](const router_reshard_node& m) { return m.id == n.id; })
-        > 1)
-      return fail(errc::config, "node " + n.id + " is listed twice");
-    rep.new_nodes.push_back(n.id);
-  }
+  COWPI_TRY(rep.new_nodes, detail::new_node_list(nodes));
   std::vector<holdings> st;
+  std::vector<std::optional<std::vector<std::string>>> maps;
   for (const auto& n : nodes) {
     COWPI_TRY(auto h, read_holdings(*n.store));
+    maps.push_back(h.map);
     st.push_back(std::move(h));
   }
-  for (size_t k = 0; k < nodes.size(); ++k) {
-    const auto& map = st[k].map;
-    if (map && *map != rep.new_nodes) {
-      if (!rep.old_nodes.empty() && rep.old_nodes != *map)
-        COWPI_TRY_VOID(refuse("the nodes persisted different node lists ("
-                              + describe_nodes(rep.old_nodes) + " and " + describe_nodes(*map)
-                              + ", node " + nodes[k].id + ")"));
-      rep.old_nodes = *map;
-    }
-  }
-  for (const auto& old : rep.old_nodes)
-    if (std::find(rep.new_nodes.begin(), rep.new_nodes.end(), old) == rep.new_nodes.end())
-      COWPI_TRY_VOID(refuse("node " + old + " of the persisted list ("
-                            + describe_nodes(rep.old_nodes)
-                            + ") is not in the new one: removing a node is not supported"));
+  COWPI_TRY(rep.old_nodes, detail::old_node_list(rep.new_nodes, maps, rep.new_nodes));
 
   // The plan. A conversation (or user) held by its owner and another node is one an earlier
   // run copied and did not drop yet: the other copy is moved again (the same rows) and dropped.

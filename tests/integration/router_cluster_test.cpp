@@ -82,6 +82,19 @@ std::optional<protocol::conv_id> create_owned_by(
   return std::nullopt;
 }
 
+// One conversation of every person owned by each router node, in node order (empty on failure).
+std::vector<protocol::conv_id> one_per_node(live_deployment& dep) {
+  std::vector<protocol::conv_id> made;
+  std::vector<protocol::conv_id> convs;
+  for (size_t node = 0; node < routers.size(); ++node) {
+    auto c = create_owned_by(dep, node, made);
+    if (!c)
+      return {};
+    convs.push_back(*c);
+  }
+  return convs;
+}
+
 // Each author's messages once, in the order sent, and every person's transcript the same.
 void expect_all_delivered(live_deployment& dep, const protocol::conv_id& conv,
                           const std::map<std::string, std::vector<std::string>>& sent) {
@@ -109,13 +122,8 @@ TEST(router_cluster, people_homed_on_every_node_get_every_message_of_conversatio
   ASSERT_TRUE(dep.ok()) << dep.error();
   for (const auto& p : people)
     dep.add_user(p);
-  std::vector<protocol::conv_id> made;
-  std::vector<protocol::conv_id> convs;
-  for (size_t node = 0; node < routers.size(); ++node) {
-    auto c = create_owned_by(dep, node, made);
-    ASSERT_TRUE(c);
-    convs.push_back(*c);
-  }
+  auto convs = one_per_node(dep);
+  ASSERT_EQ(convs.size(), routers.size());
   // The chain mode too: its names-free SUBMIT is forwarded like any other.
   auto chain = dep.user("alice").create({"bob", "frank"}, protocol::block_mode::chain);
   ASSERT_TRUE(chain.has_value()) << chain.error().message();
@@ -158,13 +166,8 @@ TEST(router_cluster, a_person_connected_to_another_node_than_its_home_gets_every
     ASSERT_EQ(nodes.size(), 1u);
     o.deployment.router.address = nodes.front().address;
   });
-  std::vector<protocol::conv_id> made;
-  std::vector<protocol::conv_id> convs;
-  for (size_t node = 0; node < routers.size(); ++node) {
-    auto c = create_owned_by(dep, node, made);
-    ASSERT_TRUE(c);
-    convs.push_back(*c);
-  }
+  auto convs = one_per_node(dep);
+  ASSERT_EQ(convs.size(), routers.size());
   ASSERT_TRUE(dep.settle());
   std::vector<std::map<std::string, std::vector<std::string>>> sent(convs.size());
   for (int k = 0; k < 6; ++k)
@@ -191,13 +194,8 @@ TEST(router_cluster, each_node_killed_in_turn_pauses_only_its_shards_and_loses_n
   ASSERT_TRUE(dep.ok()) << dep.error();
   for (const auto& p : people)
     dep.add_user(p);
-  std::vector<protocol::conv_id> made;
-  std::vector<protocol::conv_id> convs;
-  for (size_t node = 0; node < routers.size(); ++node) {
-    auto c = create_owned_by(dep, node, made);
-    ASSERT_TRUE(c);
-    convs.push_back(*c);
-  }
+  auto convs = one_per_node(dep);
+  ASSERT_EQ(convs.size(), routers.size());
   ASSERT_TRUE(dep.settle());
   std::vector<std::map<std::string, std::vector<std::string>>> sent(convs.size());
   for (size_t v = 0; v < routers.size(); ++v) {

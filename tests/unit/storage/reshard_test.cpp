@@ -9,8 +9,8 @@
 #include "cowpi/storage/shard_map.hpp"
 
 #include "durable_world.hpp"
-#include "synthetic_log.hpp"
 #include "state_compare.hpp"
+#include "synthetic_log.hpp"
 #include "temp_dir.hpp"
 #include <gtest/gtest.h>
 
@@ -428,7 +428,8 @@ std::unique_ptr<router_store> open_router_at(const std::filesystem::path& p) {
 // A router cluster of two nodes grows to three: every conversation (record, log, answers,
 // cursors) and every user (registration, pool) is readable on its owner under the new list,
 // and nowhere else; a second run moves nothing.
-TEST(reshard_router_cluster, two_nodes_become_three_and_every_conversation_and_user_is_on_its_owner) {
+TEST(reshard_router_cluster,
+     two_nodes_become_three_and_every_conversation_and_user_is_on_its_owner) {
   temp_dir d("rreshard");
   const std::vector<std::string> two{"r-1", "r-2"};
   const std::vector<std::string> three{"r-1", "r-2", "r-3"};
